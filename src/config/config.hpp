@@ -1,0 +1,151 @@
+// Effective server configuration: defaults < config.yaml < PA_* environment < command-line flags.
+// Every setting is described once in a table (config.cpp) that gives its YAML key, environment
+// variable, flag, type, default and allowed values; docs/configuration.md mirrors that table.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pa::config {
+
+using Seconds = std::chrono::seconds;
+using Millis = std::chrono::milliseconds;
+
+struct Config {
+  struct Server {
+    std::string host = "0.0.0.0";
+    std::uint16_t port = 8443;  // 0 = pick a free port (tests)
+    unsigned threads = 0;       // I/O threads; 0 = one per core
+  } server;
+
+  struct Tls {
+    bool enabled = true;  // false = plaintext, only for a TLS-terminating proxy
+    std::string cert = "./certs/server.crt";
+    std::string key = "./certs/server.key";
+    std::string min_version = "1.2";         // "1.2" or "1.3"
+    std::vector<std::string> cipher_suites;  // IANA or OpenSSL names; empty = OpenSSL defaults
+  } tls;
+
+  struct Data {
+    std::string dir = "./data";
+  } data;
+
+  struct Logging {
+    std::string level = "info";    // debug, info, warn, error, fatal
+    std::string format = "json";   // json, text
+    std::string output = "stdout"; // stdout, stderr or a file path
+  } logging;
+
+  struct Limits {
+    std::uint64_t max_connections = 100;
+    std::uint64_t max_projects = 100;
+    std::uint64_t message_size = 1048576;   // bytes, largest inbound WebSocket message
+    double connection_rate = 10;            // new connections per second per address; 0 = off
+    std::uint64_t history_page_max = 1000;  // cap on get_messages limit
+    std::uint64_t prompt_size = 262144;     // bytes
+  } limits;
+
+  struct Timeouts {
+    Seconds execution{300};      // 0 = none
+    Seconds execution_idle{0};   // no CLI output for this long; 0 = off
+    Seconds idle{300};           // connection idle; 0 = off
+    Seconds ping_interval{30};
+    Seconds pong_timeout{30};
+    Seconds handshake{10};       // TLS + HTTP upgrade must finish within this
+    Seconds shutdown{30};        // graceful shutdown waits this long for runs
+    Seconds kill_grace{3};       // after interrupt, before SIGTERM
+    Seconds term_grace{5};       // after SIGTERM, before SIGKILL
+  } timeouts;
+
+  struct LogRotation {
+    std::uint64_t size = 104857600;  // bytes per history file
+    std::uint64_t count = 10000;     // entries per history file
+    Millis fsync_interval{1000};     // 0 = fsync every entry
+  } log_rotation;
+
+  struct Claude {
+    std::string binary = "claude";
+    std::string default_model = "claude-3-5-sonnet-20241022";
+    std::vector<std::string> allowed_tools = {"read", "write", "run"};
+    std::uint64_t max_line_bytes = 16777216;
+    std::map<std::string, std::string> env;  // extra environment for the CLI
+    std::string home;                        // HOME for the CLI; empty = inherit
+    bool allow_dangerous = false;
+    std::string permission_prompt;           // "", "client" or "none"
+    Seconds permission_timeout{300};
+  } claude;
+
+  struct WebSocket {
+    std::uint64_t read_buffer = 4096;
+    std::uint64_t write_buffer = 4096;
+    std::uint64_t message_buffer = 100;      // queued outbound messages per connection
+    std::uint64_t max_queue_bytes = 16777216;  // queued outbound bytes per connection
+    bool enable_compression = false;
+    int compression_level = 6;               // 1..9
+  } websocket;
+
+  struct Execution {
+    std::uint64_t max_concurrent = 10;
+    std::uint64_t queue_size = 100;
+  } execution;
+
+  struct Auth {
+    bool enabled = true;
+    std::string token;  // empty = generated and kept in <data_dir>/auth_token
+    std::vector<std::string> allowed_origins;  // empty = the server's own origin only
+    std::uint64_t max_failures = 10;            // per address per minute before 429
+  } auth;
+
+  struct Metrics {
+    bool enabled = true;
+    bool is_public = false;  // YAML key "public"
+    std::uint16_t port = 0;  // separate loopback-only port; 0 = same listener only
+  } metrics;
+
+  struct Stats {
+    Seconds interval{10};  // server_stats broadcast; 0 = off
+  } stats;
+
+  bool allow_insecure = false;  // --i-understand-this-is-insecure
+};
+
+// A bad value, key or flag. what() is one line naming the key, the value and what is allowed.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What main() should do after the command line is read.
+enum class Action { kRun, kPrintConfig, kPrintToken, kExit };
+
+struct Loaded {
+  Config config;
+  Action action = Action::kRun;
+  int exit_code = 0;                  // for Action::kExit (help, version, or a usage error)
+  std::string output;                 // text to print for kExit (help/version)
+  std::vector<std::string> warnings;  // e.g. unknown YAML keys; logged at start
+  std::string config_path;            // the file that was read, if any
+};
+
+// Environment lookup; tests pass a map instead of the process environment.
+using EnvLookup = std::map<std::string, std::string>;
+EnvLookup process_environment();
+
+// Reads flags (CLI11), the YAML file named by --config or PA_CONFIG (if any), and the environment.
+// Subcommand "token" selects Action::kPrintToken. Throws ConfigError on any invalid input.
+Loaded load(int argc, const char* const* argv, const EnvLookup& env);
+
+// Parsers shared with the table; throw ConfigError naming `key`.
+// Durations: "250ms", "30s", "5m", "1h", or a plain number of seconds; "0" = off where allowed.
+Millis parse_duration(const std::string& key, const std::string& text);
+std::uint64_t parse_size(const std::string& key, const std::string& text);  // plain bytes
+
+// The effective configuration as YAML with secrets (auth.token) redacted.
+std::string to_yaml(const Config& config);
+
+}  // namespace pa::config
