@@ -1,1 +1,174 @@
-int main() { return 2; }  // replaced by the server entry point
+// pocket-agent-server: start-up and shutdown only; the work happens in src/.
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "agent/child_process.hpp"
+#include "config/config.hpp"
+#include "net/listener.hpp"
+#include "net/tls.hpp"
+#include "net/token_file.hpp"
+#include "ops/logging.hpp"
+#include "server/hub.hpp"
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr int kExitConfig = 2;
+
+// Many connections need many descriptors: raise the soft limit to the hard limit.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t before = lim.rlim_cur;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) lim.rlim_cur = before;
+  }
+  spdlog::info("open file limit: {} (was {})", lim.rlim_cur, before);
+}
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
+
+int run(pa::config::Loaded loaded) {
+  auto& cfg = loaded.config;
+  pa::ops::setup_logging(cfg.logging);
+  for (const auto& warning : loaded.warnings) spdlog::warn("{}", warning);
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data.dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create data directory {}: {}", cfg.data.dir, ec.message());
+    return kExitConfig;
+  }
+  ::chmod(cfg.data.dir.c_str(), 0700);
+
+  if (cfg.auth.enabled && cfg.auth.token.empty()) {
+    bool created = false;
+    cfg.auth.token = pa::net::load_or_create_token(cfg.data.dir, created);
+    spdlog::info("{} the access token in {} (print it with `pocket-agent-server token`)",
+                 created ? "generated" : "using", pa::net::token_path(cfg.data.dir).string());
+  }
+  if (!cfg.auth.enabled) spdlog::warn("authentication is OFF (--no-auth): anyone who can reach this port can run the agent");
+  if (!cfg.tls.enabled) spdlog::warn("TLS is OFF: traffic, including the token, is sent in clear text; use only behind a TLS-terminating proxy");
+  if ((!cfg.tls.enabled || !cfg.auth.enabled) && !is_loopback(cfg.server.host) && !cfg.allow_insecure) {
+    spdlog::critical("refusing to listen on {} without {}: bind to 127.0.0.1, enable it, or pass "
+                     "--i-understand-this-is-insecure",
+                     cfg.server.host, cfg.tls.enabled ? "authentication" : "TLS");
+    return kExitConfig;
+  }
+  raise_fd_limit();
+
+  std::optional<asio::ssl::context> tls;
+  if (cfg.tls.enabled) tls.emplace(pa::net::make_tls_context(cfg.tls));
+
+  const unsigned threads = cfg.server.threads != 0 ? cfg.server.threads
+                                                   : std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context io(static_cast<int>(threads));
+  pa::agent::install_reaper(io.get_executor());
+
+  auto hub = std::make_shared<pa::server::Hub>(io, cfg);
+  std::vector<std::string> warnings;
+  hub->load_projects(warnings);
+  for (const auto& warning : warnings) spdlog::warn("{}", warning);
+
+  const auto address = asio::ip::make_address(cfg.server.host == "localhost" ? "127.0.0.1" : cfg.server.host, ec);
+  if (ec) {
+    spdlog::critical("invalid server.host {}: {}", cfg.server.host, ec.message());
+    return kExitConfig;
+  }
+  auto listener = std::make_shared<pa::net::Listener>(io, hub, std::move(tls),
+                                                      asio::ip::tcp::endpoint(address, cfg.server.port));
+  const auto bound = listener->local_endpoint();
+  listener->start();
+  hub->start();
+  spdlog::info("listening on {}://{}:{}/ws (port {}) with {} I/O threads", cfg.tls.enabled ? "wss" : "ws",
+               bound.address().to_string(), bound.port(), bound.port(), threads);
+
+  asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  stop_signals.async_wait([&](const boost::system::error_code& error, int signal) {
+    if (error) return;
+    spdlog::info("received signal {}: shutting down", signal);
+    listener->stop();
+    hub->shutdown();
+    io.stop();
+  });
+  asio::signal_set hup(io, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& error, int) {
+      if (error) return;
+      pa::ops::reopen_log_file();
+      spdlog::info("log file reopened (SIGHUP)");
+      wait_hup();
+    });
+  };
+  wait_hup();
+
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : pool) t.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  pa::config::Loaded loaded;
+  try {
+    loaded = pa::config::load(argc, argv, pa::config::process_environment());
+  } catch (const pa::config::ConfigError& e) {
+    std::cerr << "pocket-agent-server: " << e.what() << "\n";
+    return kExitConfig;
+  }
+  switch (loaded.action) {
+    case pa::config::Action::kExit:
+      (loaded.exit_code == 0 ? std::cout : std::cerr) << loaded.output;
+      return loaded.exit_code;
+    case pa::config::Action::kPrintConfig:
+      std::cout << pa::config::to_yaml(loaded.config);
+      return 0;
+    case pa::config::Action::kPrintToken: {
+      if (!loaded.config.auth.token.empty()) {
+        std::cout << loaded.config.auth.token << "\n";
+        return 0;
+      }
+      try {
+        bool created = false;
+        std::filesystem::create_directories(loaded.config.data.dir);
+        std::cout << pa::net::load_or_create_token(loaded.config.data.dir, created) << "\n";
+        return 0;
+      } catch (const std::exception& e) {
+        std::cerr << "pocket-agent-server: " << e.what() << "\n";
+        return 1;
+      }
+    }
+    case pa::config::Action::kRun:
+      break;
+  }
+  try {
+    return run(std::move(loaded));
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    std::cerr << "pocket-agent-server: " << e.what() << "\n";
+    return kExitConfig;
+  }
+}

@@ -15,11 +15,15 @@
 #include <limits>
 #include <utility>
 
-#include "history/clock.hpp"
+#include "protocol/clock.hpp"
 
 namespace pa::history {
 
 namespace fs = std::filesystem;
+using protocol::format_file_stamp;
+using protocol::format_rfc3339;
+using protocol::parse_rfc3339;
+using protocol::SystemTime;
 
 std::string_view to_string(Direction d) {
   switch (d) {

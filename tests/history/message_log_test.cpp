@@ -16,13 +16,17 @@
 #include <thread>
 #include <vector>
 
-#include "history/clock.hpp"
+#include "protocol/clock.hpp"
 
 namespace pa::history {
 namespace {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
+using protocol::format_file_stamp;
+using protocol::format_rfc3339;
+using protocol::parse_rfc3339;
+using protocol::SystemTime;
 using namespace std::chrono_literals;
 
 class TempDir {
@@ -164,24 +168,6 @@ class MessageLogTest : public ::testing::Test {
   std::vector<std::string> warnings_;
 };
 
-TEST(HistoryClock, FormatsAndParses) {
-  using namespace std::chrono;
-  const SystemTime t = sys_days{2024y / 1 / 2} + 3h + 4min + 5s + 678ms;
-  EXPECT_EQ(format_rfc3339(t), "2024-01-02T03:04:05.678Z");
-  EXPECT_EQ(format_file_stamp(t), "2024-01-02_03-04-05");
-  EXPECT_EQ(parse_rfc3339("2024-01-02T03:04:05.678Z"), t);
-  EXPECT_EQ(parse_rfc3339("2024-01-02T04:04:05.678+01:00"), t);
-  EXPECT_EQ(parse_rfc3339("2024-01-02T03:04:05.678000001Z"), t + 1ns);
-  EXPECT_EQ(parse_rfc3339("2024-01-02T03:04:05Z"), t - 678ms);
-  EXPECT_EQ(parse_rfc3339("2024-01-01T23:04:05-04:00"), t - 678ms);
-  EXPECT_FALSE(parse_rfc3339("2024-01-02T03:04:05"));
-  EXPECT_FALSE(parse_rfc3339("2024-13-02T03:04:05Z"));
-  EXPECT_FALSE(parse_rfc3339("yesterday"));
-  EXPECT_FALSE(parse_rfc3339("2024-01-02T03:04:05.Z"));
-  const std::string now = now_rfc3339();
-  EXPECT_TRUE(std::regex_match(now, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
-      << now;
-}
 
 TEST_F(MessageLogTest, AppendReadRoundTrip) {
   auto log = open_log();

@@ -1,8 +1,8 @@
-#include "history/clock.hpp"
+#include "protocol/clock.hpp"
 
 #include <cstddef>
 
-namespace pa::history {
+namespace pa::protocol {
 
 namespace {
 
@@ -141,4 +141,4 @@ std::optional<SystemTime> parse_rfc3339(std::string_view s) {
   return time_point_cast<system_clock::duration>(tp);
 }
 
-}  // namespace pa::history
+}  // namespace pa::protocol

@@ -1,4 +1,4 @@
-// Wall-clock timestamps for the message history: RFC 3339, UTC, millisecond precision.
+// Wall-clock timestamps as the protocol and the history write them: RFC 3339, UTC, millisecond precision.
 // Self-contained (no dependency on other libraries) so any code can reuse it.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace pa::history {
+namespace pa::protocol {
 
 using SystemTime = std::chrono::system_clock::time_point;
 
@@ -21,4 +21,4 @@ std::optional<SystemTime> parse_rfc3339(std::string_view text);
 // "2024-01-01_12-00-00" (UTC, whole seconds): the stamp used in log file names.
 std::string format_file_stamp(SystemTime t);
 
-}  // namespace pa::history
+}  // namespace pa::protocol

@@ -1,0 +1,68 @@
+// Who may open a WebSocket: bearer token, Origin, per-address connection rate and
+// authentication-failure limits. Pure logic, thread-safe; unit-tested in tests/net.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pa::net {
+
+using Clock = std::chrono::steady_clock;
+
+enum class Verdict { kAllow, kUnauthorized, kForbiddenOrigin, kTooManyFailures, kRateLimited };
+
+struct GateOptions {
+  bool auth_enabled = true;
+  std::string token;
+  std::vector<std::string> allowed_origins;  // empty = the server's own origin only
+  bool tls = true;                           // scheme of the server's own origin
+  std::uint64_t max_failures = 10;           // per address per minute, then 429 for a minute
+  double connection_rate = 10;               // new connections per second per address; 0 = off
+};
+
+struct UpgradeRequest {
+  std::string_view remote_address;
+  std::optional<std::string_view> authorization;  // the Authorization header
+  std::optional<std::string_view> query_token;    // ?token=
+  std::optional<std::string_view> origin;         // the Origin header
+  std::string_view host;                          // the Host header
+};
+
+class Gate {
+ public:
+  explicit Gate(GateOptions options);
+
+  // Called for every new HTTP connection: false when the address opens them too fast.
+  bool allow_connection(std::string_view remote_address, Clock::time_point now = Clock::now());
+  Verdict check_upgrade(const UpgradeRequest& request, Clock::time_point now = Clock::now());
+
+  // Constant-time comparison (no early exit on the first differing byte).
+  static bool tokens_equal(std::string_view a, std::string_view b);
+  bool origin_allowed(std::string_view origin, std::string_view host) const;
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    Clock::time_point updated;
+  };
+  struct Failures {
+    std::uint64_t count = 0;
+    Clock::time_point window_start;
+    Clock::time_point blocked_until;
+  };
+  void prune(Clock::time_point now);
+
+  const GateOptions options_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Bucket> buckets_;
+  std::unordered_map<std::string, Failures> failures_;
+  Clock::time_point last_prune_;
+};
+
+}  // namespace pa::net

@@ -1,0 +1,250 @@
+#include "net/http_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+#include <optional>
+
+#include "net/ws_session.hpp"
+
+namespace pa::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::uint32_t kHeaderLimit = 8 * 1024;
+constexpr std::uint64_t kBodyLimit = 4 * 1024;
+
+struct Target {
+  std::string path;
+  std::optional<std::string> token;
+};
+
+std::optional<Target> parse_target(std::string_view target) {
+  auto parsed = boost::urls::parse_origin_form(target);
+  if (!parsed) return std::nullopt;
+  Target out;
+  out.path = std::string(parsed->encoded_path());
+  auto params = parsed->params();
+  auto it = params.find("token");
+  if (it != params.end() && (*it).has_value) out.token = std::string((*it).value);
+  return out;
+}
+
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+ public:
+  HttpSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::shared_ptr<Gate> gate,
+              std::string remote, bool rate_limited)
+      : stream_(std::move(stream)),
+        hub_(std::move(hub)),
+        gate_(std::move(gate)),
+        remote_(std::move(remote)),
+        rate_limited_(rate_limited) {}
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  void start() {
+    beast::get_lowest_layer(stream_).expires_after(hub_->config().timeouts.handshake);
+    if constexpr (kTls) {
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  spdlog::debug("TLS handshake with {} failed: {}", self->remote_,
+                                                ec.message());
+                                  return;
+                                }
+                                self->do_read();
+                              });
+    } else {
+      do_read();
+    }
+  }
+
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(kBodyLimit);
+    beast::get_lowest_layer(stream_).expires_after(hub_->config().timeouts.handshake);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&HttpSession::on_read, this->shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream) {
+      shutdown();
+      return;
+    }
+    if (ec) {
+      if (ec == http::error::header_limit || ec == http::error::body_limit) {
+        respond(http::status::request_header_fields_too_large, "request too large", false);
+      } else {
+        spdlog::debug("HTTP read from {} failed: {}", remote_, ec.message());
+      }
+      return;
+    }
+    auto& req = parser_->get();
+    if (rate_limited_) {
+      respond(http::status::too_many_requests,
+              "too many new connections from your address; retry in a few seconds", false);
+      return;
+    }
+    const auto target = parse_target(req.target());
+    if (!target) {
+      respond(http::status::bad_request, "malformed request target", false);
+      return;
+    }
+    if (target->path == "/ws" && req.method() == http::verb::get &&
+        beast::websocket::is_upgrade(req)) {
+      upgrade(*target);
+      return;
+    }
+    if (target->path == "/health" && req.method() == http::verb::get) {
+      serve_health(req.keep_alive());
+      return;
+    }
+    respond(http::status::not_found, "not found", req.keep_alive());
+  }
+
+  void upgrade(const Target& target) {
+    auto& req = parser_->get();
+    UpgradeRequest check;
+    check.remote_address = remote_;
+    if (auto it = req.find(http::field::authorization); it != req.end()) {
+      check.authorization = it->value();
+    }
+    if (target.token) check.query_token = *target.token;
+    if (auto it = req.find(http::field::origin); it != req.end()) check.origin = it->value();
+    check.host = req[http::field::host];
+    switch (gate_->check_upgrade(check)) {
+      case Verdict::kAllow:
+        break;
+      case Verdict::kUnauthorized:
+        spdlog::warn("rejected WebSocket upgrade from {}: missing or wrong token", remote_);
+        respond(http::status::unauthorized,
+                "missing or wrong token: send 'Authorization: Bearer <token>' or ?token=<token> "
+                "(see `pocket-agent-server token`)",
+                false);
+        return;
+      case Verdict::kForbiddenOrigin:
+        spdlog::warn("rejected WebSocket upgrade from {}: Origin not allowed", remote_);
+        respond(http::status::forbidden,
+                "Origin not allowed; add it to auth.allowed_origins", false);
+        return;
+      case Verdict::kTooManyFailures:
+      case Verdict::kRateLimited:
+        respond(http::status::too_many_requests,
+                "too many failed attempts from your address; wait a minute", false);
+        return;
+    }
+    if (!hub_->admit_connection()) {
+      respond(http::status::service_unavailable,
+              "server at limits.max_connections (" +
+                  std::to_string(hub_->config().limits.max_connections) + "); try again later",
+              false);
+      return;
+    }
+    auto session = std::make_shared<WsSession<Stream>>(std::move(stream_), hub_, remote_);
+    session->run(parser_->release());
+  }
+
+  void serve_health(bool keep_alive) {
+    asio::post(hub_->blocking_pool(), [self = this->shared_from_this(), keep_alive] {
+      auto data = self->hub_->health_data();
+      const bool unhealthy = data.at("status").as_string() == "unhealthy";
+      std::string body = json::serialize(data);
+      asio::dispatch(self->stream_.get_executor(), [self, body = std::move(body), keep_alive,
+                                                    unhealthy]() mutable {
+        self->write(unhealthy ? http::status::service_unavailable : http::status::ok,
+                    std::move(body), "application/json", keep_alive);
+      });
+    });
+  }
+
+  void respond(http::status status, std::string message, bool keep_alive) {
+    write(status, json::serialize(json::object{{"error", message}}), "application/json",
+          keep_alive);
+  }
+
+  void write(http::status status, std::string body, const char* content_type, bool keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+    res->set(http::field::server, "pocket-agent-server");
+    res->set(http::field::content_type, content_type);
+    res->set(http::field::cache_control, "no-store");
+    if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
+    res->keep_alive(keep_alive);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    http::async_write(stream_, *res,
+                      [self = this->shared_from_this(), res, keep_alive](beast::error_code ec,
+                                                                         std::size_t) {
+                        if (ec) return;
+                        if (keep_alive) {
+                          self->do_read();
+                        } else {
+                          self->shutdown();
+                        }
+                      });
+  }
+
+  void shutdown() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        beast::error_code ignored;
+        beast::get_lowest_layer(self->stream_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      });
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    }
+  }
+
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<server::Hub> hub_;
+  std::shared_ptr<Gate> gate_;
+  const std::string remote_;
+  const bool rate_limited_;
+};
+
+}  // namespace
+
+void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::Hub> hub,
+                        std::shared_ptr<Gate> gate, std::shared_ptr<asio::ssl::context> tls) {
+  beast::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  std::string remote = endpoint.address().to_string();
+  const bool rate_limited = !gate->allow_connection(remote);
+  if (tls) {
+    std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(
+        beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls),
+        std::move(hub), std::move(gate), std::move(remote), rate_limited)
+        ->run();
+  } else {
+    std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
+                                                     std::move(hub), std::move(gate),
+                                                     std::move(remote), rate_limited)
+        ->run();
+  }
+}
+
+}  // namespace pa::net

@@ -1,0 +1,17 @@
+// The HTTP side of a connection: TLS handshake (if any), one request head within the handshake
+// deadline, then /health, the WebSocket upgrade at /ws, or 404.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+
+#include "net/gate.hpp"
+#include "server/hub.hpp"
+
+namespace pa::net {
+
+void start_http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<server::Hub> hub,
+                        std::shared_ptr<Gate> gate, std::shared_ptr<boost::asio::ssl::context> tls);
+
+}  // namespace pa::net

@@ -1,0 +1,206 @@
+// One WebSocket connection (plain or TLS), after the HTTP upgrade was authorized.
+// Strand-per-connection, one read and one write in flight, a bounded queue of shared immutable
+// buffers, and a deferred, idempotent close. Only http_session.cpp includes this file.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+#include "server/connection.hpp"
+#include "server/hub.hpp"
+
+namespace pa::net {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace http = beast::http;
+
+// Close codes we send (docs/protocol.md, "Closing").
+inline constexpr std::uint16_t kCloseSlowConsumer = 1013;  // "try again later"
+inline constexpr std::uint16_t kCloseGoingAway = 1001;
+
+template <class Stream>
+class WsSession : public server::Connection,
+                  public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  WsSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::string remote)
+      : ws_(std::move(stream)),
+        hub_(std::move(hub)),
+        id_(hub_->next_connection_id()),
+        remote_(std::move(remote)) {}
+
+  ~WsSession() override { hub_->release_connection(); }
+
+  std::uint64_t id() const override { return id_; }
+  const std::string& remote_address() const override { return remote_; }
+
+  void run(http::request<http::string_body> request) {
+    const auto& cfg = hub_->config();
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = cfg.timeouts.handshake;
+    // Beast pings after half the idle time without traffic and closes after the full time.
+    timeouts.idle_timeout = cfg.timeouts.ping_interval + cfg.timeouts.pong_timeout;
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, "pocket-agent-server");
+    }));
+    if (cfg.websocket.enable_compression) {
+      websocket::permessage_deflate pmd;
+      pmd.server_enable = true;
+      pmd.compLevel = cfg.websocket.compression_level;
+      ws_.set_option(pmd);
+    }
+    ws_.read_message_max(cfg.limits.message_size);
+    ws_.write_buffer_bytes(static_cast<std::size_t>(std::max<std::uint64_t>(cfg.websocket.write_buffer, 8)));
+    max_queue_messages_ = cfg.websocket.message_buffer;
+    max_queue_bytes_ = cfg.websocket.max_queue_bytes;
+    buffer_.reserve(cfg.websocket.read_buffer);
+    ws_.async_accept(request, beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
+  }
+
+  void send(protocol::SharedText text) override {
+    boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), text = std::move(text)]() mutable {
+      self->enqueue(std::move(text));
+    });
+  }
+
+  void close(std::uint16_t code, std::string reason) override {
+    boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), code, reason = std::move(reason)]() mutable {
+      self->begin_close(code, std::move(reason));
+    });
+  }
+
+ private:
+  void on_accept(beast::error_code ec) {
+    if (ec) {
+      spdlog::debug("websocket handshake with {} failed: {}", remote_, ec.message());
+      return;
+    }
+    open_ = true;
+    hub_->on_open(this->shared_from_this());
+    do_read();
+  }
+
+  void do_read() {
+    if (closing_) return;
+    ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) {
+      if (ec == websocket::error::message_too_big) {
+        spdlog::info("closing connection {} from {}: message larger than limits.message_size", id_, remote_);
+      } else if (ec != websocket::error::closed) {
+        spdlog::debug("connection {} read ended: {}", id_, ec.message());
+      }
+      finish();
+      return;
+    }
+    if (!ws_.got_text()) {
+      buffer_.consume(buffer_.size());
+      hub_->on_binary_message(this->shared_from_this());
+      do_read();
+      return;
+    }
+    std::string text = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    hub_->on_message(this->shared_from_this(), std::move(text), [self = this->shared_from_this()] {
+      boost::asio::post(self->ws_.get_executor(), [self] { self->do_read(); });
+    });
+  }
+
+  void enqueue(protocol::SharedText text) {
+    if (closing_ || finished_) return;
+    if (queue_.size() >= max_queue_messages_ || queued_bytes_ + text->size() > max_queue_bytes_) {
+      spdlog::warn("closing slow connection {} from {}: {} messages / {} bytes queued", id_, remote_,
+                   queue_.size(), queued_bytes_);
+      begin_close(kCloseSlowConsumer,
+                  "slow consumer: outbound queue full; reconnect and catch up with get_messages after_seq");
+      return;
+    }
+    queued_bytes_ += text->size();
+    queue_.push_back(std::move(text));
+    if (!writing_) do_write();
+  }
+
+  void do_write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(boost::asio::buffer(*queue_.front()),
+                    beast::bind_front_handler(&WsSession::on_write, this->shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    queued_bytes_ -= queue_.front()->size();
+    queue_.pop_front();
+    if (ec) {
+      queue_.clear();
+      queued_bytes_ = 0;
+      finish();
+      return;
+    }
+    if (closing_) {
+      do_close();
+      return;
+    }
+    if (!queue_.empty()) do_write();
+  }
+
+  void begin_close(std::uint16_t code, std::string reason) {
+    if (closing_ || finished_) return;
+    closing_ = true;
+    close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+    // Keep only the frame being written; drop the rest (clients catch up from history).
+    while (queue_.size() > (writing_ ? 1u : 0u)) {
+      queued_bytes_ -= queue_.back()->size();
+      queue_.pop_back();
+    }
+    if (!writing_) do_close();
+  }
+
+  void do_close() {
+    if (close_sent_ || !open_) {
+      if (!open_) finish();
+      return;
+    }
+    close_sent_ = true;
+    ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) { self->finish(); });
+  }
+
+  // The connection is over: unsubscribe everywhere, once.
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (open_) hub_->on_close(this->shared_from_this());
+  }
+
+  websocket::stream<Stream> ws_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<server::Hub> hub_;
+  const std::uint64_t id_;
+  const std::string remote_;
+  std::deque<protocol::SharedText> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t max_queue_messages_ = 100;
+  std::size_t max_queue_bytes_ = 16u << 20;
+  bool writing_ = false;
+  bool open_ = false;
+  bool closing_ = false;
+  bool close_sent_ = false;
+  bool finished_ = false;
+  websocket::close_reason close_reason_;
+};
+
+}  // namespace pa::net

@@ -1,0 +1,56 @@
+// Inputs of the health document: process resources and the CLI's availability.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace pa::ops {
+
+std::string server_version();
+
+struct Resources {
+  double cpu_percent = 0;  // process CPU since the previous sample (100 = one core)
+  double memory_mb = 0;    // resident set size
+  unsigned threads = 0;
+  double disk_free_gb = 0;  // available to the server in the data directory's file system
+};
+
+// Reads /proc/self and statvfs. Thread-safe; blocking (call off the I/O threads).
+class ResourceSampler {
+ public:
+  explicit ResourceSampler(std::filesystem::path data_dir);
+  Resources sample();
+
+ private:
+  std::filesystem::path data_dir_;
+  std::mutex mutex_;
+  std::chrono::steady_clock::time_point last_wall_;
+  double last_cpu_seconds_ = 0;
+};
+
+struct ClaudeStatus {
+  bool available = false;
+  std::string version;  // e.g. "2.1.197 (Claude Code)" -> "2.1.197"
+  std::string error;    // why it is unavailable
+};
+
+// Runs `<binary> --version` when refreshed (blocking, off the I/O threads) and caches the answer
+// so health replies never wait for it.
+class ClaudeProbe {
+ public:
+  ClaudeProbe(std::string binary, std::vector<std::string> env = {});
+  void refresh();
+  ClaudeStatus status() const;
+
+ private:
+  std::string binary_;
+  std::vector<std::string> env_;
+  mutable std::mutex mutex_;
+  ClaudeStatus status_;
+  bool probed_ = false;
+};
+
+}  // namespace pa::ops

@@ -1,0 +1,113 @@
+#include "ops/logging.hpp"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <mutex>
+#include <stdexcept>
+
+namespace pa::ops {
+
+namespace {
+
+std::string_view level_name(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace: return "trace";
+    case spdlog::level::debug: return "debug";
+    case spdlog::level::info: return "info";
+    case spdlog::level::warn: return "warn";
+    case spdlog::level::err: return "error";
+    case spdlog::level::critical: return "fatal";
+    default: return "info";
+  }
+}
+
+// %* : the message as a JSON string (quoted and escaped).
+class JsonMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const std::string quoted = boost::json::serialize(
+        boost::json::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(quoted.data(), quoted.data() + quoted.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+// %L : our level names (debug, info, warn, error, fatal).
+class LevelFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const auto name = level_name(msg.level);
+    dest.append(name.data(), name.data() + name.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<LevelFlag>();
+  }
+};
+
+std::mutex g_mutex;
+config::Config::Logging g_logging;
+
+spdlog::level::level_enum parse_level(const std::string& level) {
+  if (level == "debug") return spdlog::level::debug;
+  if (level == "warn") return spdlog::level::warn;
+  if (level == "error") return spdlog::level::err;
+  if (level == "fatal") return spdlog::level::critical;
+  return spdlog::level::info;
+}
+
+}  // namespace
+
+void setup_logging(const config::Config::Logging& logging) {
+  spdlog::sink_ptr sink;
+  if (logging.output == "stdout") {
+    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  } else if (logging.output == "stderr") {
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  } else {
+    try {
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(logging.output, false);
+    } catch (const spdlog::spdlog_ex& e) {
+      throw std::runtime_error("cannot open log file " + logging.output + ": " + e.what());
+    }
+  }
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  formatter->add_flag<JsonMessageFlag>('*');
+  formatter->add_flag<LevelFlag>('L');
+  if (logging.format == "json") {
+    formatter->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%L","msg":%*})");
+  } else {
+    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %L %v");
+  }
+  sink->set_formatter(std::move(formatter));
+  auto logger = std::make_shared<spdlog::logger>("pocket-agent", sink);
+  logger->set_level(parse_level(logging.level));
+  logger->flush_on(spdlog::level::trace);  // every line: logs must survive a crash
+  spdlog::set_default_logger(logger);
+  std::lock_guard lock(g_mutex);
+  g_logging = logging;
+}
+
+void reopen_log_file() {
+  config::Config::Logging logging;
+  {
+    std::lock_guard lock(g_mutex);
+    logging = g_logging;
+  }
+  if (logging.output == "stdout" || logging.output == "stderr") return;
+  // A fresh sink opens the path again (in append mode): after logrotate moved the old file,
+  // logging continues in a new one.
+  try {
+    setup_logging(logging);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot reopen log file: {}", e.what());
+  }
+}
+
+}  // namespace pa::ops

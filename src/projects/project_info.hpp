@@ -1,0 +1,30 @@
+// A project as stored on disk and shown to clients (`project_state`, `project_list_response`).
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pa::projects {
+
+enum class State { kIdle, kExecuting };
+std::string_view to_string(State state);
+
+struct ProjectInfo {
+  std::string id;          // UUIDv4
+  std::string path;        // canonical absolute directory
+  State state = State::kIdle;
+  std::optional<std::string> session_id;  // the CLI's latest session id
+  std::string created_at;   // RFC 3339
+  std::string last_active;  // RFC 3339
+};
+
+// {id, path, state, session_id, created_at, last_active} (session_id null when unset).
+boost::json::object to_json(const ProjectInfo& info);
+
+// Random UUIDv4 from OpenSSL's CSPRNG, lower-case hex with dashes.
+std::string random_uuid();
+bool looks_like_uuid(std::string_view text);
+
+}  // namespace pa::projects

@@ -1,0 +1,61 @@
+// get_messages: pages of a project's history, oldest first.
+#include <boost/json/serialize.hpp>
+
+#include "protocol/clock.hpp"
+#include "protocol/data_reader.hpp"
+#include "server/hub.hpp"
+
+namespace pa::server {
+
+namespace json = boost::json;
+using protocol::ErrorCode;
+
+void Hub::handle_get_messages(Request request) {
+  protocol::DataReader reader(request.message.data);
+  reader.allow_only({"since", "after_seq", "limit"});
+  const auto since = reader.string("since", false, 64);
+  const auto after_seq = reader.uint("after_seq", false, 0, UINT64_MAX);
+  const std::uint64_t cap = config_.limits.history_page_max;
+  const auto limit = reader.uint("limit", false, 1, cap);
+  if (!reader.ok()) {
+    request.fail(reader.error());
+    return;
+  }
+  if (since && !protocol::parse_rfc3339(*since)) {
+    request.fail(protocol::make_error(
+        ErrorCode::kInvalidMessage,
+        "data.since must be an RFC 3339 timestamp such as 2024-01-01T12:00:00Z",
+        json::object{{"field", "data.since"}}));
+    return;
+  }
+  history::Query query;
+  query.since = since;
+  query.after_seq = after_seq;
+  query.limit = limit.value_or(std::min<std::uint64_t>(1000, cap));
+  with_project(std::move(request), [query](Request& r, Project& project) {
+    const auto page = project.read_history(query);
+    std::string data = "{\"messages\":[";
+    for (std::size_t i = 0; i < page.entries.size(); ++i) {
+      if (i != 0) data += ',';
+      data += page.entries[i];
+    }
+    data += "],\"has_more\":";
+    data += page.has_more ? "true" : "false";
+    data += ",\"last_seq\":" + std::to_string(project.last_seq()) + "}";
+    r.reply_raw("messages_response", data);
+  });
+}
+
+void Hub::handle_health(Request request) {
+  protocol::DataReader reader(request.message.data);
+  reader.allow_only({});
+  if (!reader.ok()) {
+    request.fail(reader.error());
+    return;
+  }
+  boost::asio::post(pool_, [self = shared_from_this(), request = std::move(request)] {
+    request.reply("health_status", self->health_data());
+  });
+}
+
+}  // namespace pa::server

@@ -1,0 +1,281 @@
+#include "server/hub.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/json/array.hpp>
+#include <future>
+#include <thread>
+
+#include "projects/path_rules.hpp"
+
+#include "protocol/data_reader.hpp"
+
+namespace pa::server {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using protocol::ErrorCode;
+
+namespace {
+unsigned pool_size() { return std::max(2u, std::thread::hardware_concurrency()); }
+}  // namespace
+
+Hub::Hub(asio::io_context& io, config::Config config)
+    : io_(io),
+      config_(std::move(config)),
+      pool_(pool_size()),
+      store_(config_.data.dir),
+      sampler_(config_.data.dir),
+      claude_probe_(config_.claude.binary),
+      probe_timer_(io) {}
+
+Hub::~Hub() {
+  pool_.stop();
+  pool_.join();
+}
+
+const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
+  static const std::map<std::string, Handler, std::less<>> table = {
+      {"project_create", &Hub::handle_project_create},
+      {"project_list", &Hub::handle_project_list},
+      {"project_delete", &Hub::handle_project_delete},
+      {"project_join", &Hub::handle_project_join},
+      {"project_leave", &Hub::handle_project_leave},
+      {"get_messages", &Hub::handle_get_messages},
+      {"health", &Hub::handle_health},
+  };
+  return table;
+}
+
+std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
+                                           std::vector<std::string>& warnings,
+                                           std::error_code& ec) {
+  history::Options options;
+  options.rotate_bytes = config_.log_rotation.size;
+  options.rotate_count = config_.log_rotation.count;
+  options.fsync_interval = config_.log_rotation.fsync_interval;
+  auto log = history::MessageLog::open(store_.logs_dir(info.id), options, warnings, ec);
+  if (ec) return nullptr;
+  return std::make_shared<Project>(std::move(info), asio::make_strand(pool_.get_executor()),
+                                   std::move(log), store_, config_.log_rotation.fsync_interval);
+}
+
+void Hub::load_projects(std::vector<std::string>& warnings) {
+  auto infos = store_.load_all(warnings);
+  std::lock_guard lock(projects_mutex_);
+  for (auto& info : infos) {
+    const std::string id = info.id;
+    bool nested = false;
+    for (const auto& [other_id, other] : projects_) {
+      if (projects::paths_nest(other->path(), info.path)) {
+        warnings.push_back("project " + id + " (" + info.path + ") nests with project " +
+                           other_id + "; loaded anyway, fix by deleting one of them");
+        nested = true;
+      }
+    }
+    (void)nested;
+    std::error_code ec;
+    std::vector<std::string> log_warnings;
+    auto project = open_project(std::move(info), log_warnings, ec);
+    for (auto& w : log_warnings) warnings.push_back("project " + id + ": " + w);
+    if (!project) {
+      warnings.push_back("skipping project " + id + ": cannot open its history: " + ec.message());
+      continue;
+    }
+    projects_.emplace(id, std::move(project));
+  }
+}
+
+void Hub::start() {
+  schedule_probe();
+}
+
+void Hub::schedule_probe() {
+  asio::post(pool_, [self = shared_from_this()] {
+    self->claude_probe_.refresh();
+    if (self->stopping_) return;
+    self->probe_timer_.expires_after(std::chrono::seconds(60));
+    self->probe_timer_.async_wait([self](const boost::system::error_code& ec) {
+      if (!ec && !self->stopping_) self->schedule_probe();
+    });
+  });
+}
+
+bool Hub::admit_connection() {
+  std::size_t current = connections_open_.load();
+  do {
+    if (current >= config_.limits.max_connections || stopping_) return false;
+  } while (!connections_open_.compare_exchange_weak(current, current + 1));
+  return true;
+}
+
+void Hub::release_connection() { --connections_open_; }
+
+void Hub::on_open(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(connections_mutex_);
+  joined_.emplace(connection->id(), std::set<std::string>{});
+}
+
+void Hub::on_close(const std::shared_ptr<Connection>& connection) {
+  std::set<std::string> joined;
+  {
+    std::lock_guard lock(connections_mutex_);
+    auto it = joined_.find(connection->id());
+    if (it == joined_.end()) return;
+    joined = std::move(it->second);
+    joined_.erase(it);
+  }
+  for (const auto& id : joined) {
+    if (auto project = find_project(id)) {
+      asio::post(project->strand(), [project, cid = connection->id()] {
+        project->unsubscribe(cid);
+      });
+    }
+  }
+}
+
+void Hub::note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined) {
+  std::lock_guard lock(connections_mutex_);
+  auto it = joined_.find(connection_id);
+  if (it == joined_.end()) return;
+  if (joined) {
+    it->second.insert(project_id);
+  } else {
+    it->second.erase(project_id);
+  }
+}
+
+void Hub::forget_project_subscriptions(const std::string& project_id) {
+  std::lock_guard lock(connections_mutex_);
+  for (auto& [connection_id, joined] : joined_) joined.erase(project_id);
+}
+
+void Hub::on_binary_message(const std::shared_ptr<Connection>& connection) {
+  connection->send(std::make_shared<const std::string>(protocol::serialize_error(
+      protocol::make_error(ErrorCode::kInvalidMessage,
+                           "binary frames are not accepted; send JSON as a text frame",
+                           json::object{{"field", "$"}}),
+      std::nullopt, std::nullopt)));
+}
+
+void Hub::on_message(const std::shared_ptr<Connection>& connection, std::string text,
+                     std::function<void()> done) {
+  auto parsed = protocol::parse_client_message(text);
+  if (!parsed.message) {
+    std::optional<std::string_view> project_id;
+    std::optional<std::string_view> request_id;
+    if (parsed.project_id) project_id = *parsed.project_id;
+    if (parsed.request_id) request_id = *parsed.request_id;
+    connection->send(std::make_shared<const std::string>(
+        protocol::serialize_error(parsed.error, project_id, request_id)));
+    done();
+    return;
+  }
+  Request request{connection, std::move(*parsed.message), make_done(std::move(done))};
+  const auto& table = handlers();
+  const auto it = table.find(request.message.type);
+  if (it == table.end()) {
+    json::array known;
+    for (const auto& [name, handler] : table) known.emplace_back(name);
+    request.fail(protocol::make_error(
+        ErrorCode::kInvalidMessage, "unknown message type '" + request.message.type + "'",
+        json::object{{"field", "type"}, {"allowed", std::move(known)}}));
+    return;
+  }
+  (this->*(it->second))(std::move(request));
+}
+
+std::shared_ptr<Project> Hub::find_project(const std::string& id) const {
+  std::lock_guard lock(projects_mutex_);
+  const auto it = projects_.find(id);
+  return it == projects_.end() ? nullptr : it->second;
+}
+
+void Hub::with_project(Request request, std::function<void(Request&, Project&)> fn) {
+  if (!request.message.project_id) {
+    request.fail(protocol::make_error(ErrorCode::kInvalidMessage,
+                                      "project_id is required for " + request.message.type,
+                                      json::object{{"field", "project_id"}}));
+    return;
+  }
+  const std::string& id = *request.message.project_id;
+  auto project = find_project(id);
+  const auto not_found = [](const Request& r, const std::string& pid) {
+    r.fail(protocol::make_error(ErrorCode::kProjectNotFound, "Project not found: " + pid,
+                                json::object{{"project_id", pid}}));
+  };
+  if (!project) {
+    not_found(request, id);
+    return;
+  }
+  asio::post(project->strand(), [project, request = std::move(request), fn = std::move(fn),
+                                 not_found]() mutable {
+    if (project->deleted()) {
+      not_found(request, project->id());
+      return;
+    }
+    fn(request, *project);
+  });
+}
+
+json::object Hub::health_data() {
+  const auto resources = sampler_.sample();
+  const auto claude = claude_probe_.status();
+  std::size_t count = 0;
+  std::size_t executing = 0;
+  {
+    std::lock_guard lock(projects_mutex_);
+    count = projects_.size();
+    for (const auto& [id, project] : projects_) executing += project->executing() ? 1 : 0;
+  }
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now() - started_)
+                          .count();
+  std::string status = "healthy";
+  if (!claude.available || resources.disk_free_gb < 1.0) status = "degraded";
+  if (stopping_) status = "unhealthy";
+
+  json::object claude_json{{"available", claude.available}};
+  if (claude.version.empty()) {
+    claude_json["version"] = nullptr;
+  } else {
+    claude_json["version"] = claude.version;
+  }
+  if (!claude.error.empty()) claude_json["error"] = claude.error;
+  return json::object{
+      {"status", status},
+      {"uptime", uptime},
+      {"version", ops::server_version()},
+      {"connections",
+       {{"active", connections_open_.load()}, {"limit", config_.limits.max_connections}}},
+      {"projects",
+       {{"count", count}, {"limit", config_.limits.max_projects}, {"executing", executing}}},
+      {"resources",
+       {{"cpu_percent", resources.cpu_percent},
+        {"memory_mb", resources.memory_mb},
+        {"threads", resources.threads},
+        {"disk_free_gb", resources.disk_free_gb}}},
+      {"claude", std::move(claude_json)},
+  };
+}
+
+void Hub::shutdown() {
+  stopping_ = true;
+  asio::post(io_, [self = shared_from_this()] { self->probe_timer_.cancel(); });
+  std::vector<std::shared_ptr<Project>> all;
+  {
+    std::lock_guard lock(projects_mutex_);
+    for (const auto& [id, project] : projects_) all.push_back(project);
+  }
+  for (const auto& project : all) {
+    std::promise<void> flushed;
+    asio::post(project->strand(), [&] {
+      project->flush_history();
+      flushed.set_value();
+    });
+    flushed.get_future().wait();
+  }
+}
+
+}  // namespace pa::server

@@ -1,0 +1,104 @@
+// The hub routes client requests to projects and keeps the registries of projects and
+// connections. Requests arrive on a connection's strand (an I/O thread); anything that touches
+// the disk or a project runs on the blocking pool, a project's work on that project's strand.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "ops/health.hpp"
+#include "projects/project_store.hpp"
+#include "server/connection.hpp"
+#include "server/project.hpp"
+#include "server/request.hpp"
+
+namespace pa::server {
+
+class Hub : public std::enable_shared_from_this<Hub> {
+ public:
+  Hub(boost::asio::io_context& io, config::Config config);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  const config::Config& config() const { return config_; }
+  boost::asio::thread_pool& blocking_pool() { return pool_; }
+
+  // Start-up (blocking, before the listener opens): loads every project from the data dir.
+  void load_projects(std::vector<std::string>& warnings);
+  void start();  // background timers (CLI version probe)
+
+  // Connection admission: false when max_connections are open (answer 503).
+  bool admit_connection();
+  void release_connection();
+  std::size_t connection_count() const { return connections_open_.load(); }
+  std::uint64_t next_connection_id() { return ++last_connection_id_; }
+
+  void on_open(const std::shared_ptr<Connection>& connection);
+  // `done` runs when the request is fully handled (the connection then reads its next message).
+  void on_message(const std::shared_ptr<Connection>& connection, std::string text,
+                  std::function<void()> done);
+  void on_binary_message(const std::shared_ptr<Connection>& connection);
+  void on_close(const std::shared_ptr<Connection>& connection);
+
+  // The health document (blocking: /proc and statvfs). Call off the I/O threads.
+  boost::json::object health_data();
+
+  // Stops background work and flushes history. Blocking; call once at shutdown.
+  void shutdown();
+
+ private:
+  using Handler = void (Hub::*)(Request);
+  static const std::map<std::string, Handler, std::less<>>& handlers();
+
+  // Handlers, one per client message type (handlers_*.cpp).
+  void handle_project_create(Request request);
+  void handle_project_list(Request request);
+  void handle_project_delete(Request request);
+  void handle_project_join(Request request);
+  void handle_project_leave(Request request);
+  void handle_get_messages(Request request);
+  void handle_health(Request request);
+
+  // Runs `fn(project)` on the project's strand, or fails the request with PROJECT_NOT_FOUND.
+  void with_project(Request request, std::function<void(Request&, Project&)> fn);
+  std::shared_ptr<Project> find_project(const std::string& id) const;
+  std::shared_ptr<Project> open_project(projects::ProjectInfo info,
+                                        std::vector<std::string>& warnings, std::error_code& ec);
+  void forget_project_subscriptions(const std::string& project_id);
+  void note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined);
+  void schedule_probe();
+
+  boost::asio::io_context& io_;
+  const config::Config config_;
+  boost::asio::thread_pool pool_;
+  projects::ProjectStore store_;
+  ops::ResourceSampler sampler_;
+  ops::ClaudeProbe claude_probe_;
+  boost::asio::steady_timer probe_timer_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  mutable std::mutex projects_mutex_;
+  std::map<std::string, std::shared_ptr<Project>> projects_;
+  std::vector<std::string> pending_paths_;  // being created; count toward limits and nesting
+
+  std::mutex connections_mutex_;
+  std::map<std::uint64_t, std::set<std::string>> joined_;  // connection id -> project ids
+  std::atomic<std::size_t> connections_open_{0};
+  std::atomic<std::uint64_t> last_connection_id_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace pa::server

@@ -1,0 +1,187 @@
+#include "server/project.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json/serialize.hpp>
+
+#include "protocol/clock.hpp"
+
+namespace pa::server {
+
+namespace json = boost::json;
+
+Project::Project(projects::ProjectInfo info, PoolStrand strand,
+                 std::unique_ptr<history::MessageLog> log, const projects::ProjectStore& store,
+                 std::chrono::milliseconds fsync_interval)
+    : id_(info.id),
+      path_(info.path),
+      strand_(std::move(strand)),
+      store_(store),
+      log_(std::move(log)),
+      sync_timer_(strand_),
+      fsync_interval_(fsync_interval),
+      info_(std::move(info)) {}
+
+projects::ProjectInfo Project::snapshot() const {
+  std::lock_guard lock(info_mutex_);
+  return info_;
+}
+
+bool Project::executing() const {
+  std::lock_guard lock(info_mutex_);
+  return info_.state == projects::State::kExecuting;
+}
+
+std::uint64_t Project::last_seq() const { return log_ ? log_->last_seq() : 0; }
+
+bool Project::subscribe(const std::shared_ptr<Connection>& connection) {
+  return subscribers_.emplace(connection->id(), connection).second;
+}
+
+bool Project::unsubscribe(std::uint64_t connection_id) {
+  return subscribers_.erase(connection_id) > 0;
+}
+
+void Project::send_all(const protocol::SharedText& text, const Connection* except) {
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    if (auto connection = it->second.lock()) {
+      if (connection.get() != except) connection->send(text);
+      ++it;
+    } else {
+      it = subscribers_.erase(it);  // closed; its hub cleanup may still be on the way
+    }
+  }
+}
+
+std::uint64_t Project::append(history::Direction direction, std::string_view message_json,
+                              std::string& timestamp) {
+  if (!log_) {
+    timestamp = protocol::now_rfc3339();
+    return 0;
+  }
+  std::error_code ec;
+  auto result = log_->append(direction, message_json, ec);
+  if (ec) {
+    spdlog::error("history append failed for project {}: {}", id_, ec.message());
+    timestamp = protocol::now_rfc3339();
+    return 0;
+  }
+  timestamp = std::move(result.timestamp);
+  schedule_sync();
+  return result.seq;
+}
+
+void Project::schedule_sync() {
+  if (sync_pending_ || !log_ || !log_->needs_sync()) return;
+  sync_pending_ = true;
+  sync_timer_.expires_after(fsync_interval_);
+  sync_timer_.async_wait([self = shared_from_this()](const boost::system::error_code&) {
+    self->sync_pending_ = false;
+    if (self->log_ && self->log_->needs_sync()) {
+      std::error_code ec;
+      self->log_->sync(ec);
+      if (ec) spdlog::error("history fsync failed for project {}: {}", self->id_, ec.message());
+    }
+  });
+}
+
+std::uint64_t Project::record(history::Direction direction, std::string_view message_json) {
+  std::string timestamp;
+  return append(direction, message_json, timestamp);
+}
+
+std::uint64_t Project::publish(std::string_view type, const json::object& data,
+                               const Requester* requester) {
+  const std::string data_json = json::serialize(data);
+  std::string message = "{\"type\":" + json::serialize(json::string_view(type)) +
+                        ",\"data\":" + data_json + "}";
+  std::string timestamp;
+  const std::uint64_t seq = append(history::Direction::kServer, message, timestamp);
+  const std::optional<std::uint64_t> seq_field = seq ? std::optional(seq) : std::nullopt;
+  auto text = std::make_shared<const std::string>(protocol::serialize(
+      protocol::Outgoing{type, id_, std::nullopt, seq_field, timestamp}, data_json));
+  const Connection* except = nullptr;
+  if (requester != nullptr && requester->connection) {
+    except = requester->connection.get();
+    if (requester->request_id) {
+      requester->connection->send(std::make_shared<const std::string>(protocol::serialize(
+          protocol::Outgoing{type, id_, *requester->request_id, seq_field, timestamp},
+          data_json)));
+    } else {
+      requester->connection->send(text);
+    }
+  }
+  send_all(text, except);
+  return seq;
+}
+
+std::uint64_t Project::publish_raw(history::Direction direction,
+                                   std::string_view history_message_json, std::string_view type,
+                                   std::string_view data_json) {
+  std::string timestamp;
+  const std::uint64_t seq = append(direction, history_message_json, timestamp);
+  auto text = std::make_shared<const std::string>(protocol::serialize(
+      protocol::Outgoing{type, id_, std::nullopt, seq ? std::optional(seq) : std::nullopt,
+                         timestamp},
+      data_json));
+  send_all(text, nullptr);
+  return seq;
+}
+
+void Project::reply(const Requester& requester, std::string_view type, const json::object& data) {
+  reply_raw(requester, type, json::serialize(data));
+}
+
+void Project::reply_raw(const Requester& requester, std::string_view type,
+                        std::string_view data_json) {
+  if (!requester.connection) return;
+  std::optional<std::string_view> request_id;
+  if (requester.request_id) request_id = *requester.request_id;
+  requester.connection->send(std::make_shared<const std::string>(
+      protocol::serialize(protocol::Outgoing{type, id_, request_id, std::nullopt, {}}, data_json)));
+}
+
+projects::ProjectInfo Project::update(const std::function<void(projects::ProjectInfo&)>& change) {
+  projects::ProjectInfo copy;
+  {
+    std::lock_guard lock(info_mutex_);
+    change(info_);
+    copy = info_;
+  }
+  if (!deleted_) {
+    if (auto ec = store_.save(copy)) {
+      spdlog::error("cannot save metadata of project {}: {}", id_, ec.message());
+    }
+  }
+  return copy;
+}
+
+history::Page Project::read_history(const history::Query& query) {
+  if (!log_) return {};
+  std::vector<std::string> warnings;
+  auto page = log_->read(query, warnings);
+  for (const auto& w : warnings) spdlog::warn("project {}: {}", id_, w);
+  return page;
+}
+
+std::error_code Project::remove_from_disk() {
+  deleted_ = true;
+  subscribers_.clear();
+  sync_timer_.cancel();
+  log_.reset();
+  return store_.remove(id_);
+}
+
+void Project::flush_history() {
+  if (log_ && log_->needs_sync()) {
+    std::error_code ec;
+    log_->sync(ec);
+    if (ec) spdlog::error("history fsync failed for project {}: {}", id_, ec.message());
+  }
+}
+
+std::uint64_t Project::history_bytes_written() const {
+  return log_ ? log_->bytes_written() : 0;
+}
+
+}  // namespace pa::server

@@ -1,0 +1,104 @@
+// A live project: its metadata, subscribers and message history. Every member that is not
+// marked thread-safe must run on strand(), which lives on the blocking pool (history appends and
+// fsync never run on an I/O thread). Broadcasts leave the strand in seq order, and each
+// connection queues them in the order received, so every subscriber sees the same order.
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <functional>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "history/message_log.hpp"
+#include "projects/project_info.hpp"
+#include "projects/project_store.hpp"
+#include "server/connection.hpp"
+
+namespace pa::server {
+
+using PoolStrand = boost::asio::strand<boost::asio::thread_pool::executor_type>;
+
+// The connection that asked, so it gets the reply with its request_id.
+struct Requester {
+  std::shared_ptr<Connection> connection;
+  std::optional<std::string> request_id;
+};
+
+class Project : public std::enable_shared_from_this<Project> {
+ public:
+  Project(projects::ProjectInfo info, PoolStrand strand,
+          std::unique_ptr<history::MessageLog> log, const projects::ProjectStore& store,
+          std::chrono::milliseconds fsync_interval);
+
+  const std::string& id() const { return id_; }
+  const std::string& path() const { return path_; }
+  PoolStrand& strand() { return strand_; }
+
+  projects::ProjectInfo snapshot() const;  // thread-safe
+  bool executing() const;                  // thread-safe
+
+  // --- strand only ---
+  bool deleted() const { return deleted_; }
+  std::uint64_t last_seq() const;
+  bool subscribe(const std::shared_ptr<Connection>& connection);  // true if newly added
+  bool unsubscribe(std::uint64_t connection_id);
+  std::size_t subscriber_count() const { return subscribers_.size(); }
+
+  // Appends {type, data} to history (direction server), then sends it to every subscriber; the
+  // requester (subscribed or not) gets it with its request_id. Returns the seq (0 if the append
+  // failed; the message is still sent).
+  std::uint64_t publish(std::string_view type, const boost::json::object& data,
+                        const Requester* requester = nullptr);
+  // Appends a raw JSON message with the given direction, then broadcasts `type` whose data is
+  // `data_json` (spliced verbatim). Used for CLI lines.
+  std::uint64_t publish_raw(history::Direction direction, std::string_view history_message_json,
+                            std::string_view type, std::string_view data_json);
+  // Records a message in history without broadcasting it (e.g. a client's execute).
+  std::uint64_t record(history::Direction direction, std::string_view message_json);
+  // Sends an already serialized message to every subscriber but `except`; not recorded.
+  void send_to_subscribers(const protocol::SharedText& text, const Connection* except) {
+    send_all(text, except);
+  }
+  // Sends to one connection only, not recorded.
+  void reply(const Requester& requester, std::string_view type, const boost::json::object& data);
+  void reply_raw(const Requester& requester, std::string_view type, std::string_view data_json);
+
+  // Updates metadata, persists it (atomic write), and returns the new snapshot.
+  projects::ProjectInfo update(const std::function<void(projects::ProjectInfo&)>& change);
+
+  history::Page read_history(const history::Query& query);
+  // Marks deleted, drops subscribers, closes the log and removes metadata + history from disk.
+  std::error_code remove_from_disk();
+  void flush_history();  // fsync now (shutdown)
+  std::uint64_t history_bytes_written() const;
+
+ private:
+  void send_all(const protocol::SharedText& text, const Connection* except);
+  std::uint64_t append(history::Direction direction, std::string_view message_json,
+                       std::string& timestamp);
+  void schedule_sync();
+
+  const std::string id_;
+  const std::string path_;
+  PoolStrand strand_;
+  const projects::ProjectStore& store_;
+  std::unique_ptr<history::MessageLog> log_;
+  std::map<std::uint64_t, std::weak_ptr<Connection>> subscribers_;
+  bool deleted_ = false;
+  boost::asio::steady_timer sync_timer_;
+  bool sync_pending_ = false;
+  std::chrono::milliseconds fsync_interval_;
+
+  mutable std::mutex info_mutex_;
+  projects::ProjectInfo info_;
+};
+
+}  // namespace pa::server

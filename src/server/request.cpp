@@ -1,0 +1,35 @@
+#include "server/request.hpp"
+
+#include <boost/json/serialize.hpp>
+
+namespace pa::server {
+
+Done make_done(std::function<void()> on_done) {
+  return Done(nullptr, [cb = std::move(on_done)](void*) {
+    if (cb) cb();
+  });
+}
+
+void Request::reply(std::string_view type, const boost::json::object& data) const {
+  reply_raw(type, boost::json::serialize(data));
+}
+
+void Request::reply_raw(std::string_view type, std::string_view data_json) const {
+  std::optional<std::string_view> project_id;
+  if (message.project_id) project_id = *message.project_id;
+  std::optional<std::string_view> request_id;
+  if (message.request_id) request_id = *message.request_id;
+  connection->send(std::make_shared<const std::string>(protocol::serialize(
+      protocol::Outgoing{type, project_id, request_id, std::nullopt, {}}, data_json)));
+}
+
+void Request::fail(const protocol::Error& error) const {
+  std::optional<std::string_view> project_id;
+  if (message.project_id) project_id = *message.project_id;
+  std::optional<std::string_view> request_id;
+  if (message.request_id) request_id = *message.request_id;
+  connection->send(std::make_shared<const std::string>(
+      protocol::serialize_error(error, project_id, request_id)));
+}
+
+}  // namespace pa::server

@@ -1,0 +1,32 @@
+// One client request in flight. `done` is shared by every continuation of the request; when the
+// last copy is gone the connection reads its next message, so a connection's requests are
+// handled one after another, in order, and a flood of requests is throttled by TCP.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "protocol/envelope.hpp"
+#include "server/connection.hpp"
+#include "server/project.hpp"
+
+namespace pa::server {
+
+using Done = std::shared_ptr<void>;
+Done make_done(std::function<void()> on_done);
+
+struct Request {
+  std::shared_ptr<Connection> connection;
+  protocol::ClientMessage message;
+  Done done;
+
+  Requester requester() const { return Requester{connection, message.request_id}; }
+  // Direct replies, echoing request_id; `project_id` defaults to the request's.
+  void reply(std::string_view type, const boost::json::object& data) const;
+  void reply_raw(std::string_view type, std::string_view data_json) const;
+  void fail(const protocol::Error& error) const;
+};
+
+}  // namespace pa::server
