@@ -115,6 +115,8 @@ struct Config {
 };
 
 // A bad value, key or flag. what() is one line naming the key, the value and what is allowed.
+// Usage errors (unknown flag, stray argument) are ConfigErrors too, starting "command line:".
+// main() prints what() and exits with status 2.
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -126,8 +128,8 @@ enum class Action { kRun, kPrintConfig, kPrintToken, kExit };
 struct Loaded {
   Config config;
   Action action = Action::kRun;
-  int exit_code = 0;                  // for Action::kExit (help, version, or a usage error)
-  std::string output;                 // text to print for kExit (help/version)
+  int exit_code = 0;                  // for Action::kExit (help, version); usage errors throw
+  std::string output;                 // text to print for kExit (help/version); kPrintConfig: YAML
   std::vector<std::string> warnings;  // e.g. unknown YAML keys; logged at start
   std::string config_path;            // the file that was read, if any
 };
