@@ -1,0 +1,348 @@
+#include "agent/run_options.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "protocol/data_reader.hpp"
+
+namespace pa::agent {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using protocol::ErrorCode;
+
+namespace {
+
+constexpr std::string_view kPrefix = "data.options";
+
+constexpr std::array<std::string_view, 6> kPermissionModes = {
+    "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan"};
+
+protocol::Error field_error(ErrorCode code, const std::string& field, const std::string& message,
+                            json::object details = {}) {
+  details["field"] = field;
+  return protocol::make_error(code, field + " " + message, std::move(details));
+}
+
+bool is_model_char(unsigned char c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '.':
+    case '_':
+    case ':':
+    case '/':
+    case '@':
+    case '[':
+    case ']':
+    case '-':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool valid_model(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxModelChars && std::all_of(s.begin(), s.end(), [](char c) {
+    return is_model_char(static_cast<unsigned char>(c));
+  });
+}
+
+// C0 controls, DEL, and the C1 controls U+0080..U+009F (UTF-8: C2 80..C2 9F).
+bool has_control_char(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < s.size()) {
+      const auto next = static_cast<unsigned char>(s[i + 1]);
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
+
+// A tool list entry: it is joined with commas into one --allowedTools=/--disallowedTools= element.
+std::optional<std::string> tool_name_problem(std::string_view name) {
+  if (has_control_char(name)) return "must not contain control characters";
+  if (name.find(',') != std::string_view::npos) return "must not contain commas";
+  if (name.front() == '-') return "must not start with '-'";
+  return std::nullopt;
+}
+
+bool valid_session_id(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-';
+  });
+}
+
+std::string join(const std::vector<std::string>& items, char sep) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += sep;
+    out += item;
+  }
+  return out;
+}
+
+protocol::Error forbidden(const std::string& field, std::string_view what) {
+  return field_error(ErrorCode::kForbidden, field,
+                     "is refused: the server's policy (claude.allow_dangerous) forbids " +
+                         std::string(what) +
+                         "; ask the server's operator to enable claude.allow_dangerous");
+}
+
+// Canonicalizes one add_dirs entry; returns an INVALID_PATH error naming it on failure.
+std::variant<std::string, protocol::Error> canonical_dir(const std::string& field,
+                                                         const std::string& path) {
+  json::object details;
+  details["path"] = path;
+  auto fail = [&](std::string message) {
+    return field_error(ErrorCode::kInvalidPath, field, message, details);
+  };
+  if (path.find('\0') != std::string::npos) return fail("must not contain NUL characters");
+  if (path.front() != '/') return fail("must be an absolute path (starting with '/')");
+  std::error_code ec;
+  const fs::path canonical = fs::canonical(fs::path(path), ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) {
+      return fail("does not exist");
+    }
+    if (ec == std::errc::permission_denied) return fail("is not accessible (permission denied)");
+    if (ec == std::errc::too_many_symbolic_link_levels) return fail("has a symbolic link loop");
+    return fail("cannot be resolved (" + ec.message() + ")");
+  }
+  if (!fs::is_directory(canonical, ec) || ec) return fail("is not a directory");
+  return canonical.string();
+}
+
+}  // namespace
+
+std::variant<RunOptions, protocol::Error> parse_run_options(const json::object* options,
+                                                            const Policy& policy) {
+  RunOptions out;
+  if (options == nullptr) return out;
+
+  protocol::DataReader reader(*options, std::string(kPrefix));
+  reader.allow_only({"model", "fallback_model", "permission_mode", "dangerously_skip_permissions",
+                     "allowed_tools", "disallowed_tools", "append_system_prompt", "add_dirs",
+                     "mcp_config", "strict_mcp_config", "permission_prompt"});
+  if (!reader.ok()) return reader.error();
+
+  const std::string model_rule = "must be 1 to " + std::to_string(kMaxModelChars) +
+                                 " characters of A-Z a-z 0-9 . _ : / @ [ ] -";
+  using StringField = std::pair<std::string_view, std::optional<std::string>*>;
+  for (auto [key, target] :
+       {StringField{"model", &out.model}, StringField{"fallback_model", &out.fallback_model}}) {
+    auto value = reader.string(key, false, kMaxModelChars);
+    if (!reader.ok()) return reader.error();
+    if (value && !valid_model(*value)) {
+      return field_error(ErrorCode::kInvalidMessage, reader.field(key), model_rule);
+    }
+    *target = std::move(value);
+  }
+
+  out.permission_mode = reader.string("permission_mode", false, 64);
+  if (!reader.ok()) return reader.error();
+  if (out.permission_mode) {
+    if (std::find(kPermissionModes.begin(), kPermissionModes.end(), *out.permission_mode) ==
+        kPermissionModes.end()) {
+      return field_error(ErrorCode::kInvalidMessage, reader.field("permission_mode"),
+                         "must be one of acceptEdits, auto, bypassPermissions, default, dontAsk, "
+                         "plan");
+    }
+    if (*out.permission_mode == "bypassPermissions" && !policy.allow_dangerous) {
+      return forbidden(reader.field("permission_mode"), "permission mode bypassPermissions");
+    }
+  }
+
+  out.dangerously_skip_permissions = reader.boolean("dangerously_skip_permissions").value_or(false);
+  if (!reader.ok()) return reader.error();
+  if (out.dangerously_skip_permissions && !policy.allow_dangerous) {
+    return forbidden(reader.field("dangerously_skip_permissions"),
+                     "skipping the CLI's permission checks");
+  }
+
+  using ListField = std::pair<std::string_view, std::optional<std::vector<std::string>>*>;
+  for (auto [key, target] : {ListField{"allowed_tools", &out.allowed_tools},
+                             ListField{"disallowed_tools", &out.disallowed_tools}}) {
+    auto list = reader.string_list(key, kMaxToolEntries, kMaxToolBytes);
+    if (!reader.ok()) return reader.error();
+    if (list) {
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        if (auto problem = tool_name_problem((*list)[i])) {
+          return field_error(ErrorCode::kInvalidMessage,
+                             reader.field(key) + "[" + std::to_string(i) + "]", *problem);
+        }
+      }
+    }
+    *target = std::move(list);
+  }
+
+  out.append_system_prompt =
+      reader.string("append_system_prompt", false, kMaxAppendSystemPromptBytes);
+  if (!reader.ok()) return reader.error();
+  if (out.append_system_prompt && out.append_system_prompt->find('\0') != std::string::npos) {
+    return field_error(ErrorCode::kInvalidMessage, reader.field("append_system_prompt"),
+                       "must not contain NUL characters");
+  }
+
+  if (auto dirs = reader.string_list("add_dirs", kMaxAddDirs, kMaxAddDirBytes)) {
+    for (std::size_t i = 0; i < dirs->size(); ++i) {
+      auto dir =
+          canonical_dir(reader.field("add_dirs") + "[" + std::to_string(i) + "]", (*dirs)[i]);
+      if (auto* error = std::get_if<protocol::Error>(&dir)) return std::move(*error);
+      auto& canonical = std::get<std::string>(dir);
+      if (std::find(out.add_dirs.begin(), out.add_dirs.end(), canonical) == out.add_dirs.end()) {
+        out.add_dirs.push_back(std::move(canonical));
+      }
+    }
+  }
+  if (!reader.ok()) return reader.error();
+
+  if (const json::object* mcp = reader.object("mcp_config", false)) {
+    std::string serialized = json::serialize(*mcp);
+    if (serialized.size() > kMaxMcpConfigBytes) {
+      return field_error(ErrorCode::kInvalidMessage, reader.field("mcp_config"),
+                         "is too large (at most " + std::to_string(kMaxMcpConfigBytes) +
+                             " bytes once serialized)");
+    }
+    out.mcp_config_json = std::move(serialized);
+  }
+  if (!reader.ok()) return reader.error();
+
+  out.strict_mcp_config = reader.boolean("strict_mcp_config").value_or(false);
+  if (!reader.ok()) return reader.error();
+
+  out.permission_prompt = reader.string("permission_prompt", false, 16);
+  if (!reader.ok()) return reader.error();
+  if (out.permission_prompt && *out.permission_prompt != "client" &&
+      *out.permission_prompt != "none") {
+    return field_error(ErrorCode::kInvalidMessage, reader.field("permission_prompt"),
+                       "must be \"client\" or \"none\"");
+  }
+
+  return out;
+}
+
+std::vector<std::string> build_cli_args(const RunOptions& options,
+                                        const config::Config::Claude& defaults,
+                                        const std::optional<std::string>& resume_session_id,
+                                        const std::optional<std::string>& mcp_config_path) {
+  std::vector<std::string> args = {"-p", "--input-format=stream-json",
+                                   "--output-format=stream-json", "--verbose"};
+  const std::string& model = options.model ? *options.model : defaults.default_model;
+  if (!model.empty()) args.push_back("--model=" + model);
+  if (options.fallback_model) args.push_back("--fallback-model=" + *options.fallback_model);
+  if (options.permission_mode) args.push_back("--permission-mode=" + *options.permission_mode);
+  if (options.dangerously_skip_permissions) args.emplace_back("--dangerously-skip-permissions");
+  // A list the client sent wins, even when empty (= none); otherwise the configured default.
+  const auto& allowed = options.allowed_tools ? *options.allowed_tools : defaults.allowed_tools;
+  if (!allowed.empty()) args.push_back("--allowedTools=" + join(allowed, ','));
+  if (options.disallowed_tools && !options.disallowed_tools->empty()) {
+    args.push_back("--disallowedTools=" + join(*options.disallowed_tools, ','));
+  }
+  if (mcp_config_path && !mcp_config_path->empty()) {
+    args.push_back("--mcp-config=" + *mcp_config_path);
+  }
+  if (options.strict_mcp_config) args.emplace_back("--strict-mcp-config");
+  if (options.append_system_prompt && !options.append_system_prompt->empty()) {
+    args.push_back("--append-system-prompt=" + *options.append_system_prompt);
+  }
+  for (const auto& dir : options.add_dirs) args.push_back("--add-dir=" + dir);
+  if (resume_session_id && valid_session_id(*resume_session_id)) {
+    args.push_back("--resume=" + *resume_session_id);
+  }
+  return args;
+}
+
+std::vector<std::string> build_cli_env(const std::map<std::string, std::string>& server_env,
+                                       const config::Config::Claude& claude) {
+  static constexpr std::array<std::string_view, 11> kPassThrough = {
+      "PATH",   "HOME", "LANG",    "LC_ALL", "LC_CTYPE", "TZ",
+      "TMPDIR", "USER", "LOGNAME", "SHELL",  "TERM"};
+  std::map<std::string, std::string> env;
+  for (const auto& [name, value] : server_env) {
+    const bool listed =
+        std::find(kPassThrough.begin(), kPassThrough.end(), name) != kPassThrough.end();
+    if (listed || name.starts_with("ANTHROPIC_") || name.starts_with("CLAUDE_")) env[name] = value;
+  }
+  for (const auto& [name, value] : claude.env) env[name] = value;
+  if (!claude.home.empty()) env["HOME"] = claude.home;
+  env["NO_COLOR"] = "1";
+
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [name, value] : env) {
+    // An entry that cannot be represented in envp is dropped rather than mangled.
+    if (name.empty() || name.find_first_of(std::string_view("=\0", 2)) != std::string::npos ||
+        value.find('\0') != std::string::npos) {
+      continue;
+    }
+    out.push_back(name + "=" + value);
+  }
+  return out;
+}
+
+std::string user_message_line(std::string_view prompt) {
+  json::object message;
+  message["role"] = "user";
+  message["content"] = prompt;
+  json::object line;
+  line["type"] = "user";
+  line["message"] = std::move(message);
+  line["parent_tool_use_id"] = nullptr;
+  line["session_id"] = "";
+  return json::serialize(line) + "\n";
+}
+
+std::string interrupt_request_line(std::string_view request_id) {
+  json::object request;
+  request["subtype"] = "interrupt";
+  json::object line;
+  line["type"] = "control_request";
+  line["request_id"] = request_id;
+  line["request"] = std::move(request);
+  return json::serialize(line) + "\n";
+}
+
+CliLine inspect_cli_line(std::string_view line) {
+  CliLine out;
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+
+  json::monotonic_resource resource;
+  json::parse_options parse_options;
+  parse_options.max_depth = 1024;  // tool inputs come from the model and may nest deeply
+  boost::system::error_code ec;
+  const json::value value = json::parse(line, ec, &resource, parse_options);
+  if (ec || !value.is_object()) return out;
+  const json::object& object = value.get_object();
+  out.is_json_object = true;
+
+  auto string_field = [&](std::string_view key) -> std::optional<std::string> {
+    const json::value* v = object.if_contains(key);
+    if (v == nullptr || !v->is_string()) return std::nullopt;
+    return std::string(v->get_string());
+  };
+  out.type = string_field("type").value_or("");
+  out.subtype = string_field("subtype").value_or("");
+  out.session_id = string_field("session_id");
+  out.is_result = out.type == "result";
+  if (const json::value* v = object.if_contains("is_error"))
+    out.is_error = v->is_bool() && v->get_bool();
+  if (const json::value* v = object.if_contains("errors"); v != nullptr && v->is_array()) {
+    for (const auto& item : v->get_array()) {
+      out.errors.push_back(item.is_string() ? std::string(item.get_string())
+                                            : json::serialize(item));
+    }
+  }
+  return out;
+}
+
+}  // namespace pa::agent

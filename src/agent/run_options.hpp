@@ -1,0 +1,88 @@
+// What a client may ask of one CLI run (`execute.data.options`), and how that becomes the CLI's
+// argv, environment and stdin.
+//
+// Every byte of `options` comes from the network. The rules that keep it harmless:
+// - options are validated strictly (unknown names, wrong types, patterns, sizes) before use;
+// - every value reaches the CLI as one `--flag=value` argv element, so no value can become a flag
+//   or swallow the next argument (the CLI's list flags are variadic, see CLI-BEHAVIOUR.md §2);
+// - the prompt never goes into argv: it is written to the CLI's stdin as a stream-json user line;
+// - the CLI's environment is built from an allow-list, never inherited wholesale.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config/config.hpp"
+#include "protocol/envelope.hpp"
+
+namespace pa::agent {
+
+struct RunOptions {
+  std::optional<std::string> model, fallback_model, permission_mode, append_system_prompt;
+  bool dangerously_skip_permissions = false, strict_mcp_config = false;
+  // Set (possibly empty) when the client sent a list; an empty list means "none", not "default".
+  std::optional<std::vector<std::string>> allowed_tools, disallowed_tools;
+  std::vector<std::string> add_dirs;  // canonical (symlinks resolved), existing directories
+  std::optional<std::string> mcp_config_json;    // a serialized JSON object
+  std::optional<std::string> permission_prompt;  // "client" | "none" (validated only, for now)
+};
+
+struct Policy {
+  bool allow_dangerous = false;      // claude.allow_dangerous
+  std::size_t max_prompt_bytes = 0;  // limits.prompt_size (checked by the caller, with the prompt)
+};
+
+// Limits on options.
+inline constexpr std::size_t kMaxModelChars = 128;
+inline constexpr std::size_t kMaxToolEntries = 64;
+inline constexpr std::size_t kMaxToolBytes = 256;
+inline constexpr std::size_t kMaxAppendSystemPromptBytes = 65536;
+inline constexpr std::size_t kMaxAddDirs = 32;
+inline constexpr std::size_t kMaxAddDirBytes = 4096;
+inline constexpr std::size_t kMaxMcpConfigBytes = 65536;
+
+// Validates `data.options` (nullptr = absent or null). A null option is unset. Errors:
+// INVALID_MESSAGE naming "data.options.<name>" (unknown name, wrong type, bad value); INVALID_PATH
+// naming "data.options.add_dirs[i]"; FORBIDDEN for dangerously_skip_permissions:true or
+// permission_mode "bypassPermissions" unless policy.allow_dangerous.
+std::variant<RunOptions, protocol::Error> parse_run_options(const boost::json::object* options,
+                                                            const Policy& policy);
+
+// argv[1..] of a run: "-p", "--input-format=stream-json", "--output-format=stream-json",
+// "--verbose", then one `--flag=value` element per option (config defaults for model and
+// allowed_tools when the client sent none), then --resume=<id> if the id looks like a session id.
+// `mcp_config_path` names a file into which the caller wrote options.mcp_config_json.
+std::vector<std::string> build_cli_args(const RunOptions& options,
+                                        const config::Config::Claude& defaults,
+                                        const std::optional<std::string>& resume_session_id,
+                                        const std::optional<std::string>& mcp_config_path);
+
+// The CLI's whole environment ("KEY=VALUE", sorted by key): PATH, HOME, LANG, LC_ALL, LC_CTYPE,
+// TZ, TMPDIR, USER, LOGNAME, SHELL, TERM and every ANTHROPIC_* / CLAUDE_* from `server_env`, then
+// claude.env (overrides), then HOME=claude.home if set, then NO_COLOR=1.
+std::vector<std::string> build_cli_env(const std::map<std::string, std::string>& server_env,
+                                       const config::Config::Claude& claude);
+
+// Lines for the CLI's stdin (compact JSON + "\n"). `prompt` must be valid UTF-8 (it comes from a
+// parsed JSON message).
+std::string user_message_line(std::string_view prompt);
+std::string interrupt_request_line(std::string_view request_id);
+
+// What the server needs from one line of the CLI's stdout.
+struct CliLine {
+  bool is_json_object = false;
+  std::string type, subtype;  // empty when absent or not strings
+  std::optional<std::string> session_id;
+  bool is_result = false;           // type == "result"
+  bool is_error = false;            // "is_error": true
+  std::vector<std::string> errors;  // a result's "errors" (non-strings serialized)
+};
+CliLine inspect_cli_line(std::string_view line);
+
+}  // namespace pa::agent
