@@ -5,6 +5,12 @@
 //   reported (on_line_too_long) and skipped, and reading goes on.
 // - The last 8 KiB of stderr are kept for error reports.
 // - on_exit fires once, after stdout reached EOF *and* the process was reaped, so no line is lost.
+//   (stderr's EOF too, so stderr_tail() is complete in on_exit. If a descendant keeps the pipes
+//   open after the child was reaped, they are drained and closed after a 1 s grace.)
+// Lifetime: the object keeps itself alive until on_exit; the I/O and handler executors' contexts
+// must outlive that. PDEATHSIG belongs to the *thread* that called spawn(): spawn from a thread
+// that lives as long as the child should (an I/O thread). exited() = the process was reaped.
+// Implementation: child_process.cpp, process_spawn.*, process_tree.* (kill_tree), reaper.*.
 #pragma once
 
 #include <sys/types.h>
