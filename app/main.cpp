@@ -7,7 +7,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <csignal>
 #include <cstdio>
+#include <future>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -88,9 +90,11 @@ int run(pa::config::Loaded loaded) {
   hub->load_projects(warnings);
   for (const auto& warning : warnings) spdlog::warn("{}", warning);
 
-  const auto address = asio::ip::make_address(cfg.server.host == "localhost" ? "127.0.0.1" : cfg.server.host, ec);
-  if (ec) {
-    spdlog::critical("invalid server.host {}: {}", cfg.server.host, ec.message());
+  boost::system::error_code address_ec;
+  const auto address = asio::ip::make_address(
+      cfg.server.host == "localhost" ? std::string("127.0.0.1") : cfg.server.host, address_ec);
+  if (address_ec) {
+    spdlog::critical("invalid server.host {}: {}", cfg.server.host, address_ec.message());
     return kExitConfig;
   }
   auto listener = std::make_shared<pa::net::Listener>(io, hub, std::move(tls),
@@ -101,13 +105,12 @@ int run(pa::config::Loaded loaded) {
   spdlog::info("listening on {}://{}:{}/ws (port {}) with {} I/O threads", cfg.tls.enabled ? "wss" : "ws",
                bound.address().to_string(), bound.port(), bound.port(), threads);
 
+  // Shutdown runs on the main thread so the I/O threads keep serving (pipes of stopping runs,
+  // close handshakes) while it waits.
+  std::promise<int> stop_signal;
   asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   stop_signals.async_wait([&](const boost::system::error_code& error, int signal) {
-    if (error) return;
-    spdlog::info("received signal {}: shutting down", signal);
-    listener->stop();
-    hub->shutdown();
-    io.stop();
+    if (!error) stop_signal.set_value(signal);
   });
   asio::signal_set hup(io, SIGHUP);
   std::function<void()> wait_hup = [&] {
@@ -121,8 +124,13 @@ int run(pa::config::Loaded loaded) {
   wait_hup();
 
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
-  io.run();
+  for (unsigned i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  const int signal = stop_signal.get_future().get();
+  spdlog::info("received signal {}: shutting down", signal);
+  listener->stop();
+  hub->close_connections();
+  hub->shutdown();
+  io.stop();
   for (auto& t : pool) t.join();
   spdlog::info("stopped");
   return 0;
@@ -131,7 +139,7 @@ int run(pa::config::Loaded loaded) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
   pa::config::Loaded loaded;
   try {
     loaded = pa::config::load(argc, argv, pa::config::process_environment());

@@ -159,6 +159,7 @@ class ChildProcessImpl final : public ChildProcess {
   std::string partial_;
   bool discarding_ = false;
   std::size_t discard_bytes_ = 0;
+  std::string long_line_head_;
   bool stdout_eof_ = false;
 
   // stderr
@@ -274,9 +275,11 @@ void ChildProcessImpl::consume_stdout(const char* data, std::size_t n) {
     if (discarding_) {
       discard_bytes_ += seg;
     } else if (seg > max_line_ - partial_.size()) {
-      // Too long: stop keeping it, only count it.
+      // Too long: stop keeping it, only count it (and keep its head to say what it was).
       discarding_ = true;
       discard_bytes_ = partial_.size() + seg;
+      partial_.append(data, std::min(seg, kLongLineHeadBytes));
+      long_line_head_ = partial_.substr(0, kLongLineHeadBytes);
       std::string().swap(partial_);
     } else {
       partial_.append(data, seg);
@@ -290,9 +293,11 @@ void ChildProcessImpl::consume_stdout(const char* data, std::size_t n) {
 
 void ChildProcessImpl::end_line() {
   if (discarding_) {
-    boost::asio::post(handler_strand_, [h = handlers_, bytes = discard_bytes_] {
-      invoke_guarded("on_line_too_long", h->on_line_too_long, bytes);
+    boost::asio::post(handler_strand_, [h = handlers_, bytes = discard_bytes_,
+                                        head = std::move(long_line_head_)]() mutable {
+      invoke_guarded("on_line_too_long", h->on_line_too_long, bytes, std::move(head));
     });
+    long_line_head_.clear();
     discarding_ = false;
     discard_bytes_ = 0;
     return;

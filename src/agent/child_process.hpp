@@ -39,9 +39,12 @@ struct ExitStatus {
   int signal = 0;  // terminating signal when signaled
 };
 
+inline constexpr std::size_t kLongLineHeadBytes = 512;
+
 struct ChildHandlers {
   std::function<void(std::string line)> on_stdout_line;  // without the trailing '\n'
-  std::function<void(std::size_t line_bytes)> on_line_too_long;
+  // `head` is the line's first kLongLineHeadBytes bytes: enough to tell what kind of line it was.
+  std::function<void(std::size_t line_bytes, std::string head)> on_line_too_long;
   std::function<void(ExitStatus status)> on_exit;
 };
 

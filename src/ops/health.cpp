@@ -3,6 +3,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -103,6 +105,15 @@ void ClaudeProbe::refresh() {
     fresh.version = out.substr(0, out.find(' '));
   }
   std::lock_guard lock(mutex_);
+  const bool changed = !probed_ || fresh.available != status_.available ||
+                       fresh.version != status_.version || fresh.error != status_.error;
+  if (changed) {
+    if (fresh.available) {
+      spdlog::info("claude CLI available: version {}", fresh.version);
+    } else {
+      spdlog::warn("claude CLI unavailable: {}", fresh.error);
+    }
+  }
   status_ = std::move(fresh);
   probed_ = true;
 }

@@ -10,6 +10,7 @@ namespace pa::projects {
 std::string_view to_string(State state) {
   switch (state) {
     case State::kIdle: return "IDLE";
+    case State::kQueued: return "QUEUED";
     case State::kExecuting: return "EXECUTING";
   }
   return "IDLE";
@@ -27,6 +28,7 @@ boost::json::object to_json(const ProjectInfo& info) {
   }
   o["created_at"] = info.created_at;
   o["last_active"] = info.last_active;
+  if (info.state == State::kQueued) o["queue_position"] = info.queue_position;
   return o;
 }
 

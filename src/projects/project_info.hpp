@@ -8,7 +8,8 @@
 
 namespace pa::projects {
 
-enum class State { kIdle, kExecuting };
+// QUEUED: an execute waits for a free run slot (execution.max_concurrent).
+enum class State { kIdle, kQueued, kExecuting };
 std::string_view to_string(State state);
 
 struct ProjectInfo {
@@ -18,9 +19,11 @@ struct ProjectInfo {
   std::optional<std::string> session_id;  // the CLI's latest session id
   std::string created_at;   // RFC 3339
   std::string last_active;  // RFC 3339
+  std::size_t queue_position = 0;  // 1-based while QUEUED; not stored
 };
 
-// {id, path, state, session_id, created_at, last_active} (session_id null when unset).
+// {id, path, state, session_id, created_at, last_active} (session_id null when unset), plus
+// queue_position while QUEUED.
 boost::json::object to_json(const ProjectInfo& info);
 
 // Random UUIDv4 from OpenSSL's CSPRNG, lower-case hex with dashes.

@@ -141,10 +141,11 @@ void Hub::handle_project_list(Request request) {
 void Hub::handle_project_delete(Request request) {
   if (!no_data_fields(request)) return;
   with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
-    if (project.executing()) {
+    if (project.busy()) {
       r.fail(protocol::make_error(ErrorCode::kProcessActive,
                                   "Project " + project.id() +
-                                      " is executing; stop it with agent_kill, then delete it",
+                                      " has a run executing or queued; stop it with agent_kill, "
+                                      "then delete it",
                                   json::object{{"project_id", project.id()}}));
       return;
     }

@@ -4,12 +4,17 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/json/array.hpp>
+#include <filesystem>
 #include <future>
 #include <thread>
 
+#include "agent/run_options.hpp"
 #include "projects/path_rules.hpp"
+#include "server/agent_run.hpp"
 
 #include "protocol/data_reader.hpp"
+
+extern char** environ;
 
 namespace pa::server {
 
@@ -19,6 +24,16 @@ using protocol::ErrorCode;
 
 namespace {
 unsigned pool_size() { return std::max(2u, std::thread::hardware_concurrency()); }
+
+std::map<std::string, std::string> server_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    const auto eq = entry.find('=');
+    if (eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
 }  // namespace
 
 Hub::Hub(asio::io_context& io, config::Config config)
@@ -26,9 +41,26 @@ Hub::Hub(asio::io_context& io, config::Config config)
       config_(std::move(config)),
       pool_(pool_size()),
       store_(config_.data.dir),
+      scheduler_(std::make_unique<Scheduler>(config_.execution.max_concurrent,
+                                             config_.execution.queue_size)),
       sampler_(config_.data.dir),
-      claude_probe_(config_.claude.binary),
-      probe_timer_(io) {}
+      claude_probe_(config_.claude.binary,
+                    agent::build_cli_env(server_environment(), config_.claude)),
+      probe_timer_(io) {
+  const std::string scratch = (std::filesystem::path(config_.data.dir) / "tmp").string();
+  std::error_code ec;
+  std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
+  std::filesystem::create_directories(scratch, ec);
+  std::filesystem::permissions(scratch, std::filesystem::perms::owner_all, ec);
+  run_context_ = std::make_unique<RunContext>(RunContext{
+      config_, io_.get_executor(), *scheduler_,
+      agent::build_cli_env(server_environment(), config_.claude), scratch,
+      [this](bool success, std::chrono::milliseconds duration) {
+        ++runs_total_;
+        ++(success ? runs_succeeded_ : runs_failed_);
+        run_millis_total_ += static_cast<std::uint64_t>(duration.count());
+      }});
+}
 
 Hub::~Hub() {
   pool_.stop();
@@ -44,6 +76,9 @@ const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
       {"project_leave", &Hub::handle_project_leave},
       {"get_messages", &Hub::handle_get_messages},
       {"health", &Hub::handle_health},
+      {"execute", &Hub::handle_execute},
+      {"agent_kill", &Hub::handle_agent_kill},
+      {"agent_new_session", &Hub::handle_agent_new_session},
   };
   return table;
 }
@@ -114,17 +149,28 @@ void Hub::release_connection() { --connections_open_; }
 
 void Hub::on_open(const std::shared_ptr<Connection>& connection) {
   std::lock_guard lock(connections_mutex_);
-  joined_.emplace(connection->id(), std::set<std::string>{});
+  connections_.emplace(connection->id(), OpenConnection{connection, {}});
+}
+
+void Hub::close_connections() {
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(connections_mutex_);
+    for (auto& [id, entry] : connections_) {
+      if (auto c = entry.connection.lock()) open.push_back(std::move(c));
+    }
+  }
+  for (auto& c : open) c->close(1001, "server shutting down");
 }
 
 void Hub::on_close(const std::shared_ptr<Connection>& connection) {
   std::set<std::string> joined;
   {
     std::lock_guard lock(connections_mutex_);
-    auto it = joined_.find(connection->id());
-    if (it == joined_.end()) return;
-    joined = std::move(it->second);
-    joined_.erase(it);
+    auto it = connections_.find(connection->id());
+    if (it == connections_.end()) return;
+    joined = std::move(it->second.joined);
+    connections_.erase(it);
   }
   for (const auto& id : joined) {
     if (auto project = find_project(id)) {
@@ -137,18 +183,18 @@ void Hub::on_close(const std::shared_ptr<Connection>& connection) {
 
 void Hub::note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined) {
   std::lock_guard lock(connections_mutex_);
-  auto it = joined_.find(connection_id);
-  if (it == joined_.end()) return;
+  auto it = connections_.find(connection_id);
+  if (it == connections_.end()) return;
   if (joined) {
-    it->second.insert(project_id);
+    it->second.joined.insert(project_id);
   } else {
-    it->second.erase(project_id);
+    it->second.joined.erase(project_id);
   }
 }
 
 void Hub::forget_project_subscriptions(const std::string& project_id) {
   std::lock_guard lock(connections_mutex_);
-  for (auto& [connection_id, joined] : joined_) joined.erase(project_id);
+  for (auto& [connection_id, entry] : connections_) entry.joined.erase(project_id);
 }
 
 void Hub::on_binary_message(const std::shared_ptr<Connection>& connection) {
@@ -260,9 +306,30 @@ json::object Hub::health_data() {
   };
 }
 
+void Hub::stop_all_runs() {
+  std::vector<std::shared_ptr<Project>> all;
+  {
+    std::lock_guard lock(projects_mutex_);
+    for (const auto& [id, project] : projects_) all.push_back(project);
+  }
+  for (const auto& project : all) {
+    asio::post(project->strand(), [project] {
+      if (auto run = project->run) run->stop(AgentRun::Stop::kShutdown, nullptr);
+    });
+  }
+}
+
 void Hub::shutdown() {
   stopping_ = true;
   asio::post(io_, [self = shared_from_this()] { self->probe_timer_.cancel(); });
+  // Give runs timeouts.shutdown to finish on their own, then stop them the usual way.
+  if (!scheduler_->wait_until_idle(config_.timeouts.shutdown)) {
+    spdlog::info("shutdown: stopping {} running and {} queued runs", scheduler_->active(),
+                 scheduler_->queued());
+    stop_all_runs();
+    const auto grace = config_.timeouts.kill_grace + config_.timeouts.term_grace + std::chrono::seconds(5);
+    if (!scheduler_->wait_until_idle(grace)) spdlog::error("shutdown: runs did not stop in time");
+  }
   std::vector<std::shared_ptr<Project>> all;
   {
     std::lock_guard lock(projects_mutex_);

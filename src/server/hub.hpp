@@ -23,6 +23,7 @@
 #include "server/connection.hpp"
 #include "server/project.hpp"
 #include "server/request.hpp"
+#include "server/scheduler.hpp"
 
 namespace pa::server {
 
@@ -56,6 +57,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
   // The health document (blocking: /proc and statvfs). Call off the I/O threads.
   boost::json::object health_data();
 
+  // Closes every WebSocket with 1001 (going away); part of shutdown.
+  void close_connections();
   // Stops background work and flushes history. Blocking; call once at shutdown.
   void shutdown();
 
@@ -71,6 +74,9 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void handle_project_leave(Request request);
   void handle_get_messages(Request request);
   void handle_health(Request request);
+  void handle_execute(Request request);
+  void handle_agent_kill(Request request);
+  void handle_agent_new_session(Request request);
 
   // Runs `fn(project)` on the project's strand, or fails the request with PROJECT_NOT_FOUND.
   void with_project(Request request, std::function<void(Request&, Project&)> fn);
@@ -80,11 +86,14 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void forget_project_subscriptions(const std::string& project_id);
   void note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined);
   void schedule_probe();
+  void stop_all_runs();
 
   boost::asio::io_context& io_;
   const config::Config config_;
   boost::asio::thread_pool pool_;
   projects::ProjectStore store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<struct RunContext> run_context_;
   ops::ResourceSampler sampler_;
   ops::ClaudeProbe claude_probe_;
   boost::asio::steady_timer probe_timer_;
@@ -95,10 +104,18 @@ class Hub : public std::enable_shared_from_this<Hub> {
   std::vector<std::string> pending_paths_;  // being created; count toward limits and nesting
 
   std::mutex connections_mutex_;
-  std::map<std::uint64_t, std::set<std::string>> joined_;  // connection id -> project ids
+  struct OpenConnection {
+    std::weak_ptr<Connection> connection;
+    std::set<std::string> joined;  // project ids
+  };
+  std::map<std::uint64_t, OpenConnection> connections_;
   std::atomic<std::size_t> connections_open_{0};
   std::atomic<std::uint64_t> last_connection_id_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> runs_total_{0};
+  std::atomic<std::uint64_t> runs_succeeded_{0};
+  std::atomic<std::uint64_t> runs_failed_{0};
+  std::atomic<std::uint64_t> run_millis_total_{0};
 };
 
 }  // namespace pa::server

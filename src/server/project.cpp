@@ -32,6 +32,11 @@ bool Project::executing() const {
   return info_.state == projects::State::kExecuting;
 }
 
+bool Project::busy() const {
+  std::lock_guard lock(info_mutex_);
+  return info_.state != projects::State::kIdle;
+}
+
 std::uint64_t Project::last_seq() const { return log_ ? log_->last_seq() : 0; }
 
 bool Project::subscribe(const std::shared_ptr<Connection>& connection) {

@@ -44,8 +44,12 @@ class Project : public std::enable_shared_from_this<Project> {
 
   projects::ProjectInfo snapshot() const;  // thread-safe
   bool executing() const;                  // thread-safe
+  bool busy() const;                       // thread-safe: QUEUED or EXECUTING
 
   // --- strand only ---
+  // The run in progress, or the execute waiting in the scheduler's queue.
+  std::shared_ptr<class AgentRun> run;
+
   bool deleted() const { return deleted_; }
   std::uint64_t last_seq() const;
   bool subscribe(const std::shared_ptr<Connection>& connection);  // true if newly added

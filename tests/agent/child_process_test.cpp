@@ -164,7 +164,7 @@ ChildHandlers handlers_for(const std::shared_ptr<Events>& ev) {
     ev->lines.push_back(std::move(line));
     ev->cv.notify_all();
   };
-  h.on_line_too_long = [ev](std::size_t n) {
+  h.on_line_too_long = [ev](std::size_t n, std::string) {
     std::lock_guard lk(ev->mu);
     if (ev->exit_calls > 0) ev->after_exit = true;
     ev->items.push_back("T:" + std::to_string(n));

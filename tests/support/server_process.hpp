@@ -2,6 +2,7 @@
 // certificate, and its log lines captured so tests can wait for events and inspect them.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>

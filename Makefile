@@ -1,0 +1,70 @@
+# Pocket Agent Server — developer entry points. `make run` and `make test` do all the set-up.
+SHELL := /bin/bash
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
+DATA_DIR ?= ./data
+CERT_DIR ?= ./certs
+SERVER := $(BUILD_DIR)/app/pocket-agent-server
+# The CLI on PATH if there is one, else the pinned copy `make deps` installs.
+CLAUDE ?= $(shell command -v claude || echo $(CURDIR)/tools/claude-cli/node_modules/.bin/claude)
+CMAKE_FLAGS ?=
+
+.PHONY: deps build test test-asan test-race lint fmt certs run install bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Unit, integration and end-to-end tests; ends with ctest's summary line.
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# ASan + UBSan build of everything, then the whole suite.
+test-asan: deps
+	$(MAKE) --no-print-directory BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=asan -DPA_BUILD_BENCH=OFF" build
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# ThreadSanitizer build of everything, then the whole suite.
+test-race: deps
+	$(MAKE) --no-print-directory BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=tsan -DPA_BUILD_BENCH=OFF" build
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+lint: $(BUILD_DIR)/build.ninja
+	find src app -name '*.cpp' -print0 | xargs -0 -n 4 -P $(JOBS) clang-tidy -p $(BUILD_DIR) --quiet
+
+fmt:
+	find src app tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+
+# Self-signed ECDSA P-256 development certificate for localhost, 127.0.0.1 and ::1.
+certs:
+	@scripts/make-certs.sh $(CERT_DIR)
+
+# Installs, builds, makes a certificate and starts the server with data in ./data.
+run: build certs
+	@mkdir -p $(DATA_DIR)
+	@token=$$($(SERVER) token --data-dir $(DATA_DIR)) && \
+	  port=$${PA_SERVER_PORT:-8443} && \
+	  echo "" && \
+	  echo "  Connect: wss://localhost:$$port/ws?token=$$token" && \
+	  echo "  (or send 'Authorization: Bearer $$token')" && \
+	  echo ""
+	exec $(SERVER) --data-dir $(DATA_DIR) --tls-cert $(CERT_DIR)/server.crt --tls-key $(CERT_DIR)/server.key \
+	  --claude-binary $(CLAUDE)
+
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+
+bench: build
+	@for b in $(BUILD_DIR)/bench/*_bench; do [ -x "$$b" ] && "$$b"; done; true
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan build-tsan

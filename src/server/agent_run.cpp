@@ -1,0 +1,314 @@
+#include "server/agent_run.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+
+#include "common/atomic_file.hpp"
+#include "protocol/clock.hpp"
+#include "protocol/utf8.hpp"
+
+namespace pa::server {
+
+namespace json = boost::json;
+using protocol::ErrorCode;
+
+namespace {
+constexpr std::size_t kStderrInError = 4096;
+
+std::string describe(const agent::ExitStatus& status) {
+  return status.signaled ? "killed by signal " + std::to_string(status.signal)
+                         : "exit code " + std::to_string(status.code);
+}
+}  // namespace
+
+AgentRun::AgentRun(std::shared_ptr<Project> project, RunContext& context, ExecuteRequest request)
+    : project_(std::move(project)),
+      context_(context),
+      request_(std::move(request)),
+      wall_timer_(project_->strand()),
+      idle_timer_(project_->strand()),
+      grace_timer_(project_->strand()) {}
+
+void AgentRun::set_queued(std::size_t position, const Requester* requester) {
+  const auto info = project_->update([&](projects::ProjectInfo& p) {
+    p.state = projects::State::kQueued;
+    p.queue_position = position;
+  });
+  project_->publish("project_state", projects::to_json(info), requester);
+}
+
+void AgentRun::fail(ErrorCode code, std::string message, json::object details) {
+  json::object data = protocol::error_data(protocol::make_error(code, std::move(message), std::move(details)));
+  project_->publish("error", data);
+}
+
+void AgentRun::start() {
+  if (finished_) {
+    // Cancelled while the scheduler was handing it a slot: give the slot back.
+    context_.scheduler.release();
+    return;
+  }
+  started_ = true;
+  prompt_length_ = request_.prompt.size();
+  started_at_ = std::chrono::steady_clock::now();
+  const auto info = project_->update([](projects::ProjectInfo& p) {
+    p.state = projects::State::kExecuting;
+    p.queue_position = 0;
+    p.last_active = protocol::now_rfc3339();
+  });
+  // The requester gets EXECUTING as the direct reply to its execute, unless it was queued first
+  // (then it already had its reply and sees EXECUTING as a broadcast).
+  const Requester* requester = request_.requester.connection ? &request_.requester : nullptr;
+  project_->publish("project_state", projects::to_json(info), requester);
+  request_.requester = {};
+
+  if (request_.options.mcp_config_json) {
+    mcp_path_ = context_.scratch_dir + "/mcp-" + projects::random_uuid() + ".json";
+    if (auto ec = common::write_file_atomically(mcp_path_, *request_.options.mcp_config_json, 0600)) {
+      fail(ErrorCode::kInternalError, "Could not write the MCP configuration file: " + ec.message(), {});
+      mcp_path_.clear();
+      finish_idle(nullptr);
+      context_.scheduler.release();
+      return;
+    }
+  }
+
+  agent::SpawnSpec spec;
+  spec.binary = context_.config.claude.binary;
+  spec.args = agent::build_cli_args(request_.options, context_.config.claude, info.session_id,
+                                    mcp_path_.empty() ? std::nullopt : std::optional(mcp_path_));
+  spec.env = context_.cli_env;
+  spec.cwd = project_->path();
+
+  agent::ChildHandlers handlers;
+  handlers.on_stdout_line = [self = shared_from_this()](std::string line) { self->on_line(std::move(line)); };
+  handlers.on_line_too_long = [self = shared_from_this()](std::size_t bytes, std::string head) {
+    self->on_line_too_long(bytes, head);
+  };
+  handlers.on_exit = [self = shared_from_this()](agent::ExitStatus status) { self->on_exit(status); };
+  std::error_code ec;
+  child_ = agent::ChildProcess::spawn(context_.io, project_->strand(), spec,
+                                      context_.config.claude.max_line_bytes, std::move(handlers), ec);
+  if (!child_) {
+    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::permission_denied) {
+      fail(ErrorCode::kClaudeNotFound,
+           "The Claude CLI '" + spec.binary + "' was not found or is not executable; install it "
+           "(npm install -g @anthropic-ai/claude-code) or set claude.binary",
+           json::object{{"binary", spec.binary}});
+    } else {
+      fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + ec.message(),
+           json::object{{"binary", spec.binary}});
+    }
+    if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
+    finish_idle(nullptr);
+    context_.scheduler.release();
+    return;
+  }
+  spdlog::info("execution started: project_id={} pid={} prompt_length={} resume={}", project_->id(),
+               child_->pid(), request_.prompt.size(), info.session_id.value_or("none"));
+  child_->write_stdin(agent::user_message_line(request_.prompt));
+  request_.prompt.clear();
+  request_.prompt.shrink_to_fit();
+
+  const auto& timeouts = context_.config.timeouts;
+  if (timeouts.execution.count() > 0) {
+    wall_timer_.expires_after(timeouts.execution);
+    wall_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+      if (!e) self->stop(Stop::kTimeout, nullptr);
+    });
+  }
+  arm_idle_timer();
+}
+
+void AgentRun::arm_idle_timer() {
+  const auto idle = context_.config.timeouts.execution_idle;
+  if (idle.count() <= 0 || finished_ || stop_ != Stop::kNone) return;
+  idle_timer_.expires_after(idle);
+  idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    if (!e) self->stop(Stop::kIdleTimeout, nullptr);
+  });
+}
+
+void AgentRun::on_line(std::string line) {
+  if (finished_) return;
+  ++lines_;
+  response_bytes_ += line.size();
+  arm_idle_timer();
+  const auto parsed = agent::inspect_cli_line(line);
+  if (!parsed.is_json_object) {
+    spdlog::warn("project {}: the CLI printed a non-JSON line ({} bytes)", project_->id(), line.size());
+    const std::string raw = json::serialize(json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
+    project_->publish_raw(history::Direction::kClaude, raw, "agent_message", raw);
+    return;
+  }
+  project_->publish_raw(history::Direction::kClaude, line, "agent_message", line);
+
+  if (parsed.session_id && (parsed.type == "result" || (parsed.type == "system" && parsed.subtype == "init"))) {
+    const auto current = project_->snapshot().session_id;
+    if (current != parsed.session_id) {
+      project_->update([&](projects::ProjectInfo& p) { p.session_id = parsed.session_id; });
+    }
+  }
+  if (parsed.is_result) {
+    result_seen_ = true;
+    result_is_error_ = parsed.is_error;
+    for (const auto& e : parsed.errors) {
+      if (e.find("No conversation found") != std::string::npos) session_not_found_ = true;
+    }
+    // The turn is over: closing stdin lets the CLI exit (stream-json input keeps it alive).
+    child_->close_stdin();
+  }
+}
+
+namespace {
+// The value of the first "type" key in the head of a JSON line (the CLI writes it first).
+std::string line_type_from_head(const std::string& head) {
+  constexpr std::string_view kKey = "\"type\":\"";
+  const auto start = head.find(kKey);
+  if (start == std::string::npos) return {};
+  const auto value = start + kKey.size();
+  const auto end = head.find('"', value);
+  if (end == std::string::npos || end - value > 64) return {};
+  return protocol::sanitize_utf8(head.substr(value, end - value));
+}
+}  // namespace
+
+void AgentRun::on_line_too_long(std::size_t bytes, const std::string& head) {
+  if (finished_) return;
+  arm_idle_timer();
+  const std::string line_type = line_type_from_head(head);
+  spdlog::warn("project {}: dropped a CLI line of {} bytes (type {}; claude.max_line_bytes is {})",
+               project_->id(), bytes, line_type.empty() ? "unknown" : line_type,
+               context_.config.claude.max_line_bytes);
+  json::object notice{{"type", "oversized_line"},
+                      {"bytes", bytes},
+                      {"limit", context_.config.claude.max_line_bytes}};
+  notice["line_type"] = line_type.empty() ? json::value(nullptr) : json::value(line_type);
+  const std::string text = json::serialize(notice);
+  project_->publish_raw(history::Direction::kServer, text, "agent_message", text);
+  if (line_type == "result") {
+    // A huge final answer makes a huge result line: the turn is still over.
+    result_seen_ = true;
+    result_is_error_ = head.find("\"is_error\":true") != std::string::npos;
+    child_->close_stdin();
+  }
+}
+
+void AgentRun::stop(Stop reason, const Requester* requester) {
+  if (finished_) {
+    return;
+  }
+  if (!started_) {
+    // Still queued: leave the queue (if the scheduler is starting it right now, start() will
+    // find the project no longer waiting and give the slot back).
+    stop_ = reason;
+    context_.scheduler.cancel(project_->id());
+    finish_idle(requester);
+    return;
+  }
+  if (requester != nullptr) stop_requester_ = *requester;
+  if (stop_ != Stop::kNone) return;  // already stopping
+  stop_ = reason;
+  wall_timer_.cancel();
+  idle_timer_.cancel();
+  if (!child_) return;
+  if (!result_seen_) {
+    interrupt_id_ = "pa-interrupt-" + projects::random_uuid();
+    child_->write_stdin(agent::interrupt_request_line(interrupt_id_));
+  }
+  grace_timer_.expires_after(context_.config.timeouts.kill_grace);
+  grace_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    if (!e) self->escalate_to_term();
+  });
+}
+
+void AgentRun::escalate_to_term() {
+  if (finished_ || !child_) return;
+  spdlog::info("project {}: CLI still running after interrupt; sending SIGTERM", project_->id());
+  child_->close_stdin();
+  child_->signal_group(SIGTERM);
+  grace_timer_.expires_after(context_.config.timeouts.term_grace);
+  grace_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    if (!e) self->escalate_to_kill();
+  });
+}
+
+void AgentRun::escalate_to_kill() {
+  if (finished_ || !child_) return;
+  spdlog::warn("project {}: CLI ignored SIGTERM; killing its process tree", project_->id());
+  child_->kill_tree();
+}
+
+void AgentRun::on_exit(agent::ExitStatus status) {
+  if (finished_) return;
+  wall_timer_.cancel();
+  idle_timer_.cancel();
+  grace_timer_.cancel();
+  // Tools start their own sessions; after a stop, whatever the CLI left behind goes too.
+  if (stop_ != Stop::kNone) child_->kill_tree();
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_at_);
+  const auto& timeouts = context_.config.timeouts;
+
+  if (stop_ == Stop::kTimeout || stop_ == Stop::kIdleTimeout) {
+    const bool wall = stop_ == Stop::kTimeout;
+    const auto limit = wall ? timeouts.execution : timeouts.execution_idle;
+    fail(ErrorCode::kExecutionTimeout,
+         wall ? "The run exceeded timeouts.execution (" + std::to_string(limit.count()) + "s) and was stopped"
+              : "The CLI printed nothing for timeouts.execution_idle (" + std::to_string(limit.count()) +
+                    "s) and was stopped",
+         json::object{{"limit", wall ? "timeouts.execution" : "timeouts.execution_idle"},
+                      {"seconds", limit.count()}});
+  } else if (session_not_found_) {
+    const auto stale = project_->snapshot().session_id.value_or("");
+    project_->update([](projects::ProjectInfo& p) { p.session_id.reset(); });
+    fail(ErrorCode::kExecutionFailed,
+         "The CLI no longer knows conversation " + stale +
+             "; the stale session id was cleared: send the prompt again to start a new conversation",
+         json::object{{"reason", "session_not_found"}, {"session_id", stale}});
+  } else if (!result_seen_ && stop_ == Stop::kNone) {
+    std::string tail = child_->stderr_tail();
+    if (tail.size() > kStderrInError) tail = tail.substr(tail.size() - kStderrInError);
+    json::object details{{"stderr", protocol::sanitize_utf8(tail)}};
+    if (status.signaled) {
+      details["signal"] = status.signal;
+    } else {
+      details["exit_code"] = status.code;
+    }
+    fail(ErrorCode::kExecutionFailed,
+         "The Claude CLI ended without a result (" + describe(status) + ")" +
+             (tail.empty() ? "" : "; see details.stderr"),
+         std::move(details));
+  }
+  spdlog::info(
+      "execution completed: project_id={} session_id={} duration_ms={} exit_code={} "
+      "prompt_length={} response_length={} lines={} stop={}",
+      project_->id(), project_->snapshot().session_id.value_or("none"), duration.count(),
+      status.signaled ? 128 + status.signal : status.code, prompt_length_,
+      response_bytes_, lines_, static_cast<int>(stop_));
+  const bool success = result_seen_ && !result_is_error_ && stop_ == Stop::kNone;
+  if (context_.on_finished) context_.on_finished(success, duration);
+  if (!mcp_path_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(mcp_path_, ec);
+  }
+  const Requester requester = stop_requester_.value_or(Requester{});
+  finish_idle(requester.connection ? &requester : nullptr);
+  context_.scheduler.release();
+}
+
+void AgentRun::finish_idle(const Requester* requester) {
+  finished_ = true;
+  const auto info = project_->update([](projects::ProjectInfo& p) {
+    p.state = projects::State::kIdle;
+    p.queue_position = 0;
+    p.last_active = protocol::now_rfc3339();
+  });
+  if (project_->run.get() == this) project_->run.reset();
+  project_->publish("project_state", projects::to_json(info), requester);
+}
+
+}  // namespace pa::server

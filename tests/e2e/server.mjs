@@ -1,0 +1,50 @@
+// Starts the built server for an end-to-end test: port 0, temp data dir, dev certificate.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export async function startServer({ serverBinary, fakeClaude, extraArgs = [], env = {} }) {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-e2e-'));
+  const cert = join(dir, 'server.crt');
+  const key = join(dir, 'server.key');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  const token = 'e2e-token-' + Math.random().toString(16).slice(2);
+  const child = spawn(serverBinary, ['--host', '127.0.0.1', '--port', '0', '--data-dir', join(dir, 'data'),
+    '--tls-cert', cert, '--tls-key', key, '--claude-binary', fakeClaude, '--log-format', 'text', ...extraArgs],
+    { env: { ...process.env, PA_AUTH_TOKEN: token, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = [];
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start:\n' + log.join('\n'))), 30000);
+    const onData = (chunk) => {
+      for (const line of chunk.toString().split('\n')) {
+        if (!line) continue;
+        log.push(line);
+        const m = /listening on \S+ \(port (\d+)\)/.exec(line);
+        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}:\n${log.join('\n')}`)); });
+  });
+  return {
+    port, token, dir, log,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function requireEnv(name) {
+  const v = process.env[name];
+  if (!v || !existsSync(v)) throw new Error(`${name} must name an existing file (got ${v})`);
+  return v;
+}

@@ -1,0 +1,430 @@
+// Agent runs through the real server and the fake CLI: streaming, argv, sessions, kill,
+// timeouts, the run queue, failures, huge lines.
+#include <signal.h>
+
+#include <fstream>
+#include <set>
+
+#include "integration/fixture.hpp"
+
+namespace pa::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_state(const Json& m, std::string_view state) {
+  return str(m, "type") == "project_state" && str(data(m), "state") == state;
+}
+
+class AgentTest : public ServerTest {
+ protected:
+  void SetUp() override { start_agent_server({}); }
+
+  void start_agent_server(std::vector<std::string> args) {
+    ServerOptions options;
+    options.args = std::move(args);
+    options.args.insert(options.args.end(),
+                        {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
+                                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
+    start_server(options);
+  }
+
+  fs::path record_file() const { return state_.path() / "record.jsonl"; }
+
+  // The recorded runs of the fake CLI (not the health probe's --version), oldest first.
+  std::vector<Json> records() const {
+    std::vector<Json> out;
+    std::ifstream in(record_file());
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      auto record = json::parse(line).as_object();
+      if (json::serialize(record.at("argv")).find("\"--version\"") == std::string::npos) {
+        out.push_back(std::move(record));
+      }
+    }
+    return out;
+  }
+
+  std::string new_project(WsClient& client, const std::string& name = "proj") {
+    return str(create_project(client, make_dir(name)), "project_id");
+  }
+
+  Json execute(WsClient& client, const std::string& id, const std::string& prompt, Json options = {}) {
+    Json data_json{{"prompt", prompt}};
+    if (!options.empty()) data_json["options"] = std::move(options);
+    return client.request(Json{{"type", "execute"}, {"project_id", id}, {"data", std::move(data_json)}});
+  }
+
+  // Reads until the project is IDLE again; returns everything received, in order.
+  std::vector<Json> until_idle(WsClient& client, std::chrono::milliseconds deadline = 30s) {
+    std::vector<Json> seen;
+    auto last = client.read_until(
+        [&](const Json& m) {
+          seen.push_back(m);
+          return is_state(m, "IDLE");
+        },
+        deadline);
+    EXPECT_TRUE(last) << "the project did not return to IDLE";
+    return seen;
+  }
+
+  TempDir state_{"pa-fake-state"};
+};
+
+std::vector<Json> of_type(const std::vector<Json>& messages, std::string_view type) {
+  std::vector<Json> out;
+  for (const auto& m : messages) {
+    if (str(m, "type") == type) out.push_back(m);
+  }
+  return out;
+}
+
+TEST_F(AgentTest, FullRunStreamsToTwoSubscribersInTheSameOrder) {
+  auto alice = connect();
+  auto bob = connect();
+  const auto id = new_project(*alice);
+  ASSERT_EQ(str(bob->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"), "project_joined");
+
+  const auto reply = execute(*alice, id, "list the files [[fake:tool]]");
+  ASSERT_TRUE(is_state(reply, "EXECUTING")) << json::serialize(reply);
+  EXPECT_EQ(str(reply, "project_id"), id);
+
+  const auto a = until_idle(*alice);
+  const auto b = until_idle(*bob);
+  // Bob also saw EXECUTING (as a broadcast); Alice got it as her reply.
+  ASSERT_FALSE(bob->skipped().empty());
+  const auto a_lines = of_type(a, "agent_message");
+  const auto b_lines = of_type(b, "agent_message");
+  ASSERT_GE(a_lines.size(), 4u);
+  ASSERT_EQ(a_lines.size(), b_lines.size());
+  for (std::size_t i = 0; i < a_lines.size(); ++i) {
+    EXPECT_EQ(json::serialize(a_lines[i]), json::serialize(b_lines[i])) << i;
+    if (i > 0) {
+      EXPECT_EQ(a_lines[i].at("seq").as_int64(), a_lines[i - 1].at("seq").as_int64() + 1);
+    }
+  }
+  EXPECT_EQ(str(data(a_lines.front()), "type"), "system");
+  EXPECT_EQ(str(data(a_lines.front()), "subtype"), "init");
+  EXPECT_EQ(str(data(a_lines.front()), "cwd"), fs::canonical(projects_root_.path() / "proj").string());
+  const auto& result = data(a_lines.back());
+  EXPECT_EQ(str(result, "type"), "result");
+  const std::string session = str(result, "session_id");
+  EXPECT_FALSE(session.empty());
+  EXPECT_EQ(str(data(a.back()), "session_id"), session);
+  EXPECT_EQ(str(data(b.back()), "session_id"), session);
+
+  // The prompt went on stdin, never in argv.
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  for (const auto& arg : rec[0].at("argv").as_array()) {
+    EXPECT_EQ(std::string(arg.as_string()).find("list the files"), std::string::npos);
+  }
+  const auto& stdin_lines = rec[0].at("stdin").as_array();
+  ASSERT_GE(stdin_lines.size(), 1u);
+  EXPECT_NE(json::serialize(stdin_lines[0]).find("list the files"), std::string::npos);
+}
+
+TEST_F(AgentTest, ArgvForEveryOption) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  const auto extra = make_dir("extra");
+  Json options{{"model", "claude-opus-4"},
+               {"fallback_model", "claude-sonnet-4"},
+               {"permission_mode", "acceptEdits"},
+               {"allowed_tools", json::array{"Read", "Bash(git *)"}},
+               {"disallowed_tools", json::array{"WebFetch"}},
+               {"mcp_config", Json{{"mcpServers", Json{}}}},
+               {"append_system_prompt", "--be brief"},
+               {"add_dirs", json::array{extra.string()}},
+               {"strict_mcp_config", true}};
+  ASSERT_TRUE(is_state(execute(*client, id, "hi", options), "EXECUTING"));
+  until_idle(*client);
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  std::vector<std::string> argv;
+  for (const auto& a : rec[0].at("argv").as_array()) argv.emplace_back(a.as_string());
+  ASSERT_GE(argv.size(), 1u);
+  argv.erase(argv.begin());  // the binary
+  std::string mcp_path;
+  for (const auto& a : argv) {
+    if (a.rfind("--mcp-config=", 0) == 0) mcp_path = a.substr(13);
+  }
+  ASSERT_FALSE(mcp_path.empty());
+  EXPECT_FALSE(fs::exists(mcp_path)) << "the private MCP file is removed after the run";
+  const std::vector<std::string> expected = {
+      "-p", "--input-format=stream-json", "--output-format=stream-json", "--verbose",
+      "--model=claude-opus-4", "--fallback-model=claude-sonnet-4", "--permission-mode=acceptEdits",
+      "--allowedTools=Read,Bash(git *)", "--disallowedTools=WebFetch", "--mcp-config=" + mcp_path,
+      "--strict-mcp-config", "--append-system-prompt=--be brief", "--add-dir=" + fs::canonical(extra).string()};
+  EXPECT_EQ(std::set<std::string>(argv.begin(), argv.end()),
+            std::set<std::string>(expected.begin(), expected.end()));
+  EXPECT_EQ(argv.size(), expected.size());
+  // NO_COLOR is set and the server's token is not passed on.
+  const auto& env = rec[0].at("env").as_object();
+  EXPECT_EQ(str(env, "NO_COLOR"), "1");
+  EXPECT_FALSE(env.contains("PA_AUTH_TOKEN"));
+}
+
+TEST_F(AgentTest, DefaultsFromConfigAndBadOptions) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  ASSERT_TRUE(is_state(execute(*client, id, "hi"), "EXECUTING"));
+  until_idle(*client);
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  const auto argv = json::serialize(rec[0].at("argv"));
+  EXPECT_NE(argv.find("--model=claude-3-5-sonnet-20241022"), std::string::npos) << argv;
+  EXPECT_NE(argv.find("--allowedTools=read,write,run"), std::string::npos) << argv;
+
+  auto r = execute(*client, id, "hi", Json{{"model", 42}});
+  EXPECT_EQ(error_code(r), "INVALID_MESSAGE");
+  EXPECT_EQ(str(data(r).at("details").as_object(), "field"), "data.options.model");
+  r = execute(*client, id, "hi", Json{{"frobnicate", true}});
+  EXPECT_EQ(error_code(r), "INVALID_MESSAGE");
+  r = execute(*client, id, "hi", Json{{"dangerously_skip_permissions", true}});
+  EXPECT_EQ(error_code(r), "FORBIDDEN");
+  r = execute(*client, id, "hi", Json{{"permission_mode", "bypassPermissions"}});
+  EXPECT_EQ(error_code(r), "FORBIDDEN");
+  r = execute(*client, id, "   ");
+  EXPECT_EQ(error_code(r), "INVALID_MESSAGE");
+  EXPECT_EQ(records().size(), 1u) << "no process started for rejected requests";
+}
+
+TEST_F(AgentTest, ResumesTheStoredSessionAndNewSessionClearsIt) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "one");
+  const auto first = until_idle(*client);
+  const std::string session = str(data(first.back()), "session_id");
+  ASSERT_FALSE(session.empty());
+
+  execute(*client, id, "two");
+  const auto second = until_idle(*client);
+  EXPECT_EQ(str(data(second.back()), "session_id"), session);
+  auto rec = records();
+  ASSERT_EQ(rec.size(), 2u);
+  EXPECT_NE(json::serialize(rec[1].at("argv")).find("--resume=" + session), std::string::npos);
+  EXPECT_EQ(json::serialize(rec[0].at("argv")).find("--resume"), std::string::npos);
+
+  const auto reset = client->request(Json{{"type", "agent_new_session"}, {"project_id", id}});
+  ASSERT_EQ(str(reset, "type"), "session_reset") << json::serialize(reset);
+  EXPECT_EQ(str(data(reset), "previous_session_id"), session);
+  const auto list = client->request(Json{{"type", "project_list"}});
+  EXPECT_TRUE(data(list).at("projects").as_array()[0].at("session_id").is_null());
+
+  execute(*client, id, "three");
+  const auto third = until_idle(*client);
+  rec = records();
+  ASSERT_EQ(rec.size(), 3u);
+  EXPECT_EQ(json::serialize(rec[2].at("argv")).find("--resume"), std::string::npos);
+  EXPECT_NE(str(data(third.back()), "session_id"), session);
+}
+
+TEST_F(AgentTest, UnknownSessionIsReportedAndCleared) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "one");
+  const std::string session = str(data(until_idle(*client).back()), "session_id");
+  // The CLI forgets its sessions (e.g. its HOME was wiped).
+  fs::remove_all(state_.path() / "sessions");
+  execute(*client, id, "two");
+  const auto seen = until_idle(*client);
+  const auto errors = of_type(seen, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(error_code(errors[0]), "EXECUTION_FAILED");
+  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "reason"), "session_not_found");
+  EXPECT_TRUE(data(seen.back()).at("session_id").is_null());
+  execute(*client, id, "three");
+  const auto fresh = until_idle(*client);
+  EXPECT_TRUE(of_type(fresh, "error").empty());
+  EXPECT_FALSE(str(data(fresh.back()), "session_id").empty());
+}
+
+TEST_F(AgentTest, ExecuteWhileExecutingIsProcessActive) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  ASSERT_TRUE(is_state(execute(*client, id, "[[fake:hang]]"), "EXECUTING"));
+  EXPECT_EQ(error_code(execute(*client, id, "again")), "PROCESS_ACTIVE");
+  EXPECT_EQ(error_code(client->request(Json{{"type", "agent_new_session"}, {"project_id", id}})), "PROCESS_ACTIVE");
+  EXPECT_EQ(error_code(client->request(Json{{"type", "project_delete"}, {"project_id", id}})), "PROCESS_ACTIVE");
+  const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
+  EXPECT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
+}
+
+TEST_F(AgentTest, KillThroughInterrupt) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:hang]]");
+  ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
+  const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
+  ASSERT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
+  // The CLI answered the interrupt with its own lines and a result; no error was reported.
+  bool interrupted_result = false;
+  for (const auto& m : client->skipped()) {
+    EXPECT_NE(str(m, "type"), "error") << json::serialize(m);
+    if (str(m, "type") == "agent_message" && str(data(m), "type") == "result") {
+      interrupted_result = str(data(m), "subtype") == "error_during_execution";
+    }
+  }
+  EXPECT_TRUE(interrupted_result);
+  // The stdin record shows the interrupt control request.
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_NE(json::serialize(rec[0].at("stdin")).find("interrupt"), std::string::npos);
+  // Killing an idle project answers IDLE at once.
+  EXPECT_TRUE(is_state(client->request(Json{{"type", "agent_kill"}, {"project_id", id}}), "IDLE"));
+}
+
+TEST_F(AgentTest, KillEscalatesToSigkillAndTakesTheGrandchild) {
+  start_agent_server({"--timeouts-kill-grace", "1s", "--timeouts-term-grace", "1s"});
+  auto client = connect();
+  const auto id = new_project(*client);
+  const auto pidfile = state_.path() / "grandchild.pid";
+  execute(*client, id, "[[fake:grandchild pidfile=" + pidfile.string() + " ignore-interrupt=1 ignore-sigterm=1]]");
+  // The fake writes the pid file before its first line.
+  ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
+  pid_t grandchild = 0;
+  std::ifstream(pidfile) >> grandchild;
+  ASSERT_GT(grandchild, 0);
+  ASSERT_EQ(::kill(grandchild, 0), 0) << "grandchild alive before the kill";
+  const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
+  ASSERT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
+  EXPECT_FALSE(fs::exists("/proc/" + std::to_string(grandchild))) << "grandchild survived";
+}
+
+TEST_F(AgentTest, WallClockTimeout) {
+  start_agent_server({"--execution-timeout", "1s", "--timeouts-kill-grace", "1s"});
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:hang]]");
+  const auto seen = until_idle(*client);
+  const auto errors = of_type(seen, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(error_code(errors[0]), "EXECUTION_TIMEOUT");
+  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "limit"), "timeouts.execution");
+}
+
+TEST_F(AgentTest, IdleTimeout) {
+  start_agent_server({"--timeouts-execution-idle", "1s", "--timeouts-kill-grace", "1s"});
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:hang]]");
+  const auto errors = of_type(until_idle(*client), "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(error_code(errors[0]), "EXECUTION_TIMEOUT");
+  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "limit"), "timeouts.execution_idle");
+}
+
+TEST_F(AgentTest, QueueOrderAndResourceLimit) {
+  start_agent_server({"--execution-max-concurrent", "1", "--execution-queue-size", "2"});
+  auto client = connect();
+  const auto a = new_project(*client, "a");
+  const auto b = new_project(*client, "b");
+  const auto c = new_project(*client, "c");
+  const auto d = new_project(*client, "d");
+  ASSERT_TRUE(is_state(execute(*client, a, "[[fake:hang]]"), "EXECUTING"));
+  auto qb = execute(*client, b, "b");
+  ASSERT_TRUE(is_state(qb, "QUEUED")) << json::serialize(qb);
+  EXPECT_EQ(data(qb).at("queue_position").as_int64(), 1);
+  auto qc = execute(*client, c, "c");
+  ASSERT_TRUE(is_state(qc, "QUEUED"));
+  EXPECT_EQ(data(qc).at("queue_position").as_int64(), 2);
+  EXPECT_EQ(error_code(execute(*client, d, "d")), "RESOURCE_LIMIT");
+  EXPECT_EQ(error_code(execute(*client, b, "b again")), "PROCESS_ACTIVE");
+
+  // Kill A: B starts, C moves up to position 1; B finishes, then C runs.
+  client->request(Json{{"type", "agent_kill"}, {"project_id", a}}, 30s);
+  std::vector<std::string> order;
+  client->read_until([&](const Json& m) {
+    if (is_state(m, "EXECUTING")) order.push_back(str(m, "project_id"));
+    if (is_state(m, "QUEUED") && str(m, "project_id") == c) {
+      EXPECT_EQ(data(m).at("queue_position").as_int64(), 1);
+    }
+    return is_state(m, "IDLE") && str(m, "project_id") == c;
+  }, 30s);
+  EXPECT_EQ(order, (std::vector<std::string>{b, c}));
+
+  // A queued run can be cancelled.
+  ASSERT_TRUE(is_state(execute(*client, a, "[[fake:hang]]"), "EXECUTING"));
+  ASSERT_TRUE(is_state(execute(*client, b, "b"), "QUEUED"));
+  EXPECT_TRUE(is_state(client->request(Json{{"type", "agent_kill"}, {"project_id", b}}), "IDLE"));
+  client->request(Json{{"type", "agent_kill"}, {"project_id", a}}, 30s);
+  EXPECT_EQ(records().size(), 4u) << "A, B, C, A ran; the cancelled B never started";
+}
+
+TEST_F(AgentTest, MissingBinaryIsClaudeNotFound) {
+  ServerOptions options;
+  options.claude_binary = "/nonexistent/claude";
+  start_server(options);
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "hi");
+  const auto errors = of_type(until_idle(*client), "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(error_code(errors[0]), "CLAUDE_NOT_FOUND");
+}
+
+TEST_F(AgentTest, FailureWithStderrAndCrashLeaveTheProjectUsable) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:fail code=3 stderr=boom-at-startup]]");
+  auto errors = of_type(until_idle(*client), "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(error_code(errors[0]), "EXECUTION_FAILED");
+  const auto& details = data(errors[0]).at("details").as_object();
+  EXPECT_EQ(details.at("exit_code").as_int64(), 3);
+  EXPECT_NE(str(details, "stderr").find("boom-at-startup"), std::string::npos);
+
+  execute(*client, id, "[[fake:crash]]");
+  errors = of_type(until_idle(*client), "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(data(errors[0]).at("details").at("signal").as_int64(), SIGSEGV);
+
+  execute(*client, id, "fine now");
+  EXPECT_TRUE(of_type(until_idle(*client), "error").empty());
+}
+
+TEST_F(AgentTest, FourMebibyteLineAndNonJsonLines) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:bigline bytes=4194304]]");
+  const auto lines = of_type(until_idle(*client), "agent_message");
+  std::size_t biggest = 0;
+  for (const auto& m : lines) biggest = std::max(biggest, json::serialize(m).size());
+  EXPECT_GE(biggest, 4194304u);
+
+  execute(*client, id, "[[fake:nonjson]]");
+  const auto mixed = of_type(until_idle(*client), "agent_message");
+  std::size_t raw = 0;
+  for (const auto& m : mixed) {
+    if (str(data(m), "type") == "raw") {
+      ++raw;
+      EXPECT_TRUE(data(m).at("text").is_string());
+    }
+  }
+  EXPECT_GE(raw, 1u);
+  EXPECT_EQ(str(data(mixed.back()), "type"), "result");
+}
+
+TEST_F(AgentTest, OverlongLineIsReportedAndTheRunGoesOn) {
+  start_agent_server({"--claude-max-line-bytes", "100000"});
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:bigline bytes=200000]]");
+  const auto lines = of_type(until_idle(*client), "agent_message");
+  std::vector<std::string> dropped;
+  for (const auto& m : lines) {
+    if (str(data(m), "type") == "oversized_line") {
+      dropped.push_back(str(data(m), "line_type"));
+      EXPECT_GE(data(m).at("bytes").as_int64(), 100000);
+      EXPECT_EQ(data(m).at("limit").as_int64(), 100000);
+    }
+  }
+  // The big assistant line and the result that repeats its text were both too long; the run
+  // still ended cleanly (the result was recognised from the line's head).
+  EXPECT_EQ(dropped, (std::vector<std::string>{"assistant", "result"}));
+  EXPECT_EQ(str(data(lines.front()), "subtype"), "init");
+}
+
+}  // namespace
+}  // namespace pa::test

@@ -1,0 +1,191 @@
+// History through the real server: seq on broadcasts, get_messages across rotated files,
+// reconnect mid-run without gaps or duplicates, restart after SIGKILL.
+#include <algorithm>
+#include <set>
+
+#include "integration/fixture.hpp"
+
+namespace pa::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_idle(const Json& m) {
+  return str(m, "type") == "project_state" && str(data(m), "state") == "IDLE";
+}
+
+class HistoryTest : public ServerTest {
+ protected:
+  void SetUp() override {}
+  static ServerOptions with_args(std::vector<std::string> args) {
+    ServerOptions o;
+    o.args = std::move(args);
+    return o;
+  }
+  static ServerOptions with_data(const std::filesystem::path& dir) {
+    ServerOptions o;
+    o.data_dir = dir;
+    return o;
+  }
+  Json get(WsClient& c, const std::string& id, Json query) {
+    return c.request(Json{{"type", "get_messages"}, {"project_id", id}, {"data", std::move(query)}});
+  }
+  static std::vector<std::int64_t> seqs(const Json& response) {
+    std::vector<std::int64_t> out;
+    for (const auto& e : data(response).at("messages").as_array()) out.push_back(e.at("seq").as_int64());
+    return out;
+  }
+};
+
+TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
+  start_server(with_args({"--log-rotation-count", "7"}));
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  client->request(Json{{"type", "execute"}, {"project_id", id},
+                       {"data", {{"prompt", "[[fake:flood lines=40 bytes=50]]"}}}});
+  ASSERT_TRUE(client->read_until(is_idle, 30s));
+
+  std::size_t files = 0;
+  for (const auto& f : fs::directory_iterator(server_->data_dir() / "projects" / id / "logs")) {
+    EXPECT_EQ(f.path().extension(), ".jsonl");
+    ++files;
+  }
+  const auto all = get(*client, id, Json{});
+  const auto all_seqs = seqs(all);
+  ASSERT_GE(all_seqs.size(), 44u);  // project_state x3, execute, init, 40 lines, result
+  EXPECT_GE(files, all_seqs.size() / 7);
+  for (std::size_t i = 0; i < all_seqs.size(); ++i) EXPECT_EQ(all_seqs[i], static_cast<std::int64_t>(i + 1));
+  EXPECT_FALSE(data(all).at("has_more").as_bool());
+  EXPECT_EQ(data(all).at("last_seq").as_int64(), static_cast<std::int64_t>(all_seqs.size()));
+
+  // Directions: the execute is the client's, CLI lines are claude's, states the server's.
+  const auto& entries = data(all).at("messages").as_array();
+  std::set<std::string> directions;
+  for (const auto& e : entries) directions.insert(str(e.as_object(), "direction"));
+  EXPECT_EQ(directions, (std::set<std::string>{"client", "claude", "server"}));
+
+  // Pages by after_seq across files.
+  auto page = get(*client, id, Json{{"after_seq", 10}, {"limit", 5}});
+  EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{11, 12, 13, 14, 15}));
+  EXPECT_TRUE(data(page).at("has_more").as_bool());
+  page = get(*client, id, Json{{"after_seq", all_seqs.back() - 2}});
+  EXPECT_EQ(seqs(page).size(), 2u);
+  EXPECT_FALSE(data(page).at("has_more").as_bool());
+
+  // By since (exclusive): everything strictly newer than entry 20's timestamp.
+  const std::string ts20 = str(entries[19].as_object(), "timestamp");
+  page = get(*client, id, Json{{"since", ts20}});
+  for (const auto& e : data(page).at("messages").as_array()) {
+    EXPECT_GT(std::string(e.at("timestamp").as_string()), ts20);
+  }
+  std::size_t newer = 0;
+  for (const auto& e : entries) newer += std::string(e.at("timestamp").as_string()) > ts20 ? 1 : 0;
+  EXPECT_EQ(seqs(page).size(), newer);
+
+  EXPECT_EQ(error_code(get(*client, id, Json{{"since", "yesterday"}})), "INVALID_MESSAGE");
+  EXPECT_EQ(error_code(get(*client, id, Json{{"limit", 0}})), "INVALID_MESSAGE");
+  EXPECT_EQ(error_code(get(*client, id, Json{{"limit", 5000}})), "INVALID_MESSAGE");
+}
+
+TEST_F(HistoryTest, RotationBySize) {
+  start_server(with_args({"--log-rotation-size", "2000"}));
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  client->request(Json{{"type", "execute"}, {"project_id", id},
+                       {"data", {{"prompt", "[[fake:flood lines=20 bytes=300]]"}}}});
+  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  std::size_t files = 0;
+  for (const auto& f : fs::directory_iterator(server_->data_dir() / "projects" / id / "logs")) {
+    ++files;
+    if (fs::file_size(f.path()) > 2000) {
+      // Only a single entry larger than the limit may exceed it.
+      std::ifstream in(f.path());
+      std::string line;
+      std::size_t n = 0;
+      while (std::getline(in, line)) ++n;
+      EXPECT_EQ(n, 1u) << f.path();
+    }
+  }
+  EXPECT_GE(files, 5u);
+  const auto all = get(*client, id, Json{});
+  const auto s = seqs(all);
+  for (std::size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i], static_cast<std::int64_t>(i + 1));
+}
+
+TEST_F(HistoryTest, ReconnectMidRunMissesNothingAndGetsNothingTwice) {
+  start_server();
+  auto runner = connect();
+  const std::string id = str(create_project(*runner, make_dir("p")), "project_id");
+  auto watcher = connect();
+  ASSERT_EQ(str(watcher->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"), "project_joined");
+  runner->request(Json{{"type", "execute"}, {"project_id", id},
+                       {"data", {{"prompt", "[[fake:drip lines=60 interval_ms=10]]"}}}});
+
+  // The watcher sees a few lines, then its connection drops mid-run.
+  std::vector<std::int64_t> seen;
+  watcher->read_until([&](const Json& m) {
+    if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
+    return seen.size() >= 5;
+  });
+  watcher.reset();
+
+  // A new connection: join (learn last_seq), catch up exactly the gap, then follow live.
+  auto again = connect();
+  const auto joined = again->request(Json{{"type", "project_join"}, {"project_id", id}});
+  const auto last = data(joined).at("last_seq").as_int64();
+  ASSERT_GE(last, seen.back());
+  if (last > seen.back()) {
+    const auto page = get(*again, id, Json{{"after_seq", seen.back()}, {"limit", last - seen.back()}});
+    for (auto s : seqs(page)) seen.push_back(s);
+  }
+  // get_messages' reply arrives after any broadcast queued before it: collect those too.
+  for (const auto& m : again->skipped()) {
+    if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
+  }
+  again->read_until([&](const Json& m) {
+    if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
+    return is_idle(m);
+  }, 30s);
+
+  std::sort(seen.begin(), seen.end());
+  const auto dup = std::adjacent_find(seen.begin(), seen.end());
+  EXPECT_EQ(dup, seen.end()) << "duplicate seq " << (dup == seen.end() ? 0 : *dup);
+  // No gap from the watcher's first message to the end of the run.
+  for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_EQ(seen[i], seen[i - 1] + 1) << "gap after " << seen[i - 1];
+  const auto all = get(*again, id, Json{});
+  EXPECT_EQ(seen.back(), data(all).at("last_seq").as_int64());
+}
+
+TEST_F(HistoryTest, RestartAfterSigkillMidRun) {
+  start_server();
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  client->request(Json{{"type", "execute"}, {"project_id", id},
+                       {"data", {{"prompt", "[[fake:drip lines=1000 interval_ms=20]]"}}}});
+  std::int64_t last_seen = 0;
+  client->read_until([&](const Json& m) {
+    if (m.contains("seq")) last_seen = m.at("seq").as_int64();
+    return last_seen >= 12;
+  });
+  const auto data_dir = server_->data_dir();
+  auto old = std::move(server_);
+  old->kill_hard();
+  client.reset();
+
+  start_server(with_data(data_dir));
+  client = connect();
+  const auto list = client->request(Json{{"type", "project_list"}});
+  EXPECT_EQ(str(data(list).at("projects").as_array()[0].as_object(), "state"), "IDLE");
+  const auto all = get(*client, id, Json{});
+  const auto s = seqs(all);
+  ASSERT_GE(s.size(), static_cast<std::size_t>(last_seen)) << "every message a client saw is in history";
+  for (std::size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i], static_cast<std::int64_t>(i + 1));
+  // The project runs again; its new entries continue the seq.
+  client->request(Json{{"type", "execute"}, {"project_id", id}, {"data", {{"prompt", "again"}}}});
+  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  const auto after = get(*client, id, Json{{"after_seq", s.back()}});
+  EXPECT_EQ(seqs(after).front(), s.back() + 1);
+}
+
+}  // namespace
+}  // namespace pa::test

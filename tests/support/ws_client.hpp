@@ -1,0 +1,76 @@
+// A test client speaking TLS (or plain) WebSocket to the server, with deadlines on every wait.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace pa::test {
+
+using namespace std::chrono_literals;
+using Json = boost::json::object;
+
+struct ClientOptions {
+  bool tls = true;
+  std::optional<std::string> bearer;       // Authorization: Bearer <token>
+  std::optional<std::string> query_token;  // ?token=
+  std::optional<std::string> origin;
+  std::string target = "/ws";
+};
+
+struct CloseInfo {
+  int code = 0;
+  std::string reason;
+};
+
+class WsClient {
+ public:
+  WsClient(unsigned short port, ClientOptions options);
+  ~WsClient();
+  WsClient(const WsClient&) = delete;
+  WsClient& operator=(const WsClient&) = delete;
+
+  // Performs the upgrade; returns the HTTP status (101 on success).
+  int connect(std::chrono::milliseconds deadline = 10s);
+
+  void send_text(const std::string& text);
+  void send_binary(const std::string& bytes);
+  void send(const Json& message);
+
+  // Next message, or nullopt when none arrived by the deadline or the connection closed.
+  std::optional<Json> read(std::chrono::milliseconds deadline = 10s);
+  // Reads until `predicate` matches (other messages are kept in `skipped()`).
+  std::optional<Json> read_until(const std::function<bool(const Json&)>& predicate,
+                                 std::chrono::milliseconds deadline = 10s);
+  // Sends `message` with a fresh request_id and returns the reply carrying that id.
+  Json request(Json message, std::chrono::milliseconds deadline = 10s);
+  // Waits for the server to close the connection; returns its close frame.
+  std::optional<CloseInfo> wait_closed(std::chrono::milliseconds deadline = 10s);
+  bool is_open() const;
+  void close();
+
+  const std::vector<Json>& skipped() const { return skipped_; }
+  const std::string& response_body() const { return response_body_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<Json> skipped_;
+  std::string response_body_;
+  int next_request_ = 0;
+};
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+HttpResult http_get(unsigned short port, bool tls, const std::string& target,
+                    const std::map<std::string, std::string>& headers = {},
+                    std::chrono::milliseconds deadline = 10s);
+
+}  // namespace pa::test
