@@ -1,0 +1,112 @@
+#include "net/gate.hpp"
+
+#include <gtest/gtest.h>
+
+namespace pa::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+GateOptions options() {
+  GateOptions o;
+  o.token = "secret-token-123";
+  o.max_failures = 3;
+  o.connection_rate = 2;
+  return o;
+}
+
+UpgradeRequest with_bearer(std::string_view header) {
+  UpgradeRequest r;
+  r.remote_address = "10.0.0.1";
+  r.authorization = header;
+  r.host = "example.test:8443";
+  return r;
+}
+
+TEST(Gate, TokenFromHeaderOrQuery) {
+  Gate gate(options());
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123")), Verdict::kAllow);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("bearer secret-token-123")), Verdict::kAllow);
+  UpgradeRequest query;
+  query.remote_address = "10.0.0.2";
+  query.query_token = "secret-token-123";
+  EXPECT_EQ(gate.check_upgrade(query), Verdict::kAllow);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Basic secret-token-123")), Verdict::kUnauthorized);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-12")), Verdict::kUnauthorized);
+}
+
+TEST(Gate, ConstantTimeCompareSemantics) {
+  EXPECT_TRUE(Gate::tokens_equal("abc", "abc"));
+  EXPECT_FALSE(Gate::tokens_equal("abc", "abd"));
+  EXPECT_FALSE(Gate::tokens_equal("abc", "abcd"));
+  EXPECT_FALSE(Gate::tokens_equal("", ""));
+}
+
+TEST(Gate, RepeatedFailuresBlockTheAddressForAWhile) {
+  Gate gate(options());
+  const auto t0 = Clock::now();
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 1s), Verdict::kTooManyFailures);
+  auto other = with_bearer("Bearer secret-token-123");
+  other.remote_address = "10.0.0.9";
+  EXPECT_EQ(gate.check_upgrade(other, t0 + 1s), Verdict::kAllow) << "other addresses are not affected";
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 2min), Verdict::kAllow);
+}
+
+TEST(Gate, OriginRules) {
+  Gate own(options());
+  auto r = with_bearer("Bearer secret-token-123");
+  r.origin = "https://example.test:8443";
+  EXPECT_EQ(own.check_upgrade(r), Verdict::kAllow);
+  r.origin = "HTTPS://Example.test:8443";
+  EXPECT_EQ(own.check_upgrade(r), Verdict::kAllow);
+  r.origin = "http://example.test:8443";
+  EXPECT_EQ(own.check_upgrade(r), Verdict::kForbiddenOrigin);
+  r.origin = "https://evil.test";
+  EXPECT_EQ(own.check_upgrade(r), Verdict::kForbiddenOrigin);
+
+  auto listed_options = options();
+  listed_options.allowed_origins = {"https://phone.test"};
+  Gate listed(listed_options);
+  r.origin = "https://phone.test";
+  EXPECT_EQ(listed.check_upgrade(r), Verdict::kAllow);
+  r.origin = "https://example.test:8443";
+  EXPECT_EQ(listed.check_upgrade(r), Verdict::kForbiddenOrigin);
+
+  auto any_options = options();
+  any_options.allowed_origins = {"*"};
+  Gate any(any_options);
+  r.origin = "https://anything.test";
+  EXPECT_EQ(any.check_upgrade(r), Verdict::kAllow);
+}
+
+TEST(Gate, AuthDisabledStillChecksOrigin) {
+  auto o = options();
+  o.auth_enabled = false;
+  Gate gate(o);
+  UpgradeRequest r;
+  r.remote_address = "10.0.0.1";
+  r.host = "h:1";
+  EXPECT_EQ(gate.check_upgrade(r), Verdict::kAllow);
+  r.origin = "https://elsewhere";
+  EXPECT_EQ(gate.check_upgrade(r), Verdict::kForbiddenOrigin);
+}
+
+TEST(Gate, ConnectionRatePerAddress) {
+  Gate gate(options());  // 2 per second, burst 2
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(gate.allow_connection("a", t0));
+  EXPECT_TRUE(gate.allow_connection("a", t0));
+  EXPECT_FALSE(gate.allow_connection("a", t0));
+  EXPECT_TRUE(gate.allow_connection("b", t0));
+  EXPECT_TRUE(gate.allow_connection("a", t0 + 600ms));
+  auto off = options();
+  off.connection_rate = 0;
+  Gate unlimited(off);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(unlimited.allow_connection("a", t0));
+}
+
+}  // namespace
+}  // namespace pa::net
