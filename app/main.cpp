@@ -9,8 +9,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <cstdio>
-#include <future>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <thread>
 #include <vector>
@@ -67,12 +67,19 @@ int run(pa::config::Loaded loaded) {
     spdlog::info("{} the access token in {} (print it with `pocket-agent-server token`)",
                  created ? "generated" : "using", pa::net::token_path(cfg.data.dir).string());
   }
-  if (!cfg.auth.enabled) spdlog::warn("authentication is OFF (--no-auth): anyone who can reach this port can run the agent");
-  if (!cfg.tls.enabled) spdlog::warn("TLS is OFF: traffic, including the token, is sent in clear text; use only behind a TLS-terminating proxy");
-  if ((!cfg.tls.enabled || !cfg.auth.enabled) && !is_loopback(cfg.server.host) && !cfg.allow_insecure) {
-    spdlog::critical("refusing to listen on {} without {}: bind to 127.0.0.1, enable it, or pass "
-                     "--i-understand-this-is-insecure",
-                     cfg.server.host, cfg.tls.enabled ? "authentication" : "TLS");
+  if (!cfg.auth.enabled)
+    spdlog::warn(
+        "authentication is OFF (--no-auth): anyone who can reach this port can run the agent");
+  if (!cfg.tls.enabled)
+    spdlog::warn(
+        "TLS is OFF: traffic, including the token, is sent in clear text; use only behind a "
+        "TLS-terminating proxy");
+  if ((!cfg.tls.enabled || !cfg.auth.enabled) && !is_loopback(cfg.server.host) &&
+      !cfg.allow_insecure) {
+    spdlog::critical(
+        "refusing to listen on {} without {}: bind to 127.0.0.1, enable it, or pass "
+        "--i-understand-this-is-insecure",
+        cfg.server.host, cfg.tls.enabled ? "authentication" : "TLS");
     return kExitConfig;
   }
   raise_fd_limit();
@@ -80,8 +87,9 @@ int run(pa::config::Loaded loaded) {
   std::optional<asio::ssl::context> tls;
   if (cfg.tls.enabled) tls.emplace(pa::net::make_tls_context(cfg.tls));
 
-  const unsigned threads = cfg.server.threads != 0 ? cfg.server.threads
-                                                   : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = cfg.server.threads != 0
+                               ? cfg.server.threads
+                               : std::max(1u, std::thread::hardware_concurrency());
   asio::io_context io(static_cast<int>(threads));
   pa::agent::install_reaper(io.get_executor());
 
@@ -97,13 +105,14 @@ int run(pa::config::Loaded loaded) {
     spdlog::critical("invalid server.host {}: {}", cfg.server.host, address_ec.message());
     return kExitConfig;
   }
-  auto listener = std::make_shared<pa::net::Listener>(io, hub, std::move(tls),
-                                                      asio::ip::tcp::endpoint(address, cfg.server.port));
+  auto listener = std::make_shared<pa::net::Listener>(
+      io, hub, std::move(tls), asio::ip::tcp::endpoint(address, cfg.server.port));
   const auto bound = listener->local_endpoint();
   listener->start();
   hub->start();
-  spdlog::info("listening on {}://{}:{}/ws (port {}) with {} I/O threads", cfg.tls.enabled ? "wss" : "ws",
-               bound.address().to_string(), bound.port(), bound.port(), threads);
+  spdlog::info("listening on {}://{}:{}/ws (port {}) with {} I/O threads",
+               cfg.tls.enabled ? "wss" : "ws", bound.address().to_string(), bound.port(),
+               bound.port(), threads);
 
   // Shutdown runs on the main thread so the I/O threads keep serving (pipes of stopping runs,
   // close handshakes) while it waits.

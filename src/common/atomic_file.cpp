@@ -11,7 +11,9 @@
 namespace pa::common {
 
 namespace {
-std::error_code last_error() { return {errno, std::generic_category()}; }
+std::error_code last_error() {
+  return {errno, std::generic_category()};
+}
 
 std::error_code write_all(int fd, std::string_view data) {
   while (!data.empty()) {

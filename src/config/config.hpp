@@ -36,9 +36,9 @@ struct Config {
   } data;
 
   struct Logging {
-    std::string level = "info";    // debug, info, warn, error, fatal
-    std::string format = "json";   // json, text
-    std::string output = "stdout"; // stdout, stderr or a file path
+    std::string level = "info";     // debug, info, warn, error, fatal
+    std::string format = "json";    // json, text
+    std::string output = "stdout";  // stdout, stderr or a file path
   } logging;
 
   struct Limits {
@@ -51,15 +51,15 @@ struct Config {
   } limits;
 
   struct Timeouts {
-    Seconds execution{300};      // 0 = none
-    Seconds execution_idle{0};   // no CLI output for this long; 0 = off
-    Seconds idle{300};           // connection idle; 0 = off
+    Seconds execution{300};     // 0 = none
+    Seconds execution_idle{0};  // no CLI output for this long; 0 = off
+    Seconds idle{300};          // connection idle; 0 = off
     Seconds ping_interval{30};
     Seconds pong_timeout{30};
-    Seconds handshake{10};       // TLS + HTTP upgrade must finish within this
-    Seconds shutdown{30};        // graceful shutdown waits this long for runs
-    Seconds kill_grace{3};       // after interrupt, before SIGTERM
-    Seconds term_grace{5};       // after SIGTERM, before SIGKILL
+    Seconds handshake{10};  // TLS + HTTP upgrade must finish within this
+    Seconds shutdown{30};   // graceful shutdown waits this long for runs
+    Seconds kill_grace{3};  // after interrupt, before SIGTERM
+    Seconds term_grace{5};  // after SIGTERM, before SIGKILL
   } timeouts;
 
   struct LogRotation {
@@ -76,17 +76,17 @@ struct Config {
     std::map<std::string, std::string> env;  // extra environment for the CLI
     std::string home;                        // HOME for the CLI; empty = inherit
     bool allow_dangerous = false;
-    std::string permission_prompt;           // "", "client" or "none"
+    std::string permission_prompt;  // "", "client" or "none"
     Seconds permission_timeout{300};
   } claude;
 
   struct WebSocket {
     std::uint64_t read_buffer = 4096;
     std::uint64_t write_buffer = 4096;
-    std::uint64_t message_buffer = 100;      // queued outbound messages per connection
+    std::uint64_t message_buffer = 100;        // queued outbound messages per connection
     std::uint64_t max_queue_bytes = 16777216;  // queued outbound bytes per connection
     bool enable_compression = false;
-    int compression_level = 6;               // 1..9
+    int compression_level = 6;  // 1..9
   } websocket;
 
   struct Execution {
@@ -98,7 +98,7 @@ struct Config {
     bool enabled = true;
     std::string token;  // empty = generated and kept in <data_dir>/auth_token
     std::vector<std::string> allowed_origins;  // empty = the server's own origin only
-    std::uint64_t max_failures = 10;            // per address per minute before 429
+    std::uint64_t max_failures = 10;           // per address per minute before 429
   } auth;
 
   struct Metrics {

@@ -22,8 +22,8 @@ enum class Direction { kClient, kClaude, kServer };
 std::string_view to_string(Direction d);
 
 struct Options {
-  std::uint64_t rotate_bytes = 104857600;  // start a new file before one would exceed this
-  std::uint64_t rotate_count = 10000;      // entries per file
+  std::uint64_t rotate_bytes = 104857600;          // start a new file before one would exceed this
+  std::uint64_t rotate_count = 10000;              // entries per file
   std::chrono::milliseconds fsync_interval{1000};  // 0 = fdatasync after every append
 };
 

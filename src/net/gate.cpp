@@ -33,8 +33,9 @@ bool Gate::origin_allowed(std::string_view origin, std::string_view host) const 
     if (host.empty()) return false;
     return o == (options_.tls ? "https://" : "http://") + lower(host);
   }
-  return std::any_of(options_.allowed_origins.begin(), options_.allowed_origins.end(),
-                     [&](const std::string& allowed) { return allowed == "*" || lower(allowed) == o; });
+  return std::any_of(
+      options_.allowed_origins.begin(), options_.allowed_origins.end(),
+      [&](const std::string& allowed) { return allowed == "*" || lower(allowed) == o; });
 }
 
 void Gate::prune(Clock::time_point now) {
@@ -42,7 +43,8 @@ void Gate::prune(Clock::time_point now) {
       buckets_.size() + failures_.size() < kMaxTrackedAddresses)
     return;
   last_prune_ = now;
-  std::erase_if(buckets_, [&](const auto& kv) { return now - kv.second.updated > std::chrono::seconds(10); });
+  std::erase_if(buckets_,
+                [&](const auto& kv) { return now - kv.second.updated > std::chrono::seconds(10); });
   std::erase_if(failures_, [&](const auto& kv) {
     return now > kv.second.blocked_until && now - kv.second.window_start > kFailureWindow;
   });

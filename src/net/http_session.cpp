@@ -62,15 +62,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void start() {
     beast::get_lowest_layer(stream_).expires_after(hub_->config().timeouts.handshake);
     if constexpr (kTls) {
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
-                                if (ec) {
-                                  spdlog::debug("TLS handshake with {} failed: {}", self->remote_,
-                                                ec.message());
-                                  return;
-                                }
-                                self->do_read();
-                              });
+      stream_.async_handshake(
+          asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) {
+              spdlog::debug("TLS handshake with {} failed: {}", self->remote_, ec.message());
+              return;
+            }
+            self->do_read();
+          });
     } else {
       do_read();
     }
@@ -143,8 +142,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         return;
       case Verdict::kForbiddenOrigin:
         spdlog::warn("rejected WebSocket upgrade from {}: Origin not allowed", remote_);
-        respond(http::status::forbidden,
-                "Origin not allowed; add it to auth.allowed_origins", false);
+        respond(http::status::forbidden, "Origin not allowed; add it to auth.allowed_origins",
+                false);
         return;
       case Verdict::kTooManyFailures:
       case Verdict::kRateLimited:
@@ -168,11 +167,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       auto data = self->hub_->health_data();
       const bool unhealthy = data.at("status").as_string() == "unhealthy";
       std::string body = json::serialize(data);
-      asio::dispatch(self->stream_.get_executor(), [self, body = std::move(body), keep_alive,
-                                                    unhealthy]() mutable {
-        self->write(unhealthy ? http::status::service_unavailable : http::status::ok,
-                    std::move(body), "application/json", keep_alive);
-      });
+      asio::dispatch(self->stream_.get_executor(),
+                     [self, body = std::move(body), keep_alive, unhealthy]() mutable {
+                       self->write(unhealthy ? http::status::service_unavailable : http::status::ok,
+                                   std::move(body), "application/json", keep_alive);
+                     });
     });
   }
 
@@ -190,16 +189,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
-    http::async_write(stream_, *res,
-                      [self = this->shared_from_this(), res, keep_alive](beast::error_code ec,
-                                                                         std::size_t) {
-                        if (ec) return;
-                        if (keep_alive) {
-                          self->do_read();
-                        } else {
-                          self->shutdown();
-                        }
-                      });
+    http::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+          if (ec) return;
+          if (keep_alive) {
+            self->do_read();
+          } else {
+            self->shutdown();
+          }
+        });
   }
 
   void shutdown() {
@@ -207,7 +206,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
       stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
         beast::error_code ignored;
-        beast::get_lowest_layer(self->stream_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        beast::get_lowest_layer(self->stream_)
+            .socket()
+            .shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
       });
     } else {
       beast::error_code ignored;

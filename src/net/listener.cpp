@@ -50,7 +50,9 @@ tcp::endpoint Listener::local_endpoint() const {
   return acceptor_.local_endpoint(ec);
 }
 
-void Listener::start() { do_accept(); }
+void Listener::start() {
+  do_accept();
+}
 
 void Listener::stop() {
   asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
@@ -60,17 +62,18 @@ void Listener::stop() {
 }
 
 void Listener::do_accept() {
-  acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](
-                                                     boost::system::error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-    if (ec) {
-      // EMFILE and friends: log and keep accepting (the next accept may succeed).
-      spdlog::warn("accept failed: {}", ec.message());
-    } else {
-      start_http_session(std::move(socket), self->hub_, self->gate_, self->tls_);
-    }
-    self->do_accept();
-  });
+  acceptor_.async_accept(
+      asio::make_strand(io_),
+      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+        if (ec) {
+          // EMFILE and friends: log and keep accepting (the next accept may succeed).
+          spdlog::warn("accept failed: {}", ec.message());
+        } else {
+          start_http_session(std::move(socket), self->hub_, self->gate_, self->tls_);
+        }
+        self->do_accept();
+      });
 }
 
 }  // namespace pa::net

@@ -12,7 +12,9 @@ namespace pa::net {
 
 namespace fs = std::filesystem;
 
-fs::path token_path(const fs::path& data_dir) { return data_dir / "auth_token"; }
+fs::path token_path(const fs::path& data_dir) {
+  return data_dir / "auth_token";
+}
 
 std::string load_or_create_token(const fs::path& data_dir, bool& created) {
   created = false;
@@ -21,11 +23,13 @@ std::string load_or_create_token(const fs::path& data_dir, bool& created) {
   if (fs::exists(path, ec)) {
     std::string token = common::read_small_file(path, ec);
     if (ec) throw std::runtime_error("cannot read " + path.string() + ": " + ec.message());
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+    while (!token.empty() &&
+           (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
       token.pop_back();
     }
     if (token.size() < 16) {
-      throw std::runtime_error(path.string() + " holds no usable token (at least 16 characters); "
+      throw std::runtime_error(path.string() +
+                               " holds no usable token (at least 16 characters); "
                                "delete it to generate a new one");
     }
     struct stat st {};

@@ -62,21 +62,25 @@ class WsSession : public server::Connection,
       ws_.set_option(pmd);
     }
     ws_.read_message_max(cfg.limits.message_size);
-    ws_.write_buffer_bytes(static_cast<std::size_t>(std::max<std::uint64_t>(cfg.websocket.write_buffer, 8)));
+    ws_.write_buffer_bytes(
+        static_cast<std::size_t>(std::max<std::uint64_t>(cfg.websocket.write_buffer, 8)));
     max_queue_messages_ = cfg.websocket.message_buffer;
     max_queue_bytes_ = cfg.websocket.max_queue_bytes;
     buffer_.reserve(cfg.websocket.read_buffer);
-    ws_.async_accept(request, beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
+    ws_.async_accept(request,
+                     beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
   }
 
   void send(protocol::SharedText text) override {
-    boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), text = std::move(text)]() mutable {
-      self->enqueue(std::move(text));
-    });
+    boost::asio::dispatch(ws_.get_executor(),
+                          [self = this->shared_from_this(), text = std::move(text)]() mutable {
+                            self->enqueue(std::move(text));
+                          });
   }
 
   void close(std::uint16_t code, std::string reason) override {
-    boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), code, reason = std::move(reason)]() mutable {
+    boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), code,
+                                               reason = std::move(reason)]() mutable {
       self->begin_close(code, std::move(reason));
     });
   }
@@ -94,13 +98,15 @@ class WsSession : public server::Connection,
 
   void do_read() {
     if (closing_) return;
-    ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
+    ws_.async_read(buffer_,
+                   beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
     if (ec) {
       if (ec == websocket::error::message_too_big) {
-        spdlog::info("closing connection {} from {}: message larger than limits.message_size", id_, remote_);
+        spdlog::info("closing connection {} from {}: message larger than limits.message_size", id_,
+                     remote_);
       } else if (ec != websocket::error::closed) {
         spdlog::debug("connection {} read ended: {}", id_, ec.message());
       }
@@ -123,10 +129,11 @@ class WsSession : public server::Connection,
   void enqueue(protocol::SharedText text) {
     if (closing_ || finished_) return;
     if (queue_.size() >= max_queue_messages_ || queued_bytes_ + text->size() > max_queue_bytes_) {
-      spdlog::warn("closing slow connection {} from {}: {} messages / {} bytes queued", id_, remote_,
-                   queue_.size(), queued_bytes_);
-      begin_close(kCloseSlowConsumer,
-                  "slow consumer: outbound queue full; reconnect and catch up with get_messages after_seq");
+      spdlog::warn("closing slow connection {} from {}: {} messages / {} bytes queued", id_,
+                   remote_, queue_.size(), queued_bytes_);
+      begin_close(
+          kCloseSlowConsumer,
+          "slow consumer: outbound queue full; reconnect and catch up with get_messages after_seq");
       return;
     }
     queued_bytes_ += text->size();
@@ -176,7 +183,8 @@ class WsSession : public server::Connection,
       return;
     }
     close_sent_ = true;
-    ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) { self->finish(); });
+    ws_.async_close(close_reason_,
+                    [self = this->shared_from_this()](beast::error_code) { self->finish(); });
   }
 
   // The connection is over: unsubscribe everywhere, once.

@@ -13,7 +13,9 @@
 
 namespace pa::ops {
 
-std::string server_version() { return pa::kVersion; }
+std::string server_version() {
+  return pa::kVersion;
+}
 
 ResourceSampler::ResourceSampler(std::filesystem::path data_dir)
     : data_dir_(std::move(data_dir)), last_wall_(std::chrono::steady_clock::now()) {}
@@ -51,7 +53,9 @@ void read_status(double& rss_mb, unsigned& threads) {
   }
 }
 
-double round_to(double value, double step) { return static_cast<double>(static_cast<long long>(value / step + 0.5)) * step; }
+double round_to(double value, double step) {
+  return static_cast<double>(static_cast<long long>(value / step + 0.5)) * step;
+}
 }  // namespace
 
 Resources ResourceSampler::sample() {
@@ -60,9 +64,10 @@ Resources ResourceSampler::sample() {
   r.memory_mb = round_to(r.memory_mb, 0.1);
   struct statvfs vfs {};
   if (::statvfs(data_dir_.c_str(), &vfs) == 0 ||
-      ::statvfs(data_dir_.parent_path().empty() ? "." : data_dir_.parent_path().c_str(), &vfs) == 0) {
-    r.disk_free_gb = round_to(static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize) /
-                                  (1024.0 * 1024.0 * 1024.0),
+      ::statvfs(data_dir_.parent_path().empty() ? "." : data_dir_.parent_path().c_str(), &vfs) ==
+          0) {
+    r.disk_free_gb = round_to(static_cast<double>(vfs.f_bavail) *
+                                  static_cast<double>(vfs.f_frsize) / (1024.0 * 1024.0 * 1024.0),
                               0.1);
   }
   std::lock_guard lock(mutex_);
@@ -92,9 +97,10 @@ void ClaudeProbe::refresh() {
   spec.cwd = "/";
   const auto result = agent::run_capture(spec, std::chrono::seconds(15));
   if (result.ec) {
-    fresh.error = result.ec == std::errc::no_such_file_or_directory
-                      ? "'" + binary_ + "' was not found; install the Claude CLI or set claude.binary"
-                      : "'" + binary_ + " --version' failed: " + result.ec.message();
+    fresh.error =
+        result.ec == std::errc::no_such_file_or_directory
+            ? "'" + binary_ + "' was not found; install the Claude CLI or set claude.binary"
+            : "'" + binary_ + " --version' failed: " + result.ec.message();
   } else if (result.status.signaled || result.status.code != 0) {
     fresh.error = "'" + binary_ + " --version' exited with " +
                   (result.status.signaled ? "signal " + std::to_string(result.status.signal)

@@ -9,9 +9,12 @@ namespace pa::projects {
 
 std::string_view to_string(State state) {
   switch (state) {
-    case State::kIdle: return "IDLE";
-    case State::kQueued: return "QUEUED";
-    case State::kExecuting: return "EXECUTING";
+    case State::kIdle:
+      return "IDLE";
+    case State::kQueued:
+      return "QUEUED";
+    case State::kExecuting:
+      return "EXECUTING";
   }
   return "IDLE";
 }

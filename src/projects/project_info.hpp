@@ -13,13 +13,13 @@ enum class State { kIdle, kQueued, kExecuting };
 std::string_view to_string(State state);
 
 struct ProjectInfo {
-  std::string id;          // UUIDv4
-  std::string path;        // canonical absolute directory
+  std::string id;    // UUIDv4
+  std::string path;  // canonical absolute directory
   State state = State::kIdle;
   std::optional<std::string> session_id;  // the CLI's latest session id
-  std::string created_at;   // RFC 3339
-  std::string last_active;  // RFC 3339
-  std::size_t queue_position = 0;  // 1-based while QUEUED; not stored
+  std::string created_at;                 // RFC 3339
+  std::string last_active;                // RFC 3339
+  std::size_t queue_position = 0;         // 1-based while QUEUED; not stored
 };
 
 // {id, path, state, session_id, created_at, last_active} (session_id null when unset), plus

@@ -12,8 +12,12 @@ namespace json = boost::json;
 
 ProjectStore::ProjectStore(fs::path data_dir) : root_(std::move(data_dir) / "projects") {}
 
-fs::path ProjectStore::project_dir(const std::string& id) const { return root_ / id; }
-fs::path ProjectStore::logs_dir(const std::string& id) const { return root_ / id / "logs"; }
+fs::path ProjectStore::project_dir(const std::string& id) const {
+  return root_ / id;
+}
+fs::path ProjectStore::logs_dir(const std::string& id) const {
+  return root_ / id / "logs";
+}
 
 std::error_code ProjectStore::save(const ProjectInfo& info) const {
   std::error_code ec;

@@ -1,5 +1,5 @@
-// Wall-clock timestamps as the protocol and the history write them: RFC 3339, UTC, millisecond precision.
-// Self-contained (no dependency on other libraries) so any code can reuse it.
+// Wall-clock timestamps as the protocol and the history write them: RFC 3339, UTC, millisecond
+// precision. Self-contained (no dependency on other libraries) so any code can reuse it.
 #pragma once
 
 #include <chrono>

@@ -47,9 +47,9 @@ ParseResult parse_client_message(std::string_view text) {
   json::error_code ec;
   json::value root = json::parse(text, ec);
   if (ec) {
-    result.error = make_error(ErrorCode::kInvalidMessage,
-                              "message is not valid JSON: " + ec.message(),
-                              json::object{{"field", "$"}});
+    result.error =
+        make_error(ErrorCode::kInvalidMessage, "message is not valid JSON: " + ec.message(),
+                   json::object{{"field", "$"}});
     return result;
   }
   if (!root.is_object()) {
@@ -63,7 +63,8 @@ ParseResult parse_client_message(std::string_view text) {
   std::optional<std::string> envelope_project;
   Error id_error;
   bool ids_ok = read_id(obj.if_contains("request_id"), "request_id", request_id, id_error);
-  ids_ok = ids_ok && read_id(obj.if_contains("project_id"), "project_id", envelope_project, id_error);
+  ids_ok =
+      ids_ok && read_id(obj.if_contains("project_id"), "project_id", envelope_project, id_error);
   result.request_id = request_id;
   result.project_id = envelope_project;
   if (!ids_ok) {

@@ -18,7 +18,7 @@ namespace pa::protocol {
 // A failure to report to the client as an `error` message.
 struct Error {
   ErrorCode code = ErrorCode::kInternalError;
-  std::string message;        // says what happened and what to do
+  std::string message;  // says what happened and what to do
   boost::json::object details;
 };
 Error make_error(ErrorCode code, std::string message, boost::json::object details = {});

@@ -4,19 +4,32 @@ namespace pa::protocol {
 
 std::string_view to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidMessage: return "INVALID_MESSAGE";
-    case ErrorCode::kInvalidPath: return "INVALID_PATH";
-    case ErrorCode::kProjectNesting: return "PROJECT_NESTING";
-    case ErrorCode::kProjectNotFound: return "PROJECT_NOT_FOUND";
-    case ErrorCode::kProjectLimit: return "PROJECT_LIMIT";
-    case ErrorCode::kExecutionTimeout: return "EXECUTION_TIMEOUT";
-    case ErrorCode::kClaudeNotFound: return "CLAUDE_NOT_FOUND";
-    case ErrorCode::kProcessActive: return "PROCESS_ACTIVE";
-    case ErrorCode::kResourceLimit: return "RESOURCE_LIMIT";
-    case ErrorCode::kInternalError: return "INTERNAL_ERROR";
-    case ErrorCode::kExecutionFailed: return "EXECUTION_FAILED";
-    case ErrorCode::kForbidden: return "FORBIDDEN";
-    case ErrorCode::kPermissionNotFound: return "PERMISSION_NOT_FOUND";
+    case ErrorCode::kInvalidMessage:
+      return "INVALID_MESSAGE";
+    case ErrorCode::kInvalidPath:
+      return "INVALID_PATH";
+    case ErrorCode::kProjectNesting:
+      return "PROJECT_NESTING";
+    case ErrorCode::kProjectNotFound:
+      return "PROJECT_NOT_FOUND";
+    case ErrorCode::kProjectLimit:
+      return "PROJECT_LIMIT";
+    case ErrorCode::kExecutionTimeout:
+      return "EXECUTION_TIMEOUT";
+    case ErrorCode::kClaudeNotFound:
+      return "CLAUDE_NOT_FOUND";
+    case ErrorCode::kProcessActive:
+      return "PROCESS_ACTIVE";
+    case ErrorCode::kResourceLimit:
+      return "RESOURCE_LIMIT";
+    case ErrorCode::kInternalError:
+      return "INTERNAL_ERROR";
+    case ErrorCode::kExecutionFailed:
+      return "EXECUTION_FAILED";
+    case ErrorCode::kForbidden:
+      return "FORBIDDEN";
+    case ErrorCode::kPermissionNotFound:
+      return "PERMISSION_NOT_FOUND";
   }
   return "INTERNAL_ERROR";
 }

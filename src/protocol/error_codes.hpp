@@ -6,19 +6,19 @@
 namespace pa::protocol {
 
 enum class ErrorCode {
-  kInvalidMessage,     // 400: message format or schema invalid
-  kInvalidPath,        // 400: path validation failed
-  kProjectNesting,     // 409: project would nest with an existing one
-  kProjectNotFound,    // 404
-  kProjectLimit,       // 429: max_projects reached
-  kExecutionTimeout,   // 504: a run hit timeouts.execution or timeouts.execution_idle
-  kClaudeNotFound,     // 503: the CLI binary is missing
-  kProcessActive,      // 409: not allowed while the project is executing
-  kResourceLimit,      // 429: a server-wide limit (e.g. the run queue) is full
-  kInternalError,      // 500
-  kExecutionFailed,    // 502 (ours): the CLI ended without a result
-  kForbidden,          // 403 (ours): refused by the server's policy
-  kPermissionNotFound, // 404 (ours): unknown, resolved or expired permission request
+  kInvalidMessage,      // 400: message format or schema invalid
+  kInvalidPath,         // 400: path validation failed
+  kProjectNesting,      // 409: project would nest with an existing one
+  kProjectNotFound,     // 404
+  kProjectLimit,        // 429: max_projects reached
+  kExecutionTimeout,    // 504: a run hit timeouts.execution or timeouts.execution_idle
+  kClaudeNotFound,      // 503: the CLI binary is missing
+  kProcessActive,       // 409: not allowed while the project is executing
+  kResourceLimit,       // 429: a server-wide limit (e.g. the run queue) is full
+  kInternalError,       // 500
+  kExecutionFailed,     // 502 (ours): the CLI ended without a result
+  kForbidden,           // 403 (ours): refused by the server's policy
+  kPermissionNotFound,  // 404 (ours): unknown, resolved or expired permission request
 };
 
 std::string_view to_string(ErrorCode code);

@@ -41,7 +41,8 @@ void AgentRun::set_queued(std::size_t position, const Requester* requester) {
 }
 
 void AgentRun::fail(ErrorCode code, std::string message, json::object details) {
-  json::object data = protocol::error_data(protocol::make_error(code, std::move(message), std::move(details)));
+  json::object data =
+      protocol::error_data(protocol::make_error(code, std::move(message), std::move(details)));
   project_->publish("error", data);
 }
 
@@ -67,8 +68,10 @@ void AgentRun::start() {
 
   if (request_.options.mcp_config_json) {
     mcp_path_ = context_.scratch_dir + "/mcp-" + projects::random_uuid() + ".json";
-    if (auto ec = common::write_file_atomically(mcp_path_, *request_.options.mcp_config_json, 0600)) {
-      fail(ErrorCode::kInternalError, "Could not write the MCP configuration file: " + ec.message(), {});
+    if (auto ec =
+            common::write_file_atomically(mcp_path_, *request_.options.mcp_config_json, 0600)) {
+      fail(ErrorCode::kInternalError, "Could not write the MCP configuration file: " + ec.message(),
+           {});
       mcp_path_.clear();
       finish_idle(nullptr);
       context_.scheduler.release();
@@ -84,19 +87,25 @@ void AgentRun::start() {
   spec.cwd = project_->path();
 
   agent::ChildHandlers handlers;
-  handlers.on_stdout_line = [self = shared_from_this()](std::string line) { self->on_line(std::move(line)); };
+  handlers.on_stdout_line = [self = shared_from_this()](std::string line) {
+    self->on_line(std::move(line));
+  };
   handlers.on_line_too_long = [self = shared_from_this()](std::size_t bytes, std::string head) {
     self->on_line_too_long(bytes, head);
   };
-  handlers.on_exit = [self = shared_from_this()](agent::ExitStatus status) { self->on_exit(status); };
+  handlers.on_exit = [self = shared_from_this()](agent::ExitStatus status) {
+    self->on_exit(status);
+  };
   std::error_code ec;
-  child_ = agent::ChildProcess::spawn(context_.io, project_->strand(), spec,
-                                      context_.config.claude.max_line_bytes, std::move(handlers), ec);
+  child_ =
+      agent::ChildProcess::spawn(context_.io, project_->strand(), spec,
+                                 context_.config.claude.max_line_bytes, std::move(handlers), ec);
   if (!child_) {
     if (ec == std::errc::no_such_file_or_directory || ec == std::errc::permission_denied) {
       fail(ErrorCode::kClaudeNotFound,
-           "The Claude CLI '" + spec.binary + "' was not found or is not executable; install it "
-           "(npm install -g @anthropic-ai/claude-code) or set claude.binary",
+           "The Claude CLI '" + spec.binary +
+               "' was not found or is not executable; install it "
+               "(npm install -g @anthropic-ai/claude-code) or set claude.binary",
            json::object{{"binary", spec.binary}});
     } else {
       fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + ec.message(),
@@ -139,14 +148,17 @@ void AgentRun::on_line(std::string line) {
   arm_idle_timer();
   const auto parsed = agent::inspect_cli_line(line);
   if (!parsed.is_json_object) {
-    spdlog::warn("project {}: the CLI printed a non-JSON line ({} bytes)", project_->id(), line.size());
-    const std::string raw = json::serialize(json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
+    spdlog::warn("project {}: the CLI printed a non-JSON line ({} bytes)", project_->id(),
+                 line.size());
+    const std::string raw =
+        json::serialize(json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
     project_->publish_raw(history::Direction::kClaude, raw, "agent_message", raw);
     return;
   }
   project_->publish_raw(history::Direction::kClaude, line, "agent_message", line);
 
-  if (parsed.session_id && (parsed.type == "result" || (parsed.type == "system" && parsed.subtype == "init"))) {
+  if (parsed.session_id &&
+      (parsed.type == "result" || (parsed.type == "system" && parsed.subtype == "init"))) {
     const auto current = project_->snapshot().session_id;
     if (current != parsed.session_id) {
       project_->update([&](projects::ProjectInfo& p) { p.session_id = parsed.session_id; });
@@ -257,18 +269,20 @@ void AgentRun::on_exit(agent::ExitStatus status) {
     const bool wall = stop_ == Stop::kTimeout;
     const auto limit = wall ? timeouts.execution : timeouts.execution_idle;
     fail(ErrorCode::kExecutionTimeout,
-         wall ? "The run exceeded timeouts.execution (" + std::to_string(limit.count()) + "s) and was stopped"
-              : "The CLI printed nothing for timeouts.execution_idle (" + std::to_string(limit.count()) +
-                    "s) and was stopped",
+         wall ? "The run exceeded timeouts.execution (" + std::to_string(limit.count()) +
+                    "s) and was stopped"
+              : "The CLI printed nothing for timeouts.execution_idle (" +
+                    std::to_string(limit.count()) + "s) and was stopped",
          json::object{{"limit", wall ? "timeouts.execution" : "timeouts.execution_idle"},
                       {"seconds", limit.count()}});
   } else if (session_not_found_) {
     const auto stale = project_->snapshot().session_id.value_or("");
     project_->update([](projects::ProjectInfo& p) { p.session_id.reset(); });
-    fail(ErrorCode::kExecutionFailed,
-         "The CLI no longer knows conversation " + stale +
-             "; the stale session id was cleared: send the prompt again to start a new conversation",
-         json::object{{"reason", "session_not_found"}, {"session_id", stale}});
+    fail(
+        ErrorCode::kExecutionFailed,
+        "The CLI no longer knows conversation " + stale +
+            "; the stale session id was cleared: send the prompt again to start a new conversation",
+        json::object{{"reason", "session_not_found"}, {"session_id", stale}});
   } else if (!result_seen_ && stop_ == Stop::kNone) {
     std::string tail = child_->stderr_tail();
     if (tail.size() > kStderrInError) tail = tail.substr(tail.size() - kStderrInError);
@@ -287,8 +301,8 @@ void AgentRun::on_exit(agent::ExitStatus status) {
       "execution completed: project_id={} session_id={} duration_ms={} exit_code={} "
       "prompt_length={} response_length={} lines={} stop={}",
       project_->id(), project_->snapshot().session_id.value_or("none"), duration.count(),
-      status.signaled ? 128 + status.signal : status.code, prompt_length_,
-      response_bytes_, lines_, static_cast<int>(stop_));
+      status.signaled ? 128 + status.signal : status.code, prompt_length_, response_bytes_, lines_,
+      static_cast<int>(stop_));
   const bool success = result_seen_ && !result_is_error_ && stop_ == Stop::kNone;
   if (context_.on_finished) context_.on_finished(success, duration);
   if (!mcp_path_.empty()) {

@@ -26,7 +26,7 @@ namespace pa::server {
 // What every run needs from the server.
 struct RunContext {
   const config::Config& config;
-  boost::asio::any_io_executor io;   // pipes are read on the I/O threads
+  boost::asio::any_io_executor io;  // pipes are read on the I/O threads
   Scheduler& scheduler;
   std::vector<std::string> cli_env;  // the CLI's whole environment
   std::string scratch_dir;           // private temp files (mcp configs), mode 0700

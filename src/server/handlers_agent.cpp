@@ -66,11 +66,13 @@ void Hub::handle_execute(Request request) {
         r.fail(busy_error(project, "wait for it to finish or stop it with agent_kill"));
         return;
       }
-      if (project.subscribe(r.connection)) self->note_joined(r.connection->id(), project.id(), true);
+      if (project.subscribe(r.connection))
+        self->note_joined(r.connection->id(), project.id(), true);
       project.record(history::Direction::kClient, recorded);
       execute.requester = r.requester();
       auto shared_project = project.shared_from_this();
-      auto run = std::make_shared<AgentRun>(shared_project, *self->run_context_, std::move(execute));
+      auto run =
+          std::make_shared<AgentRun>(shared_project, *self->run_context_, std::move(execute));
       std::weak_ptr<AgentRun> weak_run = run;
       Scheduler::Ticket ticket;
       ticket.project_id = project.id();
@@ -126,7 +128,8 @@ void Hub::handle_agent_kill(Request request) {
   with_project(std::move(request), [](Request& r, Project& project) {
     if (auto run = project.run) {
       const auto requester = r.requester();
-      spdlog::info("agent_kill for project {} from connection {}", project.id(), r.connection->id());
+      spdlog::info("agent_kill for project {} from connection {}", project.id(),
+                   r.connection->id());
       run->stop(AgentRun::Stop::kKill, &requester);
       return;
     }

@@ -51,24 +51,25 @@ void Hub::handle_project_create(Request request) {
     const std::string path = std::get<std::string>(std::move(canonical));
     {
       std::lock_guard lock(self->projects_mutex_);
-      if (self->projects_.size() + self->pending_paths_.size() >= self->config_.limits.max_projects) {
-        request.fail(protocol::make_error(
-            ErrorCode::kProjectLimit,
-            "Maximum number of projects reached (" +
-                std::to_string(self->config_.limits.max_projects) +
-                "); delete a project or raise limits.max_projects",
-            json::object{{"limit", self->config_.limits.max_projects}}));
+      if (self->projects_.size() + self->pending_paths_.size() >=
+          self->config_.limits.max_projects) {
+        request.fail(
+            protocol::make_error(ErrorCode::kProjectLimit,
+                                 "Maximum number of projects reached (" +
+                                     std::to_string(self->config_.limits.max_projects) +
+                                     "); delete a project or raise limits.max_projects",
+                                 json::object{{"limit", self->config_.limits.max_projects}}));
         return;
       }
       const auto nests = [&](const std::string& other_path, const std::string& other_id) {
         if (!projects::paths_nest(other_path, path)) return false;
         json::object details{{"path", path}, {"existing_path", other_path}};
         if (!other_id.empty()) details["existing_project_id"] = other_id;
-        const char* relation = other_path == path                ? "is the same as"
-                               : projects::paths_nest(other_path, path) &&
-                                       other_path.size() < path.size()
-                                   ? "is inside"
-                                   : "contains";
+        const char* relation =
+            other_path == path ? "is the same as"
+            : projects::paths_nest(other_path, path) && other_path.size() < path.size()
+                ? "is inside"
+                : "contains";
         request.fail(protocol::make_error(ErrorCode::kProjectNesting,
                                           "Path " + path + " " + relation + " existing project " +
                                               other_path + "; projects cannot nest",
@@ -102,9 +103,9 @@ void Hub::handle_project_create(Request request) {
       release_pending();
       self->store_.remove(info.id);
       spdlog::error("cannot create project for {}: {}", path, ec.message());
-      request.fail(protocol::make_error(ErrorCode::kInternalError,
-                                        "Could not store the project in the data directory: " +
-                                            ec.message() + "; check its permissions and free space"));
+      request.fail(protocol::make_error(
+          ErrorCode::kInternalError, "Could not store the project in the data directory: " +
+                                         ec.message() + "; check its permissions and free space"));
       return;
     }
     {
@@ -130,7 +131,8 @@ void Hub::handle_project_list(Request request) {
   {
     std::lock_guard lock(projects_mutex_);
     list.reserve(projects_.size());
-    for (const auto& [id, project] : projects_) list.push_back(projects::to_json(project->snapshot()));
+    for (const auto& [id, project] : projects_)
+      list.push_back(projects::to_json(project->snapshot()));
   }
   std::sort(list.begin(), list.end(), [](const json::value& a, const json::value& b) {
     return a.at("created_at").get_string() < b.at("created_at").get_string();
@@ -171,9 +173,8 @@ void Hub::handle_project_join(Request request) {
   with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
     project.subscribe(r.connection);
     self->note_joined(r.connection->id(), project.id(), true);
-    r.reply("project_joined",
-            json::object{{"project", projects::to_json(project.snapshot())},
-                         {"last_seq", project.last_seq()}});
+    r.reply("project_joined", json::object{{"project", projects::to_json(project.snapshot())},
+                                           {"last_seq", project.last_seq()}});
   });
 }
 

@@ -23,7 +23,9 @@ namespace json = boost::json;
 using protocol::ErrorCode;
 
 namespace {
-unsigned pool_size() { return std::max(2u, std::thread::hardware_concurrency()); }
+unsigned pool_size() {
+  return std::max(2u, std::thread::hardware_concurrency());
+}
 
 std::map<std::string, std::string> server_environment() {
   std::map<std::string, std::string> env;
@@ -52,14 +54,14 @@ Hub::Hub(asio::io_context& io, config::Config config)
   std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
   std::filesystem::create_directories(scratch, ec);
   std::filesystem::permissions(scratch, std::filesystem::perms::owner_all, ec);
-  run_context_ = std::make_unique<RunContext>(RunContext{
-      config_, io_.get_executor(), *scheduler_,
-      agent::build_cli_env(server_environment(), config_.claude), scratch,
-      [this](bool success, std::chrono::milliseconds duration) {
-        ++runs_total_;
-        ++(success ? runs_succeeded_ : runs_failed_);
-        run_millis_total_ += static_cast<std::uint64_t>(duration.count());
-      }});
+  run_context_ = std::make_unique<RunContext>(
+      RunContext{config_, io_.get_executor(), *scheduler_,
+                 agent::build_cli_env(server_environment(), config_.claude), scratch,
+                 [this](bool success, std::chrono::milliseconds duration) {
+                   ++runs_total_;
+                   ++(success ? runs_succeeded_ : runs_failed_);
+                   run_millis_total_ += static_cast<std::uint64_t>(duration.count());
+                 }});
 }
 
 Hub::~Hub() {
@@ -104,8 +106,8 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     bool nested = false;
     for (const auto& [other_id, other] : projects_) {
       if (projects::paths_nest(other->path(), info.path)) {
-        warnings.push_back("project " + id + " (" + info.path + ") nests with project " +
-                           other_id + "; loaded anyway, fix by deleting one of them");
+        warnings.push_back("project " + id + " (" + info.path + ") nests with project " + other_id +
+                           "; loaded anyway, fix by deleting one of them");
         nested = true;
       }
     }
@@ -145,7 +147,9 @@ bool Hub::admit_connection() {
   return true;
 }
 
-void Hub::release_connection() { --connections_open_; }
+void Hub::release_connection() {
+  --connections_open_;
+}
 
 void Hub::on_open(const std::shared_ptr<Connection>& connection) {
   std::lock_guard lock(connections_mutex_);
@@ -174,9 +178,8 @@ void Hub::on_close(const std::shared_ptr<Connection>& connection) {
   }
   for (const auto& id : joined) {
     if (auto project = find_project(id)) {
-      asio::post(project->strand(), [project, cid = connection->id()] {
-        project->unsubscribe(cid);
-      });
+      asio::post(project->strand(),
+                 [project, cid = connection->id()] { project->unsubscribe(cid); });
     }
   }
 }
@@ -255,14 +258,14 @@ void Hub::with_project(Request request, std::function<void(Request&, Project&)> 
     not_found(request, id);
     return;
   }
-  asio::post(project->strand(), [project, request = std::move(request), fn = std::move(fn),
-                                 not_found]() mutable {
-    if (project->deleted()) {
-      not_found(request, project->id());
-      return;
-    }
-    fn(request, *project);
-  });
+  asio::post(project->strand(),
+             [project, request = std::move(request), fn = std::move(fn), not_found]() mutable {
+               if (project->deleted()) {
+                 not_found(request, project->id());
+                 return;
+               }
+               fn(request, *project);
+             });
 }
 
 json::object Hub::health_data() {
@@ -275,9 +278,9 @@ json::object Hub::health_data() {
     count = projects_.size();
     for (const auto& [id, project] : projects_) executing += project->executing() ? 1 : 0;
   }
-  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::steady_clock::now() - started_)
-                          .count();
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+          .count();
   std::string status = "healthy";
   if (!claude.available || resources.disk_free_gb < 1.0) status = "degraded";
   if (stopping_) status = "unhealthy";
@@ -327,7 +330,8 @@ void Hub::shutdown() {
     spdlog::info("shutdown: stopping {} running and {} queued runs", scheduler_->active(),
                  scheduler_->queued());
     stop_all_runs();
-    const auto grace = config_.timeouts.kill_grace + config_.timeouts.term_grace + std::chrono::seconds(5);
+    const auto grace =
+        config_.timeouts.kill_grace + config_.timeouts.term_grace + std::chrono::seconds(5);
     if (!scheduler_->wait_until_idle(grace)) spdlog::error("shutdown: runs did not stop in time");
   }
   std::vector<std::shared_ptr<Project>> all;

@@ -37,7 +37,9 @@ bool Project::busy() const {
   return info_.state != projects::State::kIdle;
 }
 
-std::uint64_t Project::last_seq() const { return log_ ? log_->last_seq() : 0; }
+std::uint64_t Project::last_seq() const {
+  return log_ ? log_->last_seq() : 0;
+}
 
 bool Project::subscribe(const std::shared_ptr<Connection>& connection) {
   return subscribers_.emplace(connection->id(), connection).second;
@@ -98,8 +100,8 @@ std::uint64_t Project::record(history::Direction direction, std::string_view mes
 std::uint64_t Project::publish(std::string_view type, const json::object& data,
                                const Requester* requester) {
   const std::string data_json = json::serialize(data);
-  std::string message = "{\"type\":" + json::serialize(json::string_view(type)) +
-                        ",\"data\":" + data_json + "}";
+  std::string message =
+      "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
   std::string timestamp;
   const std::uint64_t seq = append(history::Direction::kServer, message, timestamp);
   const std::optional<std::uint64_t> seq_field = seq ? std::optional(seq) : std::nullopt;
@@ -110,8 +112,7 @@ std::uint64_t Project::publish(std::string_view type, const json::object& data,
     except = requester->connection.get();
     if (requester->request_id) {
       requester->connection->send(std::make_shared<const std::string>(protocol::serialize(
-          protocol::Outgoing{type, id_, *requester->request_id, seq_field, timestamp},
-          data_json)));
+          protocol::Outgoing{type, id_, *requester->request_id, seq_field, timestamp}, data_json)));
     } else {
       requester->connection->send(text);
     }
@@ -125,10 +126,10 @@ std::uint64_t Project::publish_raw(history::Direction direction,
                                    std::string_view data_json) {
   std::string timestamp;
   const std::uint64_t seq = append(direction, history_message_json, timestamp);
-  auto text = std::make_shared<const std::string>(protocol::serialize(
-      protocol::Outgoing{type, id_, std::nullopt, seq ? std::optional(seq) : std::nullopt,
-                         timestamp},
-      data_json));
+  auto text = std::make_shared<const std::string>(
+      protocol::serialize(protocol::Outgoing{type, id_, std::nullopt,
+                                             seq ? std::optional(seq) : std::nullopt, timestamp},
+                          data_json));
   send_all(text, nullptr);
   return seq;
 }

@@ -9,8 +9,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,9 +34,8 @@ struct Requester {
 
 class Project : public std::enable_shared_from_this<Project> {
  public:
-  Project(projects::ProjectInfo info, PoolStrand strand,
-          std::unique_ptr<history::MessageLog> log, const projects::ProjectStore& store,
-          std::chrono::milliseconds fsync_interval);
+  Project(projects::ProjectInfo info, PoolStrand strand, std::unique_ptr<history::MessageLog> log,
+          const projects::ProjectStore& store, std::chrono::milliseconds fsync_interval);
 
   const std::string& id() const { return id_; }
   const std::string& path() const { return path_; }

@@ -18,8 +18,8 @@ class Scheduler {
 
   struct Ticket {
     std::string project_id;
-    std::function<void()> start;                    // the run may start now
-    std::function<void(std::size_t)> moved;         // new 1-based queue position
+    std::function<void()> start;             // the run may start now
+    std::function<void(std::size_t)> moved;  // new 1-based queue position
   };
 
   Scheduler(std::size_t max_concurrent, std::size_t queue_size);
@@ -39,7 +39,6 @@ class Scheduler {
   std::size_t queued() const;
 
  private:
-
   const std::size_t max_concurrent_;
   const std::size_t queue_size_;
   mutable std::mutex mutex_;

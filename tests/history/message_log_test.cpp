@@ -168,7 +168,6 @@ class MessageLogTest : public ::testing::Test {
   std::vector<std::string> warnings_;
 };
 
-
 TEST_F(MessageLogTest, AppendReadRoundTrip) {
   auto log = open_log();
   EXPECT_TRUE(warnings_.empty());

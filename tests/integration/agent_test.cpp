@@ -23,9 +23,10 @@ class AgentTest : public ServerTest {
   void start_agent_server(std::vector<std::string> args) {
     ServerOptions options;
     options.args = std::move(args);
-    options.args.insert(options.args.end(),
-                        {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
-                                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
+    options.args.insert(
+        options.args.end(),
+        {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
+                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
     start_server(options);
   }
 
@@ -49,10 +50,12 @@ class AgentTest : public ServerTest {
     return str(create_project(client, make_dir(name)), "project_id");
   }
 
-  Json execute(WsClient& client, const std::string& id, const std::string& prompt, Json options = {}) {
+  Json execute(WsClient& client, const std::string& id, const std::string& prompt,
+               Json options = {}) {
     Json data_json{{"prompt", prompt}};
     if (!options.empty()) data_json["options"] = std::move(options);
-    return client.request(Json{{"type", "execute"}, {"project_id", id}, {"data", std::move(data_json)}});
+    return client.request(
+        Json{{"type", "execute"}, {"project_id", id}, {"data", std::move(data_json)}});
   }
 
   // Reads until the project is IDLE again; returns everything received, in order.
@@ -83,7 +86,8 @@ TEST_F(AgentTest, FullRunStreamsToTwoSubscribersInTheSameOrder) {
   auto alice = connect();
   auto bob = connect();
   const auto id = new_project(*alice);
-  ASSERT_EQ(str(bob->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"), "project_joined");
+  ASSERT_EQ(str(bob->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
 
   const auto reply = execute(*alice, id, "list the files [[fake:tool]]");
   ASSERT_TRUE(is_state(reply, "EXECUTING")) << json::serialize(reply);
@@ -105,7 +109,8 @@ TEST_F(AgentTest, FullRunStreamsToTwoSubscribersInTheSameOrder) {
   }
   EXPECT_EQ(str(data(a_lines.front()), "type"), "system");
   EXPECT_EQ(str(data(a_lines.front()), "subtype"), "init");
-  EXPECT_EQ(str(data(a_lines.front()), "cwd"), fs::canonical(projects_root_.path() / "proj").string());
+  EXPECT_EQ(str(data(a_lines.front()), "cwd"),
+            fs::canonical(projects_root_.path() / "proj").string());
   const auto& result = data(a_lines.back());
   EXPECT_EQ(str(result, "type"), "result");
   const std::string session = str(result, "session_id");
@@ -151,11 +156,19 @@ TEST_F(AgentTest, ArgvForEveryOption) {
   }
   ASSERT_FALSE(mcp_path.empty());
   EXPECT_FALSE(fs::exists(mcp_path)) << "the private MCP file is removed after the run";
-  const std::vector<std::string> expected = {
-      "-p", "--input-format=stream-json", "--output-format=stream-json", "--verbose",
-      "--model=claude-opus-4", "--fallback-model=claude-sonnet-4", "--permission-mode=acceptEdits",
-      "--allowedTools=Read,Bash(git *)", "--disallowedTools=WebFetch", "--mcp-config=" + mcp_path,
-      "--strict-mcp-config", "--append-system-prompt=--be brief", "--add-dir=" + fs::canonical(extra).string()};
+  const std::vector<std::string> expected = {"-p",
+                                             "--input-format=stream-json",
+                                             "--output-format=stream-json",
+                                             "--verbose",
+                                             "--model=claude-opus-4",
+                                             "--fallback-model=claude-sonnet-4",
+                                             "--permission-mode=acceptEdits",
+                                             "--allowedTools=Read,Bash(git *)",
+                                             "--disallowedTools=WebFetch",
+                                             "--mcp-config=" + mcp_path,
+                                             "--strict-mcp-config",
+                                             "--append-system-prompt=--be brief",
+                                             "--add-dir=" + fs::canonical(extra).string()};
   EXPECT_EQ(std::set<std::string>(argv.begin(), argv.end()),
             std::set<std::string>(expected.begin(), expected.end()));
   EXPECT_EQ(argv.size(), expected.size());
@@ -245,8 +258,10 @@ TEST_F(AgentTest, ExecuteWhileExecutingIsProcessActive) {
   const auto id = new_project(*client);
   ASSERT_TRUE(is_state(execute(*client, id, "[[fake:hang]]"), "EXECUTING"));
   EXPECT_EQ(error_code(execute(*client, id, "again")), "PROCESS_ACTIVE");
-  EXPECT_EQ(error_code(client->request(Json{{"type", "agent_new_session"}, {"project_id", id}})), "PROCESS_ACTIVE");
-  EXPECT_EQ(error_code(client->request(Json{{"type", "project_delete"}, {"project_id", id}})), "PROCESS_ACTIVE");
+  EXPECT_EQ(error_code(client->request(Json{{"type", "agent_new_session"}, {"project_id", id}})),
+            "PROCESS_ACTIVE");
+  EXPECT_EQ(error_code(client->request(Json{{"type", "project_delete"}, {"project_id", id}})),
+            "PROCESS_ACTIVE");
   const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
   EXPECT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
 }
@@ -280,7 +295,9 @@ TEST_F(AgentTest, KillEscalatesToSigkillAndTakesTheGrandchild) {
   auto client = connect();
   const auto id = new_project(*client);
   const auto pidfile = state_.path() / "grandchild.pid";
-  execute(*client, id, "[[fake:grandchild pidfile=" + pidfile.string() + " ignore-interrupt=1 ignore-sigterm=1]]");
+  execute(
+      *client, id,
+      "[[fake:grandchild pidfile=" + pidfile.string() + " ignore-interrupt=1 ignore-sigterm=1]]");
   // The fake writes the pid file before its first line.
   ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
   pid_t grandchild = 0;
@@ -335,13 +352,15 @@ TEST_F(AgentTest, QueueOrderAndResourceLimit) {
   // Kill A: B starts, C moves up to position 1; B finishes, then C runs.
   client->request(Json{{"type", "agent_kill"}, {"project_id", a}}, 30s);
   std::vector<std::string> order;
-  client->read_until([&](const Json& m) {
-    if (is_state(m, "EXECUTING")) order.push_back(str(m, "project_id"));
-    if (is_state(m, "QUEUED") && str(m, "project_id") == c) {
-      EXPECT_EQ(data(m).at("queue_position").as_int64(), 1);
-    }
-    return is_state(m, "IDLE") && str(m, "project_id") == c;
-  }, 30s);
+  client->read_until(
+      [&](const Json& m) {
+        if (is_state(m, "EXECUTING")) order.push_back(str(m, "project_id"));
+        if (is_state(m, "QUEUED") && str(m, "project_id") == c) {
+          EXPECT_EQ(data(m).at("queue_position").as_int64(), 1);
+        }
+        return is_state(m, "IDLE") && str(m, "project_id") == c;
+      },
+      30s);
   EXPECT_EQ(order, (std::vector<std::string>{b, c}));
 
   // A queued run can be cancelled.

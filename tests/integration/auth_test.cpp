@@ -79,14 +79,16 @@ TEST_F(AuthTest, GeneratedTokenIsKeptInDataDir) {
   ASSERT_TRUE(std::filesystem::exists(token_file));
   EXPECT_EQ(std::filesystem::status(token_file).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  const auto printed = run_command({PA_SERVER_BINARY, "token", "--data-dir", server_->data_dir().string()});
+  const auto printed =
+      run_command({PA_SERVER_BINARY, "token", "--data-dir", server_->data_dir().string()});
   ASSERT_EQ(printed.exit_code, 0) << printed.output;
   const std::string token = printed.output.substr(0, printed.output.find('\n'));
   EXPECT_EQ(token.size(), 64u);
   ClientOptions o;
   o.bearer = token;
   EXPECT_EQ(try_connect(o), 101);
-  for (const auto& line : server_->log_lines()) EXPECT_EQ(line.find(token), std::string::npos) << line;
+  for (const auto& line : server_->log_lines())
+    EXPECT_EQ(line.find(token), std::string::npos) << line;
 }
 
 TEST_F(AuthTest, NoAuthOnLoopbackWarns) {
@@ -95,7 +97,8 @@ TEST_F(AuthTest, NoAuthOnLoopbackWarns) {
   start_server(options);
   EXPECT_EQ(try_connect({}), 101);
   bool warned = false;
-  for (const auto& l : server_->log_lines()) warned |= l.find("authentication is OFF") != std::string::npos;
+  for (const auto& l : server_->log_lines())
+    warned |= l.find("authentication is OFF") != std::string::npos;
   EXPECT_TRUE(warned);
 }
 
@@ -125,7 +128,8 @@ TEST(StartupTest, RefusesInsecureNonLoopbackAndBadConfig) {
   r = run_command({PA_SERVER_BINARY}, {{"PA_EXECUTION_TIMEOUT", "5 minutes"}});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("PA_EXECUTION_TIMEOUT"), std::string::npos) << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one clear line: " << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1)
+      << "one clear line: " << r.output;
 }
 
 }  // namespace

@@ -25,7 +25,8 @@ TEST_F(CoreTest, CreateListJoinLeaveDelete) {
   EXPECT_EQ(str(project, "path"), fs::canonical(dir).string());
   EXPECT_EQ(str(project, "state"), "IDLE");
   EXPECT_TRUE(project.at("session_id").is_null());
-  EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+  EXPECT_TRUE(std::regex_match(
+      id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
   EXPECT_TRUE(std::regex_match(str(created, "timestamp"),
                                std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
   EXPECT_EQ(str(project, "created_at"), str(project, "last_active"));
@@ -46,7 +47,8 @@ TEST_F(CoreTest, CreateListJoinLeaveDelete) {
   const auto deleted = alice->request(Json{{"type", "project_delete"}, {"project_id", id}});
   EXPECT_EQ(str(deleted, "type"), "project_deleted");
   EXPECT_EQ(str(deleted, "project_id"), id);
-  const auto notice = bob->read_until([](const Json& m) { return str(m, "type") == "project_deleted"; });
+  const auto notice =
+      bob->read_until([](const Json& m) { return str(m, "type") == "project_deleted"; });
   ASSERT_TRUE(notice);
   EXPECT_EQ(str(*notice, "project_id"), id);
   EXPECT_FALSE(notice->contains("request_id"));
@@ -73,9 +75,12 @@ TEST_F(CoreTest, SubscribersSeeEachOthersChangesAndLeaversDoNot) {
   auto carol = connect();
   const auto created = create_project(*alice, make_dir("shared"));
   const std::string id = str(created, "project_id");
-  ASSERT_EQ(str(bob->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"), "project_joined");
-  ASSERT_EQ(str(carol->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"), "project_joined");
-  ASSERT_EQ(str(carol->request(Json{{"type", "project_leave"}, {"project_id", id}}), "type"), "project_left");
+  ASSERT_EQ(str(bob->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
+  ASSERT_EQ(str(carol->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
+  ASSERT_EQ(str(carol->request(Json{{"type", "project_leave"}, {"project_id", id}}), "type"),
+            "project_left");
 
   bob->request(Json{{"type", "project_delete"}, {"project_id", id}});
   ASSERT_TRUE(alice->read_until([](const Json& m) { return str(m, "type") == "project_deleted"; }));
@@ -146,8 +151,10 @@ TEST_F(CoreTest, MalformedInputGetsErrorsAndTheConnectionSurvives) {
   expect_invalid(R"({"type":42})", "type");
   expect_invalid(R"({"type":"project_list","data":"x"})", "data");
   expect_invalid(R"({"type":"project_list","extra":1})", "extra");
-  expect_invalid(R"({"type":"get_messages","project_id":"p","data":{"limit":"ten"}})", "data.limit");
-  expect_invalid(R"({"type":"project_join","project_id":"a","data":{"project_id":"b"}})", "project_id");
+  expect_invalid(R"({"type":"get_messages","project_id":"p","data":{"limit":"ten"}})",
+                 "data.limit");
+  expect_invalid(R"({"type":"project_join","project_id":"a","data":{"project_id":"b"}})",
+                 "project_id");
   expect_invalid(R"({"type":"no_such_type"})", "type");
 
   // request_id is echoed on errors.
@@ -214,7 +221,8 @@ TEST_F(CoreTest, HealthOverWebSocketAndHttp) {
 TEST_F(CoreTest, ClaudeVersionIsReported) {
   // The probe runs in the background and logs its finding; health then reports it.
   ASSERT_TRUE(server_->wait_for_log(
-      [](const std::string& l) { return l.find("claude CLI available") != std::string::npos; }, 20s));
+      [](const std::string& l) { return l.find("claude CLI available") != std::string::npos; },
+      20s));
   auto client = connect();
   const auto health = client->request(Json{{"type", "health"}});
   const auto& claude = data(health).at("claude").as_object();
@@ -227,7 +235,8 @@ TEST_F(CoreTest, MissingClaudeIsReportedInHealth) {
   options.claude_binary = "/nonexistent/claude";
   start_server(options);
   ASSERT_TRUE(server_->wait_for_log(
-      [](const std::string& l) { return l.find("claude CLI unavailable") != std::string::npos; }, 20s));
+      [](const std::string& l) { return l.find("claude CLI unavailable") != std::string::npos; },
+      20s));
   auto client = connect();
   const auto health = client->request(Json{{"type", "health"}});
   EXPECT_EQ(str(data(health), "status"), "degraded");
@@ -278,9 +287,11 @@ TEST_F(CoreTest, CorruptMetadataIsSkippedNotFatal) {
   options.data_dir = data_dir;
   start_server(options);
   EXPECT_TRUE(server_->wait_for_log(
-      [](const std::string& l) { return l.find("skipping project 11111111") != std::string::npos; }, 5s));
+      [](const std::string& l) { return l.find("skipping project 11111111") != std::string::npos; },
+      5s));
   client = connect();
-  EXPECT_EQ(data(client->request(Json{{"type", "project_list"}})).at("projects").as_array().size(), 1u);
+  EXPECT_EQ(data(client->request(Json{{"type", "project_list"}})).at("projects").as_array().size(),
+            1u);
 }
 
 }  // namespace

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -20,7 +20,9 @@ inline std::string str(const Json& o, std::string_view key) {
   const auto* v = o.if_contains(key);
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
-inline const Json& data(const Json& m) { return m.at("data").as_object(); }
+inline const Json& data(const Json& m) {
+  return m.at("data").as_object();
+}
 inline std::string error_code(const Json& m) {
   return m.at("type").as_string() == "error" ? str(data(m), "code") : std::string();
 }

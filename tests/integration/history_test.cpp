@@ -28,11 +28,13 @@ class HistoryTest : public ServerTest {
     return o;
   }
   Json get(WsClient& c, const std::string& id, Json query) {
-    return c.request(Json{{"type", "get_messages"}, {"project_id", id}, {"data", std::move(query)}});
+    return c.request(
+        Json{{"type", "get_messages"}, {"project_id", id}, {"data", std::move(query)}});
   }
   static std::vector<std::int64_t> seqs(const Json& response) {
     std::vector<std::int64_t> out;
-    for (const auto& e : data(response).at("messages").as_array()) out.push_back(e.at("seq").as_int64());
+    for (const auto& e : data(response).at("messages").as_array())
+      out.push_back(e.at("seq").as_int64());
     return out;
   }
 };
@@ -41,7 +43,8 @@ TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
   start_server(with_args({"--log-rotation-count", "7"}));
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"}, {"project_id", id},
+  client->request(Json{{"type", "execute"},
+                       {"project_id", id},
                        {"data", {{"prompt", "[[fake:flood lines=40 bytes=50]]"}}}});
   ASSERT_TRUE(client->read_until(is_idle, 30s));
 
@@ -54,7 +57,8 @@ TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
   const auto all_seqs = seqs(all);
   ASSERT_GE(all_seqs.size(), 44u);  // project_state x3, execute, init, 40 lines, result
   EXPECT_GE(files, all_seqs.size() / 7);
-  for (std::size_t i = 0; i < all_seqs.size(); ++i) EXPECT_EQ(all_seqs[i], static_cast<std::int64_t>(i + 1));
+  for (std::size_t i = 0; i < all_seqs.size(); ++i)
+    EXPECT_EQ(all_seqs[i], static_cast<std::int64_t>(i + 1));
   EXPECT_FALSE(data(all).at("has_more").as_bool());
   EXPECT_EQ(data(all).at("last_seq").as_int64(), static_cast<std::int64_t>(all_seqs.size()));
 
@@ -91,7 +95,8 @@ TEST_F(HistoryTest, RotationBySize) {
   start_server(with_args({"--log-rotation-size", "2000"}));
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"}, {"project_id", id},
+  client->request(Json{{"type", "execute"},
+                       {"project_id", id},
                        {"data", {{"prompt", "[[fake:flood lines=20 bytes=300]]"}}}});
   ASSERT_TRUE(client->read_until(is_idle, 30s));
   std::size_t files = 0;
@@ -117,8 +122,10 @@ TEST_F(HistoryTest, ReconnectMidRunMissesNothingAndGetsNothingTwice) {
   auto runner = connect();
   const std::string id = str(create_project(*runner, make_dir("p")), "project_id");
   auto watcher = connect();
-  ASSERT_EQ(str(watcher->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"), "project_joined");
-  runner->request(Json{{"type", "execute"}, {"project_id", id},
+  ASSERT_EQ(str(watcher->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
+  runner->request(Json{{"type", "execute"},
+                       {"project_id", id},
                        {"data", {{"prompt", "[[fake:drip lines=60 interval_ms=10]]"}}}});
 
   // The watcher sees a few lines, then its connection drops mid-run.
@@ -135,23 +142,27 @@ TEST_F(HistoryTest, ReconnectMidRunMissesNothingAndGetsNothingTwice) {
   const auto last = data(joined).at("last_seq").as_int64();
   ASSERT_GE(last, seen.back());
   if (last > seen.back()) {
-    const auto page = get(*again, id, Json{{"after_seq", seen.back()}, {"limit", last - seen.back()}});
+    const auto page =
+        get(*again, id, Json{{"after_seq", seen.back()}, {"limit", last - seen.back()}});
     for (auto s : seqs(page)) seen.push_back(s);
   }
   // get_messages' reply arrives after any broadcast queued before it: collect those too.
   for (const auto& m : again->skipped()) {
     if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
   }
-  again->read_until([&](const Json& m) {
-    if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
-    return is_idle(m);
-  }, 30s);
+  again->read_until(
+      [&](const Json& m) {
+        if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
+        return is_idle(m);
+      },
+      30s);
 
   std::sort(seen.begin(), seen.end());
   const auto dup = std::adjacent_find(seen.begin(), seen.end());
   EXPECT_EQ(dup, seen.end()) << "duplicate seq " << (dup == seen.end() ? 0 : *dup);
   // No gap from the watcher's first message to the end of the run.
-  for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_EQ(seen[i], seen[i - 1] + 1) << "gap after " << seen[i - 1];
+  for (std::size_t i = 1; i < seen.size(); ++i)
+    EXPECT_EQ(seen[i], seen[i - 1] + 1) << "gap after " << seen[i - 1];
   const auto all = get(*again, id, Json{});
   EXPECT_EQ(seen.back(), data(all).at("last_seq").as_int64());
 }
@@ -160,7 +171,8 @@ TEST_F(HistoryTest, RestartAfterSigkillMidRun) {
   start_server();
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"}, {"project_id", id},
+  client->request(Json{{"type", "execute"},
+                       {"project_id", id},
                        {"data", {{"prompt", "[[fake:drip lines=1000 interval_ms=20]]"}}}});
   std::int64_t last_seen = 0;
   client->read_until([&](const Json& m) {
@@ -178,7 +190,8 @@ TEST_F(HistoryTest, RestartAfterSigkillMidRun) {
   EXPECT_EQ(str(data(list).at("projects").as_array()[0].as_object(), "state"), "IDLE");
   const auto all = get(*client, id, Json{});
   const auto s = seqs(all);
-  ASSERT_GE(s.size(), static_cast<std::size_t>(last_seen)) << "every message a client saw is in history";
+  ASSERT_GE(s.size(), static_cast<std::size_t>(last_seen))
+      << "every message a client saw is in history";
   for (std::size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i], static_cast<std::int64_t>(i + 1));
   // The project runs again; its new entries continue the seq.
   client->request(Json{{"type", "execute"}, {"project_id", id}, {"data", {{"prompt", "again"}}}});

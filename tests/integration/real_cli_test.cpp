@@ -10,7 +10,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string real_cli() { return std::string(PA_SOURCE_DIR) + "/tools/claude-cli/node_modules/.bin/claude"; }
+std::string real_cli() {
+  return std::string(PA_SOURCE_DIR) + "/tools/claude-cli/node_modules/.bin/claude";
+}
 
 class RealCliTest : public ServerTest {
  protected:
@@ -31,7 +33,8 @@ class RealCliTest : public ServerTest {
 
 TEST_F(RealCliTest, HealthReportsTheVersionAndANoCredentialsRunEndsIdle) {
   ASSERT_TRUE(server_->wait_for_log(
-      [](const std::string& l) { return l.find("claude CLI available") != std::string::npos; }, 60s));
+      [](const std::string& l) { return l.find("claude CLI available") != std::string::npos; },
+      60s));
   auto client = connect();
   const auto health = client->request(Json{{"type", "health"}});
   EXPECT_EQ(str(data(health).at("claude").as_object(), "version"), "2.1.197");

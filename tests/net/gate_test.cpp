@@ -48,10 +48,12 @@ TEST(Gate, RepeatedFailuresBlockTheAddressForAWhile) {
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
-  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 1s), Verdict::kTooManyFailures);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 1s),
+            Verdict::kTooManyFailures);
   auto other = with_bearer("Bearer secret-token-123");
   other.remote_address = "10.0.0.9";
-  EXPECT_EQ(gate.check_upgrade(other, t0 + 1s), Verdict::kAllow) << "other addresses are not affected";
+  EXPECT_EQ(gate.check_upgrade(other, t0 + 1s), Verdict::kAllow)
+      << "other addresses are not affected";
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 2min), Verdict::kAllow);
 }
 

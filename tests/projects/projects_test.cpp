@@ -42,16 +42,19 @@ TEST(PathRules, Canonicalization) {
   fs::create_directories(dir.path() / "real" / "sub");
   fs::create_directory_symlink(dir.path() / "real", dir.path() / "link");
   const auto canonical = fs::canonical(dir.path() / "real").string();
-  EXPECT_EQ(std::get<std::string>(canonical_project_path((dir.path() / "link").string())), canonical);
-  EXPECT_EQ(std::get<std::string>(canonical_project_path((dir.path() / "real/sub/..").string())), canonical);
-  for (const std::string& bad : {std::string(""), std::string("relative"),
-                                (dir.path() / "missing").string()}) {
+  EXPECT_EQ(std::get<std::string>(canonical_project_path((dir.path() / "link").string())),
+            canonical);
+  EXPECT_EQ(std::get<std::string>(canonical_project_path((dir.path() / "real/sub/..").string())),
+            canonical);
+  for (const std::string& bad :
+       {std::string(""), std::string("relative"), (dir.path() / "missing").string()}) {
     auto r = canonical_project_path(bad);
     ASSERT_TRUE(std::holds_alternative<protocol::Error>(r)) << bad;
     EXPECT_EQ(std::get<protocol::Error>(r).code, protocol::ErrorCode::kInvalidPath);
   }
   std::ofstream(dir.path() / "file") << "x";
-  EXPECT_TRUE(std::holds_alternative<protocol::Error>(canonical_project_path((dir.path() / "file").string())));
+  EXPECT_TRUE(std::holds_alternative<protocol::Error>(
+      canonical_project_path((dir.path() / "file").string())));
 }
 
 TEST(ProjectStore, SaveLoadRemove) {

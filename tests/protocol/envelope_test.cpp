@@ -12,7 +12,9 @@ namespace {
 
 namespace json = boost::json;
 
-std::string field_of(const Error& e) { return std::string(e.details.at("field").as_string()); }
+std::string field_of(const Error& e) {
+  return std::string(e.details.at("field").as_string());
+}
 
 TEST(Envelope, ParsesAllFields) {
   auto r = parse_client_message(
@@ -31,7 +33,8 @@ TEST(Envelope, ProjectIdFromDataAndConflicts) {
   EXPECT_FALSE(r.message->data.contains("project_id"));
   r = parse_client_message(R"({"type":"t","project_id":"p2","data":{"project_id":"p2"}})");
   EXPECT_TRUE(r.message) << "the same id in both places is fine";
-  r = parse_client_message(R"({"type":"t","project_id":"a","data":{"project_id":"b"},"request_id":"r"})");
+  r = parse_client_message(
+      R"({"type":"t","project_id":"a","data":{"project_id":"b"},"request_id":"r"})");
   ASSERT_FALSE(r.message);
   EXPECT_EQ(r.error.code, ErrorCode::kInvalidMessage);
   EXPECT_EQ(field_of(r.error), "project_id");
@@ -82,8 +85,8 @@ TEST(Envelope, SerializesServerMessages) {
   EXPECT_EQ(v.at("timestamp").as_string(), "2024-01-01T00:00:00.000Z");
   EXPECT_EQ(v.at("data").at("type").as_string(), "result");
 
-  const auto bare = json::parse(serialize(Outgoing{"health_status", {}, {}, {}, {}}, json::object{}))
-                        .as_object();
+  const auto bare =
+      json::parse(serialize(Outgoing{"health_status", {}, {}, {}, {}}, json::object{})).as_object();
   EXPECT_FALSE(bare.contains("project_id"));
   EXPECT_FALSE(bare.contains("request_id"));
   EXPECT_FALSE(bare.contains("seq"));
@@ -103,7 +106,8 @@ TEST(Envelope, SerializesErrors) {
 }
 
 TEST(DataReader, TypedBoundedReads) {
-  const auto data = json::parse(R"({"s":"abc","n":5,"b":true,"l":["x","y"],"o":{},"neg":-1})").as_object();
+  const auto data =
+      json::parse(R"({"s":"abc","n":5,"b":true,"l":["x","y"],"o":{},"neg":-1})").as_object();
   DataReader r(data);
   EXPECT_EQ(r.string("s", true, 10), "abc");
   EXPECT_EQ(r.uint("n", true, 1, 10), 5u);
@@ -142,7 +146,10 @@ TEST(Utf8, ValidatesAndSanitizes) {
   EXPECT_FALSE(is_valid_utf8("\xC3\x28"));
   EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));  // a surrogate
   EXPECT_FALSE(is_valid_utf8("\xE2\x82"));      // truncated
-  EXPECT_EQ(sanitize_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(sanitize_utf8("a\xFF"
+                          "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_TRUE(is_valid_utf8(sanitize_utf8("\xC3\x28\xF0\x9F")));
   EXPECT_EQ(sanitize_utf8("caf\xC3\xA9"), "caf\xC3\xA9");
 }

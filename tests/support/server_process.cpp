@@ -39,8 +39,8 @@ TempDir::~TempDir() {
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& extra_env,
-            int out_fd) {
+pid_t spawn(const std::vector<std::string>& argv,
+            const std::map<std::string, std::string>& extra_env, int out_fd) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string entry(*e);
@@ -80,8 +80,8 @@ const TestCert& test_certificate() {
     static TempDir dir("pa-cert");
     TestCert c{(dir / "server.crt").string(), (dir / "server.key").string()};
     auto r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", c.key, "-out", c.cert,
-                          "-days", "2", "-subj", "/CN=localhost", "-addext",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", c.key, "-out",
+                          c.cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
                           "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"});
     if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.output);
     return c;
@@ -100,7 +100,8 @@ CommandResult run_command(const std::vector<std::string>& argv,
   const auto until = std::chrono::steady_clock::now() + deadline;
   char buf[4096];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
     if (left <= 0ms) {
       ::kill(pid, SIGKILL);
       break;
@@ -132,17 +133,18 @@ ServerProcess::~ServerProcess() {
 }
 
 void ServerProcess::start() {
-  std::vector<std::string> argv = {PA_SERVER_BINARY, "--host", "127.0.0.1", "--port", "0",
-                                   "--data-dir", data_dir_.string(), "--log-format", "text",
-                                   "--log-level", "debug"};
+  std::vector<std::string> argv = {
+      PA_SERVER_BINARY,   "--host",       "127.0.0.1", "--port",      "0",    "--data-dir",
+      data_dir_.string(), "--log-format", "text",      "--log-level", "debug"};
   if (options_.tls) {
     const auto& cert = test_certificate();
     argv.insert(argv.end(), {"--tls-cert", cert.cert, "--tls-key", cert.key});
   } else {
     argv.push_back("--no-tls");
   }
-  argv.insert(argv.end(), {"--claude-binary",
-                           options_.claude_binary.empty() ? PA_FAKE_CLAUDE : options_.claude_binary});
+  argv.insert(argv.end(),
+              {"--claude-binary",
+               options_.claude_binary.empty() ? PA_FAKE_CLAUDE : options_.claude_binary});
   argv.insert(argv.end(), options_.args.begin(), options_.args.end());
   auto env = options_.env;
   if (!options_.token.empty()) env["PA_AUTH_TOKEN"] = options_.token;
@@ -216,9 +218,10 @@ bool ServerProcess::wait_for_log(const std::function<bool(const std::string&)>& 
     }
     return eof_;
   }) && !(eof_ && checked == lines_.size() && [&] {
-    for (const auto& l : lines_) if (predicate(l)) return false;
-    return true;
-  }());
+           for (const auto& l : lines_)
+             if (predicate(l)) return false;
+           return true;
+         }());
 }
 
 int ServerProcess::wait_exit(std::chrono::milliseconds deadline) {

@@ -39,12 +39,12 @@ struct TestCert {
 const TestCert& test_certificate();
 
 struct ServerOptions {
-  std::vector<std::string> args;               // extra flags
-  std::map<std::string, std::string> env;      // extra environment
+  std::vector<std::string> args;           // extra flags
+  std::map<std::string, std::string> env;  // extra environment
   bool tls = true;
   std::string token = "test-token-0123456789abcdef";  // empty = let the server generate one
-  std::filesystem::path data_dir;              // empty = a fresh temp dir
-  std::string claude_binary;                   // empty = the fake CLI
+  std::filesystem::path data_dir;                     // empty = a fresh temp dir
+  std::string claude_binary;                          // empty = the fake CLI
 };
 
 class ServerProcess {
@@ -54,8 +54,8 @@ class ServerProcess {
 
   // Starts and waits (deadline) until the listening line names the port. Throws on failure.
   void start();
-  void stop(int signal = SIGTERM);  // waits for exit
-  void kill_hard();                 // SIGKILL, waits for exit
+  void stop(int signal = SIGTERM);                    // waits for exit
+  void kill_hard();                                   // SIGKILL, waits for exit
   int wait_exit(std::chrono::milliseconds deadline);  // exit code, or 128+signal
 
   unsigned short port() const { return port_; }

@@ -110,38 +110,40 @@ int WsClient::connect(std::chrono::milliseconds deadline) {
   impl_->visit([&](auto& s) {
     auto& tcp_layer = beast::get_lowest_layer(s);
     tcp_layer.expires_after(deadline);
-    tcp_layer.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), impl_->port),
-                            [&](beast::error_code ec) {
-      if (ec) {
-        done = true;
-        return;
-      }
-      auto do_ws = [&] {
-        tcp_layer.expires_never();
-        s.set_option(websocket::stream_base::decorator([this](websocket::request_type& req) {
-          if (impl_->options.bearer) req.set(http::field::authorization, "Bearer " + *impl_->options.bearer);
-          if (impl_->options.origin) req.set(http::field::origin, *impl_->options.origin);
-        }));
-        s.read_message_max(64u << 20);
-        s.async_handshake(response, "localhost:" + std::to_string(impl_->port), target,
-                          [&](beast::error_code hec) {
-                            status = static_cast<int>(response.result_int());
-                            if (!hec) status = 101;
-                            done = true;
-                          });
-      };
-      if constexpr (std::is_same_v<std::decay_t<decltype(s)>, TlsWs>) {
-        s.next_layer().async_handshake(asio::ssl::stream_base::client, [&, do_ws](beast::error_code tec) {
-          if (tec) {
+    tcp_layer.async_connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), impl_->port), [&](beast::error_code ec) {
+          if (ec) {
             done = true;
             return;
           }
-          do_ws();
+          auto do_ws = [&] {
+            tcp_layer.expires_never();
+            s.set_option(websocket::stream_base::decorator([this](websocket::request_type& req) {
+              if (impl_->options.bearer)
+                req.set(http::field::authorization, "Bearer " + *impl_->options.bearer);
+              if (impl_->options.origin) req.set(http::field::origin, *impl_->options.origin);
+            }));
+            s.read_message_max(64u << 20);
+            s.async_handshake(response, "localhost:" + std::to_string(impl_->port), target,
+                              [&](beast::error_code hec) {
+                                status = static_cast<int>(response.result_int());
+                                if (!hec) status = 101;
+                                done = true;
+                              });
+          };
+          if constexpr (std::is_same_v<std::decay_t<decltype(s)>, TlsWs>) {
+            s.next_layer().async_handshake(asio::ssl::stream_base::client,
+                                           [&, do_ws](beast::error_code tec) {
+                                             if (tec) {
+                                               done = true;
+                                               return;
+                                             }
+                                             do_ws();
+                                           });
+          } else {
+            do_ws();
+          }
         });
-      } else {
-        do_ws();
-      }
-    });
   });
   run_until(impl_->io, done, deadline, [this] { impl_->cancel(); });
   response_body_ = response.body();
@@ -172,7 +174,9 @@ void WsClient::send_binary(const std::string& bytes) {
   run_until(impl_->io, done, 10s, [this] { impl_->cancel(); });
 }
 
-void WsClient::send(const Json& message) { send_text(json::serialize(message)); }
+void WsClient::send(const Json& message) {
+  send_text(json::serialize(message));
+}
 
 std::optional<Json> WsClient::read(std::chrono::milliseconds deadline) {
   if (!impl_->open) return std::nullopt;
@@ -206,7 +210,8 @@ std::optional<Json> WsClient::read_until(const std::function<bool(const Json&)>&
                                          std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
     if (left <= 0ms) return std::nullopt;
     auto message = read(left);
     if (!message) return std::nullopt;
@@ -232,7 +237,8 @@ Json WsClient::request(Json message, std::chrono::milliseconds deadline) {
 std::optional<CloseInfo> WsClient::wait_closed(std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (impl_->open) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
     if (left <= 0ms) return std::nullopt;
     auto m = read(left);
     if (m) skipped_.push_back(std::move(*m));
@@ -240,7 +246,9 @@ std::optional<CloseInfo> WsClient::wait_closed(std::chrono::milliseconds deadlin
   return impl_->closed;
 }
 
-bool WsClient::is_open() const { return impl_->open; }
+bool WsClient::is_open() const {
+  return impl_->open;
+}
 
 void WsClient::close() {
   if (!impl_->open) return;
@@ -267,7 +275,8 @@ HttpResult http_get(unsigned short port, bool tls, const std::string& target,
   auto finish = [&] {
     result.status = static_cast<int>(res.result_int());
     result.body = res.body();
-    for (const auto& field : res) result.headers[std::string(field.name_string())] = std::string(field.value());
+    for (const auto& field : res)
+      result.headers[std::string(field.name_string())] = std::string(field.value());
     done = true;
   };
   if (tls) {
