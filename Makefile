@@ -60,8 +60,10 @@ run: build certs
 	exec $(SERVER) --data-dir $(DATA_DIR) --tls-cert $(CERT_DIR)/server.crt --tls-key $(CERT_DIR)/server.key \
 	  --claude-binary $(CLAUDE)
 
+# The binary, share/pocket-agent/config.example.yaml and lib/systemd/system/pocket-agent-server.service
+# (rendered for PREFIX) under $(DESTDIR)$(PREFIX); see deploy/CMakeLists.txt.
 install: build
-	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 bench: build
 	@for b in $(BUILD_DIR)/bench/*_bench; do [ -x "$$b" ] && "$$b"; done; true

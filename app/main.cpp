@@ -10,7 +10,11 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <iostream>
 #include <thread>
 #include <vector>
@@ -48,7 +52,34 @@ bool is_loopback(const std::string& host) {
   return !ec && address.is_loopback();
 }
 
-int run(pa::config::Loaded loaded) {
+// SIGHUP: re-read the configuration, apply the log settings (reopening a log file) and load the
+// TLS certificate and key again for new connections. A bad certificate keeps the old one.
+void reload(int argc, char** argv, const pa::config::Config& running, pa::net::Listener& listener) {
+  pa::config::Loaded fresh;
+  try {
+    fresh = pa::config::load(argc, argv, pa::config::process_environment());
+  } catch (const std::exception& e) {
+    spdlog::error("SIGHUP: configuration not reloaded: {}", e.what());
+    pa::ops::reopen_log_file();
+    return;
+  }
+  try {
+    pa::ops::setup_logging(fresh.config.logging);
+  } catch (const std::exception& e) {
+    spdlog::error("SIGHUP: {}; keeping the current log output", e.what());
+  }
+  spdlog::info("SIGHUP: log output reopened, level {}", fresh.config.logging.level);
+  if (running.tls.enabled) {
+    try {
+      listener.replace_tls(pa::net::make_tls_context(fresh.config.tls));
+      spdlog::info("SIGHUP: TLS certificate {} loaded for new connections", fresh.config.tls.cert);
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: keeping the old TLS certificate: {}", e.what());
+    }
+  }
+}
+
+int run(pa::config::Loaded loaded, int argc, char** argv) {
   auto& cfg = loaded.config;
   pa::ops::setup_logging(cfg.logging);
   for (const auto& warning : loaded.warnings) spdlog::warn("{}", warning);
@@ -114,31 +145,58 @@ int run(pa::config::Loaded loaded) {
                cfg.tls.enabled ? "wss" : "ws", bound.address().to_string(), bound.port(),
                bound.port(), threads);
 
-  // Shutdown runs on the main thread so the I/O threads keep serving (pipes of stopping runs,
-  // close handshakes) while it waits.
-  std::promise<int> stop_signal;
-  asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-  stop_signals.async_wait([&](const boost::system::error_code& error, int signal) {
-    if (!error) stop_signal.set_value(signal);
-  });
-  asio::signal_set hup(io, SIGHUP);
-  std::function<void()> wait_hup = [&] {
-    hup.async_wait([&](const boost::system::error_code& error, int) {
+  // Signals become events for the main thread, which does the blocking work (shutdown waits,
+  // configuration reload) while the I/O threads keep serving.
+  std::mutex events_mutex;
+  std::condition_variable events_cv;
+  std::deque<int> events;
+  const auto post_event = [&](int event) {
+    {
+      std::lock_guard lock(events_mutex);
+      events.push_back(event);
+    }
+    events_cv.notify_one();
+  };
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& error, int signal) {
       if (error) return;
-      pa::ops::reopen_log_file();
-      spdlog::info("log file reopened (SIGHUP)");
-      wait_hup();
+      post_event(signal);
+      wait_signal();
     });
   };
-  wait_hup();
+  wait_signal();
 
   std::vector<std::thread> pool;
   for (unsigned i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
-  const int signal = stop_signal.get_future().get();
-  spdlog::info("received signal {}: shutting down", signal);
-  listener->stop();
-  hub->close_connections();
-  hub->shutdown();
+
+  constexpr int kShutdownDone = -1;
+  std::thread shutdown_thread;
+  for (bool done = false; !done;) {
+    int event = 0;
+    {
+      std::unique_lock lock(events_mutex);
+      events_cv.wait(lock, [&] { return !events.empty(); });
+      event = events.front();
+      events.pop_front();
+    }
+    if (event == SIGHUP) {
+      reload(argc, argv, cfg, *listener);
+    } else if (event == kShutdownDone) {
+      done = true;
+    } else if (!shutdown_thread.joinable()) {
+      spdlog::info("received signal {}: shutting down (send it again to stop runs at once)", event);
+      listener->stop();
+      shutdown_thread = std::thread([&] {
+        hub->shutdown();
+        post_event(kShutdownDone);
+      });
+    } else {
+      hub->force_shutdown();
+    }
+  }
+  shutdown_thread.join();
+  signals.cancel();
   io.stop();
   for (auto& t : pool) t.join();
   spdlog::info("stopped");
@@ -182,7 +240,7 @@ int main(int argc, char** argv) {
       break;
   }
   try {
-    return run(std::move(loaded));
+    return run(std::move(loaded), argc, argv);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     std::cerr << "pocket-agent-server: " << e.what() << "\n";

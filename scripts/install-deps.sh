@@ -10,6 +10,7 @@ packages=(
   libssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-tidy clang-format
+  systemd  # systemd-analyze, for the systemd unit's test (deploy/tests/systemd-unit-test.sh)
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -4,7 +4,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "net/gate.hpp"
@@ -19,13 +21,17 @@ class Listener : public std::enable_shared_from_this<Listener> {
            std::optional<boost::asio::ssl::context> tls, const boost::asio::ip::tcp::endpoint& at);
   void start();
   void stop();  // stop accepting (graceful shutdown)
+  // New connections use `tls` from now on (SIGHUP certificate reload); open ones keep theirs.
+  void replace_tls(boost::asio::ssl::context tls);
   boost::asio::ip::tcp::endpoint local_endpoint() const;
 
  private:
   void do_accept();
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer backoff_;
   std::shared_ptr<server::Hub> hub_;
+  mutable std::mutex tls_mutex_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::shared_ptr<Gate> gate_;
 };

@@ -78,6 +78,14 @@ class WsSession : public server::Connection,
                           });
   }
 
+  void close_after_queued(std::uint16_t code, std::string reason) override {
+    boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), code,
+                                               reason = std::move(reason)]() mutable {
+      self->drain_before_close_ = true;
+      self->begin_close(code, std::move(reason));
+    });
+  }
+
   void close(std::uint16_t code, std::string reason) override {
     boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), code,
                                                reason = std::move(reason)]() mutable {
@@ -158,23 +166,30 @@ class WsSession : public server::Connection,
       finish();
       return;
     }
-    if (closing_) {
-      do_close();
+    if (!queue_.empty() && (!closing_ || drain_before_close_)) {
+      do_write();
       return;
     }
-    if (!queue_.empty()) do_write();
+    if (closing_) do_close();
   }
 
   void begin_close(std::uint16_t code, std::string reason) {
     if (closing_ || finished_) return;
     closing_ = true;
     close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
-    // Keep only the frame being written; drop the rest (clients catch up from history).
-    while (queue_.size() > (writing_ ? 1u : 0u)) {
+    // A slow consumer keeps only the frame being written; the rest is dropped (clients catch up
+    // from history). A shutdown close sends what is queued first.
+    while (!drain_before_close_ && queue_.size() > (writing_ ? 1u : 0u)) {
       queued_bytes_ -= queue_.back()->size();
       queue_.pop_back();
     }
-    if (!writing_) do_close();
+    if (!writing_) {
+      if (!queue_.empty()) {
+        do_write();
+      } else {
+        do_close();
+      }
+    }
   }
 
   void do_close() {
@@ -207,6 +222,7 @@ class WsSession : public server::Connection,
   bool open_ = false;
   bool closing_ = false;
   bool close_sent_ = false;
+  bool drain_before_close_ = false;
   bool finished_ = false;
   websocket::close_reason close_reason_;
 };

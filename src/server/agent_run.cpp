@@ -73,8 +73,8 @@ void AgentRun::start() {
       fail(ErrorCode::kInternalError, "Could not write the MCP configuration file: " + ec.message(),
            {});
       mcp_path_.clear();
-      finish_idle(nullptr);
       context_.scheduler.release();
+      finish_idle(nullptr);
       return;
     }
   }
@@ -112,8 +112,8 @@ void AgentRun::start() {
            json::object{{"binary", spec.binary}});
     }
     if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
-    finish_idle(nullptr);
     context_.scheduler.release();
+    finish_idle(nullptr);
     return;
   }
   spdlog::info("execution started: project_id={} pid={} prompt_length={} resume={}", project_->id(),
@@ -222,6 +222,11 @@ void AgentRun::stop(Stop reason, const Requester* requester) {
     return;
   }
   if (requester != nullptr) stop_requester_ = *requester;
+  if (reason == Stop::kForce) {
+    if (stop_ == Stop::kNone) stop_ = reason;
+    if (child_) child_->kill_tree();
+    return;
+  }
   if (stop_ != Stop::kNone) return;  // already stopping
   stop_ = reason;
   wall_timer_.cancel();
@@ -310,8 +315,9 @@ void AgentRun::on_exit(agent::ExitStatus status) {
     std::filesystem::remove(mcp_path_, ec);
   }
   const Requester requester = stop_requester_.value_or(Requester{});
-  finish_idle(requester.connection ? &requester : nullptr);
+  // The slot is free before anyone hears IDLE, so an execute sent on IDLE can start at once.
   context_.scheduler.release();
+  finish_idle(requester.connection ? &requester : nullptr);
 }
 
 void AgentRun::finish_idle(const Requester* requester) {

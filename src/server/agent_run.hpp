@@ -41,7 +41,8 @@ struct ExecuteRequest {
 
 class AgentRun : public std::enable_shared_from_this<AgentRun> {
  public:
-  enum class Stop { kNone, kKill, kTimeout, kIdleTimeout, kShutdown };
+  // kForce (a second shutdown signal) skips the graces: SIGKILL to the whole tree at once.
+  enum class Stop { kNone, kKill, kTimeout, kIdleTimeout, kShutdown, kForce };
 
   AgentRun(std::shared_ptr<Project> project, RunContext& context, ExecuteRequest request);
 

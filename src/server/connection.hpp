@@ -19,6 +19,8 @@ class Connection {
   virtual void send(protocol::SharedText text) = 0;
   // Closes with a WebSocket close code and reason, after the write in flight. Idempotent.
   virtual void close(std::uint16_t code, std::string reason) = 0;
+  // Closes after everything already queued has been written (shutdown). Idempotent.
+  virtual void close_after_queued(std::uint16_t code, std::string reason) = 0;
 };
 
 }  // namespace pa::server

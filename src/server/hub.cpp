@@ -164,7 +164,7 @@ void Hub::close_connections() {
       if (auto c = entry.connection.lock()) open.push_back(std::move(c));
     }
   }
-  for (auto& c : open) c->close(1001, "server shutting down");
+  for (auto& c : open) c->close_after_queued(1001, "server shutting down");
 }
 
 void Hub::on_close(const std::shared_ptr<Connection>& connection) {
@@ -175,6 +175,7 @@ void Hub::on_close(const std::shared_ptr<Connection>& connection) {
     if (it == connections_.end()) return;
     joined = std::move(it->second.joined);
     connections_.erase(it);
+    if (connections_.empty()) connections_closed_.notify_all();
   }
   for (const auto& id : joined) {
     if (auto project = find_project(id)) {
@@ -309,31 +310,42 @@ json::object Hub::health_data() {
   };
 }
 
-void Hub::stop_all_runs() {
+void Hub::stop_all_runs(AgentRun::Stop reason) {
   std::vector<std::shared_ptr<Project>> all;
   {
     std::lock_guard lock(projects_mutex_);
     for (const auto& [id, project] : projects_) all.push_back(project);
   }
   for (const auto& project : all) {
-    asio::post(project->strand(), [project] {
-      if (auto run = project->run) run->stop(AgentRun::Stop::kShutdown, nullptr);
+    asio::post(project->strand(), [project, reason] {
+      if (auto run = project->run) run->stop(reason, nullptr);
     });
   }
+}
+
+void Hub::force_shutdown() {
+  if (forced_.exchange(true)) return;
+  spdlog::warn("second signal: killing every run now");
+  stop_all_runs(AgentRun::Stop::kForce);
+  scheduler_->wake_waiters();
 }
 
 void Hub::shutdown() {
   stopping_ = true;
   asio::post(io_, [self = shared_from_this()] { self->probe_timer_.cancel(); });
-  // Give runs timeouts.shutdown to finish on their own, then stop them the usual way.
-  if (!scheduler_->wait_until_idle(config_.timeouts.shutdown)) {
+  // Runs get timeouts.shutdown_grace to finish on their own while clients still watch them;
+  // then they are stopped as agent_kill does (or at once after a second signal).
+  bool idle = scheduler_->wait_until_idle(config_.timeouts.shutdown_grace);
+  if (!idle && !forced_) {
     spdlog::info("shutdown: stopping {} running and {} queued runs", scheduler_->active(),
                  scheduler_->queued());
-    stop_all_runs();
-    const auto grace =
-        config_.timeouts.kill_grace + config_.timeouts.term_grace + std::chrono::seconds(5);
-    if (!scheduler_->wait_until_idle(grace)) spdlog::error("shutdown: runs did not stop in time");
+    stop_all_runs(AgentRun::Stop::kShutdown);
+    idle = scheduler_->wait_until_idle(config_.timeouts.kill_grace + config_.timeouts.term_grace +
+                                       std::chrono::seconds(5));
   }
+  if (!idle && forced_) idle = scheduler_->wait_until_idle(std::chrono::seconds(5));
+  if (!idle) spdlog::error("shutdown: runs did not stop in time");
+
   std::vector<std::shared_ptr<Project>> all;
   {
     std::lock_guard lock(projects_mutex_);
@@ -347,6 +359,14 @@ void Hub::shutdown() {
     });
     flushed.get_future().wait();
   }
+  // The flush above ran on every project strand after its last broadcast, so each final
+  // project_state is queued by now: clients get it, then the close 1001.
+  close_connections();
+  {
+    std::unique_lock lock(connections_mutex_);
+    connections_closed_.wait_for(lock, std::chrono::seconds(5), [&] { return connections_.empty(); });
+  }
+  spdlog::info("shutdown: history flushed, {} projects saved", all.size());
 }
 
 }  // namespace pa::server

@@ -9,6 +9,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "server/connection.hpp"
 #include "server/project.hpp"
 #include "server/request.hpp"
+#include "server/agent_run.hpp"
 #include "server/scheduler.hpp"
 
 namespace pa::server {
@@ -59,8 +61,12 @@ class Hub : public std::enable_shared_from_this<Hub> {
 
   // Closes every WebSocket with 1001 (going away); part of shutdown.
   void close_connections();
-  // Stops background work and flushes history. Blocking; call once at shutdown.
+  // Graceful shutdown, blocking (call from a thread that is not an I/O thread): waits for runs
+  // up to timeouts.shutdown_grace, stops the rest, closes every connection with 1001 after its
+  // queued messages, and fsyncs every history.
   void shutdown();
+  // A second signal: kill every run now; shutdown() then finishes quickly.
+  void force_shutdown();
 
  private:
   using Handler = void (Hub::*)(Request);
@@ -86,7 +92,7 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void forget_project_subscriptions(const std::string& project_id);
   void note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined);
   void schedule_probe();
-  void stop_all_runs();
+  void stop_all_runs(AgentRun::Stop reason);
 
   boost::asio::io_context& io_;
   const config::Config config_;
@@ -112,6 +118,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
   std::atomic<std::size_t> connections_open_{0};
   std::atomic<std::uint64_t> last_connection_id_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> forced_{false};
+  std::condition_variable connections_closed_;
   std::atomic<std::uint64_t> runs_total_{0};
   std::atomic<std::uint64_t> runs_succeeded_{0};
   std::atomic<std::uint64_t> runs_failed_{0};

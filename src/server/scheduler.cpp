@@ -68,7 +68,18 @@ bool Scheduler::cancel(const std::string& project_id) {
 
 bool Scheduler::wait_until_idle(std::chrono::steady_clock::duration timeout) {
   std::unique_lock lock(mutex_);
-  return idle_.wait_for(lock, timeout, [&] { return active_ == 0 && queue_.empty(); });
+  const auto generation = wake_generation_;
+  idle_.wait_for(lock, timeout,
+                 [&] { return (active_ == 0 && queue_.empty()) || wake_generation_ != generation; });
+  return active_ == 0 && queue_.empty();
+}
+
+void Scheduler::wake_waiters() {
+  {
+    std::lock_guard lock(mutex_);
+    ++wake_generation_;
+  }
+  idle_.notify_all();
 }
 
 std::size_t Scheduler::active() const {

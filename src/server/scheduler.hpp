@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <cstdint>
 #include <string>
 
 namespace pa::server {
@@ -32,8 +33,10 @@ class Scheduler {
   // Removes a queued ticket; false when it is not queued (it may be starting right now).
   bool cancel(const std::string& project_id);
 
-  // Blocks until no run is active or queued, or the timeout passes; true when idle.
+  // Blocks until no run is active or queued, the timeout passes, or wake_waiters() is called;
+  // true when idle.
   bool wait_until_idle(std::chrono::steady_clock::duration timeout);
+  void wake_waiters();
 
   std::size_t active() const;
   std::size_t queued() const;
@@ -43,6 +46,7 @@ class Scheduler {
   const std::size_t queue_size_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
+  std::uint64_t wake_generation_ = 0;
   std::size_t active_ = 0;
   std::deque<Ticket> queue_;
 };

@@ -115,7 +115,7 @@ TEST(ConfigDefaults, MatchTheSpec) {
   EXPECT_EQ(c.timeouts.idle, 5min);
   EXPECT_EQ(c.timeouts.ping_interval, 30s);
   EXPECT_EQ(c.timeouts.pong_timeout, 30s);
-  EXPECT_EQ(c.timeouts.shutdown, 30s);  // "Wait for active executions to complete (max 30s)"
+  EXPECT_EQ(c.timeouts.shutdown_grace, 30s);  // "Wait for active executions to complete (max 30s)"
   EXPECT_EQ(c.log_rotation.size, 104857600u);
   EXPECT_EQ(c.log_rotation.count, 10000u);
   EXPECT_EQ(c.claude.binary, "claude");
@@ -217,7 +217,7 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "timeouts.ping_interval",
                                          "timeouts.pong_timeout",
                                          "timeouts.handshake",
-                                         "timeouts.shutdown",
+                                         "timeouts.shutdown_grace",
                                          "timeouts.kill_grace",
                                          "timeouts.term_grace",
                                          "log_rotation.size",
@@ -954,7 +954,7 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.timeouts.ping_interval = Seconds{1};
   c.timeouts.pong_timeout = Seconds{61};
   c.timeouts.handshake = Seconds{2};
-  c.timeouts.shutdown = Seconds{0};
+  c.timeouts.shutdown_grace = Seconds{0};
   c.timeouts.kill_grace = Seconds{4};
   c.timeouts.term_grace = Seconds{6};
   c.log_rotation.size = 1;

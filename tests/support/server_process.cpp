@@ -138,7 +138,9 @@ void ServerProcess::start() {
       data_dir_.string(), "--log-format", "text",      "--log-level", "debug"};
   if (options_.tls) {
     const auto& cert = test_certificate();
-    argv.insert(argv.end(), {"--tls-cert", cert.cert, "--tls-key", cert.key});
+    argv.insert(argv.end(),
+                {"--tls-cert", options_.tls_cert.empty() ? cert.cert : options_.tls_cert,
+                 "--tls-key", options_.tls_key.empty() ? cert.key : options_.tls_key});
   } else {
     argv.push_back("--no-tls");
   }
@@ -245,6 +247,10 @@ void ServerProcess::stop(int signal) {
   if (pid_ <= 0) return;
   ::kill(pid_, signal);
   if (wait_exit(30s) == -1 && pid_ > 0) kill_hard();
+}
+
+void ServerProcess::send_signal(int signal) {
+  if (pid_ > 0) ::kill(pid_, signal);
 }
 
 void ServerProcess::kill_hard() {

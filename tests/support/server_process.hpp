@@ -45,6 +45,8 @@ struct ServerOptions {
   std::string token = "test-token-0123456789abcdef";  // empty = let the server generate one
   std::filesystem::path data_dir;                     // empty = a fresh temp dir
   std::string claude_binary;                          // empty = the fake CLI
+  std::string tls_cert;  // empty = the shared test certificate
+  std::string tls_key;
 };
 
 class ServerProcess {
@@ -56,6 +58,7 @@ class ServerProcess {
   void start();
   void stop(int signal = SIGTERM);                    // waits for exit
   void kill_hard();                                   // SIGKILL, waits for exit
+  void send_signal(int signal);                       // does not wait
   int wait_exit(std::chrono::milliseconds deadline);  // exit code, or 128+signal
 
   unsigned short port() const { return port_; }
