@@ -86,8 +86,11 @@ if [[ -z "$(apt-cache pkgnames 2>/dev/null | head -1)" ]]; then
   echo "SKIPPED (after the checks above passed): apt lists are empty (run apt-get update), package names not checked"
   exit 77
 fi
+# One `apt-cache policy` for all: a package exists when it has an installation candidate.
+candidates="$(LC_ALL=C apt-cache policy "${packages[@]}" 2>/dev/null |
+  awk '/^[^ ]/ {name = $1; sub(/:$/, "", name)} /^  Candidate:/ && $2 != "(none)" {print name}')"
 for p in "${packages[@]}"; do
-  apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || fail "runtime-packages.sh: package $p does not exist in Debian 12"
+  grep -qxF -- "$p" <<<"$candidates" || fail "runtime-packages.sh: package $p does not exist in Debian 12"
 done
 
 echo "OK: Dockerfile, docker-compose.yml and .dockerignore agree with the scripts; ${#packages[@]} runtime packages exist and cover the server's libraries"

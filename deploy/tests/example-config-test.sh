@@ -27,6 +27,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # run the EXIT trap (stop the server) when ctest gives up on us
 fail() { echo "FAIL: $*" >&2; [[ -f "$work/log" ]] && sed 's/^/  log: /' "$work/log" >&2; exit 1; }
 
 # 1. --print-config
