@@ -113,6 +113,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       upgrade(*target);
       return;
     }
+    if (target->path == "/metrics" && req.method() == http::verb::get &&
+        hub_->config().metrics.enabled) {
+      serve_metrics(*target);
+      return;
+    }
     if (target->path == "/health" && req.method() == http::verb::get) {
       serve_health(req.keep_alive());
       return;
@@ -160,6 +165,38 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     auto session = std::make_shared<WsSession<Stream>>(std::move(stream_), hub_, remote_);
     session->run(parser_->release());
+  }
+
+  // Prometheus text; the token is required unless metrics.public (Origin is not checked: this
+  // is not a browser endpoint).
+  void serve_metrics(const Target& target) {
+    auto& req = parser_->get();
+    if (!hub_->config().metrics.is_public) {
+      UpgradeRequest check;
+      check.remote_address = remote_;
+      if (auto it = req.find(http::field::authorization); it != req.end()) {
+        check.authorization = it->value();
+      }
+      if (target.token) check.query_token = *target.token;
+      check.host = req[http::field::host];
+      switch (gate_->check_upgrade(check)) {
+        case Verdict::kAllow:
+          break;
+        case Verdict::kTooManyFailures:
+        case Verdict::kRateLimited:
+          respond(http::status::too_many_requests,
+                  "too many failed attempts from your address; wait a minute", false);
+          return;
+        default:
+          respond(http::status::unauthorized,
+                  "missing or wrong token: send 'Authorization: Bearer <token>' (or set "
+                  "metrics.public)",
+                  false);
+          return;
+      }
+    }
+    write(http::status::ok, hub_->render_metrics(), "text/plain; version=0.0.4; charset=utf-8",
+          req.keep_alive());
   }
 
   void serve_health(bool keep_alive) {

@@ -38,7 +38,11 @@ class WsSession : public server::Connection,
         id_(hub_->next_connection_id()),
         remote_(std::move(remote)) {}
 
-  ~WsSession() override { hub_->release_connection(); }
+  ~WsSession() override {
+    queue_.clear();
+    report_queue_depth();
+    hub_->release_connection();
+  }
 
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return remote_; }
@@ -49,7 +53,11 @@ class WsSession : public server::Connection,
     websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = cfg.timeouts.handshake;
     // Beast pings after half the idle time without traffic and closes after the full time.
+    // timeouts.idle (a peer that sends nothing at all, not even pongs) can only be shorter.
     timeouts.idle_timeout = cfg.timeouts.ping_interval + cfg.timeouts.pong_timeout;
+    if (cfg.timeouts.idle.count() > 0 && cfg.timeouts.idle < timeouts.idle_timeout) {
+      timeouts.idle_timeout = cfg.timeouts.idle;
+    }
     timeouts.keep_alive_pings = true;
     ws_.set_option(timeouts);
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
@@ -139,6 +147,7 @@ class WsSession : public server::Connection,
     if (queue_.size() >= max_queue_messages_ || queued_bytes_ + text->size() > max_queue_bytes_) {
       spdlog::warn("closing slow connection {} from {}: {} messages / {} bytes queued", id_,
                    remote_, queue_.size(), queued_bytes_);
+      hub_->metrics().slow_consumer_closes.inc();
       begin_close(
           kCloseSlowConsumer,
           "slow consumer: outbound queue full; reconnect and catch up with get_messages after_seq");
@@ -146,7 +155,15 @@ class WsSession : public server::Connection,
     }
     queued_bytes_ += text->size();
     queue_.push_back(std::move(text));
+    report_queue_depth();
     if (!writing_) do_write();
+  }
+
+  // Keeps the server-wide queue-depth gauge equal to the sum of every connection's queue.
+  void report_queue_depth() {
+    const auto depth = static_cast<double>(queue_.size());
+    hub_->metrics().queue_depth.add(depth - reported_depth_);
+    reported_depth_ = depth;
   }
 
   void do_write() {
@@ -158,14 +175,19 @@ class WsSession : public server::Connection,
 
   void on_write(beast::error_code ec, std::size_t) {
     writing_ = false;
-    queued_bytes_ -= queue_.front()->size();
+    const std::size_t size = queue_.front()->size();
+    queued_bytes_ -= size;
     queue_.pop_front();
     if (ec) {
       queue_.clear();
       queued_bytes_ = 0;
+      report_queue_depth();
       finish();
       return;
     }
+    report_queue_depth();
+    hub_->metrics().messages_sent.inc();
+    hub_->metrics().bytes_sent.inc(size);
     if (!queue_.empty() && (!closing_ || drain_before_close_)) {
       do_write();
       return;
@@ -183,6 +205,7 @@ class WsSession : public server::Connection,
       queued_bytes_ -= queue_.back()->size();
       queue_.pop_back();
     }
+    report_queue_depth();
     if (!writing_) {
       if (!queue_.empty()) {
         do_write();
@@ -206,7 +229,12 @@ class WsSession : public server::Connection,
   void finish() {
     if (finished_) return;
     finished_ = true;
-    if (open_) hub_->on_close(this->shared_from_this());
+    if (open_) {
+      spdlog::info(
+          "connection {} from {} closed{}", id_, remote_,
+          close_sent_ ? " by the server: " + std::string(close_reason_.reason.c_str()) : "");
+      hub_->on_close(this->shared_from_this());
+    }
   }
 
   websocket::stream<Stream> ws_;
@@ -223,6 +251,7 @@ class WsSession : public server::Connection,
   bool closing_ = false;
   bool close_sent_ = false;
   bool drain_before_close_ = false;
+  double reported_depth_ = 0;
   bool finished_ = false;
   websocket::close_reason close_reason_;
 };

@@ -47,6 +47,35 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
   }
 };
 
+// Fields of the line being logged, set by log_event on this thread (sinks are synchronous).
+thread_local const boost::json::object* t_fields = nullptr;
+
+// %F : the fields, as `,"key":value` (json) or ` key=value` (text).
+class FieldsFlag : public spdlog::custom_flag_formatter {
+ public:
+  explicit FieldsFlag(bool json) : json_(json) {}
+  void format(const spdlog::details::log_msg&, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    if (t_fields == nullptr) return;
+    std::string out;
+    for (const auto& kv : *t_fields) {
+      const std::string value = boost::json::serialize(kv.value());
+      if (json_) {
+        out += "," + boost::json::serialize(boost::json::string_view(kv.key())) + ":" + value;
+      } else {
+        out += " " + std::string(kv.key()) + "=" + value;
+      }
+    }
+    dest.append(out.data(), out.data() + out.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<FieldsFlag>(json_);
+  }
+
+ private:
+  bool json_;
+};
+
 // %L : our level names (debug, info, warn, error, fatal).
 class LevelFlag : public spdlog::custom_flag_formatter {
  public:
@@ -89,10 +118,11 @@ void setup_logging(const config::Config::Logging& logging) {
   auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   formatter->add_flag<JsonMessageFlag>('*');
   formatter->add_flag<LevelFlag>('L');
+  formatter->add_flag<FieldsFlag>('F', logging.format == "json");
   if (logging.format == "json") {
-    formatter->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%L","msg":%*})");
+    formatter->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%L","msg":%*%F})");
   } else {
-    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %L %v");
+    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %L %v%F");
   }
   sink->set_formatter(std::move(formatter));
   auto logger = std::make_shared<spdlog::logger>("pocket-agent", sink);
@@ -101,6 +131,13 @@ void setup_logging(const config::Config::Logging& logging) {
   spdlog::set_default_logger(logger);
   std::lock_guard lock(g_mutex);
   g_logging = logging;
+}
+
+void log_event(spdlog::level::level_enum level, std::string_view message,
+               const boost::json::object& fields) {
+  t_fields = &fields;
+  spdlog::log(level, "{}", message);
+  t_fields = nullptr;
 }
 
 void reopen_log_file() {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/atomic_file.hpp"
+#include "ops/logging.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/utf8.hpp"
 
@@ -41,6 +42,7 @@ void AgentRun::set_queued(std::size_t position, const Requester* requester) {
 }
 
 void AgentRun::fail(ErrorCode code, std::string message, json::object details) {
+  context_.metrics.error(protocol::to_string(code)).inc();
   json::object data =
       protocol::error_data(protocol::make_error(code, std::move(message), std::move(details)));
   project_->publish("error", data);
@@ -54,6 +56,7 @@ void AgentRun::start() {
   }
   started_ = true;
   prompt_length_ = request_.prompt.size();
+  if (request_.requester.request_id) correlation_id_ = *request_.requester.request_id;
   started_at_ = std::chrono::steady_clock::now();
   const auto info = project_->update([](projects::ProjectInfo& p) {
     p.state = projects::State::kExecuting;
@@ -112,12 +115,17 @@ void AgentRun::start() {
            json::object{{"binary", spec.binary}});
     }
     if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
+    context_.metrics.execution_finished(ops::ExecutionOutcome::kFailed, 0);
     context_.scheduler.release();
     finish_idle(nullptr);
     return;
   }
-  spdlog::info("execution started: project_id={} pid={} prompt_length={} resume={}", project_->id(),
-               child_->pid(), request_.prompt.size(), info.session_id.value_or("none"));
+  json::object fields{{"project_id", project_->id()},
+                      {"pid", child_->pid()},
+                      {"prompt_length", request_.prompt.size()}};
+  if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
+  if (info.session_id) fields["session_id"] = *info.session_id;
+  ops::log_event(spdlog::level::info, "Execution started", fields);
   child_->write_stdin(agent::user_message_line(request_.prompt));
   request_.prompt.clear();
   request_.prompt.shrink_to_fit();
@@ -302,14 +310,24 @@ void AgentRun::on_exit(agent::ExitStatus status) {
              (tail.empty() ? "" : "; see details.stderr"),
          std::move(details));
   }
-  spdlog::info(
-      "execution completed: project_id={} session_id={} duration_ms={} exit_code={} "
-      "prompt_length={} response_length={} lines={} stop={}",
-      project_->id(), project_->snapshot().session_id.value_or("none"), duration.count(),
-      status.signaled ? 128 + status.signal : status.code, prompt_length_, response_bytes_, lines_,
-      static_cast<int>(stop_));
-  const bool success = result_seen_ && !result_is_error_ && stop_ == Stop::kNone;
-  if (context_.on_finished) context_.on_finished(success, duration);
+  json::object fields{{"project_id", project_->id()},
+                      {"duration_ms", duration.count()},
+                      {"exit_code", status.signaled ? 128 + status.signal : status.code},
+                      {"prompt_length", prompt_length_},
+                      {"response_length", response_bytes_},
+                      {"lines", lines_}};
+  if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
+  if (const auto session = project_->snapshot().session_id) fields["session_id"] = *session;
+  ops::log_event(spdlog::level::info, "Execution completed", fields);
+  ops::ExecutionOutcome outcome = ops::ExecutionOutcome::kFailed;
+  if (stop_ == Stop::kTimeout || stop_ == Stop::kIdleTimeout) {
+    outcome = ops::ExecutionOutcome::kTimeout;
+  } else if (stop_ != Stop::kNone) {
+    outcome = ops::ExecutionOutcome::kKilled;
+  } else if (result_seen_ && !result_is_error_) {
+    outcome = ops::ExecutionOutcome::kSuccess;
+  }
+  context_.metrics.execution_finished(outcome, std::chrono::duration<double>(duration).count());
   if (!mcp_path_.empty()) {
     std::error_code ec;
     std::filesystem::remove(mcp_path_, ec);

@@ -18,6 +18,7 @@
 #include "agent/child_process.hpp"
 #include "agent/run_options.hpp"
 #include "config/config.hpp"
+#include "ops/metrics.hpp"
 #include "server/project.hpp"
 #include "server/scheduler.hpp"
 
@@ -30,7 +31,7 @@ struct RunContext {
   Scheduler& scheduler;
   std::vector<std::string> cli_env;  // the CLI's whole environment
   std::string scratch_dir;           // private temp files (mcp configs), mode 0700
-  std::function<void(bool success, std::chrono::milliseconds duration)> on_finished;
+  ops::ServerMetrics& metrics;
 };
 
 struct ExecuteRequest {
@@ -75,6 +76,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   std::optional<Requester> stop_requester_;
   std::string mcp_path_;
   std::string interrupt_id_;
+  std::string correlation_id_;  // the execute's request_id, for logs
   Stop stop_ = Stop::kNone;
   bool started_ = false;
   bool result_seen_ = false;

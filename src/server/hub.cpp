@@ -48,7 +48,8 @@ Hub::Hub(asio::io_context& io, config::Config config)
       sampler_(config_.data.dir),
       claude_probe_(config_.claude.binary,
                     agent::build_cli_env(server_environment(), config_.claude)),
-      probe_timer_(io) {
+      probe_timer_(io),
+      stats_timer_(io) {
   const std::string scratch = (std::filesystem::path(config_.data.dir) / "tmp").string();
   std::error_code ec;
   std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
@@ -56,12 +57,7 @@ Hub::Hub(asio::io_context& io, config::Config config)
   std::filesystem::permissions(scratch, std::filesystem::perms::owner_all, ec);
   run_context_ = std::make_unique<RunContext>(
       RunContext{config_, io_.get_executor(), *scheduler_,
-                 agent::build_cli_env(server_environment(), config_.claude), scratch,
-                 [this](bool success, std::chrono::milliseconds duration) {
-                   ++runs_total_;
-                   ++(success ? runs_succeeded_ : runs_failed_);
-                   run_millis_total_ += static_cast<std::uint64_t>(duration.count());
-                 }});
+                 agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_});
 }
 
 Hub::~Hub() {
@@ -95,7 +91,8 @@ std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
   auto log = history::MessageLog::open(store_.logs_dir(info.id), options, warnings, ec);
   if (ec) return nullptr;
   return std::make_shared<Project>(std::move(info), asio::make_strand(pool_.get_executor()),
-                                   std::move(log), store_, config_.log_rotation.fsync_interval);
+                                   std::move(log), store_, config_.log_rotation.fsync_interval,
+                                   metrics_.history_bytes_written);
 }
 
 void Hub::load_projects(std::vector<std::string>& warnings) {
@@ -126,6 +123,68 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
 
 void Hub::start() {
   schedule_probe();
+  schedule_stats();
+}
+
+void Hub::refresh_gauges() {
+  metrics_.executions_active.set(static_cast<double>(scheduler_->active()));
+  metrics_.executions_queued.set(static_cast<double>(scheduler_->queued()));
+  std::lock_guard lock(projects_mutex_);
+  metrics_.projects.set(static_cast<double>(projects_.size()));
+}
+
+std::string Hub::render_metrics() {
+  refresh_gauges();
+  return metrics_.render();
+}
+
+void Hub::schedule_stats() {
+  if (config_.stats.interval.count() <= 0 || stopping_) return;
+  stats_timer_.expires_after(config_.stats.interval);
+  stats_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->stopping_) return;
+    self->broadcast_stats();
+    self->schedule_stats();
+  });
+}
+
+// server_stats to every open connection (the spec's shape); not kept in any history.
+void Hub::broadcast_stats() {
+  refresh_gauges();
+  const auto s = metrics_.stats_snapshot();
+  std::size_t project_count = 0;
+  {
+    std::lock_guard lock(projects_mutex_);
+    project_count = projects_.size();
+  }
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+          .count();
+  const json::object data{
+      {"connections", connections_open_.load()},
+      {"projects", project_count},
+      {"executions",
+       {{"active", s.executions_active},
+        {"queued", s.executions_queued},
+        {"total", s.executions_total},
+        {"success", s.executions_success},
+        {"failed", s.executions_failed + s.executions_timeout + s.executions_killed},
+        {"avg_duration_ms", s.avg_duration_ms}}},
+      {"messages",
+       {{"sent", s.messages_sent},
+        {"received", s.messages_received},
+        {"rate_per_sec", s.messages_rate_per_sec}}},
+      {"uptime", uptime}};
+  auto text = std::make_shared<const std::string>(
+      protocol::serialize(protocol::Outgoing{"server_stats", {}, {}, {}, {}}, data));
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(connections_mutex_);
+    for (auto& [id, entry] : connections_) {
+      if (auto c = entry.connection.lock()) open.push_back(std::move(c));
+    }
+  }
+  for (auto& c : open) c->send(text);
 }
 
 void Hub::schedule_probe() {
@@ -144,16 +203,19 @@ bool Hub::admit_connection() {
   do {
     if (current >= config_.limits.max_connections || stopping_) return false;
   } while (!connections_open_.compare_exchange_weak(current, current + 1));
+  metrics_.connections_active.add(1);
   return true;
 }
 
 void Hub::release_connection() {
   --connections_open_;
+  metrics_.connections_active.sub(1);
 }
 
 void Hub::on_open(const std::shared_ptr<Connection>& connection) {
   std::lock_guard lock(connections_mutex_);
   connections_.emplace(connection->id(), OpenConnection{connection, {}});
+  metrics_.connections_accepted.inc();
 }
 
 void Hub::close_connections() {
@@ -202,6 +264,8 @@ void Hub::forget_project_subscriptions(const std::string& project_id) {
 }
 
 void Hub::on_binary_message(const std::shared_ptr<Connection>& connection) {
+  metrics_.messages_received.inc();
+  metrics_.error("INVALID_MESSAGE").inc();
   connection->send(std::make_shared<const std::string>(protocol::serialize_error(
       protocol::make_error(ErrorCode::kInvalidMessage,
                            "binary frames are not accepted; send JSON as a text frame",
@@ -211,8 +275,10 @@ void Hub::on_binary_message(const std::shared_ptr<Connection>& connection) {
 
 void Hub::on_message(const std::shared_ptr<Connection>& connection, std::string text,
                      std::function<void()> done) {
+  metrics_.messages_received.inc();
   auto parsed = protocol::parse_client_message(text);
   if (!parsed.message) {
+    metrics_.error(protocol::to_string(parsed.error.code)).inc();
     std::optional<std::string_view> project_id;
     std::optional<std::string_view> request_id;
     if (parsed.project_id) project_id = *parsed.project_id;
@@ -222,7 +288,7 @@ void Hub::on_message(const std::shared_ptr<Connection>& connection, std::string 
     done();
     return;
   }
-  Request request{connection, std::move(*parsed.message), make_done(std::move(done))};
+  Request request{connection, std::move(*parsed.message), make_done(std::move(done)), &metrics_};
   const auto& table = handlers();
   const auto it = table.find(request.message.type);
   if (it == table.end()) {
@@ -332,7 +398,10 @@ void Hub::force_shutdown() {
 
 void Hub::shutdown() {
   stopping_ = true;
-  asio::post(io_, [self = shared_from_this()] { self->probe_timer_.cancel(); });
+  asio::post(io_, [self = shared_from_this()] {
+    self->probe_timer_.cancel();
+    self->stats_timer_.cancel();
+  });
   // Runs get timeouts.shutdown_grace to finish on their own while clients still watch them;
   // then they are stopped as agent_kill does (or at once after a second signal).
   bool idle = scheduler_->wait_until_idle(config_.timeouts.shutdown_grace);
@@ -364,7 +433,8 @@ void Hub::shutdown() {
   close_connections();
   {
     std::unique_lock lock(connections_mutex_);
-    connections_closed_.wait_for(lock, std::chrono::seconds(5), [&] { return connections_.empty(); });
+    connections_closed_.wait_for(lock, std::chrono::seconds(5),
+                                 [&] { return connections_.empty(); });
   }
   spdlog::info("shutdown: history flushed, {} projects saved", all.size());
 }

@@ -20,11 +20,12 @@
 
 #include "config/config.hpp"
 #include "ops/health.hpp"
+#include "ops/metrics.hpp"
 #include "projects/project_store.hpp"
+#include "server/agent_run.hpp"
 #include "server/connection.hpp"
 #include "server/project.hpp"
 #include "server/request.hpp"
-#include "server/agent_run.hpp"
 #include "server/scheduler.hpp"
 
 namespace pa::server {
@@ -37,6 +38,9 @@ class Hub : public std::enable_shared_from_this<Hub> {
   Hub& operator=(const Hub&) = delete;
 
   const config::Config& config() const { return config_; }
+  ops::ServerMetrics& metrics() { return metrics_; }
+  // Prometheus text of every metric (gauges refreshed first).
+  std::string render_metrics();
   boost::asio::thread_pool& blocking_pool() { return pool_; }
 
   // Start-up (blocking, before the listener opens): loads every project from the data dir.
@@ -92,6 +96,9 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void forget_project_subscriptions(const std::string& project_id);
   void note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined);
   void schedule_probe();
+  void schedule_stats();
+  void broadcast_stats();
+  void refresh_gauges();
   void stop_all_runs(AgentRun::Stop reason);
 
   boost::asio::io_context& io_;
@@ -100,9 +107,11 @@ class Hub : public std::enable_shared_from_this<Hub> {
   projects::ProjectStore store_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<struct RunContext> run_context_;
+  ops::ServerMetrics metrics_;
   ops::ResourceSampler sampler_;
   ops::ClaudeProbe claude_probe_;
   boost::asio::steady_timer probe_timer_;
+  boost::asio::steady_timer stats_timer_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   mutable std::mutex projects_mutex_;
@@ -120,10 +129,6 @@ class Hub : public std::enable_shared_from_this<Hub> {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> forced_{false};
   std::condition_variable connections_closed_;
-  std::atomic<std::uint64_t> runs_total_{0};
-  std::atomic<std::uint64_t> runs_succeeded_{0};
-  std::atomic<std::uint64_t> runs_failed_{0};
-  std::atomic<std::uint64_t> run_millis_total_{0};
 };
 
 }  // namespace pa::server

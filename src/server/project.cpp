@@ -12,7 +12,7 @@ namespace json = boost::json;
 
 Project::Project(projects::ProjectInfo info, PoolStrand strand,
                  std::unique_ptr<history::MessageLog> log, const projects::ProjectStore& store,
-                 std::chrono::milliseconds fsync_interval)
+                 std::chrono::milliseconds fsync_interval, ops::Counter& history_bytes)
     : id_(info.id),
       path_(info.path),
       strand_(std::move(strand)),
@@ -20,6 +20,7 @@ Project::Project(projects::ProjectInfo info, PoolStrand strand,
       log_(std::move(log)),
       sync_timer_(strand_),
       fsync_interval_(fsync_interval),
+      history_bytes_(history_bytes),
       info_(std::move(info)) {}
 
 projects::ProjectInfo Project::snapshot() const {
@@ -67,7 +68,9 @@ std::uint64_t Project::append(history::Direction direction, std::string_view mes
     return 0;
   }
   std::error_code ec;
+  const auto bytes_before = log_->bytes_written();
   auto result = log_->append(direction, message_json, ec);
+  history_bytes_.inc(log_->bytes_written() - bytes_before);
   if (ec) {
     spdlog::error("history append failed for project {}: {}", id_, ec.message());
     timestamp = protocol::now_rfc3339();

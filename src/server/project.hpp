@@ -18,6 +18,7 @@
 #include <string>
 
 #include "history/message_log.hpp"
+#include "ops/metrics.hpp"
 #include "projects/project_info.hpp"
 #include "projects/project_store.hpp"
 #include "server/connection.hpp"
@@ -35,7 +36,8 @@ struct Requester {
 class Project : public std::enable_shared_from_this<Project> {
  public:
   Project(projects::ProjectInfo info, PoolStrand strand, std::unique_ptr<history::MessageLog> log,
-          const projects::ProjectStore& store, std::chrono::milliseconds fsync_interval);
+          const projects::ProjectStore& store, std::chrono::milliseconds fsync_interval,
+          ops::Counter& history_bytes);
 
   const std::string& id() const { return id_; }
   const std::string& path() const { return path_; }
@@ -99,6 +101,7 @@ class Project : public std::enable_shared_from_this<Project> {
   boost::asio::steady_timer sync_timer_;
   bool sync_pending_ = false;
   std::chrono::milliseconds fsync_interval_;
+  ops::Counter& history_bytes_;
 
   mutable std::mutex info_mutex_;
   projects::ProjectInfo info_;

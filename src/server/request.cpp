@@ -24,6 +24,7 @@ void Request::reply_raw(std::string_view type, std::string_view data_json) const
 }
 
 void Request::fail(const protocol::Error& error) const {
+  if (metrics != nullptr) metrics->error(protocol::to_string(error.code)).inc();
   std::optional<std::string_view> project_id;
   if (message.project_id) project_id = *message.project_id;
   std::optional<std::string_view> request_id;

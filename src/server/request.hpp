@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "ops/metrics.hpp"
 #include "protocol/envelope.hpp"
 #include "server/connection.hpp"
 #include "server/project.hpp"
@@ -21,6 +22,7 @@ struct Request {
   std::shared_ptr<Connection> connection;
   protocol::ClientMessage message;
   Done done;
+  ops::ServerMetrics* metrics = nullptr;  // counts errors sent
 
   Requester requester() const { return Requester{connection, message.request_id}; }
   // Direct replies, echoing request_id; `project_id` defaults to the request's.

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,14 @@ class ServerTest : public ::testing::Test {
     server_->start();
   }
   void SetUp() override { start_server(); }
+  void TearDown() override {
+    if (HasFailure() && server_) {
+      const auto lines = server_->log_lines();
+      const std::size_t from = lines.size() > 60 ? lines.size() - 60 : 0;
+      std::cerr << "--- last server log lines ---\n";
+      for (std::size_t i = from; i < lines.size(); ++i) std::cerr << lines[i] << "\n";
+    }
+  }
 
   std::unique_ptr<WsClient> connect() {
     ClientOptions o;

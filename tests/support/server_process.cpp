@@ -133,9 +133,17 @@ ServerProcess::~ServerProcess() {
 }
 
 void ServerProcess::start() {
-  std::vector<std::string> argv = {
-      PA_SERVER_BINARY,   "--host",       "127.0.0.1", "--port",      "0",    "--data-dir",
-      data_dir_.string(), "--log-format", "text",      "--log-level", "debug"};
+  std::vector<std::string> argv = {PA_SERVER_BINARY,
+                                   "--host",
+                                   "127.0.0.1",
+                                   "--port",
+                                   "0",
+                                   "--data-dir",
+                                   data_dir_.string(),
+                                   "--log-format",
+                                   options_.json_logs ? "json" : "text",
+                                   "--log-level",
+                                   "debug"};
   if (options_.tls) {
     const auto& cert = test_certificate();
     argv.insert(argv.end(),

@@ -45,8 +45,9 @@ struct ServerOptions {
   std::string token = "test-token-0123456789abcdef";  // empty = let the server generate one
   std::filesystem::path data_dir;                     // empty = a fresh temp dir
   std::string claude_binary;                          // empty = the fake CLI
-  std::string tls_cert;  // empty = the shared test certificate
+  std::string tls_cert;                               // empty = the shared test certificate
   std::string tls_key;
+  bool json_logs = false;
 };
 
 class ServerProcess {

@@ -110,6 +110,11 @@ int WsClient::connect(std::chrono::milliseconds deadline) {
   impl_->visit([&](auto& s) {
     auto& tcp_layer = beast::get_lowest_layer(s);
     tcp_layer.expires_after(deadline);
+    if (impl_->options.receive_buffer > 0) {
+      tcp_layer.socket().open(tcp::v4());
+      tcp_layer.socket().set_option(
+          asio::socket_base::receive_buffer_size(impl_->options.receive_buffer));
+    }
     tcp_layer.async_connect(
         tcp::endpoint(asio::ip::make_address("127.0.0.1"), impl_->port), [&](beast::error_code ec) {
           if (ec) {

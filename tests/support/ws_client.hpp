@@ -20,6 +20,7 @@ struct ClientOptions {
   std::optional<std::string> query_token;  // ?token=
   std::optional<std::string> origin;
   std::string target = "/ws";
+  int receive_buffer = 0;  // SO_RCVBUF before connecting (a small one makes a slow reader)
 };
 
 struct CloseInfo {

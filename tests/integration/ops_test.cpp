@@ -1,0 +1,254 @@
+// Operations: server_stats, /metrics, connection limits, slow consumers, keep-alive, compression.
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+#include "integration/fixture.hpp"
+
+namespace pa::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_idle(const Json& m) {
+  return str(m, "type") == "project_state" && str(data(m), "state") == "IDLE";
+}
+
+// The value of one sample in Prometheus text, or -1 when absent.
+double sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+class OpsTest : public ServerTest {
+ protected:
+  void SetUp() override {}
+  ServerOptions with_args(std::vector<std::string> args) {
+    ServerOptions o;
+    o.args = std::move(args);
+    return o;
+  }
+  std::string metrics() {
+    const auto r = http_get(server_->port(), true, "/metrics",
+                            {{"Authorization", "Bearer " + server_->token()}});
+    EXPECT_EQ(r.status, 200);
+    return r.body;
+  }
+  void run_once(WsClient& client, const std::string& prompt) {
+    const std::string id =
+        str(create_project(client, make_dir("p" + std::to_string(++runs_))), "project_id");
+    client.request(Json{{"type", "execute"}, {"project_id", id}, {"data", {{"prompt", prompt}}}});
+    ASSERT_TRUE(client.read_until(is_idle, 30s));
+  }
+  int runs_ = 0;
+};
+
+TEST_F(OpsTest, ServerStatsAfterKnownActivity) {
+  start_server(with_args({"--stats-interval", "1s"}));
+  auto client = connect();
+  run_once(*client, "hello");
+  run_once(*client, "[[fake:fail code=2]]");
+  // The next tick after the runs reports them.
+  const auto stats = client->read_until(
+      [](const Json& m) {
+        return str(m, "type") == "server_stats" &&
+               data(m).at("executions").at("total").to_number<int>() == 2;
+      },
+      10s);
+  ASSERT_TRUE(stats);
+  const auto& d = data(*stats);
+  EXPECT_EQ(d.at("connections").to_number<int>(), 1);
+  EXPECT_EQ(d.at("projects").to_number<int>(), 2);
+  const auto& e = d.at("executions").as_object();
+  EXPECT_EQ(e.at("active").to_number<int>(), 0);
+  EXPECT_EQ(e.at("success").to_number<int>(), 1);
+  EXPECT_EQ(e.at("failed").to_number<int>(), 1);
+  EXPECT_GE(e.at("avg_duration_ms").to_number<double>(), 0);
+  const auto& msgs = d.at("messages").as_object();
+  EXPECT_GE(msgs.at("received").to_number<int>(), 4);  // 2 creates + 2 executes
+  EXPECT_GT(msgs.at("sent").to_number<int>(), 6);
+  EXPECT_TRUE(msgs.contains("rate_per_sec"));
+  EXPECT_GE(d.at("uptime").to_number<int>(), 0);
+  EXPECT_FALSE(stats->contains("project_id"));
+  // The cadence: another one follows.
+  EXPECT_TRUE(
+      client->read_until([](const Json& m) { return str(m, "type") == "server_stats"; }, 5s));
+}
+
+TEST_F(OpsTest, MetricsParseAndMove) {
+  start_server();
+  EXPECT_EQ(http_get(server_->port(), true, "/metrics").status, 401);
+  const std::string before = metrics();
+  auto client = connect();
+  run_once(*client, "hello");
+  client->request(Json{{"type", "nope"}});
+  const std::string after = metrics();
+
+  const fs::path file = projects_root_.path() / "metrics.txt";
+  std::ofstream(file) << after;
+  const auto lint =
+      run_command({"/usr/bin/python3", std::string(PA_SOURCE_DIR) + "/tests/ops/prometheus_lint.py",
+                   file.string()});
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+
+  EXPECT_EQ(sample(before, R"(pocket_agent_executions_total{outcome="success"})"), 0);
+  EXPECT_EQ(sample(after, R"(pocket_agent_executions_total{outcome="success"})"), 1);
+  EXPECT_EQ(sample(after, "pocket_agent_execution_duration_seconds_count"), 1);
+  EXPECT_EQ(sample(after, "pocket_agent_connections_active"), 1);
+  EXPECT_EQ(sample(after, "pocket_agent_projects_total"), 1);
+  EXPECT_GE(sample(after, R"(pocket_agent_messages_total{direction="received"})"), 3);
+  EXPECT_GT(sample(after, R"(pocket_agent_messages_total{direction="sent"})"),
+            sample(before, R"(pocket_agent_messages_total{direction="sent"})"));
+  EXPECT_EQ(sample(after, R"(pocket_agent_errors_total{code="INVALID_MESSAGE"})"), 1);
+  EXPECT_GT(sample(after, "pocket_agent_history_bytes_written_total"), 0);
+  EXPECT_GT(sample(after, "pocket_agent_bytes_sent_total"), 0);
+
+  start_server(with_args({"--metrics-public"}));
+  EXPECT_EQ(http_get(server_->port(), true, "/metrics").status, 200);
+  start_server(with_args({"--metrics-enabled=false"}));
+  EXPECT_EQ(
+      http_get(server_->port(), true, "/metrics", {{"Authorization", "Bearer " + server_->token()}})
+          .status,
+      404);
+}
+
+TEST_F(OpsTest, ConnectionLimitIs503AndRateIs429) {
+  start_server(with_args({"--max-connections", "2"}));
+  auto a = connect();
+  auto b = connect();
+  ClientOptions o;
+  o.bearer = server_->token();
+  WsClient third(server_->port(), o);
+  EXPECT_EQ(third.connect(), 503);
+
+  start_server(with_args({"--limits-connection-rate", "0.01"}));
+  WsClient first(server_->port(), o);
+  EXPECT_EQ(first.connect(), 101);
+  WsClient second(server_->port(), o);
+  EXPECT_EQ(second.connect(), 429);
+}
+
+TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
+  // 12 MB of output at a few MB/s: the slow reader's socket buffers plus a 1 MB queue cannot
+  // hold it; the fast reader drains as it goes.
+  start_server(
+      with_args({"--websocket-message-buffer", "1000", "--websocket-max-queue-bytes", "1000000"}));
+  auto fast = connect();
+  const std::string id = str(create_project(*fast, make_dir("flood")), "project_id");
+  ClientOptions slow_options;
+  slow_options.bearer = server_->token();
+  slow_options.receive_buffer = 4096;
+  WsClient slow(server_->port(), slow_options);
+  ASSERT_EQ(slow.connect(), 101);
+  ASSERT_EQ(str(slow.request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
+  // From here on the slow client reads nothing until the end.
+  constexpr int kLines = 1500;
+  const auto reply = fast->request(
+      Json{{"type", "execute"},
+           {"project_id", id},
+           {"data", {{"prompt", "[[fake:drip lines=1500 interval_ms=1 bytes=8000]]"}}}});
+  std::int64_t previous = reply.at("seq").as_int64();
+  int lines = 0;
+  ASSERT_TRUE(fast->read_until(
+      [&](const Json& m) {
+        if (m.contains("seq")) {
+          EXPECT_EQ(m.at("seq").as_int64(), previous + 1);
+          previous = m.at("seq").as_int64();
+        }
+        if (str(m, "type") == "agent_message" && str(data(m), "type") == "assistant") ++lines;
+        return is_idle(m);
+      },
+      120s));
+  EXPECT_EQ(lines, kLines);
+  const auto closed = slow.wait_closed(60s);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1013);
+  EXPECT_NE(closed->reason.find("slow consumer"), std::string::npos);
+  EXPECT_GE(sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 1);
+}
+
+TEST_F(OpsTest, DeadPeerIsDroppedAndAWatcherAnsweringPingsIsNot) {
+  start_server(with_args({"--ping-interval", "1s", "--pong-timeout", "1s", "--idle-timeout", "2s",
+                          "--stats-interval", "1s"}));
+  // A peer that never reads never answers a ping.
+  auto dead = connect();
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& l) {
+        return l.find("connection 1 from") != std::string::npos &&
+               l.find("closed") != std::string::npos;
+      },
+      20s));
+  // A watcher that only reads (answering pings) for well past the idle timeout stays.
+  auto watcher = connect();
+  int ticks = 0;
+  ASSERT_TRUE(watcher->read_until(
+      [&](const Json& m) { return str(m, "type") == "server_stats" && ++ticks == 5; }, 20s));
+  EXPECT_EQ(str(watcher->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
+}
+
+TEST_F(OpsTest, CompressionNegotiatedWhenOn) {
+  const std::map<std::string, std::string> upgrade = {
+      {"Upgrade", "websocket"},
+      {"Connection", "Upgrade"},
+      {"Sec-WebSocket-Version", "13"},
+      {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+      {"Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"},
+      {"Authorization", "Bearer test-token-0123456789abcdef"}};
+  start_server(with_args({"--websocket-enable-compression"}));
+  auto r = http_get(server_->port(), true, "/ws", upgrade, 5s);
+  EXPECT_EQ(r.status, 101);
+  EXPECT_NE(r.headers["Sec-WebSocket-Extensions"].find("permessage-deflate"), std::string::npos);
+
+  start_server();
+  r = http_get(server_->port(), true, "/ws", upgrade, 5s);
+  EXPECT_EQ(r.status, 101);
+  EXPECT_EQ(r.headers.count("Sec-WebSocket-Extensions"), 0u);
+}
+
+TEST_F(OpsTest, StructuredJsonLogsCarryTheRunsFields) {
+  ServerOptions options;
+  options.json_logs = true;
+  start_server(options);
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("logs")), "project_id");
+  const std::string prompt = "a secret prompt that must not be logged";
+  client->send(Json{{"type", "execute"},
+                    {"project_id", id},
+                    {"data", {{"prompt", prompt}}},
+                    {"request_id", "corr-42"}});
+  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& l) { return l.find("Execution completed") != std::string::npos; },
+      10s));
+  bool found = false;
+  for (const auto& line : server_->log_lines()) {
+    EXPECT_EQ(line.find("secret prompt"), std::string::npos) << line;
+    if (line.find("Execution completed") == std::string::npos) continue;
+    const auto entry = json::parse(line).as_object();
+    found = true;
+    EXPECT_EQ(str(entry, "level"), "info");
+    EXPECT_EQ(str(entry, "msg"), "Execution completed");
+    EXPECT_EQ(str(entry, "correlation_id"), "corr-42");
+    EXPECT_EQ(str(entry, "project_id"), id);
+    EXPECT_FALSE(str(entry, "session_id").empty());
+    EXPECT_EQ(entry.at("exit_code").to_number<int>(), 0);
+    EXPECT_EQ(entry.at("prompt_length").to_number<std::size_t>(), prompt.size());
+    EXPECT_GT(entry.at("response_length").to_number<int>(), 0);
+    EXPECT_GE(entry.at("duration_ms").to_number<int>(), 0);
+    EXPECT_TRUE(std::regex_match(str(entry, "timestamp"),
+                                 std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+  }
+  EXPECT_TRUE(found);
+  // Every line is one JSON object.
+  for (const auto& line : server_->log_lines()) {
+    boost::system::error_code ec;
+    EXPECT_TRUE(json::parse(line, ec).is_object()) << line;
+  }
+}
+
+}  // namespace
+}  // namespace pa::test
