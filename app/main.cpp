@@ -7,15 +7,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
-#include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <future>
-#include <mutex>
 #include <iostream>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -140,6 +140,16 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
       io, hub, std::move(tls), asio::ip::tcp::endpoint(address, cfg.server.port));
   const auto bound = listener->local_endpoint();
   listener->start();
+  // Optionally, /metrics alone on a loopback port (plain HTTP) for a local Prometheus.
+  std::shared_ptr<pa::net::Listener> metrics_listener;
+  if (cfg.metrics.enabled && cfg.metrics.port != 0) {
+    metrics_listener = std::make_shared<pa::net::Listener>(
+        io, hub, std::nullopt,
+        asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), cfg.metrics.port),
+        pa::net::Serve::kMetricsOnly);
+    metrics_listener->start();
+    spdlog::info("metrics on http://127.0.0.1:{}/metrics", cfg.metrics.port);
+  }
   hub->start();
   spdlog::info("listening on {}://{}:{}/ws (port {}) with {} I/O threads",
                cfg.tls.enabled ? "wss" : "ws", bound.address().to_string(), bound.port(),
@@ -187,6 +197,7 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     } else if (!shutdown_thread.joinable()) {
       spdlog::info("received signal {}: shutting down (send it again to stop runs at once)", event);
       listener->stop();
+      if (metrics_listener) metrics_listener->stop();
       shutdown_thread = std::thread([&] {
         hub->shutdown();
         post_event(kShutdownDone);

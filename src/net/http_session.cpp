@@ -45,12 +45,13 @@ template <class Stream>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   HttpSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::shared_ptr<Gate> gate,
-              std::string remote, bool rate_limited)
+              std::string remote, bool rate_limited, Serve serve)
       : stream_(std::move(stream)),
         hub_(std::move(hub)),
         gate_(std::move(gate)),
         remote_(std::move(remote)),
-        rate_limited_(rate_limited) {}
+        rate_limited_(rate_limited),
+        serve_(serve) {}
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
@@ -106,6 +107,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     const auto target = parse_target(req.target());
     if (!target) {
       respond(http::status::bad_request, "malformed request target", false);
+      return;
+    }
+    if (serve_ == Serve::kMetricsOnly) {
+      if (target->path == "/metrics" && req.method() == http::verb::get) {
+        serve_metrics(*target);
+      } else {
+        respond(http::status::not_found, "not found (this port serves only /metrics)",
+                req.keep_alive());
+      }
       return;
     }
     if (target->path == "/ws" && req.method() == http::verb::get &&
@@ -260,12 +270,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::shared_ptr<Gate> gate_;
   const std::string remote_;
   const bool rate_limited_;
+  const Serve serve_;
 };
 
 }  // namespace
 
 void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::Hub> hub,
-                        std::shared_ptr<Gate> gate, std::shared_ptr<asio::ssl::context> tls) {
+                        std::shared_ptr<Gate> gate, std::shared_ptr<asio::ssl::context> tls,
+                        Serve serve) {
   beast::error_code ec;
   const auto endpoint = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
@@ -275,12 +287,12 @@ void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::Hu
   if (tls) {
     std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(
         beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls),
-        std::move(hub), std::move(gate), std::move(remote), rate_limited)
+        std::move(hub), std::move(gate), std::move(remote), rate_limited, serve)
         ->run();
   } else {
     std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
                                                      std::move(hub), std::move(gate),
-                                                     std::move(remote), rate_limited)
+                                                     std::move(remote), rate_limited, serve)
         ->run();
   }
 }

@@ -11,7 +11,11 @@
 
 namespace pa::net {
 
+// What a listener serves: everything (the main port) or only GET /metrics (metrics.port).
+enum class Serve { kAll, kMetricsOnly };
+
 void start_http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<server::Hub> hub,
-                        std::shared_ptr<Gate> gate, std::shared_ptr<boost::asio::ssl::context> tls);
+                        std::shared_ptr<Gate> gate, std::shared_ptr<boost::asio::ssl::context> tls,
+                        Serve serve = Serve::kAll);
 
 }  // namespace pa::net

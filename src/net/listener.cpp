@@ -14,8 +14,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 Listener::Listener(asio::io_context& io, std::shared_ptr<server::Hub> hub,
-                   std::optional<asio::ssl::context> tls, const tcp::endpoint& at)
-    : io_(io), acceptor_(io), backoff_(io), hub_(std::move(hub)) {
+                   std::optional<asio::ssl::context> tls, const tcp::endpoint& at, Serve serve)
+    : io_(io), acceptor_(io), backoff_(io), hub_(std::move(hub)), serve_(serve) {
   if (tls) tls_ = std::make_shared<asio::ssl::context>(std::move(*tls));
   const auto& cfg = hub_->config();
   GateOptions gate;
@@ -50,7 +50,9 @@ tcp::endpoint Listener::local_endpoint() const {
   return acceptor_.local_endpoint(ec);
 }
 
-void Listener::start() { do_accept(); }
+void Listener::start() {
+  do_accept();
+}
 
 void Listener::replace_tls(asio::ssl::context tls) {
   auto fresh = std::make_shared<asio::ssl::context>(std::move(tls));
@@ -66,25 +68,25 @@ void Listener::stop() {
 }
 
 void Listener::do_accept() {
-  acceptor_.async_accept(
-      asio::make_strand(io_),
-      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
-        if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-        if (ec) {
-          // EMFILE and friends: back off briefly instead of spinning, then keep accepting.
-          spdlog::warn("accept failed: {}", ec.message());
-          self->backoff_.expires_after(std::chrono::milliseconds(100));
-          self->backoff_.async_wait([self](const boost::system::error_code&) { self->do_accept(); });
-          return;
-        }
-        std::shared_ptr<asio::ssl::context> tls;
-        {
-          std::lock_guard lock(self->tls_mutex_);
-          tls = self->tls_;
-        }
-        start_http_session(std::move(socket), self->hub_, self->gate_, std::move(tls));
-        self->do_accept();
-      });
+  acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](
+                                                     boost::system::error_code ec,
+                                                     tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+    if (ec) {
+      // EMFILE and friends: back off briefly instead of spinning, then keep accepting.
+      spdlog::warn("accept failed: {}", ec.message());
+      self->backoff_.expires_after(std::chrono::milliseconds(100));
+      self->backoff_.async_wait([self](const boost::system::error_code&) { self->do_accept(); });
+      return;
+    }
+    std::shared_ptr<asio::ssl::context> tls;
+    {
+      std::lock_guard lock(self->tls_mutex_);
+      tls = self->tls_;
+    }
+    start_http_session(std::move(socket), self->hub_, self->gate_, std::move(tls), self->serve_);
+    self->do_accept();
+  });
 }
 
 }  // namespace pa::net

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "net/gate.hpp"
+#include "net/http_session.hpp"
 #include "server/hub.hpp"
 
 namespace pa::net {
@@ -18,7 +19,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
  public:
   // Binds and listens; throws std::runtime_error with a clear message when it cannot.
   Listener(boost::asio::io_context& io, std::shared_ptr<server::Hub> hub,
-           std::optional<boost::asio::ssl::context> tls, const boost::asio::ip::tcp::endpoint& at);
+           std::optional<boost::asio::ssl::context> tls, const boost::asio::ip::tcp::endpoint& at,
+           Serve serve = Serve::kAll);
   void start();
   void stop();  // stop accepting (graceful shutdown)
   // New connections use `tls` from now on (SIGHUP certificate reload); open ones keep theirs.
@@ -34,6 +36,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   mutable std::mutex tls_mutex_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::shared_ptr<Gate> gate_;
+  Serve serve_;
 };
 
 }  // namespace pa::net

@@ -1,4 +1,9 @@
 // Operations: server_stats, /metrics, connection limits, slow consumers, keep-alive, compression.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -113,6 +118,29 @@ TEST_F(OpsTest, MetricsParseAndMove) {
       http_get(server_->port(), true, "/metrics", {{"Authorization", "Bearer " + server_->token()}})
           .status,
       404);
+}
+
+unsigned short free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST_F(OpsTest, MetricsAloneOnALoopbackPort) {
+  const unsigned short port = free_port();
+  start_server(with_args({"--metrics-port", std::to_string(port)}));
+  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer " + server_->token()}};
+  const auto r = http_get(port, false, "/metrics", auth);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("pocket_agent_connections_active"), std::string::npos);
+  EXPECT_EQ(http_get(port, false, "/metrics").status, 401);
+  EXPECT_EQ(http_get(port, false, "/health", auth).status, 404);
 }
 
 TEST_F(OpsTest, ConnectionLimitIs503AndRateIs429) {
