@@ -210,6 +210,12 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
   signals.cancel();
   io.stop();
   for (auto& t : pool) t.join();
+  // Nothing may touch the io_context while it is destroyed: stop the blocking pool (it may be
+  // reaping a `claude --version` probe) and keep signals pending from here on.
+  hub->stop_blocking_pool();
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   spdlog::info("stopped");
   return 0;
 }

@@ -135,7 +135,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     respond(http::status::not_found, "not found", req.keep_alive());
   }
 
-  void upgrade(const Target& target) {
+  // What the gate needs from the request (views into the parser's request and `target`).
+  UpgradeRequest credentials(const Target& target) {
     auto& req = parser_->get();
     UpgradeRequest check;
     check.remote_address = remote_;
@@ -143,8 +144,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       check.authorization = it->value();
     }
     if (target.token) check.query_token = *target.token;
-    if (auto it = req.find(http::field::origin); it != req.end()) check.origin = it->value();
     check.host = req[http::field::host];
+    return check;
+  }
+
+  void upgrade(const Target& target) {
+    auto& req = parser_->get();
+    UpgradeRequest check = credentials(target);
+    if (auto it = req.find(http::field::origin); it != req.end()) check.origin = it->value();
     switch (gate_->check_upgrade(check)) {
       case Verdict::kAllow:
         break;
@@ -182,14 +189,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void serve_metrics(const Target& target) {
     auto& req = parser_->get();
     if (!hub_->config().metrics.is_public) {
-      UpgradeRequest check;
-      check.remote_address = remote_;
-      if (auto it = req.find(http::field::authorization); it != req.end()) {
-        check.authorization = it->value();
-      }
-      if (target.token) check.query_token = *target.token;
-      check.host = req[http::field::host];
-      switch (gate_->check_upgrade(check)) {
+      switch (gate_->check_upgrade(credentials(target))) {
         case Verdict::kAllow:
           break;
         case Verdict::kTooManyFailures:

@@ -119,12 +119,7 @@ void Hub::handle_execute(Request request) {
 }
 
 void Hub::handle_agent_kill(Request request) {
-  protocol::DataReader reader(request.message.data);
-  reader.allow_only({});
-  if (!reader.ok()) {
-    request.fail(reader.error());
-    return;
-  }
+  if (!request.expect_no_data()) return;
   with_project(std::move(request), [](Request& r, Project& project) {
     if (auto run = project.run) {
       const auto requester = r.requester();
@@ -139,12 +134,7 @@ void Hub::handle_agent_kill(Request request) {
 }
 
 void Hub::handle_agent_new_session(Request request) {
-  protocol::DataReader reader(request.message.data);
-  reader.allow_only({});
-  if (!reader.ok()) {
-    request.fail(reader.error());
-    return;
-  }
+  if (!request.expect_no_data()) return;
   with_project(std::move(request), [](Request& r, Project& project) {
     if (project.busy()) {
       r.fail(busy_error(project, "stop it with agent_kill before starting a new session"));

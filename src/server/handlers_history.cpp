@@ -47,12 +47,7 @@ void Hub::handle_get_messages(Request request) {
 }
 
 void Hub::handle_health(Request request) {
-  protocol::DataReader reader(request.message.data);
-  reader.allow_only({});
-  if (!reader.ok()) {
-    request.fail(reader.error());
-    return;
-  }
+  if (!request.expect_no_data()) return;
   boost::asio::post(pool_, [self = shared_from_this(), request = std::move(request)] {
     request.reply("health_status", self->health_data());
   });

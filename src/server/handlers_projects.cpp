@@ -18,12 +18,6 @@ using protocol::ErrorCode;
 namespace {
 constexpr std::size_t kMaxPathBytes = 4096;
 
-bool no_data_fields(Request& request) {
-  protocol::DataReader reader(request.message.data);
-  reader.allow_only({});
-  if (!reader.ok()) request.fail(reader.error());
-  return reader.ok();
-}
 }  // namespace
 
 void Hub::handle_project_create(Request request) {
@@ -126,7 +120,7 @@ void Hub::handle_project_create(Request request) {
 }
 
 void Hub::handle_project_list(Request request) {
-  if (!no_data_fields(request)) return;
+  if (!request.expect_no_data()) return;
   json::array list;
   {
     std::lock_guard lock(projects_mutex_);
@@ -141,7 +135,7 @@ void Hub::handle_project_list(Request request) {
 }
 
 void Hub::handle_project_delete(Request request) {
-  if (!no_data_fields(request)) return;
+  if (!request.expect_no_data()) return;
   with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
     if (project.busy()) {
       r.fail(protocol::make_error(ErrorCode::kProcessActive,
@@ -169,7 +163,7 @@ void Hub::handle_project_delete(Request request) {
 }
 
 void Hub::handle_project_join(Request request) {
-  if (!no_data_fields(request)) return;
+  if (!request.expect_no_data()) return;
   with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
     project.subscribe(r.connection);
     self->note_joined(r.connection->id(), project.id(), true);
@@ -179,7 +173,7 @@ void Hub::handle_project_join(Request request) {
 }
 
 void Hub::handle_project_leave(Request request) {
-  if (!no_data_fields(request)) return;
+  if (!request.expect_no_data()) return;
   with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
     project.unsubscribe(r.connection->id());
     self->note_joined(r.connection->id(), project.id(), false);

@@ -61,6 +61,10 @@ Hub::Hub(asio::io_context& io, config::Config config)
 }
 
 Hub::~Hub() {
+  stop_blocking_pool();
+}
+
+void Hub::stop_blocking_pool() {
   pool_.stop();
   pool_.join();
 }

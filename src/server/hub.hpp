@@ -69,6 +69,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
   // up to timeouts.shutdown_grace, stops the rest, closes every connection with 1001 after its
   // queued messages, and fsyncs every history.
   void shutdown();
+  // Stops and joins the blocking pool (after shutdown, before the io_context goes away).
+  void stop_blocking_pool();
   // A second signal: kill every run now; shutdown() then finishes quickly.
   void force_shutdown();
 

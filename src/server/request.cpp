@@ -1,5 +1,7 @@
 #include "server/request.hpp"
 
+#include "protocol/data_reader.hpp"
+
 #include <boost/json/serialize.hpp>
 
 namespace pa::server {
@@ -21,6 +23,13 @@ void Request::reply_raw(std::string_view type, std::string_view data_json) const
   if (message.request_id) request_id = *message.request_id;
   connection->send(std::make_shared<const std::string>(protocol::serialize(
       protocol::Outgoing{type, project_id, request_id, std::nullopt, {}}, data_json)));
+}
+
+bool Request::expect_no_data() const {
+  protocol::DataReader reader(message.data);
+  reader.allow_only({});
+  if (!reader.ok()) fail(reader.error());
+  return reader.ok();
 }
 
 void Request::fail(const protocol::Error& error) const {

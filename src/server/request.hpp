@@ -29,6 +29,8 @@ struct Request {
   void reply(std::string_view type, const boost::json::object& data) const;
   void reply_raw(std::string_view type, std::string_view data_json) const;
   void fail(const protocol::Error& error) const;
+  // For messages that take no data fields: fails the request (INVALID_MESSAGE) if it has any.
+  bool expect_no_data() const;
 };
 
 }  // namespace pa::server

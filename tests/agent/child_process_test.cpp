@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -38,6 +39,7 @@ class ReaperEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     if (std::getenv("PA_TEST_NO_REAPER") != nullptr) return;  // see NoReaperMode below
+    spdlog::default_logger();           // create spdlog's registry before any second thread logs
     io_ = new boost::asio::io_context;  // never destroyed: the reaper's signal_set lives forever
     guard_.emplace(io_->get_executor());
     thread_ = std::thread([io = io_] { io->run(); });
