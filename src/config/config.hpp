@@ -56,10 +56,10 @@ struct Config {
     Seconds idle{300};          // connection idle; 0 = off
     Seconds ping_interval{30};
     Seconds pong_timeout{30};
-    Seconds handshake{10};  // TLS + HTTP upgrade must finish within this
+    Seconds handshake{10};       // TLS + HTTP upgrade must finish within this
     Seconds shutdown_grace{30};  // graceful shutdown waits this long for runs
-    Seconds kill_grace{3};  // after interrupt, before SIGTERM
-    Seconds term_grace{5};  // after SIGTERM, before SIGKILL
+    Seconds kill_grace{3};       // after interrupt, before SIGTERM
+    Seconds term_grace{5};       // after SIGTERM, before SIGKILL
   } timeouts;
 
   struct LogRotation {

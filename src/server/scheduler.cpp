@@ -69,8 +69,9 @@ bool Scheduler::cancel(const std::string& project_id) {
 bool Scheduler::wait_until_idle(std::chrono::steady_clock::duration timeout) {
   std::unique_lock lock(mutex_);
   const auto generation = wake_generation_;
-  idle_.wait_for(lock, timeout,
-                 [&] { return (active_ == 0 && queue_.empty()) || wake_generation_ != generation; });
+  idle_.wait_for(lock, timeout, [&] {
+    return (active_ == 0 && queue_.empty()) || wake_generation_ != generation;
+  });
   return active_ == 0 && queue_.empty();
 }
 

@@ -5,10 +5,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <cstdint>
 #include <string>
 
 namespace pa::server {

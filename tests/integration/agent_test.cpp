@@ -362,7 +362,8 @@ TEST_F(AgentTest, QueueOrderAndResourceLimit) {
   };
   // B may start before the kill's reply arrives: look at what came in meanwhile first.
   bool c_done = false;
-  for (std::size_t i = before_kill; i < client->skipped().size(); ++i) c_done |= track(client->skipped()[i]);
+  for (std::size_t i = before_kill; i < client->skipped().size(); ++i)
+    c_done |= track(client->skipped()[i]);
   if (!c_done) {
     ASSERT_TRUE(client->read_until(track, 30s));
   }

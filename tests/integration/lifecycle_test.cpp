@@ -23,7 +23,8 @@ TEST_F(LifecycleTest, SigtermMidRunFlushesHistoryAndClosesWith1001) {
   start_server(options);
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"}, {"project_id", id},
+  client->request(Json{{"type", "execute"},
+                       {"project_id", id},
                        {"data", {{"prompt", "[[fake:drip lines=100000 interval_ms=20]]"}}}});
   ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
 
@@ -42,7 +43,8 @@ TEST_F(LifecycleTest, SigtermMidRunFlushesHistoryAndClosesWith1001) {
   EXPECT_EQ(closed->code, 1001);
   EXPECT_EQ(server_->wait_exit(30s), 0);
   bool flushed = false;
-  for (const auto& l : server_->log_lines()) flushed |= l.find("history flushed") != std::string::npos;
+  for (const auto& l : server_->log_lines())
+    flushed |= l.find("history flushed") != std::string::npos;
   EXPECT_TRUE(flushed);
 
   // Everything the client saw is on disk, and the project is IDLE after a restart.
@@ -67,8 +69,10 @@ TEST_F(LifecycleTest, SecondSignalStopsRunsAtOnce) {
   start_server(options);
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"}, {"project_id", id},
-                       {"data", {{"prompt", "[[fake:hang ignore-interrupt=1 ignore-sigterm=1]]"}}}});
+  client->request(
+      Json{{"type", "execute"},
+           {"project_id", id},
+           {"data", {{"prompt", "[[fake:hang ignore-interrupt=1 ignore-sigterm=1]]"}}}});
   ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
   server_->send_signal(SIGTERM);
   ASSERT_TRUE(server_->wait_for_log(
@@ -107,13 +111,16 @@ TEST_F(LifecycleTest, SighupReloadsTheCertificateAndKeepsTheOldOneIfBad) {
   make_cert(certs.path(), "second");
   server_->send_signal(SIGHUP);
   ASSERT_TRUE(server_->wait_for_log(
-      [](const std::string& l) { return l.find("SIGHUP: TLS certificate") != std::string::npos; }, 10s));
+      [](const std::string& l) { return l.find("SIGHUP: TLS certificate") != std::string::npos; },
+      10s));
   EXPECT_NE(served_subject(server_->port()).find("second"), std::string::npos);
 
   { std::ofstream(certs.path() / "server.crt") << "not a certificate"; }
   server_->send_signal(SIGHUP);
   ASSERT_TRUE(server_->wait_for_log(
-      [](const std::string& l) { return l.find("keeping the old TLS certificate") != std::string::npos; },
+      [](const std::string& l) {
+        return l.find("keeping the old TLS certificate") != std::string::npos;
+      },
       10s));
   EXPECT_NE(served_subject(server_->port()).find("second"), std::string::npos);
   auto client = connect();
