@@ -31,6 +31,8 @@ struct SpawnSpec {
   std::vector<std::string> args;  // argv[1..]
   std::vector<std::string> env;   // "KEY=VALUE" entries; the child's whole environment
   std::string cwd;
+  int cwd_fd = -1;  // when >= 0: a directory the child enters with fchdir() instead of `cwd`;
+                    // the caller keeps it open until spawn() returns
 };
 
 struct ExitStatus {

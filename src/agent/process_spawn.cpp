@@ -48,6 +48,7 @@ struct ChildPlan {
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   const char* cwd = nullptr;  // nullptr: keep the server's
+  int cwd_fd = -1;            // >= 0: fchdir() to it instead
   int stdio[3] = {-1, -1, -1};
   int report_fd = -1;
   pid_t parent = 0;
@@ -93,6 +94,12 @@ void close_fds(int first, int last, int max_fd) {
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
+  // Enter the directory before stdio is rearranged and other descriptors are closed.
+  if (plan.cwd_fd >= 0) {
+    if (::fchdir(plan.cwd_fd) != 0) child_fail(plan, ChildStage::chdir, errno);
+  } else if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0) {
+    child_fail(plan, ChildStage::chdir, errno);
+  }
   // All pipe/devnull fds are >= 3 (see keep_above_stdio), so these never clobber one another.
   for (int i = 0; i < 3; ++i) {
     if (::dup2(plan.stdio[i], i) < 0) child_fail(plan, ChildStage::dup, errno);
@@ -100,7 +107,6 @@ void close_fds(int first, int last, int max_fd) {
   // Close everything else but the report pipe (CLOEXEC: execve closes it on success).
   close_fds(3, plan.report_fd - 1, plan.max_fd);
   close_fds(plan.report_fd + 1, -1, plan.max_fd);
-  if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0) child_fail(plan, ChildStage::chdir, errno);
   ::execve(plan.path, plan.argv, plan.envp);
   child_fail(plan, ChildStage::exec, errno);
 }
@@ -235,6 +241,7 @@ std::error_code spawn_process(const SpawnSpec& spec, Stdio in, Stdio out, Stdio 
   plan.argv = argv.data();
   plan.envp = envp.data();
   plan.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  plan.cwd_fd = spec.cwd_fd;
   for (int i = 0; i < 3; ++i) plan.stdio[i] = child_ends[i].get();
   plan.report_fd = report_write.get();
   plan.parent = ::getpid();

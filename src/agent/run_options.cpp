@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <cctype>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -48,10 +49,13 @@ bool is_model_char(unsigned char c) {
   }
 }
 
+// A model name or alias: starts with a letter or digit (never '-', so it can never read as a
+// flag), then letters, digits and . _ : / @ [ ] -.
 bool valid_model(std::string_view s) {
-  return !s.empty() && s.size() <= kMaxModelChars && std::all_of(s.begin(), s.end(), [](char c) {
-    return is_model_char(static_cast<unsigned char>(c));
-  });
+  return !s.empty() && s.size() <= kMaxModelChars &&
+         std::isalnum(static_cast<unsigned char>(s[0])) &&
+         std::all_of(s.begin(), s.end(),
+                     [](char c) { return is_model_char(static_cast<unsigned char>(c)); });
 }
 
 // C0 controls, DEL, and the C1 controls U+0080..U+009F (UTF-8: C2 80..C2 9F).
@@ -100,7 +104,8 @@ protocol::Error forbidden(const std::string& field, std::string_view what) {
 
 // Canonicalizes one add_dirs entry; returns an INVALID_PATH error naming it on failure.
 std::variant<std::string, protocol::Error> canonical_dir(const std::string& field,
-                                                         const std::string& path) {
+                                                         const std::string& path,
+                                                         const projects::PathPolicy* paths) {
   json::object details;
   details["path"] = path;
   auto fail = [&](std::string message) {
@@ -119,6 +124,12 @@ std::variant<std::string, protocol::Error> canonical_dir(const std::string& fiel
     return fail("cannot be resolved (" + ec.message() + ")");
   }
   if (!fs::is_directory(canonical, ec) || ec) return fail("is not a directory");
+  if (paths != nullptr) {
+    if (auto reason = paths->refusal(canonical.string())) {
+      details["canonical_path"] = canonical.string();
+      return fail("is refused: " + *reason);
+    }
+  }
   return canonical.string();
 }
 
@@ -135,8 +146,9 @@ std::variant<RunOptions, protocol::Error> parse_run_options(const json::object* 
                      "mcp_config", "strict_mcp_config", "permission_prompt"});
   if (!reader.ok()) return reader.error();
 
-  const std::string model_rule = "must be 1 to " + std::to_string(kMaxModelChars) +
-                                 " characters of A-Z a-z 0-9 . _ : / @ [ ] -";
+  const std::string model_rule =
+      "must be 1 to " + std::to_string(kMaxModelChars) +
+      " characters of A-Z a-z 0-9 . _ : / @ [ ] -, starting with a letter or digit";
   using StringField = std::pair<std::string_view, std::optional<std::string>*>;
   for (auto [key, target] :
        {StringField{"model", &out.model}, StringField{"fallback_model", &out.fallback_model}}) {
@@ -195,8 +207,8 @@ std::variant<RunOptions, protocol::Error> parse_run_options(const json::object* 
 
   if (auto dirs = reader.string_list("add_dirs", kMaxAddDirs, kMaxAddDirBytes)) {
     for (std::size_t i = 0; i < dirs->size(); ++i) {
-      auto dir =
-          canonical_dir(reader.field("add_dirs") + "[" + std::to_string(i) + "]", (*dirs)[i]);
+      auto dir = canonical_dir(reader.field("add_dirs") + "[" + std::to_string(i) + "]", (*dirs)[i],
+                               policy.paths);
       if (auto* error = std::get_if<protocol::Error>(&dir)) return std::move(*error);
       auto& canonical = std::get<std::string>(dir);
       if (std::find(out.add_dirs.begin(), out.add_dirs.end(), canonical) == out.add_dirs.end()) {

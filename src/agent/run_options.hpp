@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "projects/path_policy.hpp"
 #include "protocol/envelope.hpp"
 
 namespace pa::agent {
@@ -36,6 +37,7 @@ struct RunOptions {
 struct Policy {
   bool allow_dangerous = false;      // claude.allow_dangerous
   std::size_t max_prompt_bytes = 0;  // limits.prompt_size (checked by the caller, with the prompt)
+  const projects::PathPolicy* paths = nullptr;  // deny list / allowed roots for add_dirs
 };
 
 // Limits on options.

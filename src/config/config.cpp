@@ -164,11 +164,14 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
   bool version = false;
   bool print_config = false;
   bool insecure = false;
+  bool allow_root = false;
   app.add_flag("--version", version, "Print the version and exit");
   app.add_flag("--print-config", print_config,
                "Print the effective configuration as YAML (token redacted) and exit");
-  app.add_flag("--i-understand-this-is-insecure", insecure,
-               "Allow insecure settings (such as plaintext without TLS)");
+  app.add_flag("--allow-insecure-remote", insecure,
+               "Listen on a non-loopback address without TLS or without authentication");
+  app.add_flag("--allow-root", allow_root,
+               "Run as root (refused otherwise: the agent would act with root's rights)");
 
   std::vector<std::string> values(table.size());
   std::vector<CLI::Option*> options;
@@ -256,7 +259,8 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
     if (!s.negation.empty()) source += " or " + std::string(s.negation);
     detail::apply_text(s, config, values[i], source);
   }
-  config.allow_insecure = insecure;
+  config.allow_insecure_remote = insecure;
+  config.allow_root = allow_root;
 
   if (token->parsed()) {
     if (print_config) throw ConfigError("command line: --print-config cannot be used with token");

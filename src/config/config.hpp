@@ -35,6 +35,10 @@ struct Config {
     std::string dir = "./data";
   } data;
 
+  struct Projects {
+    std::vector<std::string> allowed_roots;  // empty = anywhere not on the built-in deny list
+  } projects;
+
   struct Logging {
     std::string level = "info";     // debug, info, warn, error, fatal
     std::string format = "json";    // json, text
@@ -111,7 +115,8 @@ struct Config {
     Seconds interval{10};  // server_stats broadcast; 0 = off
   } stats;
 
-  bool allow_insecure = false;  // --i-understand-this-is-insecure
+  bool allow_insecure_remote = false;  // --allow-insecure-remote
+  bool allow_root = false;             // --allow-root
 };
 
 // A bad value, key or flag. what() is one line naming the key, the value and what is allowed.

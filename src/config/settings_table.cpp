@@ -73,6 +73,13 @@ const std::vector<Setting> kSettings = {
      .flags = "--data-dir",
      .field = FIELD(data.dir),
      .help = "Data directory: projects, message history, generated auth token"},
+    // --- projects -------------------------------------------------------------------------
+    {.key = "projects.allowed_roots",
+     .env = "PA_PROJECTS_ALLOWED_ROOTS",
+     .flags = "--projects-allowed-roots,--allowed-roots",
+     .field = FIELD(projects.allowed_roots),
+     .help = "Directories projects and add_dirs must be inside; empty = anywhere not on the "
+             "built-in deny list"},
     // --- logging --------------------------------------------------------------------------
     {.key = "logging.level",
      .env = "PA_LOG_LEVEL",
@@ -671,10 +678,11 @@ std::string_view section_of(std::string_view key) {
 }
 
 std::string_view section_title(std::string_view section) {
-  static const std::array<std::pair<std::string_view, std::string_view>, 13> kTitles = {{
+  static const std::array<std::pair<std::string_view, std::string_view>, 14> kTitles = {{
       {"server", "Server"},
       {"server.tls", "TLS"},
       {"data", "Data"},
+      {"projects", "Projects"},
       {"logging", "Logging"},
       {"limits", "Limits"},
       {"timeouts", "Timeouts"},

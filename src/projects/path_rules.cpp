@@ -1,5 +1,9 @@
 #include "projects/path_rules.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <system_error>
 
@@ -46,6 +50,43 @@ bool paths_nest(std::string_view a, std::string_view b) {
            inner[outer.size()] == '/';
   };
   return a == b || inside(a, b) || inside(b, a);
+}
+
+int open_directory_no_symlinks(std::string_view path, std::error_code& ec) {
+  ec.clear();
+  if (path.empty() || path.front() != '/' || path.find('\0') != std::string_view::npos) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return -1;
+  }
+  constexpr int kFlags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  int dir = ::open("/", kFlags);
+  if (dir < 0) {
+    ec = {errno, std::generic_category()};
+    return -1;
+  }
+  std::size_t pos = 1;
+  while (pos < path.size()) {
+    const auto slash = path.find('/', pos);
+    const auto end = slash == std::string_view::npos ? path.size() : slash;
+    const std::string component(path.substr(pos, end - pos));
+    pos = end + 1;
+    if (component.empty() || component == ".") continue;
+    if (component == "..") {  // canonical paths have none; refuse rather than walk upwards
+      ::close(dir);
+      ec = std::make_error_code(std::errc::invalid_argument);
+      return -1;
+    }
+    const int next = ::openat(dir, component.c_str(), kFlags);
+    const int err = errno;
+    ::close(dir);
+    if (next < 0) {
+      // O_NOFOLLOW on a symlink with O_PATH|O_DIRECTORY reports ENOTDIR or ELOOP.
+      ec = {err, std::generic_category()};
+      return -1;
+    }
+    dir = next;
+  }
+  return dir;
 }
 
 }  // namespace pa::projects

@@ -6,8 +6,10 @@
 #include <boost/json/serialize.hpp>
 #include <filesystem>
 
+#include "agent/process_spawn.hpp"
 #include "common/atomic_file.hpp"
 #include "ops/logging.hpp"
+#include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/utf8.hpp"
 
@@ -48,6 +50,15 @@ void AgentRun::fail(ErrorCode code, std::string message, json::object details) {
   project_->publish("error", data);
 }
 
+// The run could not start: undo what start() did and leave the project idle.
+void AgentRun::abandon_start() {
+  std::error_code ec;
+  if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
+  context_.metrics.execution_finished(ops::ExecutionOutcome::kFailed, 0);
+  context_.scheduler.release();
+  finish_idle(nullptr);
+}
+
 void AgentRun::start() {
   if (finished_) {
     // Cancelled while the scheduler was handing it a slot: give the slot back.
@@ -82,12 +93,40 @@ void AgentRun::start() {
     }
   }
 
+  // The run happens in the directory that passed the path policy when the project was created:
+  // check it again (the policy may have changed) and open it without following symlinks, so a
+  // component swapped for a symlink since then is refused and the child enters exactly the
+  // directory that was checked (fchdir on this descriptor, no second path lookup).
+  std::error_code dir_ec;
+  agent::detail::UniqueFd project_dir;
+  std::optional<std::string> path_problem = context_.path_policy.refusal(project_->path());
+  if (!path_problem) {
+    project_dir.reset(projects::open_directory_no_symlinks(project_->path(), dir_ec));
+    if (!project_dir.valid()) {
+      path_problem =
+          dir_ec == std::errc::too_many_symbolic_link_levels || dir_ec == std::errc::not_a_directory
+              ? "a part of it is no longer a directory (replaced by a symlink or a "
+                "file?); delete the project and create it again"
+              : "it cannot be opened: " + dir_ec.message();
+    }
+  }
+  if (path_problem) {
+    spdlog::warn("project {}: not running in {}: {}", project_->id(), project_->path(),
+                 *path_problem);
+    fail(ErrorCode::kInvalidPath,
+         "The project directory " + project_->path() + " cannot be used: " + *path_problem,
+         json::object{{"path", project_->path()}, {"reason", *path_problem}});
+    abandon_start();
+    return;
+  }
+
   agent::SpawnSpec spec;
   spec.binary = context_.config.claude.binary;
   spec.args = agent::build_cli_args(request_.options, context_.config.claude, info.session_id,
                                     mcp_path_.empty() ? std::nullopt : std::optional(mcp_path_));
   spec.env = context_.cli_env;
   spec.cwd = project_->path();
+  spec.cwd_fd = project_dir.get();
 
   agent::ChildHandlers handlers;
   handlers.on_stdout_line = [self = shared_from_this()](std::string line) {
@@ -114,10 +153,7 @@ void AgentRun::start() {
       fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + ec.message(),
            json::object{{"binary", spec.binary}});
     }
-    if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
-    context_.metrics.execution_finished(ops::ExecutionOutcome::kFailed, 0);
-    context_.scheduler.release();
-    finish_idle(nullptr);
+    abandon_start();
     return;
   }
   json::object fields{{"project_id", project_->id()},

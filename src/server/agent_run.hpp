@@ -19,6 +19,7 @@
 #include "agent/run_options.hpp"
 #include "config/config.hpp"
 #include "ops/metrics.hpp"
+#include "projects/path_policy.hpp"
 #include "server/project.hpp"
 #include "server/scheduler.hpp"
 
@@ -32,6 +33,7 @@ struct RunContext {
   std::vector<std::string> cli_env;  // the CLI's whole environment
   std::string scratch_dir;           // private temp files (mcp configs), mode 0700
   ops::ServerMetrics& metrics;
+  const projects::PathPolicy& path_policy;
 };
 
 struct ExecuteRequest {
@@ -64,6 +66,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void arm_idle_timer();
   void finish_idle(const Requester* requester);
   void fail(protocol::ErrorCode code, std::string message, boost::json::object details);
+  void abandon_start();
 
   std::shared_ptr<Project> project_;
   RunContext& context_;

@@ -46,6 +46,7 @@ void Hub::handle_execute(Request request) {
     agent::Policy policy;
     policy.allow_dangerous = self->config_.claude.allow_dangerous;
     policy.max_prompt_bytes = self->config_.limits.prompt_size;
+    policy.paths = &self->path_policy_;
     auto parsed = agent::parse_run_options(options_copy ? &*options_copy : nullptr, policy);
     if (auto* error = std::get_if<protocol::Error>(&parsed)) {
       if (error->code == ErrorCode::kForbidden) {

@@ -43,6 +43,14 @@ void Hub::handle_project_create(Request request) {
       return;
     }
     const std::string path = std::get<std::string>(std::move(canonical));
+    if (auto reason = self->path_policy_.refusal(path)) {
+      spdlog::warn("refused project_create from {}: {} ({})", request.connection->remote_address(),
+                   path, *reason);
+      request.fail(protocol::make_error(
+          ErrorCode::kInvalidPath, "Invalid project path '" + requested + "': " + *reason,
+          json::object{{"path", requested}, {"canonical_path", path}, {"reason", *reason}}));
+      return;
+    }
     {
       std::lock_guard lock(self->projects_mutex_);
       if (self->projects_.size() + self->pending_paths_.size() >=

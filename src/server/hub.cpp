@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pwd.h>
+#include <unistd.h>
 #include <boost/asio/post.hpp>
 #include <boost/json/array.hpp>
 #include <filesystem>
@@ -27,6 +29,28 @@ unsigned pool_size() {
   return std::max(2u, std::thread::hardware_concurrency());
 }
 
+// The server's private directories (data and certificates) and the user's home, for the
+// project path policy. Throws at startup when projects.allowed_roots names a missing directory.
+projects::PathPolicy make_path_policy(const config::Config& config) {
+  projects::PathPolicy::Settings settings;
+  settings.allowed_roots = config.projects.allowed_roots;
+  settings.private_dirs.push_back(config.data.dir);
+  if (config.tls.enabled) {
+    for (const auto& file : {config.tls.cert, config.tls.key}) {
+      const auto parent = std::filesystem::path(file).parent_path();
+      settings.private_dirs.push_back(parent.empty() ? "." : parent.string());
+    }
+  }
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::geteuid(), &entry, buffer.data(), buffer.size(), &found) == 0 && found &&
+      found->pw_dir != nullptr) {
+    settings.home = found->pw_dir;
+  }
+  return projects::PathPolicy::make(settings);
+}
+
 std::map<std::string, std::string> server_environment() {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -43,6 +67,7 @@ Hub::Hub(asio::io_context& io, config::Config config)
       config_(std::move(config)),
       pool_(pool_size()),
       store_(config_.data.dir),
+      path_policy_(make_path_policy(config_)),
       scheduler_(std::make_unique<Scheduler>(config_.execution.max_concurrent,
                                              config_.execution.queue_size)),
       sampler_(config_.data.dir),
@@ -55,9 +80,9 @@ Hub::Hub(asio::io_context& io, config::Config config)
   std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
   std::filesystem::create_directories(scratch, ec);
   std::filesystem::permissions(scratch, std::filesystem::perms::owner_all, ec);
-  run_context_ = std::make_unique<RunContext>(
-      RunContext{config_, io_.get_executor(), *scheduler_,
-                 agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_});
+  run_context_ = std::make_unique<RunContext>(RunContext{
+      config_, io_.get_executor(), *scheduler_,
+      agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_, path_policy_});
 }
 
 Hub::~Hub() {
@@ -104,15 +129,16 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
   std::lock_guard lock(projects_mutex_);
   for (auto& info : infos) {
     const std::string id = info.id;
-    bool nested = false;
     for (const auto& [other_id, other] : projects_) {
       if (projects::paths_nest(other->path(), info.path)) {
         warnings.push_back("project " + id + " (" + info.path + ") nests with project " + other_id +
                            "; loaded anyway, fix by deleting one of them");
-        nested = true;
       }
     }
-    (void)nested;
+    if (auto reason = path_policy_.refusal(info.path)) {
+      warnings.push_back("project " + id + " (" + info.path + ") is refused by the path policy: " +
+                         *reason + "; its history stays readable but it cannot run");
+    }
     std::error_code ec;
     std::vector<std::string> log_warnings;
     auto project = open_project(std::move(info), log_warnings, ec);

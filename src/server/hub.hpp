@@ -21,6 +21,7 @@
 #include "config/config.hpp"
 #include "ops/health.hpp"
 #include "ops/metrics.hpp"
+#include "projects/path_policy.hpp"
 #include "projects/project_store.hpp"
 #include "server/agent_run.hpp"
 #include "server/connection.hpp"
@@ -42,6 +43,7 @@ class Hub : public std::enable_shared_from_this<Hub> {
   // Prometheus text of every metric (gauges refreshed first).
   std::string render_metrics();
   boost::asio::thread_pool& blocking_pool() { return pool_; }
+  const projects::PathPolicy& path_policy() const { return path_policy_; }
 
   // Start-up (blocking, before the listener opens): loads every project from the data dir.
   void load_projects(std::vector<std::string>& warnings);
@@ -107,6 +109,7 @@ class Hub : public std::enable_shared_from_this<Hub> {
   const config::Config config_;
   boost::asio::thread_pool pool_;
   projects::ProjectStore store_;
+  const projects::PathPolicy path_policy_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<struct RunContext> run_context_;
   ops::ServerMetrics metrics_;

@@ -402,7 +402,7 @@ TEST_F(RealCliArgs, FlagLookingValuesAndPromptStayValues) {
   fs::create_directory(tmp_.path() / "--help");
   const json::object options =
       json::parse(
-          R"j({"model":"--version","append_system_prompt":"--help -p --dangerously-skip-permissions",
+          R"j({"append_system_prompt":"--help -p --dangerously-skip-permissions",
           "allowed_tools":["Bash(--help)"],"add_dirs":[")j" +
           (tmp_.path() / "--help").string() + R"("]})")
           .as_object();
@@ -410,6 +410,9 @@ TEST_F(RealCliArgs, FlagLookingValuesAndPromptStayValues) {
       parse_run_options(&options, Policy{.allow_dangerous = false, .max_prompt_bytes = 1 << 20});
   ASSERT_TRUE(std::holds_alternative<RunOptions>(parsed))
       << std::get<protocol::Error>(parsed).message;
+  // parse_run_options refuses a model that starts with '-'; set one directly to show that the
+  // `--flag=value` form alone already keeps it a value.
+  std::get<RunOptions>(parsed).model = "--version";
   const auto args =
       build_cli_args(std::get<RunOptions>(parsed), config_, std::string("--help"), std::nullopt);
   const RunResult r = run(args, "--dangerously-skip-permissions --version --help");

@@ -446,7 +446,7 @@ TEST(RunOptionsArgs, ValuesThatLookLikeFlagsStayInsideTheirElement) {
   TempDir tmp;
   fs::create_directory(tmp.path() / "--help");
   const RunOptions o = parse_ok(
-      "{\"model\":\"--dangerously-skip-permissions\",\"fallback_model\":\"-p\","
+      "{\"model\":\"m--dangerously-skip-permissions\",\"fallback_model\":\"x-p\","
       "\"append_system_prompt\":\"--resume=x --permission-mode bypassPermissions\","
       "\"allowed_tools\":[\"Bash(--help)\",\"Read --verbose\"],"
       "\"add_dirs\":[" +
@@ -454,8 +454,8 @@ TEST(RunOptionsArgs, ValuesThatLookLikeFlagsStayInsideTheirElement) {
   const auto args = build_cli_args(o, no_defaults(), std::string("--help"), std::nullopt);
   auto expected = head();
   for (const std::string& e : std::vector<std::string>{
-           std::string("--model=--dangerously-skip-permissions"),
-           std::string("--fallback-model=-p"),
+           std::string("--model=m--dangerously-skip-permissions"),
+           std::string("--fallback-model=x-p"),
            std::string("--allowedTools=Bash(--help),Read --verbose"),
            std::string("--append-system-prompt=--resume=x --permission-mode bypassPermissions"),
            "--add-dir=" + (tmp.path() / "--help").string(), std::string("--resume=--help")}) {
@@ -463,6 +463,12 @@ TEST(RunOptionsArgs, ValuesThatLookLikeFlagsStayInsideTheirElement) {
   }
   EXPECT_EQ(args, expected);
   EXPECT_FALSE(contains(args, "--dangerously-skip-permissions"));
+  // A model name can never start like a flag.
+  for (const char* model : {"--dangerously-skip-permissions", "-p", "-"}) {
+    EXPECT_EQ(field_of(parse_error(std::string("{\"model\":") + jstr(model) + "}")),
+              "data.options.model")
+        << model;
+  }
   // After the fixed head, every element is one `--flag=value` or one of the two boolean flags.
   for (std::size_t i = 4; i < args.size(); ++i) {
     EXPECT_TRUE(args[i].starts_with("--") && args[i].find('=') != std::string::npos) << args[i];

@@ -88,7 +88,7 @@ void expect_same(const Config& a, const Config& b, const std::set<std::string>& 
     if (skip.contains(std::string(s.key))) continue;
     EXPECT_EQ(detail::text_value(s, a), detail::text_value(s, b)) << s.key;
   }
-  EXPECT_EQ(a.allow_insecure, b.allow_insecure);
+  EXPECT_EQ(a.allow_insecure_remote, b.allow_insecure_remote);
 }
 
 // --- defaults ---------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ TEST(ConfigDefaults, MatchTheSpec) {
   EXPECT_EQ(c.execution.queue_size, 100u);
   EXPECT_TRUE(c.auth.enabled);
   EXPECT_TRUE(c.auth.token.empty());
-  EXPECT_FALSE(c.allow_insecure);
+  EXPECT_FALSE(c.allow_insecure_remote);
 }
 
 TEST(ConfigDefaults, LoadWithNothingGivesDefaults) {
@@ -148,6 +148,7 @@ const std::map<std::string, std::string> kSpecEnv = {
     {"server.tls.cert", "PA_TLS_CERT"},
     {"server.tls.key", "PA_TLS_KEY"},
     {"data.dir", "PA_DATA_DIR"},
+    {"projects.allowed_roots", "PA_PROJECTS_ALLOWED_ROOTS"},
     {"logging.level", "PA_LOG_LEVEL"},
     {"logging.format", "PA_LOG_FORMAT"},
     {"limits.max_connections", "PA_MAX_CONNECTIONS"},
@@ -202,6 +203,7 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "server.tls.min_version",
                                          "server.tls.cipher_suites",
                                          "data.dir",
+                                         "projects.allowed_roots",
                                          "logging.level",
                                          "logging.format",
                                          "logging.output",
@@ -497,13 +499,13 @@ TEST(ConfigFlags, CanonicalNames) {
 
 TEST(ConfigFlags, Booleans) {
   Config c = run({"--no-tls", "--no-auth", "--claude-allow-dangerous", "--metrics-enabled=no",
-                  "--i-understand-this-is-insecure"})
+                  "--allow-insecure-remote"})
                  .config;
   EXPECT_FALSE(c.tls.enabled);
   EXPECT_FALSE(c.auth.enabled);
   EXPECT_TRUE(c.claude.allow_dangerous);
   EXPECT_FALSE(c.metrics.enabled);
-  EXPECT_TRUE(c.allow_insecure);
+  EXPECT_TRUE(c.allow_insecure_remote);
   c = run({"--tls-enabled=false", "--websocket-enable-compression=on"}).config;
   EXPECT_FALSE(c.tls.enabled);
   EXPECT_TRUE(c.websocket.enable_compression);
@@ -939,6 +941,7 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.tls.min_version = "1.3";
   c.tls.cipher_suites = {"TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES256-GCM-SHA384"};
   c.data.dir = "'quoted' \"dir\"";
+  c.projects.allowed_roots = {"/srv/projects", "/home/a b/code"};
   c.logging.level = "fatal";
   c.logging.format = "text";
   c.logging.output = "/var/log/pa.log";

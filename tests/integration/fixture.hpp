@@ -68,4 +68,68 @@ class ServerTest : public ::testing::Test {
   TempDir projects_root_{"pa-projects"};
 };
 
+inline bool is_state(const Json& m, std::string_view state) {
+  return str(m, "type") == "project_state" && str(data(m), "state") == state;
+}
+
+// A server whose fake CLI records each run (argv, env, cwd) and keeps sessions in a temp dir.
+class AgentServerTest : public ServerTest {
+ protected:
+  void SetUp() override { start_agent_server({}); }
+
+  void start_agent_server(std::vector<std::string> args) {
+    ServerOptions options;
+    options.args = std::move(args);
+    options.args.insert(
+        options.args.end(),
+        {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
+                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
+    start_server(options);
+  }
+
+  std::filesystem::path record_file() const { return state_.path() / "record.jsonl"; }
+
+  // The recorded runs of the fake CLI (not the health probe's --version), oldest first.
+  std::vector<Json> records() const {
+    std::vector<Json> out;
+    std::ifstream in(record_file());
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      auto record = json::parse(line).as_object();
+      if (json::serialize(record.at("argv")).find("\"--version\"") == std::string::npos) {
+        out.push_back(std::move(record));
+      }
+    }
+    return out;
+  }
+
+  std::string new_project(WsClient& client, const std::string& name = "proj") {
+    return str(create_project(client, make_dir(name)), "project_id");
+  }
+
+  Json execute(WsClient& client, const std::string& id, const std::string& prompt,
+               Json options = {}) {
+    Json data_json{{"prompt", prompt}};
+    if (!options.empty()) data_json["options"] = std::move(options);
+    return client.request(
+        Json{{"type", "execute"}, {"project_id", id}, {"data", std::move(data_json)}});
+  }
+
+  // Reads until the project is IDLE again; returns everything received, in order.
+  std::vector<Json> until_idle(WsClient& client,
+                               std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
+    std::vector<Json> seen;
+    auto last = client.read_until(
+        [&](const Json& m) {
+          seen.push_back(m);
+          return is_state(m, "IDLE");
+        },
+        deadline);
+    EXPECT_TRUE(last) << "the project did not return to IDLE";
+    return seen;
+  }
+
+  TempDir state_{"pa-fake-state"};
+};
+
 }  // namespace pa::test
