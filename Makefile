@@ -57,8 +57,9 @@ run: build certs
 	  echo "  Connect: wss://localhost:$$port/ws?token=$$token" && \
 	  echo "  (or send 'Authorization: Bearer $$token')" && \
 	  echo ""
+	@if [ "$$(id -u)" -eq 0 ]; then echo "  Running as root: passing --allow-root (the agent gets root's rights)."; fi
 	exec $(SERVER) --data-dir $(DATA_DIR) --tls-cert $(CERT_DIR)/server.crt --tls-key $(CERT_DIR)/server.key \
-	  --claude-binary $(CLAUDE)
+	  --claude-binary $(CLAUDE) $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
 
 # The binary, share/pocket-agent/config.example.yaml and lib/systemd/system/pocket-agent-server.service
 # (rendered for PREFIX) under $(DESTDIR)$(PREFIX); see deploy/CMakeLists.txt.

@@ -1,15 +1,18 @@
 // pocket-agent-server: start-up and shutdown only; the work happens in src/.
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -43,6 +46,41 @@ void raise_fd_limit() {
     if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) lim.rlim_cur = before;
   }
   spdlog::info("open file limit: {} (was {})", lim.rlim_cur, before);
+}
+
+// Creates the data directory 0700. An existing one with looser permissions is reported (its
+// files are private: token, metadata, history) and then tightened.
+bool prepare_data_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    fs::create_directories(dir, ec);
+    if (ec) {
+      spdlog::critical("cannot create data directory {}: {}", dir, ec.message());
+      return false;
+    }
+    ::chmod(dir.c_str(), 0700);
+    return true;
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    spdlog::critical("data directory {} is not a directory", dir);
+    return false;
+  }
+  if ((st.st_mode & 077) != 0) {
+    spdlog::warn(
+        "data directory {} has permissions {:04o}: other users may read the token and history; "
+        "setting 0700",
+        dir, st.st_mode & 07777);
+    if (::chmod(dir.c_str(), 0700) != 0) {
+      spdlog::warn("cannot set data directory {} to 0700: {}", dir, std::strerror(errno));
+    }
+  }
+  if (st.st_uid != ::geteuid()) {
+    spdlog::warn("data directory {} belongs to uid {}, not to the server's uid {}", dir, st.st_uid,
+                 ::geteuid());
+  }
+  return true;
 }
 
 bool is_loopback(const std::string& host) {
@@ -84,13 +122,14 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
   pa::ops::setup_logging(cfg.logging);
   for (const auto& warning : loaded.warnings) spdlog::warn("{}", warning);
 
-  std::error_code ec;
-  std::filesystem::create_directories(cfg.data.dir, ec);
-  if (ec) {
-    spdlog::critical("cannot create data directory {}: {}", cfg.data.dir, ec.message());
+  if (::geteuid() == 0 && !cfg.allow_root) {
+    spdlog::critical(
+        "refusing to run as root: the agent would edit files and run commands with root's "
+        "rights. Run as an ordinary user (see docs/operations.md), or pass --allow-root");
     return kExitConfig;
   }
-  ::chmod(cfg.data.dir.c_str(), 0700);
+  if (::geteuid() == 0) spdlog::warn("running as root (--allow-root): the agent has root's rights");
+  if (!prepare_data_dir(cfg.data.dir)) return kExitConfig;
 
   if (cfg.auth.enabled && cfg.auth.token.empty()) {
     bool created = false;
@@ -106,10 +145,10 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
         "TLS is OFF: traffic, including the token, is sent in clear text; use only behind a "
         "TLS-terminating proxy");
   if ((!cfg.tls.enabled || !cfg.auth.enabled) && !is_loopback(cfg.server.host) &&
-      !cfg.allow_insecure) {
+      !cfg.allow_insecure_remote) {
     spdlog::critical(
         "refusing to listen on {} without {}: bind to 127.0.0.1, enable it, or pass "
-        "--i-understand-this-is-insecure",
+        "--allow-insecure-remote",
         cfg.server.host, cfg.tls.enabled ? "authentication" : "TLS");
     return kExitConfig;
   }

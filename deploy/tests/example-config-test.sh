@@ -50,8 +50,9 @@ grep -qx '    enabled: true' <<<"$printed" || fail "server.tls.enabled is not tr
 port=""
 start() {
   : >"$work/log"
+  # --allow-root: the server refuses root without it, and CI containers run tests as root.
   "$server" --config "$1" --host 127.0.0.1 --port 0 --no-tls --data-dir "$work/data" \
-    --claude-binary "$fake_claude" >"$work/log" 2>&1 &
+    --claude-binary "$fake_claude" $([[ $(id -u) -eq 0 ]] && echo --allow-root) >"$work/log" 2>&1 &
   pid=$!
   port=""
   for _ in $(seq 100); do

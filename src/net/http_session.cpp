@@ -22,7 +22,10 @@ namespace json = boost::json;
 
 namespace {
 
+// A request head is bounded in bytes (Beast stops reading past it) and in header fields (a
+// head of many tiny fields fits the byte bound but costs a field object each).
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
+constexpr std::size_t kMaxHeaderFields = 100;
 constexpr std::uint64_t kBodyLimit = 4 * 1024;
 
 struct Target {
@@ -93,12 +96,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     if (ec) {
       if (ec == http::error::header_limit || ec == http::error::body_limit) {
         respond(http::status::request_header_fields_too_large, "request too large", false);
+      } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+                 ec != http::error::partial_message) {
+        // Not HTTP/1.1 (a bad method, version, header line...): say so before closing.
+        spdlog::debug("malformed HTTP request from {}: {}", remote_, ec.message());
+        respond(http::status::bad_request, "malformed HTTP request: " + ec.message(), false);
       } else {
         spdlog::debug("HTTP read from {} failed: {}", remote_, ec.message());
       }
       return;
     }
     auto& req = parser_->get();
+    if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > kMaxHeaderFields) {
+      respond(http::status::request_header_fields_too_large,
+              "too many header fields (at most " + std::to_string(kMaxHeaderFields) + ")", false);
+      return;
+    }
     if (rate_limited_) {
       respond(http::status::too_many_requests,
               "too many new connections from your address; retry in a few seconds", false);

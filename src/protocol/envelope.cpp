@@ -36,6 +36,14 @@ bool read_id(const json::value* v, std::string_view field, std::optional<std::st
                                    std::to_string(kMaxIdLength) + " characters");
     return false;
   }
+  // Ids end up in logs and replies: no control characters (a newline could forge a log line).
+  for (const char c : s) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      error = field_error(field, std::string(field) + " must not contain control characters");
+      return false;
+    }
+  }
   out = std::string(s);
   return true;
 }
@@ -45,7 +53,12 @@ bool read_id(const json::value* v, std::string_view field, std::optional<std::st
 ParseResult parse_client_message(std::string_view text) {
   ParseResult result;
   json::error_code ec;
-  json::value root = json::parse(text, ec);
+  // Boost.JSON parses without recursion; the depth limit bounds the tree we build, and invalid
+  // UTF-8 is an error rather than bytes passed on to the CLI.
+  json::parse_options options;
+  options.max_depth = kMaxJsonDepth;
+  options.allow_invalid_utf8 = false;
+  json::value root = json::parse(text, ec, {}, options);
   if (ec) {
     result.error =
         make_error(ErrorCode::kInvalidMessage, "message is not valid JSON: " + ec.message(),

@@ -38,6 +38,8 @@ struct ParseResult {
 };
 
 inline constexpr std::size_t kMaxIdLength = 128;
+// Deepest JSON nesting accepted in a client message (deeper: INVALID_MESSAGE).
+inline constexpr std::size_t kMaxJsonDepth = 64;
 
 // Parses and checks the envelope (not the per-type data; see validate.hpp).
 ParseResult parse_client_message(std::string_view text);

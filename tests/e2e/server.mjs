@@ -13,7 +13,9 @@ export async function startServer({ serverBinary, fakeClaude, extraArgs = [], en
     '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
   const token = 'e2e-token-' + Math.random().toString(16).slice(2);
   const child = spawn(serverBinary, ['--host', '127.0.0.1', '--port', '0', '--data-dir', join(dir, 'data'),
-    '--tls-cert', cert, '--tls-key', key, '--claude-binary', fakeClaude, '--log-format', 'text', ...extraArgs],
+    '--tls-cert', cert, '--tls-key', key, '--claude-binary', fakeClaude, '--log-format', 'text',
+    // The server refuses root without --allow-root; CI containers run tests as root.
+    ...(process.getuid() === 0 ? ['--allow-root'] : []), ...extraArgs],
     { env: { ...process.env, PA_AUTH_TOKEN: token, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];
   const port = await new Promise((resolve, reject) => {

@@ -113,13 +113,13 @@ TEST_F(AuthTest, PlaintextWhenConfigured) {
 
 TEST(StartupTest, RefusesInsecureNonLoopbackAndBadConfig) {
   TempDir data("pa-data");
-  auto r = run_command({PA_SERVER_BINARY, "--host", "0.0.0.0", "--port", "0", "--no-tls",
-                        "--data-dir", data.path().string()});
+  auto r = run_command(with_root_flag({PA_SERVER_BINARY, "--host", "0.0.0.0", "--port", "0",
+                                       "--no-tls", "--data-dir", data.path().string()}));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("--i-understand-this-is-insecure"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--allow-insecure-remote"), std::string::npos) << r.output;
 
-  r = run_command({PA_SERVER_BINARY, "--port", "0", "--data-dir", data.path().string(),
-                   "--tls-cert", "/nonexistent.crt"});
+  r = run_command(with_root_flag({PA_SERVER_BINARY, "--port", "0", "--data-dir",
+                                  data.path().string(), "--tls-cert", "/nonexistent.crt"}));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("make certs"), std::string::npos) << r.output;
 

@@ -67,6 +67,31 @@ TEST(Envelope, RejectsMalformedInputNamingTheField) {
   EXPECT_FALSE(r.message);
 }
 
+TEST(Envelope, DepthLimitInvalidUtf8AndControlCharactersInIds) {
+  const auto nested = [](std::size_t depth) {
+    return R"({"type":"x","data":{"v":)" + std::string(depth, '[') + std::string(depth, ']') + "}}";
+  };
+  // The envelope and data take two levels; the limit applies to the whole message.
+  EXPECT_TRUE(parse_client_message(nested(kMaxJsonDepth - 2)).message);
+  for (const std::size_t depth : {kMaxJsonDepth, std::size_t{100000}}) {
+    auto r = parse_client_message(nested(depth));
+    ASSERT_FALSE(r.message) << depth;
+    EXPECT_EQ(field_of(r.error), "$");
+  }
+  auto bad_utf8 = parse_client_message("{\"type\":\"x\",\"data\":{\"s\":\"\xff\xfe\"}}");
+  ASSERT_FALSE(bad_utf8.message);
+  EXPECT_EQ(field_of(bad_utf8.error), "$");
+  for (const char* id : {"a\\nb", "a\\u0000b", "\\u001b[31m", "x\\u007f"}) {
+    auto r = parse_client_message(std::string(R"({"type":"x","request_id":")") + id + "\"}");
+    ASSERT_FALSE(r.message) << id;
+    EXPECT_EQ(field_of(r.error), "request_id") << id;
+    r = parse_client_message(std::string(R"({"type":"x","project_id":")") + id + "\"}");
+    ASSERT_FALSE(r.message) << id;
+    EXPECT_EQ(field_of(r.error), "project_id") << id;
+  }
+  EXPECT_TRUE(parse_client_message(R"({"type":"x","request_id":"ünïcode-ok ✓"})").message);
+}
+
 TEST(Envelope, NullDataIsEmpty) {
   auto r = parse_client_message(R"({"type":"project_list","data":null})");
   ASSERT_TRUE(r.message);

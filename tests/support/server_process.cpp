@@ -89,6 +89,11 @@ const TestCert& test_certificate() {
   return cert;
 }
 
+std::vector<std::string> with_root_flag(std::vector<std::string> argv) {
+  if (::geteuid() == 0) argv.push_back("--allow-root");
+  return argv;
+}
+
 CommandResult run_command(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& extra_env,
                           std::chrono::milliseconds deadline) {
@@ -156,6 +161,7 @@ void ServerProcess::start() {
               {"--claude-binary",
                options_.claude_binary.empty() ? PA_FAKE_CLAUDE : options_.claude_binary});
   argv.insert(argv.end(), options_.args.begin(), options_.args.end());
+  argv = with_root_flag(std::move(argv));
   auto env = options_.env;
   if (!options_.token.empty()) env["PA_AUTH_TOKEN"] = options_.token;
 

@@ -88,6 +88,10 @@ class ServerProcess {
   bool eof_ = false;
 };
 
+// The server refuses to run as root without --allow-root; tests in root containers (CI) pass it.
+// Returns argv with the flag appended when this process runs as root.
+std::vector<std::string> with_root_flag(std::vector<std::string> argv);
+
 // Runs a command to completion (no shell), returning exit code and combined output.
 struct CommandResult {
   int exit_code = -1;
