@@ -5,6 +5,9 @@
 
 #include <boost/json/serialize.hpp>
 #include <filesystem>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "agent/process_spawn.hpp"
 #include "common/atomic_file.hpp"
@@ -50,6 +53,41 @@ void AgentRun::fail(ErrorCode code, std::string message, json::object details) {
   project_->publish("error", data);
 }
 
+namespace {
+// The run happens in the directory that passed the path policy when the project was created:
+// check it again (the policy may have changed) and open it without following symlinks, so a
+// component swapped for a symlink since then is refused and the child enters exactly the
+// directory that was checked (fchdir on `project_dir`, no second path lookup). add_dirs were
+// checked when the execute arrived, possibly long before a queued run starts: they must still
+// resolve to themselves and pass the policy. Returns {path, reason} for the first problem.
+std::optional<std::pair<std::string, std::string>> directory_problem(
+    const projects::PathPolicy& policy, const std::string& project_path,
+    const std::vector<std::string>& add_dirs, agent::detail::UniqueFd& project_dir) {
+  if (auto reason = policy.refusal(project_path)) return std::pair(project_path, *reason);
+  std::error_code ec;
+  project_dir.reset(projects::open_directory_no_symlinks(project_path, ec));
+  if (!project_dir.valid()) {
+    return std::pair(
+        project_path,
+        ec == std::errc::too_many_symbolic_link_levels || ec == std::errc::not_a_directory
+            ? std::string("a part of it is no longer a directory (replaced by a "
+                          "symlink or a file?); delete the project and create it "
+                          "again")
+            : "it cannot be opened: " + ec.message());
+  }
+  for (const auto& dir : add_dirs) {
+    const auto now = std::filesystem::canonical(dir, ec);
+    if (ec || now.string() != dir) {
+      return std::pair(
+          dir, ec ? "it cannot be resolved any more: " + ec.message()
+                  : "it changed since the request (it now resolves to " + now.string() + ")");
+    }
+    if (auto reason = policy.refusal(dir)) return std::pair(dir, *reason);
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 // The run could not start: undo what start() did and leave the project idle.
 void AgentRun::abandon_start() {
   std::error_code ec;
@@ -93,29 +131,13 @@ void AgentRun::start() {
     }
   }
 
-  // The run happens in the directory that passed the path policy when the project was created:
-  // check it again (the policy may have changed) and open it without following symlinks, so a
-  // component swapped for a symlink since then is refused and the child enters exactly the
-  // directory that was checked (fchdir on this descriptor, no second path lookup).
-  std::error_code dir_ec;
   agent::detail::UniqueFd project_dir;
-  std::optional<std::string> path_problem = context_.path_policy.refusal(project_->path());
-  if (!path_problem) {
-    project_dir.reset(projects::open_directory_no_symlinks(project_->path(), dir_ec));
-    if (!project_dir.valid()) {
-      path_problem =
-          dir_ec == std::errc::too_many_symbolic_link_levels || dir_ec == std::errc::not_a_directory
-              ? "a part of it is no longer a directory (replaced by a symlink or a "
-                "file?); delete the project and create it again"
-              : "it cannot be opened: " + dir_ec.message();
-    }
-  }
-  if (path_problem) {
-    spdlog::warn("project {}: not running in {}: {}", project_->id(), project_->path(),
-                 *path_problem);
-    fail(ErrorCode::kInvalidPath,
-         "The project directory " + project_->path() + " cannot be used: " + *path_problem,
-         json::object{{"path", project_->path()}, {"reason", *path_problem}});
+  if (auto problem = directory_problem(context_.path_policy, project_->path(),
+                                       request_.options.add_dirs, project_dir)) {
+    const auto& [path, reason] = *problem;
+    spdlog::warn("project {}: not running: {}: {}", project_->id(), path, reason);
+    fail(ErrorCode::kInvalidPath, "The directory " + path + " cannot be used: " + reason,
+         json::object{{"path", path}, {"reason", reason}});
     abandon_start();
     return;
   }

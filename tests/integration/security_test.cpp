@@ -158,6 +158,41 @@ TEST_F(SecurityTest, ProjectDirectorySwappedForASymlinkAfterCreateIsNotEntered) 
   EXPECT_EQ(str(rec[0], "cwd"), fs::canonical(project_dir).string());
 }
 
+TEST_F(SecurityTest, AddDirSwappedWhileTheRunIsQueuedIsRefusedAtStart) {
+  start_agent_server({"--execution-max-concurrent", "1"});
+  auto client = connect();
+  const auto busy = new_project(*client, "busy");
+  const auto queued = new_project(*client, "queued");
+  const fs::path extra = make_dir("extra");
+  ASSERT_TRUE(is_state(execute(*client, busy, "[[fake:hang]]"), "EXECUTING"));
+  ASSERT_TRUE(is_state(
+      execute(*client, queued, "hi", Json{{"add_dirs", json::array{extra.string()}}}), "QUEUED"));
+  // The checked directory becomes a symlink into /etc before the queued run starts.
+  fs::remove(extra);
+  fs::create_directory_symlink("/etc", extra);
+  client->request(Json{{"type", "agent_kill"}, {"project_id", busy}}, std::chrono::seconds(30));
+  bool refused = false;
+  ASSERT_TRUE(client->read_until(
+      [&](const Json& m) {
+        if (error_code(m) == "INVALID_PATH" && str(m, "project_id") == queued) {
+          refused = true;
+          EXPECT_EQ(str(data(m).at("details").as_object(), "path"),
+                    fs::canonical(projects_root_.path()).string() + "/extra");
+        }
+        return is_state(m, "IDLE") && str(m, "project_id") == queued;
+      },
+      std::chrono::seconds(30)));
+  // The refusal may have arrived before the kill's reply; look there too.
+  for (const auto& m : client->skipped()) {
+    refused |= error_code(m) == "INVALID_PATH" && str(m, "project_id") == queued;
+  }
+  EXPECT_TRUE(refused);
+  for (const auto& record : records()) {
+    EXPECT_EQ(json::serialize(record.at("argv")).find("--add-dir"), std::string::npos)
+        << "the queued run must not start with the swapped directory";
+  }
+}
+
 TEST_F(SecurityTest, RefusesToRunAsRootWithoutAllowRoot) {
   if (::geteuid() != 0) GTEST_SKIP() << "only meaningful when the tests run as root";
   TempDir data_dir("pa-data");
