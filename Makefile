@@ -11,7 +11,7 @@ SERVER := $(BUILD_DIR)/app/pocket-agent-server
 CLAUDE ?= $(shell command -v claude || echo $(CURDIR)/tools/claude-cli/node_modules/.bin/claude)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build test test-asan test-race lint fmt certs run install bench clean
+.PHONY: deps build test test-asan test-race fuzz lint fmt certs run install bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -37,6 +37,26 @@ test-race: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=tsan -DPA_BUILD_BENCH=OFF" build
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# libFuzzer targets (fuzz/, clang + ASan + UBSan) in build-fuzz, each run for FUZZ_SECONDS on a
+# scratch copy of its seed corpus (fuzz/corpus/<name>); a crash fails the target. See fuzz/README.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := envelope:65536 cli_line:65536 config:16384
+fuzz: deps
+	@[[ -f build-fuzz/build.ninja ]] || CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPA_BUILD_FUZZ=ON -DPA_BUILD_TESTS=OFF -DPA_BUILD_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS) --target pa_fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  name=$${t%%:*}; corpus=build-fuzz/corpus/$$name; \
+	  mkdir -p $$corpus build-fuzz/artifacts; cp -n fuzz/corpus/$$name/* $$corpus/ || true; \
+	  echo "fuzz_$$name: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    build-fuzz/fuzz/fuzz_$$name -max_total_time=$(FUZZ_SECONDS) -max_len=$${t##*:} \
+	    -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/artifacts/$$name- $$corpus 2>build-fuzz/fuzz_$$name.log \
+	    || { tail -n 60 build-fuzz/fuzz_$$name.log; echo "fuzz_$$name failed: input in build-fuzz/artifacts/"; exit 1; }; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units' build-fuzz/fuzz_$$name.log; \
+	done
 
 lint: $(BUILD_DIR)/build.ninja
 	find src app -name '*.cpp' -print0 | xargs -0 -n 4 -P $(JOBS) clang-tidy -p $(BUILD_DIR) --quiet

@@ -10,6 +10,7 @@ packages=(
   libssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-tidy clang-format
+  clang libclang-rt-14-dev  # make fuzz: clang 14 and its libFuzzer/ASan/UBSan runtimes
   systemd  # systemd-analyze, for the systemd unit's test (deploy/tests/systemd-unit-test.sh)
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

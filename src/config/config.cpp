@@ -133,6 +133,11 @@ std::string option_help(const Setting& s) {
 
 }  // namespace
 
+void apply_yaml_text(const std::string& text, const std::string& name, Config& config,
+                     std::vector<std::string>& warnings) {
+  YamlLoader(name, config, warnings).load(text);
+}
+
 EnvLookup process_environment() {
   EnvLookup env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -231,8 +236,7 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
     named_by = kConfigEnv;
   }
   if (!named_by.empty()) {
-    const std::string text = read_config_file(config_path, named_by);
-    YamlLoader(config_path, config, result.warnings).load(text);
+    apply_yaml_text(read_config_file(config_path, named_by), config_path, config, result.warnings);
     result.config_path = config_path;
   }
 

@@ -147,6 +147,11 @@ EnvLookup process_environment();
 // Subcommand "token" selects Action::kPrintToken. Throws ConfigError on any invalid input.
 Loaded load(int argc, const char* const* argv, const EnvLookup& env);
 
+// What load() does with the text of the config file: applies it onto `config` (`name` is the file
+// name for messages; unknown keys are appended to `warnings`). Throws ConfigError.
+void apply_yaml_text(const std::string& text, const std::string& name, Config& config,
+                     std::vector<std::string>& warnings);
+
 // Parsers shared with the table; throw ConfigError naming `key`.
 // Durations: "250ms", "30s", "5m", "1h", or a plain number of seconds; "0" = off where allowed.
 Millis parse_duration(const std::string& key, const std::string& text);

@@ -39,6 +39,10 @@ std::string_view to_string(Direction d) {
 
 namespace {
 
+// Entries are parsed back with this nesting limit (Boost.JSON's default is 32). Messages are
+// stored as they were accepted: a CLI line may nest up to 1024 levels (agent::inspect_cli_line) and
+// the entry wraps it in one more.
+constexpr std::size_t kMaxEntryDepth = 1025;
 constexpr std::uint64_t kSparseEvery = 256;   // lines between sparse index points
 constexpr std::size_t kScanKeep = 64 * 1024;  // bytes of a line kept while scanning on open
 constexpr std::size_t kReadChunk = 64 * 1024;
@@ -245,7 +249,9 @@ bool parse_full(std::string_view line, EntryMeta& meta, bool& has_meta, std::str
   unsigned char stack_buf[4096];
   boost::json::monotonic_resource mr(stack_buf, sizeof stack_buf);
   boost::system::error_code jec;
-  const boost::json::value v = boost::json::parse(line, jec, &mr);
+  boost::json::parse_options options;
+  options.max_depth = kMaxEntryDepth;
+  const boost::json::value v = boost::json::parse(line, jec, &mr, options);
   if (jec || !v.is_object()) return false;
   const auto& obj = v.get_object();
   const auto* seq = obj.if_contains("seq");

@@ -137,8 +137,15 @@ std::optional<SystemTime> parse_rfc3339(std::string_view s) {
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
-  const auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + frac - offset;
-  return time_point_cast<system_clock::duration>(tp);
+  // In whole seconds first: system_clock counts nanoseconds in 64 bits (years 1677 to 2262), so
+  // adding a later or earlier date to the fraction would overflow. Such dates clamp to the ends.
+  const sys_seconds whole = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - offset;
+  constexpr sys_seconds kFirst = ceil<seconds>(SystemTime::min());
+  constexpr sys_seconds kLast = floor<seconds>(SystemTime::max()) - seconds{1};
+  if (whole < kFirst) return SystemTime::min();
+  if (whole > kLast) return SystemTime::max();
+  return time_point_cast<system_clock::duration>(whole) +
+         duration_cast<system_clock::duration>(frac);
 }
 
 }  // namespace pa::protocol

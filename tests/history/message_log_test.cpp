@@ -237,6 +237,30 @@ TEST_F(MessageLogTest, RejectsEmptyMessageAndFlattensNewlines) {
   EXPECT_EQ(split_lines(read_text(log_files(logs())[0])).size(), 1u);
 }
 
+// Found by fuzz/fuzz_cli_line: entries were parsed back with Boost.JSON's default depth limit (32),
+// so a message nested 32 deep (the CLI's lines may nest up to 1024) was skipped as corrupt on
+// reads and cut as torn when it was the last line at open.
+TEST_F(MessageLogTest, KeepsDeeplyNestedMessages) {
+  const auto nested = [](int depth) {
+    return R"({"type":"assistant","x":)" + std::string(depth - 1, '[') +
+           std::string(depth - 1, ']') + "}";
+  };
+  {
+    auto log = open_log();
+    std::error_code ec;
+    log->append(Direction::kClaude, nested(32), ec);
+    ASSERT_FALSE(ec);
+    log->append(Direction::kClaude, nested(1024), ec);
+    ASSERT_FALSE(ec);
+    EXPECT_EQ(read(*log, {}).entries.size(), 2u);
+  }
+  auto log = open_log();
+  EXPECT_TRUE(warnings_.empty()) << warnings_.front();
+  const Page page = read(*log, {});
+  ASSERT_EQ(page.entries.size(), 2u);
+  EXPECT_NE(page.entries[1].find(nested(1024)), std::string::npos);
+}
+
 TEST_F(MessageLogTest, SeqContinuesAcrossReopen) {
   {
     auto log = open_log();
