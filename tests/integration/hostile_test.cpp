@@ -740,5 +740,46 @@ TEST_F(HostileTest, TenThousandRapidMessagesOnOneConnection) {
   expect_server_and_disk_intact();
 }
 
+TEST_F(HostileTest, RapidMessagesWhileARunWritesHistory) {
+  auto client = connect();
+  auto watcher = connect();
+  ASSERT_EQ(str(watcher->request(Json{{"type", "project_join"}, {"project_id", base_id_}}), "type"),
+            "project_joined");
+  ASSERT_TRUE(is_state(execute(*client, base_id_, "[[fake:hang]]"), "EXECUTING"));
+  // Everything that would change the busy project is refused, 2,000 times over, while reads work.
+  const std::vector<std::pair<std::string, std::string>> requests = {
+      {R"("type":"execute","project_id":")" + base_id_ + R"(","data":{"prompt":"again"})",
+       "error/PROCESS_ACTIVE"},
+      {R"("type":"agent_new_session","project_id":")" + base_id_ + "\"", "error/PROCESS_ACTIVE"},
+      {R"("type":"project_delete","project_id":")" + base_id_ + "\"", "error/PROCESS_ACTIVE"},
+      {R"("type":"get_messages","project_id":")" + base_id_ + R"(","data":{"limit":5})",
+       "messages_response/"},
+      {R"("type":"project_join","project_id":")" + base_id_ + "\"", "project_joined/"},
+  };
+  const int total = 2000;
+  const int window = 32;
+  int sent = 0;
+  int received = 0;
+  while (received < total) {
+    while (sent < total && sent - received < window) {
+      client->send_text("{" + requests[static_cast<std::size_t>(sent) % requests.size()].first +
+                        R"(,"request_id":"w)" + std::to_string(sent) + "\"}");
+      ++sent;
+    }
+    const auto m = client->read_until([](const Json& r) { return r.contains("request_id"); }, 30s);
+    ASSERT_TRUE(m) << "reply " << received << " did not come";
+    ASSERT_EQ(str(*m, "request_id"), "w" + std::to_string(received));
+    EXPECT_EQ(str(*m, "type") + "/" + error_code(*m),
+              requests[static_cast<std::size_t>(received) % requests.size()].second)
+        << json::serialize(*m).substr(0, 300);
+    ++received;
+  }
+  const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", base_id_}}, 30s);
+  EXPECT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
+  ASSERT_TRUE(watcher->read_until([](const Json& m) { return is_state(m, "IDLE"); }, 30s));
+  EXPECT_EQ(records().size(), base_runs_ + 1) << "exactly one run started";
+  expect_server_and_disk_intact();
+}
+
 }  // namespace
 }  // namespace pa::test
