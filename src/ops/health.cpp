@@ -83,7 +83,28 @@ Resources ResourceSampler::sample() {
 ClaudeProbe::ClaudeProbe(std::string binary, std::vector<std::string> env)
     : binary_(std::move(binary)), env_(std::move(env)) {}
 
+void ClaudeProbe::stop() {
+  std::unique_lock lock(run_mutex_);
+  stopped_ = true;
+  run_cv_.wait(lock, [&] { return !running_; });
+}
+
 void ClaudeProbe::refresh() {
+  {
+    std::lock_guard lock(run_mutex_);
+    if (stopped_) return;
+    running_ = true;
+  }
+  struct Done {
+    ClaudeProbe& probe;
+    ~Done() {
+      {
+        std::lock_guard lock(probe.run_mutex_);
+        probe.running_ = false;
+      }
+      probe.run_cv_.notify_all();
+    }
+  } done{*this};
   ClaudeStatus fresh;
   agent::SpawnSpec spec;
   spec.binary = binary_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -44,6 +45,10 @@ class ClaudeProbe {
   ClaudeProbe(std::string binary, std::vector<std::string> env = {});
   void refresh();
   ClaudeStatus status() const;
+  // Waits for a refresh in progress and turns later refresh() calls into no-ops. Call while the
+  // I/O threads still run: the probe's exit is seen by the child reaper on them, so a probe still
+  // running once they have stopped would wait out its whole timeout (and hold up the exit).
+  void stop();
 
  private:
   std::string binary_;
@@ -51,6 +56,10 @@ class ClaudeProbe {
   mutable std::mutex mutex_;
   ClaudeStatus status_;
   bool probed_ = false;
+  std::mutex run_mutex_;
+  std::condition_variable run_cv_;
+  bool running_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace pa::ops

@@ -432,6 +432,9 @@ void Hub::shutdown() {
     self->probe_timer_.cancel();
     self->stats_timer_.cancel();
   });
+  // A `claude --version` probe still running must end while the I/O threads (and with them the
+  // child reaper that sees its exit) still run.
+  claude_probe_.stop();
   // Runs get timeouts.shutdown_grace to finish on their own while clients still watch them;
   // then they are stopped as agent_kill does (or at once after a second signal).
   bool idle = scheduler_->wait_until_idle(config_.timeouts.shutdown_grace);
