@@ -13,10 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_state(const Json& m, std::string_view state) {
-  return str(m, "type") == "project_state" && str(data(m), "state") == state;
-}
-
 std::string field_of(const Json& m) {
   const auto* d = m.if_contains("data");
   if (d == nullptr || !d->is_object()) return "";
@@ -315,7 +311,10 @@ TEST_F(HostileTest, ExecuteOptionsAreCheckedBeforeAnyRun) {
       {"model", "\"a\\nb\"", "INVALID_MESSAGE", ""},
       {"model", "\"" + std::string(129, 'm') + "\"", "INVALID_MESSAGE", ""},
       {"model", "\"mod\\u00e8le\"", "INVALID_MESSAGE", ""},
+      {"model", "\"--help\"", "INVALID_MESSAGE", ""},
+      {"model", "\"-p\"", "INVALID_MESSAGE", ""},
       {"fallback_model", "{}", "INVALID_MESSAGE", ""},
+      {"fallback_model", "\"-v\"", "INVALID_MESSAGE", ""},
       {"fallback_model", "\"--model x\"", "INVALID_MESSAGE", ""},
       {"permission_mode", "42", "INVALID_MESSAGE", ""},
       {"permission_mode", "\"root\"", "INVALID_MESSAGE", ""},
@@ -382,7 +381,7 @@ TEST_F(HostileTest, ExecuteOptionsAreCheckedBeforeAnyRun) {
   // A deeply nested but small mcp_config is within the JSON depth limit only up to a point:
   // the whole message is refused as not parseable, never half-read.
   std::string deep = "{}";
-  for (int i = 0; i < 40; ++i) deep = "{\"a\":" + deep + "}";
+  for (int i = 0; i < 70; ++i) deep = "{\"a\":" + deep + "}";  // past the depth limit of 64
   expect_invalid(*client,
                  R"({"type":"execute","project_id":")" + base_id_ +
                      R"(","data":{"prompt":"hi","options":{"mcp_config":)" + deep + "}}}",
@@ -393,30 +392,42 @@ TEST_F(HostileTest, ExecuteOptionsAreCheckedBeforeAnyRun) {
 
 TEST_F(HostileTest, NulBytesAndControlCharactersInIdsAndText) {
   auto client = connect();
-  // Ids with control characters are echoed back exactly, as JSON escapes.
+  // Ids with control characters are refused (they would end up in logs and replies); the
+  // error names the field and echoes only a valid request_id.
   constexpr char kRequestId[] = "r\0\n\r\x1b[2J\x7f\nFORGED log line";
   constexpr char kProjectId[] = "p\0\x01\x1f\n\t\nFORGED log line";
   const std::string nasty_request_id(kRequestId, sizeof kRequestId - 1);
   const std::string nasty_project_id(kProjectId, sizeof kProjectId - 1);
   {
-    Json message{{"type", "project_join"},
-                 {"project_id", nasty_project_id},
-                 {"request_id", nasty_request_id}};
-    client->send(message);
+    client->send(
+        Json{{"type", "project_join"}, {"project_id", base_id_}, {"request_id", nasty_request_id}});
     const auto m = client->read();
     ASSERT_TRUE(m);
-    EXPECT_EQ(error_code(*m), "PROJECT_NOT_FOUND");
-    EXPECT_EQ(str(*m, "request_id"), nasty_request_id);
-    EXPECT_EQ(str(*m, "project_id"), nasty_project_id);
-    EXPECT_EQ(str(data(*m).at("details").as_object(), "project_id"), nasty_project_id);
+    EXPECT_EQ(error_code(*m), "INVALID_MESSAGE");
+    EXPECT_EQ(field_of(*m), "request_id");
+    EXPECT_FALSE(m->contains("request_id"));
+  }
+  for (const std::string& bad :
+       {nasty_project_id, std::string("\x7f"), std::string("a\tb"), std::string(1, '\0')}) {
+    client->send(Json{{"type", "project_join"}, {"project_id", bad}, {"request_id", "ok-1"}});
+    auto m = client->read();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(error_code(*m), "INVALID_MESSAGE");
+    EXPECT_EQ(field_of(*m), "project_id");
+    EXPECT_EQ(str(*m, "request_id"), "ok-1");
+    client->send(Json{{"type", "get_messages"}, {"data", {{"project_id", bad}}}});
+    m = client->read();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(error_code(*m), "INVALID_MESSAGE");
+    EXPECT_EQ(field_of(*m), "data.project_id");
   }
   {
-    client->send(Json{{"type", std::string("health\0", 7)}, {"request_id", nasty_request_id}});
+    client->send(Json{{"type", std::string("health\0", 7)}, {"request_id", "ok-2"}});
     const auto m = client->read();
     ASSERT_TRUE(m);
     EXPECT_EQ(error_code(*m), "INVALID_MESSAGE");
     EXPECT_EQ(field_of(*m), "type");
-    EXPECT_EQ(str(*m, "request_id"), nasty_request_id);
+    EXPECT_EQ(str(*m, "request_id"), "ok-2");
   }
   // A NUL in a project path never truncates the path to an existing directory.
   const auto base_dir = projects_root_.path() / "nul-target";
@@ -526,7 +537,7 @@ TEST_F(HostileTest, FlagLookingPromptsAndOptionsNeverReachFlagPosition) {
   const std::vector<Run> runs = {
       {"--dangerously-skip-permissions [[fake:text]]", {}},
       {"-p", {}},
-      {"--help", {{"model", "--help"}, {"fallback_model", "-v"}}},
+      {"--help", {{"model", "opus"}, {"append_system_prompt", "-p"}}},
       {"--model=evil [[fake:text]]",
        {{"append_system_prompt", "--dangerously-skip-permissions"},
         {"allowed_tools", json::array{"Bash(--force)", "Read"}},
@@ -565,8 +576,7 @@ TEST_F(HostileTest, FlagLookingPromptsAndOptionsNeverReachFlagPosition) {
     return out;
   };
   const auto third = argv_text(base_runs_ + 2);
-  EXPECT_NE(std::find(third.begin(), third.end(), "--model=--help"), third.end());
-  EXPECT_NE(std::find(third.begin(), third.end(), "--fallback-model=-v"), third.end());
+  EXPECT_NE(std::find(third.begin(), third.end(), "--append-system-prompt=-p"), third.end());
   const auto fourth = argv_text(base_runs_ + 3);
   EXPECT_NE(std::find(fourth.begin(), fourth.end(),
                       "--append-system-prompt=--dangerously-skip-permissions"),
