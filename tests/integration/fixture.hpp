@@ -103,6 +103,16 @@ class AgentServerTest : public ServerTest {
     return out;
   }
 
+  // Runs `prompt` in a new project until IDLE and returns the fake CLI's record of that run.
+  Json record_of_one_run(WsClient& client, const std::string& prompt = "hi") {
+    const auto id = new_project(client);
+    EXPECT_TRUE(is_state(execute(client, id, prompt), "EXECUTING"));
+    until_idle(client);
+    const auto rec = records();
+    EXPECT_EQ(rec.size(), 1u);
+    return rec.empty() ? Json{} : rec.back();
+  }
+
   std::string new_project(WsClient& client, const std::string& name = "proj") {
     return str(create_project(client, make_dir(name)), "project_id");
   }

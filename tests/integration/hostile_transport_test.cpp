@@ -93,6 +93,13 @@ class HostileTransportTest : public ServerTest {
   }
 };
 
+// `count` short header fields ("X-F<i>: v"), well within the 8 KiB head limit.
+std::string many_fields(int count) {
+  std::string fields;
+  for (int i = 0; i < count; ++i) fields += "X-F" + std::to_string(i) + ": v\r\n";
+  return fields;
+}
+
 TEST_F(HostileTransportTest, MalformedHttpRequestsGetAnAnswerOrAClose) {
   const auto port = server_->port();
   const std::string token = server_->token();
@@ -153,6 +160,9 @@ TEST_F(HostileTransportTest, MalformedHttpRequestsGetAnAnswerOrAClose) {
        "GET /health?" + std::string(9000, 'q') + " HTTP/1.1\r\n" + host + "\r\n", 431},
       {"upgrade with a 1 MiB body", upgrade_request(port, token, "Content-Length: 1048576\r\n"),
        431},
+      {"101 header fields within 8 KiB", upgrade_request(port, token, many_fields(101)), 431},
+      {"exactly 100 header fields are fine",
+       "GET /health HTTP/1.1\r\n" + host + many_fields(98) + "Connection: close\r\n\r\n", 200},
   };
   for (const auto& c : cases) {
     const auto response = exchange(c.request);

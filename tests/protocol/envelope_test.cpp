@@ -81,7 +81,8 @@ TEST(Envelope, DepthLimitInvalidUtf8AndControlCharactersInIds) {
   auto bad_utf8 = parse_client_message("{\"type\":\"x\",\"data\":{\"s\":\"\xff\xfe\"}}");
   ASSERT_FALSE(bad_utf8.message);
   EXPECT_EQ(field_of(bad_utf8.error), "$");
-  for (const char* id : {"a\\nb", "a\\u0000b", "\\u001b[31m", "x\\u007f"}) {
+  for (const char* id :
+       {"a\\nb", "a\\u0000b", "\\u001b[31m", "x\\u007f", "nel\\u0085", "\\u009b"}) {
     auto r = parse_client_message(std::string(R"({"type":"x","request_id":")") + id + "\"}");
     ASSERT_FALSE(r.message) << id;
     EXPECT_EQ(field_of(r.error), "request_id") << id;
