@@ -14,6 +14,13 @@ std::string real_cli() {
   return std::string(PA_SOURCE_DIR) + "/tools/claude-cli/node_modules/.bin/claude";
 }
 
+// The pinned version, from the one place it is set: tools/claude-cli/package.json.
+std::string pinned_version() {
+  std::ifstream in(std::string(PA_SOURCE_DIR) + "/tools/claude-cli/package.json");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return str(json::parse(text).at("dependencies").as_object(), "@anthropic-ai/claude-code");
+}
+
 class RealCliTest : public ServerTest {
  protected:
   void SetUp() override {
@@ -37,7 +44,7 @@ TEST_F(RealCliTest, HealthReportsTheVersionAndANoCredentialsRunEndsIdle) {
       60s));
   auto client = connect();
   const auto health = client->request(Json{{"type", "health"}});
-  EXPECT_EQ(str(data(health).at("claude").as_object(), "version"), "2.1.197");
+  EXPECT_EQ(str(data(health).at("claude").as_object(), "version"), pinned_version());
 
   const auto id = str(create_project(*client, make_dir("real")), "project_id");
   const auto reply = client->request(
