@@ -41,15 +41,20 @@ def main():
                 f"{n} conns, {r['idle_seconds']} s", f"{r['idle_cpu_percent']} %",
                 r["idle_cpu_percent"] < 1, n == 1000)
             if r["tls"]:
+                cpu = r.get("server_cpu_ms_per_connect")
+                extra = (f"; server CPU {cpu} ms per connection (≈ {1000 / cpu:,.0f}/s per core)"
+                         if cpu else "")
                 row("TLS handshakes/s (connect + TLS + upgrade)", "—", "≥ 2,000", f"{n} conns",
-                    f"{r['connects_per_s']:.0f}/s", r["connects_per_s"] >= 2000, n >= 1000)
+                    f"{r['connects_per_s']:.0f}/s{extra}", r["connects_per_s"] >= 2000, n >= 1000)
         elif s == "fanout":
             lat = r["latency"]
             size = f"{r['subscribers']} subs × {r['lines']} lines × {r['line_bytes']} B"
             if r["line_rate"] == 0:
                 goal = 100000 if r["tls"] else 200000
                 row(f"fan-out deliveries/s, {m}", "1,000+ msg/s", f"≥ {goal:,}", size,
-                    f"{r['deliveries_per_s']:,.0f}/s ({r['mib_per_s']} MiB/s)",
+                    f"{r['deliveries_per_s']:,.0f}/s ({r['mib_per_s']} MiB/s)"
+                    + (f"; server CPU {r['server_cpu_us_per_delivery']} µs per delivery"
+                       if "server_cpu_us_per_delivery" in r else ""),
                     r["deliveries_per_s"] >= goal,
                     r["subscribers"] >= 100 and r["line_bytes"] == 300 and r["lines"] >= 10000)
             else:

@@ -230,7 +230,9 @@ asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o) {
   co_await sleep_for(std::chrono::milliseconds(500));
   const auto before = co_await sample_server(*control, o);
 
+  const auto cpu_before = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
   auto opened = co_await open_many(io, o, o.idle_connections);
+  const auto cpu_after = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
   Latch readers(io, 0);
   for (auto& ws : opened.conns) hold(io, ws, readers);
   const std::size_t ok = opened.conns.size();
@@ -240,6 +242,12 @@ asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o) {
   if (!opened.first_error.empty()) r.fields["first_error"] = opened.first_error;
   r.fields["connect_seconds"] = round3(opened.seconds);
   r.fields["connects_per_s"] = round3(static_cast<double>(ok) / opened.seconds);
+  if (cpu_before && cpu_after && ok > 0) {
+    // Server CPU per accepted connection: what the connect rate would be per server core if
+    // the machine were not shared with the load generator (and other jobs).
+    r.fields["server_cpu_ms_per_connect"] =
+        round3(server_cpu_seconds(*cpu_before, *cpu_after) * 1000.0 / static_cast<double>(ok));
+  }
 
   co_await sleep_for(seconds(2));  // let allocations settle
   const auto after = co_await sample_server(*control, o);
@@ -336,12 +344,14 @@ asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o) {
       "[[fake:flood lines=" + std::to_string(o.lines) + " bytes=" + std::to_string(o.line_bytes);
   if (o.line_rate > 0) prompt += " rate=" + std::to_string(o.line_rate);
   prompt += "]]";
+  const auto cpu_before = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
   const auto start = Clock::now();
   co_await request(*driver, execute_message(project, prompt));
   // The driver is subscribed by its execute: drain it until the run is over.
   co_await wait_idle(io, o, driver, project);
   co_await readers.wait();
   const double wall = seconds_since(start);
+  const auto cpu_after = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
 
   std::uint64_t delivered = 0, bytes = 0, out_of_order = 0, complete = 0;
   std::string ended;
@@ -371,6 +381,12 @@ asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o) {
   r.fields["deliveries_per_s"] = span > 0 ? std::round(static_cast<double>(delivered) / span) : 0;
   r.fields["mib_per_s"] = span > 0 ? round3(static_cast<double>(bytes) / span / 1048576.0) : 0;
   r.fields["latency"] = latency.summary_ms();
+  if (cpu_before && cpu_after && delivered > 0) {
+    // Server CPU (all threads, the fake CLI excluded) per delivered message.
+    const double cpu = server_cpu_seconds(*cpu_before, *cpu_after);
+    r.fields["server_cpu_seconds"] = round3(cpu);
+    r.fields["server_cpu_us_per_delivery"] = round3(cpu * 1e6 / static_cast<double>(delivered));
+  }
 
   co_await delete_project(*driver, project);
   for (auto& ws : opened.conns) ws->abort();

@@ -111,6 +111,11 @@ std::string human(const json::value& v) {
 }
 }  // namespace
 
+double server_cpu_seconds(const ProcSample& a, const ProcSample& b) {
+  return static_cast<double>(b.cpu_ticks - a.cpu_ticks) /
+         static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 void print_result(const Result& r, bool as_json) {
   if (as_json) {
     json::object o;

@@ -44,6 +44,7 @@ struct ProcSample {
 std::optional<ProcSample> read_proc(pid_t pid);
 // CPU use between two samples in percent of one core.
 double cpu_percent(const ProcSample& a, const ProcSample& b);
+double server_cpu_seconds(const ProcSample& a, const ProcSample& b);
 
 // One scenario's result: ordered key/values, printed as "name  key=value ..." or JSON.
 struct Result {
