@@ -23,7 +23,9 @@
 #include <boost/beast/websocket.hpp>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "server/connection.hpp"
@@ -172,11 +174,17 @@ class WsSession : public server::Connection,
                      beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
   }
 
+  // Messages wait in an inbox (in call order) and one hop onto the connection's strand moves
+  // every message that arrived meanwhile into the queue, instead of one hop per message.
   void send(protocol::SharedText text) override {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_.push_back(std::move(text));
+      if (inbox_wake_pending_) return;
+      inbox_wake_pending_ = true;
+    }
     boost::asio::dispatch(ws_.get_executor(),
-                          [self = this->shared_from_this(), text = std::move(text)]() mutable {
-                            self->enqueue(std::move(text));
-                          });
+                          [self = this->shared_from_this()] { self->drain_inbox(); });
   }
 
   void close_after_queued(std::uint16_t code, std::string reason) override {
@@ -233,6 +241,16 @@ class WsSession : public server::Connection,
     hub_->on_message(this->shared_from_this(), std::move(text), [self = this->shared_from_this()] {
       boost::asio::post(self->ws_.get_executor(), [self] { self->do_read(); });
     });
+  }
+
+  void drain_inbox() {
+    std::vector<protocol::SharedText> batch;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      batch.swap(inbox_);
+      inbox_wake_pending_ = false;
+    }
+    for (auto& text : batch) enqueue(std::move(text));
   }
 
   void enqueue(protocol::SharedText text) {
@@ -338,6 +356,9 @@ class WsSession : public server::Connection,
   const std::uint64_t id_;
   const std::string remote_;
   std::deque<protocol::SharedText> queue_;
+  std::mutex inbox_mutex_;
+  std::vector<protocol::SharedText> inbox_;  // guarded by inbox_mutex_
+  bool inbox_wake_pending_ = false;          // guarded by inbox_mutex_
   std::size_t queued_bytes_ = 0;
   std::size_t max_queue_messages_ = 100;
   std::size_t max_queue_bytes_ = 16u << 20;
