@@ -11,7 +11,7 @@ SERVER := $(BUILD_DIR)/app/pocket-agent-server
 CLAUDE ?= $(shell command -v claude || echo $(CURDIR)/tools/claude-cli/node_modules/.bin/claude)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build test test-asan test-race fuzz lint fmt certs run install bench clean
+.PHONY: deps build test test-asan test-race fuzz lint fmt certs run install bench load-test clean
 
 deps:
 	@scripts/install-deps.sh
@@ -86,8 +86,18 @@ run: build certs
 install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
+# Microbenchmarks, then every load scenario at a small size (under 3 minutes; bench/run-load.sh).
+# Results go to $(BUILD_DIR)/bench-results/; docs/benchmarks.md explains them.
 bench: build
-	@for b in $(BUILD_DIR)/bench/*_bench; do [ -x "$$b" ] && "$$b"; done; true
+	@mkdir -p $(BUILD_DIR)/bench-results
+	@set -e; for b in $(BUILD_DIR)/bench/micro_*_bench; do \
+	  echo "== $$b"; "$$b" --benchmark_min_time=0.2 | tee $(BUILD_DIR)/bench-results/$$(basename $$b).txt; \
+	done
+	BUILD_DIR=$(BUILD_DIR) bench/run-load.sh quick
+
+# The full targets table of docs/benchmarks.md (10,000 connections, 1,000,000-entry history, ...).
+load-test: build
+	BUILD_DIR=$(BUILD_DIR) bench/run-load.sh full
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz

@@ -1,18 +1,31 @@
 // One WebSocket connection (plain or TLS), after the HTTP upgrade was authorized.
 // Strand-per-connection, one read and one write in flight, a bounded queue of shared immutable
 // buffers, and a deferred, idempotent close. Only http_session.cpp includes this file.
+//
+// Corking: while more messages wait behind the one being written, that message's frame is held
+// back by CorkStream (below the WebSocket layer) and goes out together with the next ones in one
+// socket write (one TLS record per 16 KiB instead of one per message). Frames still leave in
+// queue order, each message is still its own WebSocket message, and the last queued message is
+// always written through, so nothing stays held.
 #pragma once
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "server/connection.hpp"
@@ -27,6 +40,88 @@ namespace http = beast::http;
 // Close codes we send (docs/protocol.md, "Closing").
 inline constexpr std::uint16_t kCloseSlowConsumer = 1013;  // "try again later"
 inline constexpr std::uint16_t kCloseGoingAway = 1001;
+
+namespace detail {
+
+// A pass-through stream under websocket::stream. cork_next() makes the next write be held back
+// (completed at once, bytes kept) instead of sent; the next write that is not held sends what was
+// held plus its own bytes in one write of the underlying stream. All writes come from the
+// WebSocket stream, which never has two in flight, so held bytes always precede later ones.
+template <class Next>
+class CorkStream {
+ public:
+  using executor_type = typename Next::executor_type;
+  static constexpr std::size_t kMaxHeld = 64 * 1024;
+
+  explicit CorkStream(Next&& next) : next_(std::move(next)) {}
+
+  executor_type get_executor() noexcept { return next_.get_executor(); }
+  Next& next_layer() noexcept { return next_; }
+  const Next& next_layer() const noexcept { return next_; }
+
+  void cork_next(bool on) { cork_next_ = on; }
+
+  template <class MutableBufferSequence, class ReadHandler>
+  auto async_read_some(const MutableBufferSequence& buffers, ReadHandler&& handler) {
+    return next_.async_read_some(buffers, std::forward<ReadHandler>(handler));
+  }
+
+  template <class ConstBufferSequence, class WriteHandler>
+  auto async_write_some(const ConstBufferSequence& buffers, WriteHandler&& handler) {
+    return boost::asio::async_initiate<WriteHandler, void(beast::error_code, std::size_t)>(
+        [this](auto h, const ConstBufferSequence& b) { initiate_write(std::move(h), b); }, handler,
+        buffers);
+  }
+
+ private:
+  template <class Handler, class ConstBufferSequence>
+  void initiate_write(Handler h, const ConstBufferSequence& b) {
+    const std::size_t n = boost::asio::buffer_size(b);
+    const bool hold = cork_next_ && held_.size() + n <= kMaxHeld;
+    cork_next_ = false;
+    if (!hold && held_.empty()) {
+      next_.async_write_some(b, std::move(h));
+      return;
+    }
+    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b);
+         ++it) {
+      const boost::asio::const_buffer cb(*it);
+      held_.append(static_cast<const char*>(cb.data()), cb.size());
+    }
+    auto ex = boost::asio::get_associated_executor(h, next_.get_executor());
+    if (hold) {
+      boost::asio::post(ex, beast::bind_handler(std::move(h), beast::error_code{}, n));
+      return;
+    }
+    boost::asio::async_write(
+        next_, boost::asio::buffer(held_),
+        boost::asio::bind_executor(
+            ex, [this, n, h = std::move(h)](beast::error_code ec, std::size_t) mutable {
+              held_.clear();
+              std::move(h)(ec, ec ? 0 : n);
+            }));
+  }
+
+  Next next_;
+  bool cork_next_ = false;
+  std::string held_;
+};
+
+// websocket::stream tears its next layer down through these (found by argument-dependent lookup).
+// Held bytes are not sent first: nothing is held when a close frame has been written.
+template <class Next>
+void teardown(beast::role_type role, CorkStream<Next>& stream, beast::error_code& ec) {
+  using websocket::teardown;
+  teardown(role, stream.next_layer(), ec);
+}
+
+template <class Next, class TeardownHandler>
+void async_teardown(beast::role_type role, CorkStream<Next>& stream, TeardownHandler&& handler) {
+  using websocket::async_teardown;
+  async_teardown(role, stream.next_layer(), std::forward<TeardownHandler>(handler));
+}
+
+}  // namespace detail
 
 template <class Stream>
 class WsSession : public server::Connection,
@@ -79,11 +174,17 @@ class WsSession : public server::Connection,
                      beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
   }
 
+  // Messages wait in an inbox (in call order) and one hop onto the connection's strand moves
+  // every message that arrived meanwhile into the queue, instead of one hop per message.
   void send(protocol::SharedText text) override {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_.push_back(std::move(text));
+      if (inbox_wake_pending_) return;
+      inbox_wake_pending_ = true;
+    }
     boost::asio::dispatch(ws_.get_executor(),
-                          [self = this->shared_from_this(), text = std::move(text)]() mutable {
-                            self->enqueue(std::move(text));
-                          });
+                          [self = this->shared_from_this()] { self->drain_inbox(); });
   }
 
   void close_after_queued(std::uint16_t code, std::string reason) override {
@@ -142,6 +243,16 @@ class WsSession : public server::Connection,
     });
   }
 
+  void drain_inbox() {
+    std::vector<protocol::SharedText> batch;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      batch.swap(inbox_);
+      inbox_wake_pending_ = false;
+    }
+    for (auto& text : batch) enqueue(std::move(text));
+  }
+
   void enqueue(protocol::SharedText text) {
     if (closing_ || finished_) return;
     if (queue_.size() >= max_queue_messages_ || queued_bytes_ + text->size() > max_queue_bytes_) {
@@ -169,6 +280,8 @@ class WsSession : public server::Connection,
   void do_write() {
     writing_ = true;
     ws_.text(true);
+    // More behind this one: hold its frame back and send it with the next (corking).
+    ws_.next_layer().cork_next(queue_.size() > 1);
     ws_.async_write(boost::asio::buffer(*queue_.front()),
                     beast::bind_front_handler(&WsSession::on_write, this->shared_from_this()));
   }
@@ -237,12 +350,15 @@ class WsSession : public server::Connection,
     }
   }
 
-  websocket::stream<Stream> ws_;
+  websocket::stream<detail::CorkStream<Stream>> ws_;
   beast::flat_buffer buffer_;
   std::shared_ptr<server::Hub> hub_;
   const std::uint64_t id_;
   const std::string remote_;
   std::deque<protocol::SharedText> queue_;
+  std::mutex inbox_mutex_;
+  std::vector<protocol::SharedText> inbox_;  // guarded by inbox_mutex_
+  bool inbox_wake_pending_ = false;          // guarded by inbox_mutex_
   std::size_t queued_bytes_ = 0;
   std::size_t max_queue_messages_ = 100;
   std::size_t max_queue_bytes_ = 16u << 20;

@@ -1,0 +1,83 @@
+// A WebSocket client of the public protocol, plain or TLS, for C++20 coroutines on one
+// single-threaded io_context.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pa::bench {
+
+namespace asio = boost::asio;
+
+// Where and how to connect: from --url, --token and --insecure.
+struct Target {
+  bool tls = true;
+  std::string host;
+  std::string port;
+  std::string path = "/ws";
+  std::string token;
+  bool insecure = false;
+  asio::ip::tcp::endpoint endpoint;  // resolved once
+  std::shared_ptr<asio::ssl::context> ssl;
+
+  // Parses ws:// or wss:// URLs; throws std::runtime_error.
+  static Target parse(const std::string& url, const std::string& token, bool insecure);
+  void resolve(asio::io_context& io);
+};
+
+class Ws {
+ public:
+  virtual ~Ws() = default;
+  // TCP connect, TLS handshake (wss), WebSocket upgrade with the bearer token. Throws.
+  virtual asio::awaitable<void> connect() = 0;
+  // The next text message. Throws on error or close.
+  virtual asio::awaitable<std::string_view> read() = 0;
+  virtual asio::awaitable<void> write(std::string text) = 0;
+  virtual asio::awaitable<void> close() = 0;  // close handshake; never throws
+  virtual void abort() = 0;                   // drops the socket; pending reads fail
+};
+
+std::unique_ptr<Ws> make_ws(asio::io_context& io, const Target& target);
+
+// A message's type, request_id and project_id without a full parse (they are the envelope's).
+struct Head {
+  std::string_view type;
+  std::string_view request_id;
+};
+Head peek_head(std::string_view text);
+
+// Writes `request` (an object without request_id; one is added) and reads until the reply with
+// that request_id. Broadcasts that arrive meanwhile are skipped. Throws on error replies when
+// `throw_on_error`.
+asio::awaitable<boost::json::value> request(Ws& ws, boost::json::object request,
+                                            bool throw_on_error = true);
+
+// Sleeps on the current executor.
+asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d);
+
+// Counts down and lets one coroutine wait for zero.
+class Latch {
+ public:
+  Latch(asio::io_context& io, std::size_t count) : timer_(io), count_(count) {}
+  void add(std::size_t n = 1) { count_ += n; }
+  void count_down();
+  asio::awaitable<void> wait();
+
+ private:
+  asio::steady_timer timer_;
+  std::size_t count_;
+  bool waiting_ = false;
+};
+
+}  // namespace pa::bench

@@ -1,0 +1,117 @@
+// pocket-agent-bench: a load generator that speaks only the public protocol (docs/protocol.md).
+//   pocket-agent-bench --url wss://127.0.0.1:8443/ws --token T --insecure --project-dir /tmp/p
+//       [--server-pid PID] [--json] idle fanout rpc history churn
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "scenarios.hpp"
+
+using namespace pa::bench;
+
+int main(int argc, char** argv) {
+  CLI::App app{"pocket-agent-bench: load scenarios against a Pocket Agent Server"};
+  std::string url = "wss://127.0.0.1:8443/ws";
+  std::string token;
+  bool insecure = false;
+  bool json_out = false;
+  double timeout = 600;
+  std::vector<std::string> scenarios;
+  Options o;
+  app.add_option("--url", url, "ws:// or wss:// URL of the WebSocket endpoint")
+      ->capture_default_str();
+  app.add_option("--token", token, "Bearer token (default: $PA_AUTH_TOKEN)");
+  app.add_flag("--insecure", insecure, "Do not verify the server certificate (self-signed)");
+  app.add_option("--project-dir", o.project_dir,
+                 "Directory on the server's host in which projects are created (fanout, rpc, "
+                 "history, churn)");
+  app.add_option("--server-pid", o.server_pid,
+                 "Server process id: RSS and CPU come from /proc/<pid> instead of health");
+  app.add_flag("--json", json_out, "One JSON object per scenario instead of a table");
+  app.add_option("--timeout", timeout, "Give up after this many seconds")->capture_default_str();
+  app.add_option("--concurrency", o.concurrency, "Connection attempts in flight")
+      ->capture_default_str();
+  app.add_option("--connections", o.idle_connections, "idle: connections to open")
+      ->capture_default_str();
+  app.add_option("--idle-seconds", o.idle_seconds, "idle: CPU sampling window")
+      ->capture_default_str();
+  app.add_option("--subscribers", o.subscribers, "fanout: subscribers")->capture_default_str();
+  app.add_option("--lines", o.lines, "fanout: lines the fake CLI prints")->capture_default_str();
+  app.add_option("--line-bytes", o.line_bytes, "fanout: bytes of text per line")
+      ->capture_default_str();
+  app.add_option("--line-rate", o.line_rate, "fanout: lines/s (0 = as fast as possible)")
+      ->capture_default_str();
+  app.add_option("--rpc-connections", o.rpc_connections, "rpc: connections")->capture_default_str();
+  app.add_option("--rpc-rate", o.rpc_rate, "rpc: requests/s over all connections")
+      ->capture_default_str();
+  app.add_option("--rpc-seconds", o.rpc_seconds, "rpc: duration")->capture_default_str();
+  app.add_option("--history-entries", o.history_entries, "history: entries to build")
+      ->capture_default_str();
+  app.add_option("--history-bytes", o.history_bytes, "history: bytes of text per entry")
+      ->capture_default_str();
+  app.add_option("--history-repeats", o.history_repeats, "history: requests per measured page")
+      ->capture_default_str();
+  app.add_option("--churn-workers", o.churn_workers, "churn: parallel workers")
+      ->capture_default_str();
+  app.add_option("--churn-seconds", o.churn_seconds, "churn: duration")->capture_default_str();
+  app.add_option("scenarios", scenarios,
+                 "idle, fanout, rpc, history, churn (in this order if none)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (token.empty()) {
+    if (const char* env = std::getenv("PA_AUTH_TOKEN")) token = env;
+  }
+  if (scenarios.empty()) scenarios = {"idle", "fanout", "rpc", "history", "churn"};
+  const auto fd_limit = raise_fd_limit();
+  if (!json_out) std::cout << "file descriptor limit: " << fd_limit << "\n";
+
+  boost::asio::io_context io(1);
+  int status = 0;
+  try {
+    o.target = Target::parse(url, token, insecure);
+    o.target.resolve(io);
+  } catch (const std::exception& e) {
+    std::cerr << "pocket-agent-bench: " << e.what() << "\n";
+    return 2;
+  }
+  boost::asio::steady_timer watchdog(
+      io, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout)));
+  watchdog.async_wait([](boost::system::error_code ec) {
+    if (ec) return;
+    std::cerr << "pocket-agent-bench: --timeout reached\n";
+    std::_Exit(3);
+  });
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        for (const auto& name : scenarios) {
+          try {
+            Result r;
+            if (name == "idle") {
+              r = co_await run_idle(io, o);
+            } else if (name == "fanout") {
+              r = co_await run_fanout(io, o);
+            } else if (name == "rpc") {
+              r = co_await run_rpc(io, o);
+            } else if (name == "history") {
+              r = co_await run_history(io, o);
+            } else if (name == "churn") {
+              r = co_await run_churn(io, o);
+            } else {
+              throw std::runtime_error("unknown scenario " + name);
+            }
+            print_result(r, json_out);
+          } catch (const std::exception& e) {
+            std::cerr << "pocket-agent-bench: " << name << ": " << e.what() << "\n";
+            status = 1;
+          }
+        }
+        watchdog.cancel();
+      },
+      [](std::exception_ptr) {});
+  io.run();
+  return status;
+}

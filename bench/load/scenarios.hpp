@@ -1,0 +1,52 @@
+// The load scenarios of pocket-agent-bench. Each opens its own connections, measures, cleans up
+// (closes connections, deletes the project it created) and returns one Result.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/awaitable.hpp>
+#include <string>
+
+#include "client.hpp"
+#include "stats.hpp"
+
+namespace pa::bench {
+
+struct Options {
+  Target target;
+  std::string project_dir;       // projects are created in fresh subdirectories of this directory
+  pid_t server_pid = 0;          // 0: server figures come from `health`
+  std::size_t concurrency = 64;  // connection attempts in flight
+
+  // idle
+  std::size_t idle_connections = 1000;
+  double idle_seconds = 10;  // CPU sampling window while the connections sit idle
+
+  // fanout
+  std::size_t subscribers = 100;
+  std::size_t lines = 10000;
+  std::size_t line_bytes = 300;
+  std::size_t line_rate = 0;  // lines/s from the fake CLI; 0 = as fast as it can
+
+  // rpc
+  std::size_t rpc_connections = 100;
+  double rpc_rate = 1000;  // requests/s over all connections
+  double rpc_seconds = 10;
+
+  // history
+  std::size_t history_entries = 100000;
+  std::size_t history_bytes = 100;
+  std::size_t history_repeats = 50;
+
+  // churn
+  std::size_t churn_workers = 32;
+  double churn_seconds = 10;
+};
+
+asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o);
+asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o);
+asio::awaitable<Result> run_rpc(asio::io_context& io, const Options& o);
+asio::awaitable<Result> run_history(asio::io_context& io, const Options& o);
+asio::awaitable<Result> run_churn(asio::io_context& io, const Options& o);
+
+}  // namespace pa::bench
