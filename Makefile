@@ -89,6 +89,7 @@ install: build
 # Microbenchmarks, then every load scenario at a small size (under 3 minutes; bench/run-load.sh).
 # Results go to $(BUILD_DIR)/bench-results/; docs/benchmarks.md explains them.
 bench: build
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target pa_bench
 	@mkdir -p $(BUILD_DIR)/bench-results
 	@set -e; for b in $(BUILD_DIR)/bench/micro_*_bench; do \
 	  echo "== $$b"; "$$b" --benchmark_min_time=0.2 | tee $(BUILD_DIR)/bench-results/$$(basename $$b).txt; \
@@ -97,6 +98,7 @@ bench: build
 
 # The full targets table of docs/benchmarks.md (10,000 connections, 1,000,000-entry history, ...).
 load-test: build
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target pa_bench
 	BUILD_DIR=$(BUILD_DIR) bench/run-load.sh full
 
 clean:

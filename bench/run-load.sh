@@ -18,7 +18,7 @@ bench_bin="$build/bench/pocket-agent-bench"
 fake="$build/tests/fixtures/fake-claude"
 out=${OUT:-$build/bench-results/$size}
 for f in "$server_bin" "$bench_bin" "$fake"; do
-  [[ -x $f ]] || { echo "run-load.sh: $f is missing; build first (make build)" >&2; exit 2; }
+  [[ -x $f ]] || { echo "run-load.sh: $f is missing; build it first (make bench builds the pa_bench target)" >&2; exit 2; }
 done
 mkdir -p "$out"
 results="$out/results.jsonl"
