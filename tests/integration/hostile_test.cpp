@@ -60,11 +60,12 @@ class HostileTest : public ServerTest {
   void start_hostile_server(std::vector<std::string> args) {
     ServerOptions options;
     options.args = std::move(args);
-    options.args.insert(
-        options.args.end(),
-        {"--limits-connection-rate", "0", "--limits-prompt-size", "4096", "--claude-env",
-         "FAKE_CLAUDE_RECORD=" + record_file().string() +
-             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
+    options.args.insert(options.args.end(),
+                        // No periodic server_stats: the tests read replies strictly in order.
+                        {"--stats-interval", "0", "--limits-connection-rate", "0",
+                         "--limits-prompt-size", "4096", "--claude-env",
+                         "FAKE_CLAUDE_RECORD=" + record_file().string() +
+                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
     start_server(options);
   }
 
@@ -701,6 +702,7 @@ TEST_F(HostileTest, TenThousandRapidMessagesOnOneConnection) {
     }
     const auto m = client->read(30s);
     ASSERT_TRUE(m) << "reply " << received << " did not come";
+    if (str(*m, "type") == "server_stats") continue;  // the periodic broadcast, not a reply
     ASSERT_EQ(str(*m, "request_id"), "q" + std::to_string(received)) << json::serialize(*m);
     ++kinds[str(*m, "type") + "/" + error_code(*m)];
     ++received;
@@ -732,7 +734,8 @@ TEST_F(HostileTest, TenThousandRapidMessagesOnOneConnection) {
   while (replies < blasted) {
     const auto m = blaster->read(30s);
     if (!m) break;
-    ASSERT_EQ(str(*m, "request_id"), "b" + std::to_string(replies));
+    if (str(*m, "type") == "server_stats") continue;  // the periodic broadcast, not a reply
+    ASSERT_EQ(str(*m, "request_id"), "b" + std::to_string(replies)) << json::serialize(*m);
     ++replies;
   }
   if (replies < total) {
