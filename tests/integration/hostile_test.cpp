@@ -37,7 +37,7 @@ bool is_server_flag(const std::string& arg) {
   return false;
 }
 
-class HostileTest : public ServerTest {
+class HostileTest : public AgentServerTest {
  protected:
   void SetUp() override {
     start_hostile_server({});
@@ -67,30 +67,6 @@ class HostileTest : public ServerTest {
                          "FAKE_CLAUDE_RECORD=" + record_file().string() +
                              ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
     start_server(options);
-  }
-
-  fs::path record_file() const { return state_.path() / "record.jsonl"; }
-
-  // The recorded runs of the fake CLI (not the health probe's --version), oldest first.
-  std::vector<Json> records() const {
-    std::vector<Json> out;
-    std::ifstream in(record_file());
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      auto record = json::parse(line).as_object();
-      if (json::serialize(record.at("argv")).find("\"--version\"") == std::string::npos) {
-        out.push_back(std::move(record));
-      }
-    }
-    return out;
-  }
-
-  Json execute(WsClient& client, const std::string& id, const std::string& prompt,
-               Json options = {}) {
-    Json data_json{{"prompt", prompt}};
-    if (!options.empty()) data_json["options"] = std::move(options);
-    return client.request(
-        Json{{"type", "execute"}, {"project_id", id}, {"data", std::move(data_json)}});
   }
 
   // Sends raw text and returns the next message (the reply: a connection's requests are
@@ -167,7 +143,6 @@ class HostileTest : public ServerTest {
   std::string base_id_;
   std::vector<std::string> base_history_;
   std::size_t base_runs_ = 0;
-  TempDir state_{"pa-fake-state"};
 };
 
 TEST_F(HostileTest, EnvelopeFieldsWithWrongTypesAndHugeValues) {
