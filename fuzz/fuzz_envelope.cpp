@@ -63,9 +63,12 @@ void execute(const pa::protocol::ClientMessage& message, bool allow_dangerous) {
   check(prompt.has_value(), "ok() without the required prompt");
   if (prompt->find_first_not_of(" \t\r\n") == std::string::npos) return;
 
+  // The server's path policy with its built-in deny list: no accepted add_dirs entry may be in it.
+  static const auto paths = pa::projects::PathPolicy::make({});
   pa::agent::Policy policy;
   policy.allow_dangerous = allow_dangerous;
   policy.max_prompt_bytes = kConfig.limits.prompt_size;
+  policy.paths = &paths;
   auto parsed = pa::agent::parse_run_options(options_json, policy);
   if (auto* error = std::get_if<pa::protocol::Error>(&parsed)) {
     if (!allow_dangerous) check(error->code != pa::protocol::ErrorCode::kInternalError, "code");
@@ -77,6 +80,9 @@ void execute(const pa::protocol::ClientMessage& message, bool allow_dangerous) {
     check(options.permission_mode != "bypassPermissions", "bypassPermissions accepted");
   }
   if (options.mcp_config_json) check(is_json(*options.mcp_config_json), "mcp_config not JSON");
+  for (const auto& dir : options.add_dirs) {
+    check(!paths.refusal(dir).has_value(), "an add_dirs entry the path policy refuses");
+  }
   check_cli_args(options);
 
   const std::string line = pa::agent::user_message_line(*prompt);
