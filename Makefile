@@ -3,6 +3,8 @@ SHELL := /bin/bash
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
+# Tests mostly wait on sockets and child processes: one more than the cores keeps the CPU busy.
+TEST_JOBS ?= $(shell echo $$(( $$(nproc) + 1 )))
 PREFIX ?= /usr/local
 DATA_DIR ?= ./data
 CERT_DIR ?= ./certs
@@ -24,19 +26,19 @@ build: deps $(BUILD_DIR)/build.ninja
 
 # Unit, integration and end-to-end tests; ends with ctest's summary line.
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(TEST_JOBS) --timeout 300
 
 # ASan + UBSan build of everything, then the whole suite.
 test-asan: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=asan -DPA_BUILD_BENCH=OFF" build
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS) --timeout 600
+	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600
 
 # ThreadSanitizer build of everything, then the whole suite.
 test-race: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=tsan -DPA_BUILD_BENCH=OFF" build
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j $(JOBS) --timeout 600
+	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600
 
 # libFuzzer targets (fuzz/, clang + ASan + UBSan) in build-fuzz, each run for FUZZ_SECONDS on a
 # scratch copy of its seed corpus (fuzz/corpus/<name>); a crash fails the target. See fuzz/README.md.
