@@ -336,48 +336,8 @@ CommandResult s_client(unsigned short port, std::vector<std::string> extra,
                                    "-connect",         "127.0.0.1:" + std::to_string(port),
                                    "-servername",      "localhost"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  int in[2];
-  int out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return {};
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
-    ::execve(args[0], args.data(), environ);
-    ::_exit(127);
-  }
-  ::close(in[0]);
-  ::close(out[1]);
-  if (!input.empty()) {
-    [[maybe_unused]] auto n = ::write(in[1], input.data(), input.size());
-  }
-  if (close_stdin) ::close(in[1]);
-  CommandResult result;
-  const auto until = std::chrono::steady_clock::now() + 30s;
-  char buf[4096];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    if (left <= 0ms) {
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    pollfd p{out[0], POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    const ssize_t n = ::read(out[0], buf, sizeof buf);
-    if (n <= 0) break;
-    result.output.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(out[0]);
-  if (!close_stdin) ::close(in[1]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+  return run_command(argv, {}, 30s,
+                     CommandInput{.piped = true, .text = input, .keep_open = !close_stdin});
 }
 
 std::string match(const std::string& text, const std::string& pattern) {

@@ -39,8 +39,9 @@ TempDir::~TempDir() {
 
 namespace {
 
+// stdin is `in_fd`, or /dev/null when it is -1; stdout and stderr go to `out_fd`.
 pid_t spawn(const std::vector<std::string>& argv,
-            const std::map<std::string, std::string>& extra_env, int out_fd) {
+            const std::map<std::string, std::string>& extra_env, int out_fd, int in_fd = -1) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string entry(*e);
@@ -59,8 +60,7 @@ pid_t spawn(const std::vector<std::string>& argv,
   if (pid == 0) {
     ::dup2(out_fd, 1);
     ::dup2(out_fd, 2);
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devnull, 0);
+    ::dup2(in_fd >= 0 ? in_fd : ::open("/dev/null", O_RDONLY), 0);
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
@@ -96,11 +96,20 @@ std::vector<std::string> with_root_flag(std::vector<std::string> argv) {
 
 CommandResult run_command(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& extra_env,
-                          std::chrono::milliseconds deadline) {
+                          std::chrono::milliseconds deadline, const CommandInput& input) {
   int fds[2];
+  int in[2] = {-1, -1};
   if (::pipe2(fds, O_CLOEXEC) != 0) return {};
-  const pid_t pid = spawn(argv, extra_env, fds[1]);
+  if (input.piped && ::pipe2(in, O_CLOEXEC) != 0) return {};
+  const pid_t pid = spawn(argv, extra_env, fds[1], in[0]);
   ::close(fds[1]);
+  if (input.piped) {
+    ::close(in[0]);
+    if (!input.text.empty()) {
+      [[maybe_unused]] auto n = ::write(in[1], input.text.data(), input.text.size());
+    }
+    if (!input.keep_open) in[1] = (::close(in[1]), -1);
+  }
   CommandResult result;
   const auto until = std::chrono::steady_clock::now() + deadline;
   char buf[4096];
@@ -118,6 +127,7 @@ CommandResult run_command(const std::vector<std::string>& argv,
     result.output.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fds[0]);
+  if (in[1] >= 0) ::close(in[1]);
   int status = 0;
   ::waitpid(pid, &status, 0);
   result.exit_code = decode_status(status);

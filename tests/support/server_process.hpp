@@ -97,8 +97,16 @@ struct CommandResult {
   int exit_code = -1;
   std::string output;
 };
+// What the command reads on stdin: /dev/null unless `piped`; then `text`, after which stdin is
+// closed, or kept open until the command exits (`keep_open`: tools that quit on EOF too early).
+struct CommandInput {
+  bool piped = false;
+  std::string text;
+  bool keep_open = false;
+};
 CommandResult run_command(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& extra_env = {},
-                          std::chrono::milliseconds deadline = std::chrono::seconds(60));
+                          std::chrono::milliseconds deadline = std::chrono::seconds(60),
+                          const CommandInput& input = {});
 
 }  // namespace pa::test
