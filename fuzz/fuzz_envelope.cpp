@@ -12,6 +12,7 @@
 #include <string_view>
 #include <variant>
 
+#include "agent/permissions.hpp"
 #include "agent/run_options.hpp"
 #include "config/config.hpp"
 #include "protocol/clock.hpp"
@@ -55,9 +56,10 @@ void check_cli_args(const pa::agent::RunOptions& options) {
 // handle_execute, then the options check it runs on the blocking pool.
 void execute(const pa::protocol::ClientMessage& message, bool allow_dangerous) {
   DataReader reader(message.data);
-  reader.allow_only({"prompt", "options"});
+  reader.allow_only({"prompt", "options", "mode"});
   auto prompt = reader.string("prompt", true, kConfig.limits.prompt_size);
   const json::object* options_json = reader.object("options", false);
+  reader.string("mode", false, 16);
   if (!reader.ok())
     return check_error_reply(reader.error(), message.project_id, message.request_id);
   check(prompt.has_value(), "ok() without the required prompt");
@@ -133,6 +135,30 @@ void all_getters(const pa::protocol::ClientMessage& message) {
   }
 }
 
+// A client's answer to a permission request, and the control_response lines it becomes.
+void permission_response(const pa::protocol::ClientMessage& message) {
+  auto parsed = pa::agent::parse_permission_response(message.data);
+  if (auto* error = std::get_if<pa::protocol::Error>(&parsed)) {
+    check_error_reply(*error, message.project_id, message.request_id);
+    return;
+  }
+  const auto& answer = std::get<pa::agent::PermissionAnswer>(parsed);
+  check(!answer.permission_id.empty(), "empty permission_id accepted");
+  check(!answer.remember_session || answer.allow, "remember accepted with deny");
+  check(!answer.updated_input || answer.allow, "updated_input accepted with deny");
+  const std::string line =
+      answer.allow
+          ? pa::agent::allow_response_line(answer.permission_id,
+                                           answer.updated_input
+                                               ? boost::json::value(*answer.updated_input)
+                                               : boost::json::value(boost::json::object()),
+                                           nullptr)
+          : pa::agent::deny_response_line(answer.permission_id, answer.message.value_or("denied"));
+  // One line for the CLI's stdin: whatever the client sent, it cannot add a line.
+  check(!line.empty() && line.back() == '\n' && line.find('\n') == line.size() - 1,
+        "a control_response is not exactly one line");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -155,6 +181,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     execute(message, size > 0 && (data[size - 1] & 1) != 0);
   } else if (message.type == "get_messages") {
     get_messages(message);
+  } else if (message.type == "permission_response") {
+    permission_response(message);
   } else if (message.type == "project_create") {
     DataReader reader(message.data);
     reader.allow_only({"path"});

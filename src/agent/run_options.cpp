@@ -243,6 +243,13 @@ std::variant<RunOptions, protocol::Error> parse_run_options(const json::object* 
   return out;
 }
 
+bool uses_client_permission_prompt(const RunOptions& options,
+                                   const config::Config::Claude& defaults) {
+  if (options.permission_prompt) return *options.permission_prompt == "client";
+  if (!defaults.permission_prompt.empty()) return defaults.permission_prompt == "client";
+  return !defaults.allow_dangerous;
+}
+
 std::vector<std::string> build_cli_args(const RunOptions& options,
                                         const config::Config::Claude& defaults,
                                         const std::optional<std::string>& resume_session_id,
@@ -254,6 +261,9 @@ std::vector<std::string> build_cli_args(const RunOptions& options,
   if (options.fallback_model) args.push_back("--fallback-model=" + *options.fallback_model);
   if (options.permission_mode) args.push_back("--permission-mode=" + *options.permission_mode);
   if (options.dangerously_skip_permissions) args.emplace_back("--dangerously-skip-permissions");
+  if (uses_client_permission_prompt(options, defaults)) {
+    args.emplace_back("--permission-prompt-tool=stdio");
+  }
   // A list the client sent wins, even when empty (= none); otherwise the configured default.
   const auto& allowed = options.allowed_tools ? *options.allowed_tools : defaults.allowed_tools;
   if (!allowed.empty()) args.push_back("--allowedTools=" + join(allowed, ','));

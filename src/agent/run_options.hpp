@@ -31,7 +31,7 @@ struct RunOptions {
   std::optional<std::vector<std::string>> allowed_tools, disallowed_tools;
   std::vector<std::string> add_dirs;  // canonical (symlinks resolved), existing directories
   std::optional<std::string> mcp_config_json;    // a serialized JSON object
-  std::optional<std::string> permission_prompt;  // "client" | "none" (validated only, for now)
+  std::optional<std::string> permission_prompt;  // "client" | "none"; unset = the config default
 };
 
 struct Policy {
@@ -56,9 +56,15 @@ inline constexpr std::size_t kMaxMcpConfigBytes = 65536;
 std::variant<RunOptions, protocol::Error> parse_run_options(const boost::json::object* options,
                                                             const Policy& policy);
 
+// Whether the run asks clients to approve tool calls (`--permission-prompt-tool=stdio`): the
+// option if set, else claude.permission_prompt, else "client" unless claude.allow_dangerous.
+bool uses_client_permission_prompt(const RunOptions& options,
+                                   const config::Config::Claude& defaults);
+
 // argv[1..] of a run: "-p", "--input-format=stream-json", "--output-format=stream-json",
 // "--verbose", then one `--flag=value` element per option (config defaults for model and
-// allowed_tools when the client sent none), then --resume=<id> if the id looks like a session id.
+// allowed_tools when the client sent none), `--permission-prompt-tool=stdio` when clients
+// approve tool calls, then --resume=<id> if the id looks like a session id.
 // `mcp_config_path` names a file into which the caller wrote options.mcp_config_json.
 std::vector<std::string> build_cli_args(const RunOptions& options,
                                         const config::Config::Claude& defaults,

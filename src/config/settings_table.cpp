@@ -252,13 +252,14 @@ const std::vector<Setting> kSettings = {
      .flags = "--claude-permission-prompt",
      .field = FIELD(claude.permission_prompt),
      .choices = {"", "client", "none"},
-     .help = "Reserved for approving tool calls from clients; not used yet"},
+     .help = "Who approves tool calls: client (--permission-prompt-tool stdio, asked to "
+             "subscribers) or none (the CLI alone); empty = client unless allow_dangerous"},
     {.key = "claude.permission_timeout",
      .env = "PA_CLAUDE_PERMISSION_TIMEOUT",
      .flags = "--claude-permission-timeout",
      .field = FIELD(claude.permission_timeout),
      .min = 1,
-     .help = "Reserved for approving tool calls from clients; not used yet"},
+     .help = "A tool permission request nobody answers is denied after this long"},
     // --- websocket ------------------------------------------------------------------------
     {.key = "websocket.read_buffer",
      .env = "PA_WEBSOCKET_READ_BUFFER",

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "net/ws_session.hpp"
+#include "protocol/utf8.hpp"
 
 namespace pa::net {
 
@@ -31,7 +32,10 @@ constexpr std::uint64_t kBodyLimit = 4 * 1024;
 struct Target {
   std::string path;
   std::optional<std::string> token;
+  std::optional<std::string> client_name;  // names the client in audit records
 };
+
+constexpr std::size_t kMaxClientNameBytes = 64;
 
 std::optional<Target> parse_target(std::string_view target) {
   auto parsed = boost::urls::parse_origin_form(target);
@@ -41,6 +45,8 @@ std::optional<Target> parse_target(std::string_view target) {
   auto params = parsed->params();
   auto it = params.find("token");
   if (it != params.end() && (*it).has_value) out.token = std::string((*it).value);
+  it = params.find("client_name");
+  if (it != params.end()) out.client_name = (*it).has_value ? std::string((*it).value) : "";
   return out;
 }
 
@@ -163,6 +169,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void upgrade(const Target& target) {
     auto& req = parser_->get();
+    if (target.client_name &&
+        (target.client_name->empty() || target.client_name->size() > kMaxClientNameBytes ||
+         !protocol::is_valid_utf8(*target.client_name) ||
+         protocol::has_control_characters(*target.client_name))) {
+      respond(http::status::bad_request,
+              "client_name must be 1 to " + std::to_string(kMaxClientNameBytes) +
+                  " bytes of printable UTF-8",
+              false);
+      return;
+    }
     UpgradeRequest check = credentials(target);
     if (auto it = req.find(http::field::origin); it != req.end()) check.origin = it->value();
     switch (gate_->check_upgrade(check)) {
@@ -193,7 +209,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
               false);
       return;
     }
-    auto session = std::make_shared<WsSession<Stream>>(std::move(stream_), hub_, remote_);
+    auto session = std::make_shared<WsSession<Stream>>(std::move(stream_), hub_, remote_,
+                                                       target.client_name.value_or(""));
     session->run(parser_->release());
   }
 

@@ -127,11 +127,13 @@ template <class Stream>
 class WsSession : public server::Connection,
                   public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::string remote)
+  WsSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::string remote,
+            std::string client_name)
       : ws_(std::move(stream)),
         hub_(std::move(hub)),
         id_(hub_->next_connection_id()),
-        remote_(std::move(remote)) {}
+        remote_(std::move(remote)),
+        client_name_(std::move(client_name)) {}
 
   ~WsSession() override {
     queue_.clear();
@@ -141,6 +143,7 @@ class WsSession : public server::Connection,
 
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return remote_; }
+  const std::string& client_name() const override { return client_name_; }
 
   void run(http::request<http::string_body> request) {
     const auto& cfg = hub_->config();
@@ -355,6 +358,7 @@ class WsSession : public server::Connection,
   std::shared_ptr<server::Hub> hub_;
   const std::uint64_t id_;
   const std::string remote_;
+  const std::string client_name_;
   std::deque<protocol::SharedText> queue_;
   std::mutex inbox_mutex_;
   std::vector<protocol::SharedText> inbox_;  // guarded by inbox_mutex_

@@ -5,6 +5,7 @@
 #include <boost/json/string.hpp>
 
 #include "protocol/clock.hpp"
+#include "protocol/utf8.hpp"
 
 namespace pa::protocol {
 
@@ -36,17 +37,9 @@ bool read_id(const json::value* v, std::string_view field, std::optional<std::st
                                    std::to_string(kMaxIdLength) + " characters");
     return false;
   }
-  // Ids end up in logs and replies: no control characters (a newline could forge a log line),
-  // C0, DEL and C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F; NEL is a line break to some readers).
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(s[i]);
-    const bool c1 = byte == 0xC2 && i + 1 < s.size() &&
-                    static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
-                    static_cast<unsigned char>(s[i + 1]) <= 0x9F;
-    if (byte < 0x20 || byte == 0x7f || c1) {
-      error = field_error(field, std::string(field) + " must not contain control characters");
-      return false;
-    }
+  if (has_control_characters(s)) {
+    error = field_error(field, std::string(field) + " must not contain control characters");
+    return false;
   }
   out = std::string(s);
   return true;

@@ -58,4 +58,15 @@ std::string sanitize_utf8(std::string_view text) {
   return out;
 }
 
+bool has_control_characters(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const bool c1 = byte == 0xC2 && i + 1 < text.size() &&
+                    static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (byte < 0x20 || byte == 0x7f || c1) return true;
+  }
+  return false;
+}
+
 }  // namespace pa::protocol

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <filesystem>
 #include <optional>
@@ -92,9 +93,10 @@ std::optional<std::pair<std::string, std::string>> directory_problem(
 void AgentRun::abandon_start() {
   std::error_code ec;
   if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
+  cancel_follow_ups("the run could not start");
   context_.metrics.execution_finished(ops::ExecutionOutcome::kFailed, 0);
   context_.scheduler.release();
-  finish_idle(nullptr);
+  finish_idle();
 }
 
 void AgentRun::start() {
@@ -125,8 +127,7 @@ void AgentRun::start() {
       fail(ErrorCode::kInternalError, "Could not write the MCP configuration file: " + ec.message(),
            {});
       mcp_path_.clear();
-      context_.scheduler.release();
-      finish_idle(nullptr);
+      abandon_start();
       return;
     }
   }
@@ -146,6 +147,8 @@ void AgentRun::start() {
   spec.binary = context_.config.claude.binary;
   spec.args = agent::build_cli_args(request_.options, context_.config.claude, info.session_id,
                                     mcp_path_.empty() ? std::nullopt : std::optional(mcp_path_));
+  client_permissions_ =
+      agent::uses_client_permission_prompt(request_.options, context_.config.claude);
   spec.env = context_.cli_env;
   spec.cwd = project_->path();
   spec.cwd_fd = project_dir.get();
@@ -190,20 +193,29 @@ void AgentRun::start() {
 
   const auto& timeouts = context_.config.timeouts;
   if (timeouts.execution.count() > 0) {
-    wall_timer_.expires_after(timeouts.execution);
-    wall_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-      if (!e) self->stop(Stop::kTimeout, nullptr);
-    });
+    wall_deadline_ = std::chrono::steady_clock::now() + timeouts.execution;
+    arm_wall_timer();
   }
   arm_idle_timer();
 }
 
+void AgentRun::arm_wall_timer() {
+  if (finished_ || stop_ != Stop::kNone || !permissions_.empty()) return;
+  wall_timer_.expires_at(wall_deadline_);
+  wall_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    // A paused clock moved the deadline: a wait that completed before the pause is stale.
+    if (!e && self->permissions_.empty() &&
+        std::chrono::steady_clock::now() >= self->wall_deadline_)
+      self->stop(Stop::kTimeout, nullptr);
+  });
+}
+
 void AgentRun::arm_idle_timer() {
   const auto idle = context_.config.timeouts.execution_idle;
-  if (idle.count() <= 0 || finished_ || stop_ != Stop::kNone) return;
+  if (idle.count() <= 0 || finished_ || stop_ != Stop::kNone || !permissions_.empty()) return;
   idle_timer_.expires_after(idle);
   idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    if (!e) self->stop(Stop::kIdleTimeout, nullptr);
+    if (!e && self->permissions_.empty()) self->stop(Stop::kIdleTimeout, nullptr);
   });
 }
 
@@ -213,6 +225,25 @@ void AgentRun::on_line(std::string line) {
   response_bytes_ += line.size();
   arm_idle_timer();
   const auto parsed = agent::inspect_cli_line(line);
+  if (parsed.type == "control_request") {
+    // A question for the host (can_use_tool): answered by clients, not shown as a CLI line.
+    boost::system::error_code ec;
+    json::parse_options options;
+    options.max_depth = 1024;
+    const json::value value = json::parse(line, ec, {}, options);
+    if (!ec && value.is_object()) {
+      if (auto request = agent::parse_control_request(value.get_object())) {
+        on_control_request(line, *request);
+        if (request->ask) return;  // others are refused, and still shown as CLI lines
+      }
+    }
+  } else if (parsed.type == "control_cancel_request") {
+    boost::system::error_code ec;
+    const json::value value = json::parse(line, ec);
+    if (!ec && value.is_object()) {
+      if (auto id = agent::parse_control_cancel(value.get_object())) on_control_cancel(*id);
+    }
+  }
   if (!parsed.is_json_object) {
     spdlog::warn("project {}: the CLI printed a non-JSON line ({} bytes)", project_->id(),
                  line.size());
@@ -236,8 +267,7 @@ void AgentRun::on_line(std::string line) {
     for (const auto& e : parsed.errors) {
       if (e.find("No conversation found") != std::string::npos) session_not_found_ = true;
     }
-    // The turn is over: closing stdin lets the CLI exit (stream-json input keeps it alive).
-    child_->close_stdin();
+    on_turn_end();
   }
 }
 
@@ -271,7 +301,7 @@ void AgentRun::on_line_too_long(std::size_t bytes, const std::string& head) {
     // A huge final answer makes a huge result line: the turn is still over.
     result_seen_ = true;
     result_is_error_ = head.find("\"is_error\":true") != std::string::npos;
-    child_->close_stdin();
+    on_turn_end();
   }
 }
 
@@ -279,15 +309,21 @@ void AgentRun::stop(Stop reason, const Requester* requester) {
   if (finished_) {
     return;
   }
+  if (requester != nullptr && requester->connection) waiters_.push_back(*requester);
   if (!started_) {
     // Still queued: leave the queue (if the scheduler is starting it right now, start() will
     // find the project no longer waiting and give the slot back).
     stop_ = reason;
     context_.scheduler.cancel(project_->id());
-    finish_idle(requester);
+    cancel_follow_ups("the run was stopped before it started");
+    finish_idle();
     return;
   }
-  if (requester != nullptr) stop_requester_ = *requester;
+  if (stop_ == Stop::kNone) {
+    cancel_follow_ups(reason == Stop::kKill ? "the run was stopped (agent_kill)"
+                                            : "the run was stopped");
+    cancel_permissions(reason == Stop::kKill ? "killed" : "run_ended");
+  }
   if (reason == Stop::kForce) {
     if (stop_ == Stop::kNone) stop_ = reason;
     if (child_) child_->kill_tree();
@@ -298,7 +334,7 @@ void AgentRun::stop(Stop reason, const Requester* requester) {
   wall_timer_.cancel();
   idle_timer_.cancel();
   if (!child_) return;
-  if (!result_seen_) {
+  if (!result_seen_ && !interrupting_) {
     interrupt_id_ = "pa-interrupt-" + projects::random_uuid();
     child_->write_stdin(agent::interrupt_request_line(interrupt_id_));
   }
@@ -327,11 +363,15 @@ void AgentRun::escalate_to_kill() {
 
 void AgentRun::on_exit(agent::ExitStatus status) {
   if (finished_) return;
+  cancel_permissions("run_ended");
+  cancel_follow_ups(result_seen_ ? "the CLI exited before it could be sent"
+                                 : "the run ended before it could be sent");
   wall_timer_.cancel();
   idle_timer_.cancel();
   grace_timer_.cancel();
   // Tools start their own sessions; after a stop, whatever the CLI left behind goes too.
   if (stop_ != Stop::kNone) child_->kill_tree();
+
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_at_);
   const auto& timeouts = context_.config.timeouts;
@@ -380,7 +420,7 @@ void AgentRun::on_exit(agent::ExitStatus status) {
   ops::ExecutionOutcome outcome = ops::ExecutionOutcome::kFailed;
   if (stop_ == Stop::kTimeout || stop_ == Stop::kIdleTimeout) {
     outcome = ops::ExecutionOutcome::kTimeout;
-  } else if (stop_ != Stop::kNone) {
+  } else if (stop_ != Stop::kNone || interrupting_) {
     outcome = ops::ExecutionOutcome::kKilled;
   } else if (result_seen_ && !result_is_error_) {
     outcome = ops::ExecutionOutcome::kSuccess;
@@ -390,13 +430,12 @@ void AgentRun::on_exit(agent::ExitStatus status) {
     std::error_code ec;
     std::filesystem::remove(mcp_path_, ec);
   }
-  const Requester requester = stop_requester_.value_or(Requester{});
   // The slot is free before anyone hears IDLE, so an execute sent on IDLE can start at once.
   context_.scheduler.release();
-  finish_idle(requester.connection ? &requester : nullptr);
+  finish_idle();
 }
 
-void AgentRun::finish_idle(const Requester* requester) {
+void AgentRun::finish_idle() {
   finished_ = true;
   const auto info = project_->update([](projects::ProjectInfo& p) {
     p.state = projects::State::kIdle;
@@ -404,7 +443,8 @@ void AgentRun::finish_idle(const Requester* requester) {
     p.last_active = protocol::now_rfc3339();
   });
   if (project_->run.get() == this) project_->run.reset();
-  project_->publish("project_state", projects::to_json(info), requester);
+  project_->publish("project_state", projects::to_json(info), waiters_);
+  waiters_.clear();
 }
 
 }  // namespace pa::server

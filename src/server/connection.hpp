@@ -14,6 +14,8 @@ class Connection {
   virtual ~Connection() = default;
   virtual std::uint64_t id() const = 0;
   virtual const std::string& remote_address() const = 0;
+  // The name the client gave at connect (`/ws?client_name=`), empty if none. For audit records.
+  virtual const std::string& client_name() const = 0;
   // Queues a text frame. Thread-safe; never blocks. When the bounded outbound queue is full the
   // connection is closed as a slow consumer (it can catch up from history after reconnecting).
   virtual void send(protocol::SharedText text) = 0;

@@ -1,9 +1,11 @@
-// execute, agent_kill, agent_new_session.
+// execute (with follow-ups queued by mode "queue"), agent_kill, agent_interrupt,
+// agent_new_session, permission_response.
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "agent/permissions.hpp"
 #include "protocol/data_reader.hpp"
 #include "server/agent_run.hpp"
 #include "server/hub.hpp"
@@ -22,15 +24,65 @@ protocol::Error busy_error(const Project& project, std::string_view what) {
       json::object{{"project_id", project.id()},
                    {"state", projects::to_string(project.snapshot().state)}});
 }
+// A permission_response that matches no pending request: say what became of it.
+protocol::Error permission_not_found(const Project& project, const std::string& permission_id) {
+  json::object details{{"project_id", project.id()}, {"permission_id", permission_id}};
+  const ClosedPermission* closed = project.closed_permission(permission_id);
+  if (closed == nullptr) {
+    details["status"] = "unknown";
+    return protocol::make_error(
+        ErrorCode::kPermissionNotFound,
+        "Project " + project.id() + " has no permission request " + permission_id +
+            " (it never existed, or ended before a server restart); pending requests are "
+            "listed in project_joined.data.pending_permissions",
+        std::move(details));
+  }
+  details["status"] = closed->status;
+  const auto& resolution = closed->resolution;
+  for (std::string_view key : {"decision", "reason", "by", "at"}) {
+    if (const auto* v = resolution.if_contains(key)) details[key] = *v;
+  }
+  const std::string at(resolution.at("at").as_string());
+  std::string message = "Permission request " + permission_id;
+  if (closed->status == "resolved") {
+    message += " was already answered (" + std::string(resolution.at("decision").as_string()) +
+               ") at " + at + "; nothing to do";
+  } else if (closed->status == "expired") {
+    message += " expired at " + at + " (no answer within claude.permission_timeout) and was denied";
+  } else {
+    message += " was cancelled at " + at + " (" + std::string(resolution.at("reason").as_string()) +
+               "); nothing to answer";
+  }
+  return protocol::make_error(ErrorCode::kPermissionNotFound, std::move(message),
+                              std::move(details));
+}
 }  // namespace
 
 void Hub::handle_execute(Request request) {
   protocol::DataReader reader(request.message.data);
-  reader.allow_only({"prompt", "options"});
+  reader.allow_only({"prompt", "options", "mode"});
   auto prompt = reader.string("prompt", true, config_.limits.prompt_size);
   const json::object* options_json = reader.object("options", false);
+  const auto mode = reader.string("mode", false, 16);
   if (!reader.ok()) {
     request.fail(reader.error());
+    return;
+  }
+  const bool queue_mode = mode.has_value();
+  if (queue_mode && *mode != "queue") {
+    request.fail(protocol::make_error(ErrorCode::kInvalidMessage,
+                                      "data.mode must be \"queue\" (or absent)",
+                                      json::object{{"field", "data.mode"}}));
+    return;
+  }
+  if (queue_mode && options_json != nullptr) {
+    // A follow-up is the next user message to the CLI process already running, whose flags
+    // were fixed when it started.
+    request.fail(protocol::make_error(
+        ErrorCode::kInvalidMessage,
+        "data.options is not allowed with mode \"queue\": a follow-up runs in the current CLI "
+        "process with that run's options",
+        json::object{{"field", "data.options"}}));
     return;
   }
   if (prompt->find_first_not_of(" \t\r\n") == std::string::npos) {
@@ -41,8 +93,9 @@ void Hub::handle_execute(Request request) {
   // Options touch the disk (add_dirs are canonicalized): validate off the I/O thread.
   asio::post(pool_, [self = shared_from_this(), request = std::move(request),
                      prompt = std::move(*prompt),
-                     options_copy = options_json ? std::optional<json::object>(*options_json)
-                                                 : std::nullopt]() mutable {
+                     options_copy =
+                         options_json ? std::optional<json::object>(*options_json) : std::nullopt,
+                     queue_mode]() mutable {
     agent::Policy policy;
     policy.allow_dangerous = self->config_.claude.allow_dangerous;
     policy.max_prompt_bytes = self->config_.limits.prompt_size;
@@ -59,12 +112,19 @@ void Hub::handle_execute(Request request) {
     ExecuteRequest execute{std::move(prompt), std::get<agent::RunOptions>(std::move(parsed)), {}};
     json::object recorded_data{{"prompt", execute.prompt}};
     if (options_copy) recorded_data["options"] = *options_copy;
+    if (queue_mode) recorded_data["mode"] = "queue";
     const std::string recorded =
         json::serialize(json::object{{"type", "execute"}, {"data", std::move(recorded_data)}});
-    self->with_project(std::move(request), [self, execute = std::move(execute), recorded](
-                                               Request& r, Project& project) mutable {
+    self->with_project(std::move(request), [self, execute = std::move(execute), recorded,
+                                            queue_mode](Request& r, Project& project) mutable {
+      if (project.busy() && queue_mode && project.run) {
+        self->queue_follow_up(r, project, std::move(execute.prompt), recorded);
+        return;
+      }
       if (project.busy()) {
-        r.fail(busy_error(project, "wait for it to finish or stop it with agent_kill"));
+        r.fail(busy_error(project,
+                          "wait for it to finish, send the prompt with data.mode \"queue\" to run "
+                          "it next in the same session, or stop the run with agent_kill"));
         return;
       }
       if (project.subscribe(r.connection))
@@ -131,6 +191,54 @@ void Hub::handle_agent_kill(Request request) {
     }
     // Nothing running: the answer is the (unchanged) IDLE state.
     r.reply("project_state", projects::to_json(project.snapshot()));
+  });
+}
+
+// strand: execute mode "queue" while a run is active.
+void Hub::queue_follow_up(Request& r, Project& project, std::string prompt,
+                          const std::string& recorded) {
+  if (project.subscribe(r.connection)) note_joined(r.connection->id(), project.id(), true);
+  switch (project.run->enqueue_follow_up(std::move(prompt), r.requester())) {
+    case AgentRun::Enqueue::kQueued:
+      project.record(history::Direction::kClient, recorded);
+      return;
+    case AgentRun::Enqueue::kFull:
+      r.fail(protocol::make_error(
+          ErrorCode::kResourceLimit,
+          "This run already has " + std::to_string(AgentRun::kMaxFollowUps) +
+              " follow-ups queued; wait for one to start",
+          json::object{{"project_id", project.id()}, {"max_queued", AgentRun::kMaxFollowUps}}));
+      return;
+    case AgentRun::Enqueue::kStopping:
+      r.fail(busy_error(project, "it is being stopped; send the prompt again when it is IDLE"));
+      return;
+  }
+}
+
+void Hub::handle_agent_interrupt(Request request) {
+  if (!request.expect_no_data()) return;
+  with_project(std::move(request), [](Request& r, Project& project) {
+    if (auto run = project.run) {
+      const auto requester = r.requester();
+      spdlog::info("agent_interrupt for project {} from connection {}", project.id(),
+                   r.connection->id());
+      run->interrupt(&requester);
+      return;
+    }
+    r.reply("project_state", projects::to_json(project.snapshot()));
+  });
+}
+
+void Hub::handle_permission_response(Request request) {
+  auto parsed = agent::parse_permission_response(request.message.data);
+  if (auto* error = std::get_if<protocol::Error>(&parsed)) {
+    request.fail(*error);
+    return;
+  }
+  with_project(std::move(request), [answer = std::get<agent::PermissionAnswer>(std::move(parsed))](
+                                       Request& r, Project& project) {
+    if (project.run && project.run->answer_permission(answer, r.requester())) return;
+    r.fail(permission_not_found(project, answer.permission_id));
   });
 }
 

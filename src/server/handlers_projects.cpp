@@ -7,6 +7,7 @@
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/data_reader.hpp"
+#include "server/agent_run.hpp"
 #include "server/hub.hpp"
 
 namespace pa::server {
@@ -175,8 +176,13 @@ void Hub::handle_project_join(Request request) {
   with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
     project.subscribe(r.connection);
     self->note_joined(r.connection->id(), project.id(), true);
-    r.reply("project_joined", json::object{{"project", projects::to_json(project.snapshot())},
-                                           {"last_seq", project.last_seq()}});
+    json::object joined{{"project", projects::to_json(project.snapshot())},
+                        {"last_seq", project.last_seq()}};
+    // What waits for a person: a phone that reconnects sees it at once.
+    joined["pending_permissions"] =
+        project.run ? project.run->pending_permissions() : json::array();
+    joined["queued_prompts"] = project.run ? project.run->queued_prompts() : json::array();
+    r.reply("project_joined", joined);
   });
 }
 

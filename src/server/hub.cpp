@@ -106,6 +106,8 @@ const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
       {"execute", &Hub::handle_execute},
       {"agent_kill", &Hub::handle_agent_kill},
       {"agent_new_session", &Hub::handle_agent_new_session},
+      {"agent_interrupt", &Hub::handle_agent_interrupt},
+      {"permission_response", &Hub::handle_permission_response},
   };
   return table;
 }

@@ -91,6 +91,10 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void handle_execute(Request request);
   void handle_agent_kill(Request request);
   void handle_agent_new_session(Request request);
+  void handle_agent_interrupt(Request request);
+  void handle_permission_response(Request request);
+  void queue_follow_up(Request& r, Project& project, std::string prompt,
+                       const std::string& recorded);
 
   // Runs `fn(project)` on the project's strand, or fails the request with PROJECT_NOT_FOUND.
   void with_project(Request request, std::function<void(Request&, Project&)> fn);

@@ -1,5 +1,7 @@
 #include "server/project.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <boost/json/serialize.hpp>
@@ -50,10 +52,13 @@ bool Project::unsubscribe(std::uint64_t connection_id) {
   return subscribers_.erase(connection_id) > 0;
 }
 
-void Project::send_all(const protocol::SharedText& text, const Connection* except) {
+void Project::send_all(const protocol::SharedText& text,
+                       const std::vector<const Connection*>& except) {
   for (auto it = subscribers_.begin(); it != subscribers_.end();) {
     if (auto connection = it->second.lock()) {
-      if (connection.get() != except) connection->send(text);
+      if (std::find(except.begin(), except.end(), connection.get()) == except.end()) {
+        connection->send(text);
+      }
       ++it;
     } else {
       it = subscribers_.erase(it);  // closed; its hub cleanup may still be on the way
@@ -102,6 +107,14 @@ std::uint64_t Project::record(history::Direction direction, std::string_view mes
 
 std::uint64_t Project::publish(std::string_view type, const json::object& data,
                                const Requester* requester) {
+  if (requester == nullptr || !requester->connection) {
+    return publish(type, data, std::vector<Requester>{});
+  }
+  return publish(type, data, std::vector<Requester>{*requester});
+}
+
+std::uint64_t Project::publish(std::string_view type, const json::object& data,
+                               const std::vector<Requester>& requesters) {
   const std::string data_json = json::serialize(data);
   std::string message =
       "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
@@ -110,14 +123,18 @@ std::uint64_t Project::publish(std::string_view type, const json::object& data,
   const std::optional<std::uint64_t> seq_field = seq ? std::optional(seq) : std::nullopt;
   auto text = std::make_shared<const std::string>(protocol::serialize(
       protocol::Outgoing{type, id_, std::nullopt, seq_field, timestamp}, data_json));
-  const Connection* except = nullptr;
-  if (requester != nullptr && requester->connection) {
-    except = requester->connection.get();
-    if (requester->request_id) {
-      requester->connection->send(std::make_shared<const std::string>(protocol::serialize(
-          protocol::Outgoing{type, id_, *requester->request_id, seq_field, timestamp}, data_json)));
+  std::vector<const Connection*> except;
+  for (const auto& requester : requesters) {
+    if (!requester.connection) continue;
+    if (std::find(except.begin(), except.end(), requester.connection.get()) != except.end()) {
+      continue;  // one copy per connection
+    }
+    except.push_back(requester.connection.get());
+    if (requester.request_id) {
+      requester.connection->send(std::make_shared<const std::string>(protocol::serialize(
+          protocol::Outgoing{type, id_, *requester.request_id, seq_field, timestamp}, data_json)));
     } else {
-      requester->connection->send(text);
+      requester.connection->send(text);
     }
   }
   send_all(text, except);
@@ -133,7 +150,7 @@ std::uint64_t Project::publish_raw(history::Direction direction,
       protocol::serialize(protocol::Outgoing{type, id_, std::nullopt,
                                              seq ? std::optional(seq) : std::nullopt, timestamp},
                           data_json));
-  send_all(text, nullptr);
+  send_all(text, {});
   return seq;
 }
 
@@ -191,6 +208,26 @@ void Project::flush_history() {
 
 std::uint64_t Project::history_bytes_written() const {
   return log_ ? log_->bytes_written() : 0;
+}
+
+}  // namespace pa::server
+
+namespace pa::server {
+
+void Project::remember_closed_permission(const std::string& permission_id,
+                                         ClosedPermission closed) {
+  if (closed_permissions_.emplace(permission_id, std::move(closed)).second) {
+    closed_order_.push_back(permission_id);
+  }
+  while (closed_order_.size() > kClosedPermissionsKept) {
+    closed_permissions_.erase(closed_order_.front());
+    closed_order_.pop_front();
+  }
+}
+
+const ClosedPermission* Project::closed_permission(const std::string& permission_id) const {
+  auto it = closed_permissions_.find(permission_id);
+  return it == closed_permissions_.end() ? nullptr : &it->second;
 }
 
 }  // namespace pa::server

@@ -10,12 +10,14 @@
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "history/message_log.hpp"
 #include "ops/metrics.hpp"
@@ -31,6 +33,12 @@ using PoolStrand = boost::asio::strand<boost::asio::thread_pool::executor_type>;
 struct Requester {
   std::shared_ptr<Connection> connection;
   std::optional<std::string> request_id;
+};
+
+// A permission request that is no longer pending, kept so a late answer learns what happened.
+struct ClosedPermission {
+  std::string status;              // "resolved", "expired" or "cancelled"
+  boost::json::object resolution;  // the permission_resolved data
 };
 
 class Project : public std::enable_shared_from_this<Project> {
@@ -62,6 +70,9 @@ class Project : public std::enable_shared_from_this<Project> {
   // failed; the message is still sent).
   std::uint64_t publish(std::string_view type, const boost::json::object& data,
                         const Requester* requester = nullptr);
+  // The same with several requesters (each gets its own request_id; one copy per connection).
+  std::uint64_t publish(std::string_view type, const boost::json::object& data,
+                        const std::vector<Requester>& requesters);
   // Appends a raw JSON message with the given direction, then broadcasts `type` whose data is
   // `data_json` (spliced verbatim). Used for CLI lines.
   std::uint64_t publish_raw(history::Direction direction, std::string_view history_message_json,
@@ -70,7 +81,7 @@ class Project : public std::enable_shared_from_this<Project> {
   std::uint64_t record(history::Direction direction, std::string_view message_json);
   // Sends an already serialized message to every subscriber but `except`; not recorded.
   void send_to_subscribers(const protocol::SharedText& text, const Connection* except) {
-    send_all(text, except);
+    send_all(text, {except});
   }
   // Sends to one connection only, not recorded.
   void reply(const Requester& requester, std::string_view type, const boost::json::object& data);
@@ -80,13 +91,17 @@ class Project : public std::enable_shared_from_this<Project> {
   projects::ProjectInfo update(const std::function<void(projects::ProjectInfo&)>& change);
 
   history::Page read_history(const history::Query& query);
+
+  // Permission requests that were answered, expired or cancelled (the newest few hundred).
+  void remember_closed_permission(const std::string& permission_id, ClosedPermission closed);
+  const ClosedPermission* closed_permission(const std::string& permission_id) const;
   // Marks deleted, drops subscribers, closes the log and removes metadata + history from disk.
   std::error_code remove_from_disk();
   void flush_history();  // fsync now (shutdown)
   std::uint64_t history_bytes_written() const;
 
  private:
-  void send_all(const protocol::SharedText& text, const Connection* except);
+  void send_all(const protocol::SharedText& text, const std::vector<const Connection*>& except);
   std::uint64_t append(history::Direction direction, std::string_view message_json,
                        std::string& timestamp);
   void schedule_sync();
@@ -98,6 +113,9 @@ class Project : public std::enable_shared_from_this<Project> {
   std::unique_ptr<history::MessageLog> log_;
   std::map<std::uint64_t, std::weak_ptr<Connection>> subscribers_;
   bool deleted_ = false;
+  static constexpr std::size_t kClosedPermissionsKept = 256;
+  std::map<std::string, ClosedPermission> closed_permissions_;
+  std::deque<std::string> closed_order_;
   boost::asio::steady_timer sync_timer_;
   bool sync_pending_ = false;
   std::chrono::milliseconds fsync_interval_;

@@ -331,7 +331,7 @@ TEST_F(RealCliArgs, EveryOptionTogetherIsAccepted) {
           "allowed_tools":["Read","Bash(git status:*)","Edit(/src/**)"],
           "disallowed_tools":["WebFetch","Bash(curl:*)"],
           "append_system_prompt":"Answer briefly.\n--verbose is not a flag here.",
-          "strict_mcp_config":true,"mcp_config":{"mcpServers":{}},"permission_prompt":"none",
+          "strict_mcp_config":true,"mcp_config":{"mcpServers":{}},"permission_prompt":"client",
           "add_dirs":[")j" +
                   (tmp_.path() / "extra-link").string() + R"(",")" +
                   (tmp_.path() / "home").string() + R"("]})")
@@ -346,7 +346,7 @@ TEST_F(RealCliArgs, EveryOptionTogetherIsAccepted) {
   for (const char* prefix :
        {"--model=", "--fallback-model=", "--permission-mode=", "--dangerously-skip-permissions",
         "--allowedTools=", "--disallowedTools=", "--mcp-config=", "--strict-mcp-config",
-        "--append-system-prompt=", "--add-dir="}) {
+        "--append-system-prompt=", "--add-dir=", "--permission-prompt-tool=stdio"}) {
     EXPECT_TRUE(std::any_of(args.begin(), args.end(), [&](const std::string& a) {
       return a.starts_with(prefix);
     })) << prefix;

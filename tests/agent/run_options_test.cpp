@@ -104,6 +104,7 @@ config::Config::Claude no_defaults() {
   config::Config::Claude claude;
   claude.default_model.clear();
   claude.allowed_tools.clear();
+  claude.permission_prompt = "none";
   return claude;
 }
 
@@ -389,6 +390,7 @@ TEST(RunOptionsArgs, FixedHeadAndConfigDefaults) {
   config::Config::Claude claude;  // default_model claude-3-5-sonnet-20241022, tools read,write,run
   auto expected = head();
   expected.push_back("--model=claude-3-5-sonnet-20241022");
+  expected.push_back("--permission-prompt-tool=stdio");  // clients approve tool calls
   expected.push_back("--allowedTools=read,write,run");
   EXPECT_EQ(build_cli_args(RunOptions{}, claude, std::nullopt, std::nullopt), expected);
 
@@ -407,20 +409,40 @@ TEST(RunOptionsArgs, EveryOptionMapsToExactlyOneElement) {
   o.strict_mcp_config = true;
   o.append_system_prompt = "Be terse.\nReally.";
   o.add_dirs = {"/srv/a", "/srv/b c"};
-  o.permission_prompt = "client";  // not mapped (yet)
+  o.permission_prompt = "client";
   config::Config::Claude claude;
   const auto args = build_cli_args(o, claude, std::string("0b9d2f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"),
                                    std::string("/run/pa/mcp.json"));
   auto expected = head();
   for (const char* e :
        {"--model=opus", "--fallback-model=sonnet", "--permission-mode=plan",
-        "--dangerously-skip-permissions", "--allowedTools=Read,Bash(git *)",
-        "--disallowedTools=WebFetch,Bash(curl:*)", "--mcp-config=/run/pa/mcp.json",
-        "--strict-mcp-config", "--append-system-prompt=Be terse.\nReally.", "--add-dir=/srv/a",
-        "--add-dir=/srv/b c", "--resume=0b9d2f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"}) {
+        "--dangerously-skip-permissions", "--permission-prompt-tool=stdio",
+        "--allowedTools=Read,Bash(git *)", "--disallowedTools=WebFetch,Bash(curl:*)",
+        "--mcp-config=/run/pa/mcp.json", "--strict-mcp-config",
+        "--append-system-prompt=Be terse.\nReally.", "--add-dir=/srv/a", "--add-dir=/srv/b c",
+        "--resume=0b9d2f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"}) {
     expected.emplace_back(e);
   }
   EXPECT_EQ(args, expected);
+}
+
+TEST(RunOptionsArgs, PermissionPromptFollowsOptionThenConfigThenPolicy) {
+  config::Config::Claude claude;
+  RunOptions o;
+  // Unset everywhere: clients approve unless the server allows skipping permissions.
+  EXPECT_TRUE(uses_client_permission_prompt(o, claude));
+  claude.allow_dangerous = true;
+  EXPECT_FALSE(uses_client_permission_prompt(o, claude));
+  claude.permission_prompt = "client";
+  EXPECT_TRUE(uses_client_permission_prompt(o, claude));
+  o.permission_prompt = "none";
+  EXPECT_FALSE(uses_client_permission_prompt(o, claude));
+  EXPECT_FALSE(contains(build_cli_args(o, claude, std::nullopt, std::nullopt),
+                        "--permission-prompt-tool=stdio"));
+  claude.permission_prompt = "none";
+  o.permission_prompt = "client";
+  EXPECT_TRUE(contains(build_cli_args(o, claude, std::nullopt, std::nullopt),
+                       "--permission-prompt-tool=stdio"));
 }
 
 TEST(RunOptionsArgs, ClientValuesWinOverConfigDefaults) {

@@ -103,6 +103,7 @@ TEST_F(AgentTest, ArgvForEveryOption) {
                                              "--model=claude-opus-4",
                                              "--fallback-model=claude-sonnet-4",
                                              "--permission-mode=acceptEdits",
+                                             "--permission-prompt-tool=stdio",
                                              "--allowedTools=Read,Bash(git *)",
                                              "--disallowedTools=WebFetch",
                                              "--mcp-config=" + mcp_path,

@@ -27,9 +27,10 @@ bool is_server_flag(const std::string& arg) {
   static const std::set<std::string> kBare = {"-p", "--verbose", "--strict-mcp-config",
                                               "--dangerously-skip-permissions"};
   static const std::vector<std::string> kPrefixed = {
-      "--input-format=",         "--output-format=", "--model=",           "--fallback-model=",
-      "--permission-mode=",      "--allowedTools=",  "--disallowedTools=", "--mcp-config=",
-      "--append-system-prompt=", "--add-dir=",       "--resume="};
+      "--input-format=",    "--output-format=",   "--model=",
+      "--fallback-model=",  "--permission-mode=", "--allowedTools=",
+      "--disallowedTools=", "--mcp-config=",      "--append-system-prompt=",
+      "--add-dir=",         "--resume=",          "--permission-prompt-tool="};
   if (kBare.count(arg) != 0) return true;
   for (const auto& p : kPrefixed) {
     if (arg.rfind(p, 0) == 0) return true;
@@ -202,8 +203,9 @@ TEST_F(HostileTest, DataFieldsOfEveryMessage) {
   for (const std::string& type : std::vector<std::string>{"project_list", "health"}) {
     expect_invalid(*client, R"({"type":")" + type + R"(","data":{"limit":1}})", "data.limit");
   }
-  for (const std::string& type : std::vector<std::string>{
-           "project_delete", "project_join", "project_leave", "agent_kill", "agent_new_session"}) {
+  for (const std::string& type :
+       std::vector<std::string>{"project_delete", "project_join", "project_leave", "agent_kill",
+                                "agent_new_session", "agent_interrupt"}) {
     expect_invalid(*client, R"({"type":")" + type + "\"," + pid + R"(,"data":{"force":true}})",
                    "data.force");
     expect_invalid(*client, R"({"type":")" + type + R"(","data":{"project_id":42}})",
@@ -611,9 +613,9 @@ TEST_F(HostileTest, DotDotInPathsAndProjectIds) {
 
 TEST_F(HostileTest, UnknownProjectIdsInEveryProjectMessage) {
   auto client = connect();
-  const std::vector<std::string> types = {"project_delete", "project_join", "project_leave",
-                                          "get_messages",   "agent_kill",   "agent_new_session",
-                                          "execute"};
+  const std::vector<std::string> types = {
+      "project_delete",    "project_join",    "project_leave",       "get_messages", "agent_kill",
+      "agent_new_session", "agent_interrupt", "permission_response", "execute"};
   const std::vector<std::string> ids = {"00000000-0000-4000-8000-000000000000",
                                         base_id_.substr(0, 35), base_id_ + " ",
                                         std::string(128, 'f'), "\u00e9\u4e2d\U0001F600"};
@@ -621,6 +623,9 @@ TEST_F(HostileTest, UnknownProjectIdsInEveryProjectMessage) {
     for (const auto& id : ids) {
       Json message{{"type", type}, {"project_id", id}};
       if (type == "execute") message["data"] = Json{{"prompt", "hi"}};
+      if (type == "permission_response") {
+        message["data"] = Json{{"permission_id", "p"}, {"decision", "allow"}};
+      }
       const auto m = client->request(message);
       EXPECT_EQ(error_code(m), "PROJECT_NOT_FOUND") << type << " " << id;
       EXPECT_EQ(str(m, "project_id"), id);

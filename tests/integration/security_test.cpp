@@ -301,6 +301,7 @@ TEST_F(SecurityTest, ClientTextNeverTakesAFlagPosition) {
   const auto rec = records();
   ASSERT_EQ(rec.size(), 1u);
   static const std::set<std::string> kServerFlags = {"-p",
+                                                     "--permission-prompt-tool",
                                                      "--input-format",
                                                      "--output-format",
                                                      "--verbose",
