@@ -3,15 +3,18 @@
 #   docker compose up -d          (docker-compose.yml: ./data -> /data, ./certs -> /certs)
 
 # --- build: the repository's own scripts install the toolchain and build the server ---------
-FROM debian:bookworm-slim AS build
+# Node 22 on Debian 12: the web console is built with Vite, which needs Node 20.19 or newer
+# (Debian 12's own nodejs is 18).
+FROM node:22-bookworm-slim AS build
 WORKDIR /src
 # install-deps.sh holds the package list (and installs the pinned Claude CLI in
 # tools/claude-cli through scripts/install-claude-cli.sh). Copy only what it reads first, so
 # this layer is rebuilt only when the dependencies change.
 COPY scripts/ scripts/
 COPY tests/e2e/package.json tests/e2e/package-lock.json tests/e2e/
+COPY web/package.json web/package-lock.json web/
 COPY tools/claude-cli/package.json tools/claude-cli/package-lock.json tools/claude-cli/
-RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN PA_DEPS_NO_BROWSER=1 scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make build BUILD_TYPE=Release CMAKE_FLAGS="-DPA_BUILD_TESTS=OFF -DPA_BUILD_BENCH=OFF" \
  && make install BUILD_TYPE=Release PREFIX=/usr/local DESTDIR=/out
