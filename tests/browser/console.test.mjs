@@ -61,11 +61,17 @@ test('connect with the token, create a project, see a run stream; phone layout',
   await page.locator('[data-testid=project-state][data-state=IDLE]').waitFor();
   assertSeqsContiguous(await streamSeqs(page));
 
-  // The server panel shows health and, from the next server_stats, activity.
+  // The server panel shows health.
   await page.locator('.status-panel summary').click();
   await page.locator('.status-panel dd[data-key=Status]', { hasText: /healthy|degraded/ }).waitFor();
-  await screenshot(page, 'console-project-desktop');
+  await screenshot(page, 'console-status-panel');
   await page.locator('.status-panel summary').click();
+
+  // A tool call: its input shown, its result folded.
+  await runPrompt(page, 'Show me the files [[fake:tool]]', { results: 2 });
+  await page.locator('article[data-kind=assistant] .tool-use').first().waitFor();
+  assert.equal(await page.locator('details.tool-result[open]').count(), 0);
+  await screenshot(page, 'console-project-desktop');
 
   // Raw JSON on demand.
   await page.locator('#raw-toggle').check();
@@ -85,7 +91,7 @@ test('connect with the token, create a project, see a run stream; phone layout',
   await phone.page.goto(consoleUrl(server));
   await waitConnected(phone.page);
   await phone.page.locator('ul.projects li', { hasText: dir }).locator('a').click();
-  await phone.page.locator('article[data-kind=result]').waitFor();
+  await phone.page.locator('article[data-kind=result]').nth(1).waitFor();
   const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
   assert.ok(await phone.page.locator('#prompt').isVisible());

@@ -61,8 +61,8 @@ export class StatusPanel {
       ['Connections', `${d.connections?.active ?? '?'} / ${d.connections?.limit ?? '?'}`],
       ['Projects', `${d.projects?.count ?? '?'} (${d.projects?.executing ?? 0} running)`],
       ['Claude CLI', d.claude?.available ? String(d.claude.version) : `unavailable${d.claude?.error ? `: ${d.claude.error}` : ''}`],
-      ['CPU / memory', `${d.resources?.cpu_percent ?? '?'} % · ${d.resources?.memory_mb ?? '?'} MB`],
-      ['Disk free', `${d.resources?.disk_free_gb ?? '?'} GB`],
+      ['CPU / memory', `${num(d.resources?.cpu_percent)} % · ${num(d.resources?.memory_mb)} MB`],
+      ['Disk free', `${num(d.resources?.disk_free_gb)} GB`],
     ];
     for (const [k, v] of rows) this.healthEl.append(h('dt', null, k), h('dd', { 'data-key': k }, v));
     this.healthEl.dataset.status = String(d.status ?? '');
@@ -75,9 +75,13 @@ export class StatusPanel {
       ['Runs', `${e.active ?? 0} active · ${e.queued ?? 0} queued`],
       ['Finished', `${e.total ?? 0} (${e.success ?? 0} ok, ${e.failed ?? 0} failed)`],
       ['Average run', typeof e.avg_duration_ms === 'number' ? fmtDuration(e.avg_duration_ms) : '?'],
-      ['Messages', `${d.messages?.rate_per_sec ?? 0}/s (${d.messages?.sent ?? 0} sent)`],
+      ['Messages', `${num(d.messages?.rate_per_sec)}/s (${d.messages?.sent ?? 0} sent)`],
       ['Connections', String(d.connections ?? '?')],
     ];
     for (const [k, v] of rows) this.statsEl.append(h('dt', null, k), h('dd', null, v));
   }
+}
+
+function num(v: unknown): string {
+  return typeof v === 'number' ? String(Math.round(v * 10) / 10) : '?';
 }
