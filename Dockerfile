@@ -3,9 +3,7 @@
 #   docker compose up -d          (docker-compose.yml: ./data -> /data, ./certs -> /certs)
 
 # --- build: the repository's own scripts install the toolchain and build the server ---------
-# Node 22 on Debian 12: the web console is built with Vite, which needs Node 20.19 or newer
-# (Debian 12's own nodejs is 18).
-FROM node:22-bookworm-slim AS build
+FROM debian:bookworm-slim AS build
 WORKDIR /src
 # install-deps.sh holds the package list (and installs the pinned Claude CLI in
 # tools/claude-cli through scripts/install-claude-cli.sh). Copy only what it reads first, so
