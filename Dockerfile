@@ -10,8 +10,9 @@ WORKDIR /src
 # this layer is rebuilt only when the dependencies change.
 COPY scripts/ scripts/
 COPY tests/e2e/package.json tests/e2e/package-lock.json tests/e2e/
+COPY web/package.json web/package-lock.json web/
 COPY tools/claude-cli/package.json tools/claude-cli/package-lock.json tools/claude-cli/
-RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN PA_DEPS_NO_BROWSER=1 scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make build BUILD_TYPE=Release CMAKE_FLAGS="-DPA_BUILD_TESTS=OFF -DPA_BUILD_BENCH=OFF" \
  && make install BUILD_TYPE=Release PREFIX=/usr/local DESTDIR=/out

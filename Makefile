@@ -24,21 +24,22 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Unit, integration and end-to-end tests; ends with ctest's summary line.
+# Unit, integration, end-to-end and browser tests; ends with ctest's summary line.
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(TEST_JOBS) --timeout 300
 
-# ASan + UBSan build of everything, then the whole suite.
+# ASan + UBSan build of everything, then the whole suite but the browser tests (they test the
+# page, not the server's memory, and `make test` runs them).
 test-asan: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=asan -DPA_BUILD_BENCH=OFF" build
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600
+	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600 -LE browser
 
-# ThreadSanitizer build of everything, then the whole suite.
+# ThreadSanitizer build of everything, then the whole suite but the browser tests.
 test-race: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=tsan -DPA_BUILD_BENCH=OFF" build
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600
+	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600 -LE browser
 
 # libFuzzer targets (fuzz/, clang + ASan + UBSan) in build-fuzz, each run for FUZZ_SECONDS on a
 # scratch copy of its seed corpus (fuzz/corpus/<name>); a crash fails the target. See fuzz/README.md.
@@ -76,6 +77,7 @@ run: build certs
 	@token=$$($(SERVER) token --data-dir $(DATA_DIR)) && \
 	  port=$${PA_SERVER_PORT:-8443} && \
 	  echo "" && \
+	  echo "  Web console: https://localhost:$$port/?token=$$token" && \
 	  echo "  Connect: wss://localhost:$$port/ws?token=$$token" && \
 	  echo "  (or send 'Authorization: Bearer $$token')" && \
 	  echo ""

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building and testing need: Debian packages and the Node test client's modules.
-# Idempotent and quiet when everything is present; uses sudo when not root.
+# Installs what building and testing need: Debian packages, the web console's npm packages and
+# the Node test clients' modules. Idempotent and quiet when everything is present; uses sudo when
+# not root. PA_DEPS_NO_BROWSER=1 leaves out Chromium and the browser tests' modules (the Docker
+# build, which runs no tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,8 @@ packages=(
   clang libclang-rt-14-dev  # make fuzz: clang 14 and its libFuzzer/ASan/UBSan runtimes
   systemd  # systemd-analyze, for the systemd unit's test (deploy/tests/systemd-unit-test.sh)
 )
+# Chromium for the web console's browser tests (tests/browser, driven by playwright-core).
+[[ ${PA_DEPS_NO_BROWSER:-} == 1 ]] || packages+=(chromium)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
@@ -29,11 +33,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Node modules for the end-to-end tests (the `ws` client), from the lock file.
-if [[ ! -d tests/e2e/node_modules ]] || [[ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]]; then
-  echo "installing Node test modules (npm ci)"
-  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+# npm packages from each lock file, when node_modules is missing or older than the lock: the
+# end-to-end tests' `ws` client, the web console's build tools (Vite, TypeScript) and the browser
+# tests' playwright-core.
+npm_ci() {
+  if [[ ! -d $1/node_modules ]] || [[ $1/package-lock.json -nt $1/node_modules/.package-lock.json ]]; then
+    echo "installing npm packages in $1 (npm ci)"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+npm_ci tests/e2e
+npm_ci web
+[[ ${PA_DEPS_NO_BROWSER:-} == 1 ]] || npm_ci tests/browser
 
 # The real Claude CLI, pinned in tools/claude-cli/package.json, for the tests that run it.
 scripts/install-claude-cli.sh

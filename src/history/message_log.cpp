@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <utility>
 
@@ -302,6 +303,7 @@ struct FileIndex {
   std::uint64_t entries = 0;  // lines with a usable seq and timestamp
   std::uint64_t lines = 0;    // complete lines, corrupt ones included
   std::uint64_t size = 0;     // bytes
+  std::uint64_t min_seq = std::numeric_limits<std::uint64_t>::max();
   std::uint64_t max_seq = 0;
   SystemTime max_time = kNoTime;
   std::vector<SparsePoint> sparse;
@@ -318,6 +320,7 @@ struct FileIndex {
     ++entries;
     last_seq = meta->seq;
     last_timestamp.assign(meta->timestamp);
+    min_seq = std::min(min_seq, meta->seq);
     max_seq = std::max(max_seq, meta->seq);
     max_time = std::max(max_time, meta->time);
   }
@@ -370,6 +373,23 @@ bool scan_file(const fs::path& path, FileIndex& index, Tail& tail, std::error_co
   return true;
 }
 
+// What a read matches, with `since` parsed.
+struct Filter {
+  std::optional<std::uint64_t> after_seq;
+  std::optional<std::uint64_t> before_seq;
+  std::optional<SystemTime> since;
+
+  bool matches(const EntryMeta& meta) const {
+    return (!after_seq || meta.seq > *after_seq) && (!before_seq || meta.seq < *before_seq) &&
+           (!since || meta.time > *since);
+  }
+  // False when no entry of `file` can match, judged from its index alone.
+  bool may_match(const FileIndex& file) const {
+    return file.entries > 0 && (!after_seq || file.max_seq > *after_seq) &&
+           (!before_seq || file.min_seq < *before_seq) && (!since || file.max_time > *since);
+  }
+};
+
 }  // namespace
 
 struct MessageLog::Impl {
@@ -388,9 +408,11 @@ struct MessageLog::Impl {
   void repair_tail(std::size_t i, const Tail& tail, std::vector<std::string>& warnings,
                    std::error_code& ec);
   void start_new_file(SystemTime now, std::error_code& ec);
-  void read_file(const FileIndex& file, std::optional<std::uint64_t> after_seq,
-                 std::optional<SystemTime> since, std::size_t limit, Page& page,
-                 std::size_t& corrupt_lines, std::vector<std::string>& warnings, bool& done) const;
+  // Calls `take(entry)` for each matching entry of `file` in file order until it returns false;
+  // false when it did.
+  template <class Take>
+  bool read_file(const FileIndex& file, const Filter& filter, std::size_t& corrupt_lines,
+                 std::vector<std::string>& warnings, Take&& take) const;
 };
 
 void MessageLog::Impl::repair_tail(std::size_t i, const Tail& tail,
@@ -675,11 +697,13 @@ void MessageLog::sync(std::error_code& ec) {
   s.last_sync = std::chrono::steady_clock::now();
 }
 
-void MessageLog::Impl::read_file(const FileIndex& file, std::optional<std::uint64_t> after_seq,
-                                 std::optional<SystemTime> since, std::size_t limit, Page& page,
+template <class Take>
+bool MessageLog::Impl::read_file(const FileIndex& file, const Filter& filter,
                                  std::size_t& corrupt_lines, std::vector<std::string>& warnings,
-                                 bool& done) const {
+                                 Take&& take) const {
   // Jump to the last sparse point before which nothing can match.
+  const auto& after_seq = filter.after_seq;
+  const auto& since = filter.since;
   const auto first_maybe =
       std::partition_point(file.sparse.begin(), file.sparse.end(), [&](const SparsePoint& p) {
         return (after_seq || since) && (!after_seq || p.max_seq <= *after_seq) &&
@@ -692,7 +716,7 @@ void MessageLog::Impl::read_file(const FileIndex& file, std::optional<std::uint6
   Fd in = open_fd(file.path, O_RDONLY, ec);
   if (!in.valid()) {
     warnings.push_back("history " + file.path.string() + ": cannot read: " + ec.message());
-    return;
+    return true;
   }
   LineReader reader(in.get(), start, file.size);
   std::string text;
@@ -714,43 +738,66 @@ void MessageLog::Impl::read_file(const FileIndex& file, std::optional<std::uint6
       }
       validated = true;
     }
-    if (after_seq && meta.seq <= *after_seq) continue;
-    if (since && meta.time <= *since) continue;
+    if (!filter.matches(meta)) continue;
     if (!validated && !is_json_object(text)) {
       corrupt(line);
       continue;
     }
-    if (page.entries.size() == limit) {  // one more match exists beyond the page
-      page.has_more = true;
-      done = true;
-      return;
-    }
-    page.entries.push_back(text);
+    if (!take(text)) return false;
   }
   if (ec) warnings.push_back("history " + file.path.string() + ": read failed: " + ec.message());
+  return true;
 }
 
 Page MessageLog::read(const Query& query, std::vector<std::string>& warnings) const {
   const Impl& s = *impl_;
   Page page;
-  std::optional<SystemTime> since;
+  Filter filter{query.after_seq, query.before_seq, std::nullopt};
   if (query.since) {
-    since = parse_rfc3339(*query.since);
-    if (!since) {
+    filter.since = parse_rfc3339(*query.since);
+    if (!filter.since) {
       warnings.push_back("history: ignoring a read with an invalid since timestamp \"" +
                          *query.since + "\"");
       return page;
     }
   }
   std::size_t corrupt_lines = 0;
-  bool done = false;
-  for (const FileIndex& file : s.files) {
-    // Skip files that cannot hold a match, without touching them.
-    if (file.entries == 0) continue;
-    if (query.after_seq && file.max_seq <= *query.after_seq) continue;
-    if (since && file.max_time <= *since) continue;
-    s.read_file(file, query.after_seq, since, query.limit, page, corrupt_lines, warnings, done);
-    if (done) break;
+  if (!query.before_seq) {
+    // Oldest first: stop at the first match beyond the page.
+    for (const FileIndex& file : s.files) {
+      if (!filter.may_match(file)) continue;  // skipped without touching it
+      const bool go_on = s.read_file(file, filter, corrupt_lines, warnings, [&](std::string& e) {
+        if (page.entries.size() == query.limit) {
+          page.has_more = true;
+          return false;
+        }
+        page.entries.push_back(std::move(e));
+        return true;
+      });
+      if (!go_on) break;
+    }
+  } else {
+    // Newest first by file: keep each file's last matches, one more than still needed, so that
+    // an extra one means older entries exist.
+    std::deque<std::string> newest;
+    for (auto it = s.files.rbegin(); it != s.files.rend() && newest.size() <= query.limit; ++it) {
+      if (!filter.may_match(*it)) continue;
+      const std::size_t want = query.limit + 1 - newest.size();
+      std::deque<std::string> from_file;
+      s.read_file(*it, filter, corrupt_lines, warnings, [&](std::string& e) {
+        from_file.push_back(std::move(e));
+        if (from_file.size() > want) from_file.pop_front();
+        return true;
+      });
+      newest.insert(newest.begin(), std::make_move_iterator(from_file.begin()),
+                    std::make_move_iterator(from_file.end()));
+    }
+    if (newest.size() > query.limit) {
+      page.has_more = true;
+      newest.pop_front();
+    }
+    page.entries.assign(std::make_move_iterator(newest.begin()),
+                        std::make_move_iterator(newest.end()));
   }
   if (corrupt_lines > kMaxLineWarnings)
     warnings.push_back("history " + s.dir.string() + ": skipped " +

@@ -27,15 +27,20 @@ struct Options {
   std::chrono::milliseconds fsync_interval{1000};  // 0 = fdatasync after every append
 };
 
+// Without before_seq a page is the oldest `limit` matches; with it, the newest `limit` matches
+// below before_seq (for paging backwards). Filters combine: after_seq + before_seq is a window.
 struct Query {
-  std::optional<std::uint64_t> after_seq;  // exclusive
-  std::optional<std::string> since;        // RFC 3339 timestamp, exclusive
+  std::optional<std::uint64_t> after_seq;   // exclusive
+  std::optional<std::uint64_t> before_seq;  // exclusive
+  std::optional<std::string> since;         // RFC 3339 timestamp, exclusive
   std::size_t limit = 1000;
 };
 
 struct Page {
   std::vector<std::string> entries;  // complete entry objects (JSON text, no newline), oldest first
-  bool has_more = false;             // more entries match after the last one returned
+  // More entries match beyond the page: after its last entry, or (with before_seq) before its
+  // first one.
+  bool has_more = false;
 };
 
 struct AppendResult {

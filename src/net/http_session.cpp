@@ -13,6 +13,7 @@
 
 #include "net/ws_session.hpp"
 #include "protocol/utf8.hpp"
+#include "web/static_assets.hpp"
 
 namespace pa::net {
 
@@ -151,7 +152,29 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       serve_health(req.keep_alive());
       return;
     }
+    // The web console: static files, no token (they hold no secrets; its WebSocket needs one).
+    if (req.method() == http::verb::get || req.method() == http::verb::head) {
+      if (const auto* asset = web::find_asset(target->path)) {
+        serve_asset(*asset);
+        return;
+      }
+    }
     respond(http::status::not_found, "not found", req.keep_alive());
+  }
+
+  void serve_asset(const web::Asset& asset) {
+    auto res = std::make_shared<web::Response>(web::respond(asset, parser_->get()));
+    const bool keep_alive = res->keep_alive();
+    http::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+          if (ec) return;
+          if (keep_alive) {
+            self->do_read();
+          } else {
+            self->shutdown();
+          }
+        });
   }
 
   // What the gate needs from the request (views into the parser's request and `target`).

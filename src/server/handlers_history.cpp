@@ -12,9 +12,10 @@ using protocol::ErrorCode;
 
 void Hub::handle_get_messages(Request request) {
   protocol::DataReader reader(request.message.data);
-  reader.allow_only({"since", "after_seq", "limit"});
+  reader.allow_only({"since", "after_seq", "before_seq", "limit"});
   const auto since = reader.string("since", false, 64);
   const auto after_seq = reader.uint("after_seq", false, 0, UINT64_MAX);
+  const auto before_seq = reader.uint("before_seq", false, 1, UINT64_MAX);
   const std::uint64_t cap = config_.limits.history_page_max;
   const auto limit = reader.uint("limit", false, 1, cap);
   if (!reader.ok()) {
@@ -31,6 +32,7 @@ void Hub::handle_get_messages(Request request) {
   history::Query query;
   query.since = since;
   query.after_seq = after_seq;
+  query.before_seq = before_seq;
   query.limit = limit.value_or(std::min<std::uint64_t>(1000, cap));
   with_project(std::move(request), [query](Request& r, Project& project) {
     const auto page = project.read_history(query);

@@ -1,18 +1,22 @@
 // Starts the built server for an end-to-end test: port 0, temp data dir, dev certificate.
+// A restart passes the previous server's `dir`, `port` and `token` and stops it with
+// `stop({ keepDir: true })`.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export async function startServer({ serverBinary, fakeClaude, extraArgs = [], env = {} }) {
-  const dir = mkdtempSync(join(tmpdir(), 'pa-e2e-'));
+export async function startServer({ serverBinary, fakeClaude, extraArgs = [], env = {},
+                                   dir = mkdtempSync(join(tmpdir(), 'pa-e2e-')), port: wantPort = 0,
+                                   token = 'e2e-token-' + Math.random().toString(16).slice(2) }) {
   const cert = join(dir, 'server.crt');
   const key = join(dir, 'server.key');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
-  const token = 'e2e-token-' + Math.random().toString(16).slice(2);
-  const child = spawn(serverBinary, ['--host', '127.0.0.1', '--port', '0', '--data-dir', join(dir, 'data'),
+  if (!existsSync(cert)) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  }
+  const child = spawn(serverBinary, ['--host', '127.0.0.1', '--port', String(wantPort), '--data-dir', join(dir, 'data'),
     '--tls-cert', cert, '--tls-key', key, '--claude-binary', fakeClaude, '--log-format', 'text',
     // The server refuses root without --allow-root; CI containers run tests as root.
     ...(process.getuid() === 0 ? ['--allow-root'] : []), ...extraArgs],
@@ -34,13 +38,13 @@ export async function startServer({ serverBinary, fakeClaude, extraArgs = [], en
   });
   return {
     port, token, dir, log,
-    async stop() {
+    async stop({ keepDir = false } = {}) {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         await exited;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

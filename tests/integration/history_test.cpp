@@ -86,6 +86,18 @@ TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
   for (const auto& e : entries) newer += std::string(e.at("timestamp").as_string()) > ts20 ? 1 : 0;
   EXPECT_EQ(seqs(page).size(), newer);
 
+  // By before_seq: the newest entries below it, oldest first; with after_seq, a window.
+  page = get(*client, id, Json{{"before_seq", 20}, {"limit", 3}});
+  EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{17, 18, 19}));
+  EXPECT_TRUE(data(page).at("has_more").as_bool());
+  page = get(*client, id, Json{{"before_seq", 4}});
+  EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_FALSE(data(page).at("has_more").as_bool());
+  page = get(*client, id, Json{{"after_seq", 10}, {"before_seq", 14}, {"limit", 10}});
+  EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{11, 12, 13}));
+  EXPECT_FALSE(data(page).at("has_more").as_bool());
+  EXPECT_EQ(error_code(get(*client, id, Json{{"before_seq", 0}})), "INVALID_MESSAGE");
+
   EXPECT_EQ(error_code(get(*client, id, Json{{"since", "yesterday"}})), "INVALID_MESSAGE");
   EXPECT_EQ(error_code(get(*client, id, Json{{"limit", 0}})), "INVALID_MESSAGE");
   EXPECT_EQ(error_code(get(*client, id, Json{{"limit", 5000}})), "INVALID_MESSAGE");

@@ -239,7 +239,10 @@ TEST_F(HostileTest, DataFieldsOfEveryMessage) {
        std::vector<std::string>{"0", "1001", "-5", "1e3", "\"10\"", "18446744073709551615"}) {
     expect_invalid(*client, gm + R"({"limit":)" + v + "}}", "data.limit");
   }
-  expect_invalid(*client, gm + R"({"before_seq":1}})", "data.before_seq");
+  expect_invalid(*client, gm + R"({"before_of":1}})", "data.before_of");
+  for (const std::string& v : std::vector<std::string>{"0", "-1", "1.5", "\"1\"", "true", "[]"}) {
+    expect_invalid(*client, gm + R"({"before_seq":)" + v + "}}", "data.before_seq");
+  }
   // The largest after_seq is valid: nothing after it.
   const auto page = send_raw(*client, gm + R"({"after_seq":18446744073709551615,"limit":1000}})");
   ASSERT_EQ(str(page, "type"), "messages_response") << json::serialize(page);

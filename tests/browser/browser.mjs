@@ -1,0 +1,67 @@
+// Debian's Chromium driven by playwright-core (no browser download): one launch per test file,
+// a fresh context per test, and every page's console errors and uncaught exceptions collected.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const CHROMIUM = process.env.PA_CHROMIUM ?? '/usr/bin/chromium';
+export const ARTIFACTS = process.env.PA_ARTIFACTS_DIR ?? join(process.cwd(), 'test-artifacts');
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // playwright-core adds --no-sandbox (needed as root) unless chromiumSandbox is set. The rest
+    // keep Chromium off the network, which this machine does not have.
+    args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'],
+  });
+}
+
+// A page in its own context (own storage) that records console errors and page errors.
+export async function openPage(browser, { viewport = { width: 1200, height: 800 }, isMobile = false } = {}) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport, isMobile, hasTouch: isMobile });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.setDefaultTimeout(15000);
+  return { page, context, errors };
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
+
+export function consoleUrl(server, path = '/') {
+  return `https://127.0.0.1:${server.port}${path}?token=${encodeURIComponent(server.token)}`;
+}
+
+// Connected: the status pill says so.
+export async function waitConnected(page, timeout = 15000) {
+  await page.locator('[data-testid=conn-status][data-state=open]').waitFor({ timeout });
+}
+
+// Creates a project through the form and waits for its view.
+export async function createProject(page, dir) {
+  await page.locator('#new-path').fill(dir);
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.locator('#prompt').waitFor();
+  await page.locator('[data-testid=project-state][data-state=IDLE]').waitFor();
+}
+
+// Sends a prompt and waits until the run's result line is shown and the project is IDLE again.
+export async function runPrompt(page, prompt, { results = 1 } = {}) {
+  await page.locator('#prompt').fill(prompt);
+  await page.locator('#prompt').press('Control+Enter');
+  await page.locator('article[data-kind=result]').nth(results - 1).waitFor();
+  await page.locator('[data-testid=project-state][data-state=IDLE]').waitFor();
+}
+
+// The seqs of the stream's entries, in page order.
+export async function streamSeqs(page) {
+  return page.locator('.stream article[data-seq]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+}

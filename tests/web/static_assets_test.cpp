@@ -1,0 +1,119 @@
+// The embedded web console: lookup, content types, caching and security headers, conditional
+// and HEAD requests (without a server; tests/integration/console_test.cpp serves it for real).
+#include "web/static_assets.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace pa::web {
+namespace {
+
+namespace http = boost::beast::http;
+
+http::request<http::string_body> get(std::string target, http::verb method = http::verb::get) {
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, "localhost");
+  return req;
+}
+
+const Asset* first_under_assets(std::string_view ext) {
+  for (const auto& a : embedded_assets()) {
+    if (a.path.starts_with("/assets/") && a.path.ends_with(ext)) return &a;
+  }
+  return nullptr;
+}
+
+TEST(StaticAssets, TableIsSortedAndHoldsTheBuild) {
+  const auto table = embedded_assets();
+  ASSERT_FALSE(table.empty());
+  for (std::size_t i = 1; i < table.size(); ++i) EXPECT_LT(table[i - 1].path, table[i].path);
+  for (const auto& a : table) {
+    EXPECT_TRUE(a.path.starts_with("/")) << a.path;
+    EXPECT_EQ(a.etag.size(), 34u) << a.path;  // a quoted 32-hex-digit SHA-256 prefix
+    EXPECT_FALSE(a.body.empty()) << a.path;
+  }
+  EXPECT_NE(first_under_assets(".js"), nullptr);
+  EXPECT_NE(first_under_assets(".css"), nullptr);
+}
+
+TEST(StaticAssets, RootIsIndexAndUnknownPathsAreNot) {
+  const Asset* index = find_asset("/");
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(index, find_asset("/index.html"));
+  EXPECT_NE(index->body.find("<div id=\"app\">"), std::string_view::npos);
+  // The page loads its hashed script and style from /assets/, with no inline script.
+  const Asset* js = first_under_assets(".js");
+  ASSERT_NE(js, nullptr);
+  EXPECT_NE(index->body.find(std::string(js->path)), std::string_view::npos);
+  EXPECT_EQ(index->body.find("<script>"), std::string_view::npos);
+  for (const char* path : {"/ws", "/health", "/metrics", "/assets/", "/assets", "/index.htm",
+                           "/../index.html", "/assets/../index.html", "", "/INDEX.HTML"}) {
+    EXPECT_EQ(find_asset(path), nullptr) << path;
+  }
+}
+
+TEST(StaticAssets, ContentTypesFromTheExtension) {
+  EXPECT_EQ(content_type("/index.html"), "text/html; charset=utf-8");
+  EXPECT_EQ(content_type("/assets/index-abc.js"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(content_type("/assets/index-abc.css"), "text/css; charset=utf-8");
+  EXPECT_EQ(content_type("/favicon.svg"), "image/svg+xml");
+  EXPECT_EQ(content_type("/x.png"), "image/png");
+  EXPECT_EQ(content_type("/no-extension"), "application/octet-stream");
+}
+
+TEST(StaticAssets, IndexIsRevalidatedWithSecurityHeaders) {
+  const Asset* index = find_asset("/");
+  ASSERT_NE(index, nullptr);
+  const auto res = respond(*index, get("/"));
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_type], "text/html; charset=utf-8");
+  EXPECT_EQ(res[http::field::cache_control], "no-cache");
+  EXPECT_EQ(res[http::field::etag], index->etag);
+  EXPECT_EQ(res["Content-Security-Policy"], kContentSecurityPolicy);
+  EXPECT_EQ(res["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(res["Referrer-Policy"], "no-referrer");
+  EXPECT_EQ(res[http::field::content_length], std::to_string(index->body.size()));
+  EXPECT_EQ(std::string_view(res.body().data(), res.body().size()), index->body);
+  EXPECT_NE(kContentSecurityPolicy.find("default-src 'none'"), std::string_view::npos);
+  EXPECT_NE(kContentSecurityPolicy.find("frame-ancestors 'none'"), std::string_view::npos);
+}
+
+TEST(StaticAssets, HashedAssetsAreImmutable) {
+  const Asset* js = first_under_assets(".js");
+  ASSERT_NE(js, nullptr);
+  const auto res = respond(*js, get(std::string(js->path)));
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::cache_control], "public, max-age=31536000, immutable");
+  EXPECT_EQ(res[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(res["Content-Security-Policy"], kContentSecurityPolicy);
+}
+
+TEST(StaticAssets, IfNoneMatchGives304WithoutBody) {
+  const Asset* index = find_asset("/");
+  ASSERT_NE(index, nullptr);
+  for (std::string header : {std::string(index->etag), "\"other\", " + std::string(index->etag),
+                             "W/" + std::string(index->etag), std::string("*")}) {
+    auto req = get("/");
+    req.set(http::field::if_none_match, header);
+    const auto res = respond(*index, req);
+    EXPECT_EQ(res.result(), http::status::not_modified) << header;
+    EXPECT_EQ(res.body().size(), 0u);
+    EXPECT_EQ(res[http::field::etag], index->etag);
+  }
+  auto req = get("/");
+  req.set(http::field::if_none_match, "\"stale\"");
+  EXPECT_EQ(respond(*index, req).result(), http::status::ok);
+}
+
+TEST(StaticAssets, HeadHasGetsHeadersAndNoBody) {
+  const Asset* index = find_asset("/");
+  ASSERT_NE(index, nullptr);
+  const auto res = respond(*index, get("/", http::verb::head));
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_length], std::to_string(index->body.size()));
+  EXPECT_EQ(res.body().size(), 0u);
+}
+
+}  // namespace
+}  // namespace pa::web

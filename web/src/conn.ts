@@ -1,0 +1,147 @@
+// One WebSocket to /ws with automatic reconnect (exponential backoff with jitter), requests
+// matched to replies by request_id, and every incoming message handed to the listeners.
+export interface Envelope {
+  type: string;
+  project_id?: string;
+  data?: any;
+  request_id?: string;
+  seq?: number;
+  timestamp?: string;
+}
+
+export type Status =
+  | { kind: 'connecting'; attempt: number }
+  | { kind: 'open' }
+  | { kind: 'waiting'; attempt: number; retryAt: number }
+  | { kind: 'stopped' };
+
+export class RequestError extends Error {
+  constructor(public readonly reply: Envelope) {
+    super(reply.data?.message ?? 'request failed');
+  }
+  get code(): string {
+    return this.reply.data?.code ?? '';
+  }
+}
+
+interface Pending {
+  resolve: (m: Envelope) => void;
+  reject: (e: Error) => void;
+}
+
+const MIN_DELAY_MS = 500;
+const MAX_DELAY_MS = 15000;
+
+export class Connection {
+  private ws: WebSocket | null = null;
+  private pending = new Map<string, Pending>();
+  private nextId = 1;
+  private attempt = 0;
+  private timer: number | undefined;
+  private stopped = true;
+  status: Status = { kind: 'stopped' };
+  readonly onMessage = new Set<(m: Envelope) => void>();
+  readonly onStatus = new Set<(s: Status) => void>();
+  // Called after every (re)connect, before queued user actions: re-join, catch up.
+  readonly onOpen = new Set<() => void>();
+
+  constructor(private token: string, private clientName: string) {
+    window.addEventListener('online', () => this.retryNow());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.retryNow();
+    });
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    window.clearTimeout(this.timer);
+    this.ws?.close(1000);
+    this.ws = null;
+    this.setStatus({ kind: 'stopped' });
+  }
+
+  // While waiting to reconnect: try at once (the network came back, the tab became visible).
+  retryNow(): void {
+    if (this.stopped || this.status.kind !== 'waiting') return;
+    window.clearTimeout(this.timer);
+    this.open();
+  }
+
+  get isOpen(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  request(type: string, projectId?: string, data?: object): Promise<Envelope> {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error('not connected'));
+    }
+    const requestId = `c${this.nextId++}`;
+    const msg: Envelope = { type, request_id: requestId };
+    if (projectId) msg.project_id = projectId;
+    if (data) msg.data = data;
+    return new Promise((resolve, reject) => {
+      this.pending.set(requestId, { resolve, reject });
+      this.ws!.send(JSON.stringify(msg));
+    });
+  }
+
+  private open(): void {
+    this.attempt++;
+    this.setStatus({ kind: 'connecting', attempt: this.attempt });
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const url = `${scheme}//${location.host}/ws?token=${encodeURIComponent(this.token)}` +
+      `&client_name=${encodeURIComponent(this.clientName)}`;
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.attempt = 0;
+      this.setStatus({ kind: 'open' });
+      for (const f of this.onOpen) f();
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws || typeof ev.data !== 'string') return;
+      let msg: Envelope;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      this.dispatch(msg);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      const lost = new Error('connection lost');
+      for (const p of this.pending.values()) p.reject(lost);
+      this.pending.clear();
+      if (this.stopped) return;
+      const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** Math.max(0, this.attempt - 1));
+      const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+      this.setStatus({ kind: 'waiting', attempt: this.attempt, retryAt: Date.now() + delay });
+      this.timer = window.setTimeout(() => this.open(), delay);
+    };
+  }
+
+  private dispatch(msg: Envelope): void {
+    // Listeners first: a reply may also be a broadcast the views must see (project_state).
+    for (const f of this.onMessage) f(msg);
+    const id = msg.request_id;
+    if (id && this.pending.has(id)) {
+      const p = this.pending.get(id)!;
+      this.pending.delete(id);
+      if (msg.type === 'error') p.reject(new RequestError(msg));
+      else p.resolve(msg);
+    }
+  }
+
+  private setStatus(s: Status): void {
+    this.status = s;
+    for (const f of this.onStatus) f(s);
+  }
+}
