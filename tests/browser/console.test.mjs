@@ -158,22 +158,6 @@ test('a permission request answered on one page disappears from the other', asyn
   const dir = projectDir();
   await createProject(a.page, dir);
 
-  // A server without the permission protocol (issue 8) has no cards to show: the test says so
-  // as a skip with its reason rather than failing on a feature that is not there.
-  const projectId = decodeURIComponent(new URL(a.page.url()).hash.replace('#/p/', ''));
-  const supported = await a.page.evaluate(({ token, id }) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(`wss://${location.host}/ws?token=${encodeURIComponent(token)}`);
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'project_join', project_id: id, request_id: 'probe' }));
-    ws.onmessage = (e) => {
-      const m = JSON.parse(e.data);
-      if (m.request_id === 'probe') { ws.close(); resolve('pending_permissions' in (m.data ?? {})); }
-    };
-    ws.onerror = () => reject(new Error('probe connection failed'));
-  }), { token: server.token, id: projectId });
-  if (!supported) {
-    t.skip('this server has no permission protocol yet (issue 8): project_joined carries no pending_permissions');
-    return;
-  }
   await b.page.goto(consoleUrl(server, '/'));
   await waitConnected(b.page);
   await b.page.locator('ul.projects li', { hasText: dir }).locator('a').click();

@@ -622,27 +622,27 @@ TEST_F(HostileTest, UnknownProjectIdsInEveryProjectMessage) {
   const std::vector<std::string> ids = {"00000000-0000-4000-8000-000000000000",
                                         base_id_.substr(0, 35), base_id_ + " ",
                                         std::string(128, 'f'), "\u00e9\u4e2d\U0001F600"};
+  // The data each type needs to get as far as the project lookup.
+  auto valid_data = [](const std::string& type) {
+    if (type == "execute") return Json{{"prompt", "hi"}};
+    if (type == "permission_response") return Json{{"permission_id", "p"}, {"decision", "allow"}};
+    return Json{};
+  };
   for (const auto& type : types) {
     for (const auto& id : ids) {
-      Json message{{"type", type}, {"project_id", id}};
-      if (type == "execute") message["data"] = Json{{"prompt", "hi"}};
-      if (type == "permission_response") {
-        message["data"] = Json{{"permission_id", "p"}, {"decision", "allow"}};
-      }
+      Json message{{"type", type}, {"project_id", id}, {"data", valid_data(type)}};
       const auto m = client->request(message);
       EXPECT_EQ(error_code(m), "PROJECT_NOT_FOUND") << type << " " << id;
       EXPECT_EQ(str(m, "project_id"), id);
       EXPECT_EQ(str(data(m).at("details").as_object(), "project_id"), id);
     }
     // The id in data works the same way.
-    Json in_data{{"project_id", ids[0]}};
-    if (type == "execute") in_data["prompt"] = "hi";
+    Json in_data = valid_data(type);
+    in_data["project_id"] = ids[0];
     EXPECT_EQ(error_code(client->request(Json{{"type", type}, {"data", in_data}})),
               "PROJECT_NOT_FOUND");
     // Without an id: INVALID_MESSAGE naming project_id.
-    Json no_id{{"type", type}};
-    if (type == "execute") no_id["data"] = Json{{"prompt", "hi"}};
-    const auto m = client->request(no_id);
+    const auto m = client->request(Json{{"type", type}, {"data", valid_data(type)}});
     EXPECT_EQ(error_code(m), "INVALID_MESSAGE") << type;
     EXPECT_EQ(field_of(m), "project_id") << type;
   }
@@ -652,8 +652,7 @@ TEST_F(HostileTest, UnknownProjectIdsInEveryProjectMessage) {
   ASSERT_EQ(str(client->request(Json{{"type", "project_delete"}, {"project_id", id}}), "type"),
             "project_deleted");
   for (const auto& type : types) {
-    Json message{{"type", type}, {"project_id", id}};
-    if (type == "execute") message["data"] = Json{{"prompt", "hi"}};
+    Json message{{"type", type}, {"project_id", id}, {"data", valid_data(type)}};
     EXPECT_EQ(error_code(client->request(message)), "PROJECT_NOT_FOUND") << type;
   }
   EXPECT_EQ(records().size(), base_runs_);
