@@ -33,13 +33,13 @@ test: build
 test-asan: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=asan -DPA_BUILD_BENCH=OFF" build
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600 -LE browser
+	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600 -LE browser -E '$(NOT_SANITIZED)'
 
 # ThreadSanitizer build of everything, then the whole suite but the browser tests.
 test-race: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=tsan -DPA_BUILD_BENCH=OFF" build
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600 -LE browser
+	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600 -LE browser -E '$(NOT_SANITIZED)'
 
 # libFuzzer targets (fuzz/, clang + ASan + UBSan) in build-fuzz, each run for FUZZ_SECONDS on a
 # scratch copy of its seed corpus (fuzz/corpus/<name>); a crash fails the target. See fuzz/README.md.

@@ -163,7 +163,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   void serve_asset(const web::Asset& asset) {
-    auto res = std::make_shared<web::Response>(web::respond(asset, parser_->get()));
+    send(std::make_shared<web::Response>(web::respond(asset, parser_->get())));
+  }
+
+  // Writes a response; then reads the next request, or shuts down when not kept alive.
+  template <class Response>
+  void send(std::shared_ptr<Response> res) {
     const bool keep_alive = res->keep_alive();
     http::async_write(
         stream_, *res,
@@ -289,16 +294,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
-    http::async_write(
-        stream_, *res,
-        [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
-          if (ec) return;
-          if (keep_alive) {
-            self->do_read();
-          } else {
-            self->shutdown();
-          }
-        });
+    send(std::move(res));
   }
 
   void shutdown() {

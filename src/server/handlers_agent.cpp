@@ -179,19 +179,30 @@ void Hub::handle_execute(Request request) {
   });
 }
 
-void Hub::handle_agent_kill(Request request) {
+// agent_kill and agent_interrupt: `stop` the run if there is one (the reply is the final IDLE),
+// else answer the unchanged IDLE state at once.
+void Hub::stop_run(Request request, std::string_view what,
+                   void (*stop)(AgentRun& run, const Requester& requester)) {
   if (!request.expect_no_data()) return;
-  with_project(std::move(request), [](Request& r, Project& project) {
+  with_project(std::move(request), [what, stop](Request& r, Project& project) {
     if (auto run = project.run) {
-      const auto requester = r.requester();
-      spdlog::info("agent_kill for project {} from connection {}", project.id(),
-                   r.connection->id());
-      run->stop(AgentRun::Stop::kKill, &requester);
+      spdlog::info("{} for project {} from connection {}", what, project.id(), r.connection->id());
+      stop(*run, r.requester());
       return;
     }
-    // Nothing running: the answer is the (unchanged) IDLE state.
     r.reply("project_state", projects::to_json(project.snapshot()));
   });
+}
+
+void Hub::handle_agent_kill(Request request) {
+  stop_run(std::move(request), "agent_kill", [](AgentRun& run, const Requester& requester) {
+    run.stop(AgentRun::Stop::kKill, &requester);
+  });
+}
+
+void Hub::handle_agent_interrupt(Request request) {
+  stop_run(std::move(request), "agent_interrupt",
+           [](AgentRun& run, const Requester& requester) { run.interrupt(&requester); });
 }
 
 // strand: execute mode "queue" while a run is active.
@@ -213,20 +224,6 @@ void Hub::queue_follow_up(Request& r, Project& project, std::string prompt,
       r.fail(busy_error(project, "it is being stopped; send the prompt again when it is IDLE"));
       return;
   }
-}
-
-void Hub::handle_agent_interrupt(Request request) {
-  if (!request.expect_no_data()) return;
-  with_project(std::move(request), [](Request& r, Project& project) {
-    if (auto run = project.run) {
-      const auto requester = r.requester();
-      spdlog::info("agent_interrupt for project {} from connection {}", project.id(),
-                   r.connection->id());
-      run->interrupt(&requester);
-      return;
-    }
-    r.reply("project_state", projects::to_json(project.snapshot()));
-  });
 }
 
 void Hub::handle_permission_response(Request request) {

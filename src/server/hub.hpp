@@ -95,6 +95,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void handle_permission_response(Request request);
   void queue_follow_up(Request& r, Project& project, std::string prompt,
                        const std::string& recorded);
+  void stop_run(Request request, std::string_view what,
+                void (*stop)(AgentRun& run, const Requester& requester));
 
   // Runs `fn(project)` on the project's strand, or fails the request with PROJECT_NOT_FOUND.
   void with_project(Request request, std::function<void(Request&, Project&)> fn);

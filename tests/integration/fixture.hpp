@@ -72,6 +72,33 @@ inline bool is_state(const Json& m, std::string_view state) {
   return str(m, "type") == "project_state" && str(data(m), "state") == state;
 }
 
+// The CLI lines (agent_message data) of type `cli_type` among `messages`, in order.
+inline std::vector<Json> cli_lines_of_type(const std::vector<Json>& messages,
+                                           std::string_view cli_type) {
+  std::vector<Json> out;
+  for (const auto& m : messages) {
+    if (str(m, "type") == "agent_message" && str(data(m), "type") == cli_type) {
+      out.push_back(data(m));
+    }
+  }
+  return out;
+}
+
+// The tool_result blocks of the CLI's user lines among `messages`, in order.
+inline std::vector<Json> tool_result_blocks(const std::vector<Json>& messages) {
+  std::vector<Json> out;
+  for (const auto& line : cli_lines_of_type(messages, "user")) {
+    const auto& content = line.at("message").at("content");
+    if (!content.is_array()) continue;
+    for (const auto& block : content.as_array()) {
+      if (block.is_object() && str(block.as_object(), "type") == "tool_result") {
+        out.push_back(block.as_object());
+      }
+    }
+  }
+  return out;
+}
+
 // A server whose fake CLI records each run (argv, env, cwd) and keeps sessions in a temp dir.
 class AgentServerTest : public ServerTest {
  protected:

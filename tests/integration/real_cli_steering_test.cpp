@@ -26,28 +26,6 @@ class RealCliSteeringTest : public RealCliStubTest {
     return "[[stub:tool command=\"" + command + "\"]] please";
   }
 
-  // The tool_result blocks of the CLI's user lines among `seen`.
-  static std::vector<Json> tool_results(const std::vector<Json>& seen) {
-    std::vector<Json> out;
-    for (const auto& line : cli_lines(seen)) {
-      if (str(line, "type") != "user") continue;
-      const auto& content = line.at("message").at("content");
-      if (!content.is_array()) continue;
-      for (const auto& block : content.as_array()) {
-        if (block.is_object() && str(block.as_object(), "type") == "tool_result") {
-          out.push_back(block.as_object());
-        }
-      }
-    }
-    return out;
-  }
-  static std::vector<Json> results(const std::vector<Json>& seen) {
-    std::vector<Json> out;
-    for (const auto& line : cli_lines(seen)) {
-      if (str(line, "type") == "result") out.push_back(line);
-    }
-    return out;
-  }
   std::size_t runs_started() {
     std::size_t n = 0;
     for (const auto& l : server_->log_lines())
@@ -72,7 +50,7 @@ TEST_F(RealCliSteeringTest, AllowRunsTheToolForReal) {
   EXPECT_EQ(str(data(resolved), "decision"), "allow") << json::serialize(resolved);
   const auto seen = until_idle(*client, 120s);
   EXPECT_TRUE(fs::exists(dir / "allowed.txt"));
-  const auto r = results(seen);
+  const auto r = cli_lines_of_type(seen, "result");
   ASSERT_EQ(r.size(), 1u);
   EXPECT_FALSE(r[0].at("is_error").as_bool());
   EXPECT_TRUE(r[0].at("permission_denials").as_array().empty());
@@ -91,12 +69,12 @@ TEST_F(RealCliSteeringTest, DenyGivesAnErrorToolResultAndAPermissionDenial) {
           {"message", "Not from my phone"}});
   const auto seen = until_idle(*client, 120s);
   EXPECT_FALSE(fs::exists(dir / "denied.txt"));
-  const auto blocks = tool_results(seen);
+  const auto blocks = tool_result_blocks(seen);
   ASSERT_EQ(blocks.size(), 1u);
   EXPECT_TRUE(blocks[0].at("is_error").as_bool());
   EXPECT_NE(json::serialize(blocks[0].at("content")).find("Not from my phone"), std::string::npos)
       << json::serialize(blocks[0]);
-  const auto r = results(seen);
+  const auto r = cli_lines_of_type(seen, "result");
   ASSERT_EQ(r.size(), 1u);
   const auto& denials = r[0].at("permission_denials").as_array();
   ASSERT_EQ(denials.size(), 1u);
@@ -178,7 +156,7 @@ TEST_F(RealCliSteeringTest, NoAnswerInTimeDenies) {
   EXPECT_EQ(str(resolved, "decision"), "deny");
   const auto seen = until_idle(*client, 120s);
   EXPECT_FALSE(fs::exists(dir / "too-late.txt"));
-  const auto r = results(seen);
+  const auto r = cli_lines_of_type(seen, "result");
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].at("permission_denials").as_array().size(), 1u);
   const auto late = answer(*client, id, {{"permission_id", permission_id}, {"decision", "allow"}});
@@ -225,11 +203,11 @@ TEST_F(RealCliSteeringTest, RememberedToolIsNotAskedAgainInAQueuedFollowUp) {
           {"remember", "session"}});
   const auto seen = until_idle(*client, 180s);
   for (const auto& m : seen) EXPECT_FALSE(is(m, "permission_request")) << json::serialize(m);
-  const auto r = results(seen);
+  const auto r = cli_lines_of_type(seen, "result");
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(str(r[0], "session_id"), str(r[1], "session_id"));
-  for (const auto& block : tool_results(seen)) EXPECT_FALSE(block.at("is_error").as_bool());
-  EXPECT_EQ(tool_results(seen).size(), 2u);
+  for (const auto& block : tool_result_blocks(seen)) EXPECT_FALSE(block.at("is_error").as_bool());
+  EXPECT_EQ(tool_result_blocks(seen).size(), 2u);
   EXPECT_EQ(runs_started(), 1u);
   EXPECT_TRUE(fs::exists(dir / "remembered.txt"));
 }
@@ -247,7 +225,7 @@ TEST_F(RealCliSteeringTest, QueuedFollowUpRunsAfterTheFirstTurnInTheSameSession)
   ASSERT_EQ(str(queued, "type"), "prompt_queued") << json::serialize(queued);
   answer(*client, id, {{"permission_id", str(ask, "permission_id")}, {"decision", "allow"}});
   const auto seen = until_idle(*client, 180s);
-  const auto r = results(seen);
+  const auto r = cli_lines_of_type(seen, "result");
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(str(r[1], "result"), "second turn");
   EXPECT_EQ(str(r[0], "session_id"), str(r[1], "session_id"));
@@ -277,7 +255,7 @@ TEST_F(RealCliSteeringTest, InterruptEndsTheTurnAndTheNextExecuteResumes) {
   }
   execute_ok(*client, id, "[[stub:text text=\"resumed\"]]");
   const auto seen = until_idle(*client, 120s);
-  const auto r = results(seen);
+  const auto r = cli_lines_of_type(seen, "result");
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(str(r[0], "session_id"), session);
   EXPECT_EQ(str(r[0], "result"), "resumed");

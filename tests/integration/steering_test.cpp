@@ -48,30 +48,6 @@ class SteeringTest : public AgentServerTest {
     return client.request(Json{{"type", "project_join"}, {"project_id", project_id}});
   }
 
-  // Every CLI line of type `cli_type` among `messages` (agent_message data).
-  static std::vector<Json> cli_lines(const std::vector<Json>& messages, std::string_view cli_type) {
-    std::vector<Json> out;
-    for (const auto& m : messages) {
-      if (is(m, "agent_message") && str(data(m), "type") == cli_type) out.push_back(data(m));
-    }
-    return out;
-  }
-
-  // The tool_result blocks in the CLI's user lines.
-  static std::vector<Json> tool_results(const std::vector<Json>& messages) {
-    std::vector<Json> out;
-    for (const auto& line : cli_lines(messages, "user")) {
-      const auto& content = line.at("message").at("content");
-      if (!content.is_array()) continue;
-      for (const auto& block : content.as_array()) {
-        if (block.is_object() && str(block.as_object(), "type") == "tool_result") {
-          out.push_back(block.as_object());
-        }
-      }
-    }
-    return out;
-  }
-
   std::vector<Json> history(WsClient& client, const std::string& project_id) {
     const auto page = client.request(
         Json{{"type", "get_messages"}, {"project_id", project_id}, {"data", {{"limit", 1000}}}});
@@ -118,11 +94,11 @@ TEST_F(SteeringTest, AllowRunsTheToolAndTheAuditIsInHistory) {
   EXPECT_TRUE(std::regex_match(str(r, "input_sha256"), std::regex("[0-9a-f]{64}")));
 
   const auto seen = until_idle(*client);
-  const auto results = tool_results(seen);
+  const auto results = tool_result_blocks(seen);
   ASSERT_EQ(results.size(), 1u);
   EXPECT_FALSE(results[0].at("is_error").as_bool());
   EXPECT_EQ(str(results[0], "content"), "ran: touch made-by-tool.txt");
-  EXPECT_TRUE(cli_lines(seen, "result").back().at("permission_denials").as_array().empty());
+  EXPECT_TRUE(cli_lines_of_type(seen, "result").back().at("permission_denials").as_array().empty());
 
   // The CLI was asked through stdio and got the original input back.
   const auto rec = records();
@@ -169,11 +145,11 @@ TEST_F(SteeringTest, DenyGivesTheCliErrorToolResultAndADenial) {
       {{"permission_id", permission_id}, {"decision", "deny"}, {"message", "Not on my phone"}});
   ASSERT_EQ(str(data(resolved), "decision"), "deny") << json::serialize(resolved);
   const auto seen = until_idle(*client);
-  const auto results = tool_results(seen);
+  const auto results = tool_result_blocks(seen);
   ASSERT_EQ(results.size(), 1u);
   EXPECT_TRUE(results[0].at("is_error").as_bool());
   EXPECT_EQ(str(results[0], "content"), "Not on my phone");
-  const auto denials = cli_lines(seen, "result").back().at("permission_denials").as_array();
+  const auto denials = cli_lines_of_type(seen, "result").back().at("permission_denials").as_array();
   ASSERT_EQ(denials.size(), 1u);
   EXPECT_EQ(str(denials[0].as_object(), "tool_name"), "Bash");
 
@@ -181,7 +157,7 @@ TEST_F(SteeringTest, DenyGivesTheCliErrorToolResultAndADenial) {
   execute(*client, id, kAsk);
   const std::string second = str(data(next(*client, "permission_request")), "permission_id");
   answer(*client, id, {{"permission_id", second}, {"decision", "deny"}});
-  const auto again = tool_results(until_idle(*client));
+  const auto again = tool_result_blocks(until_idle(*client));
   ASSERT_EQ(again.size(), 1u);
   EXPECT_NE(str(again[0], "content").find("Denied by connection"), std::string::npos)
       << str(again[0], "content");
@@ -253,7 +229,7 @@ TEST_F(SteeringTest, ReconnectWhilePendingThenAnswerAfterRejoining) {
   const auto resolved =
       answer(*phone, id, {{"permission_id", permission_id}, {"decision", "allow"}});
   EXPECT_EQ(str(resolved, "type"), "permission_resolved") << json::serialize(resolved);
-  const auto results = tool_results(until_idle(*phone));
+  const auto results = tool_result_blocks(until_idle(*phone));
   ASSERT_EQ(results.size(), 1u);
   EXPECT_FALSE(results[0].at("is_error").as_bool());
   EXPECT_TRUE(data(join(*phone, id)).at("pending_permissions").as_array().empty());
@@ -291,10 +267,10 @@ TEST_F(SteeringTest, RememberSessionIsNotAskedAgain) {
   EXPECT_EQ(str(data(resolved), "remember"), "session");
   const auto seen = until_idle(*client);
   for (const auto& m : seen) EXPECT_FALSE(is(m, "permission_request")) << json::serialize(m);
-  const auto results = tool_results(seen);
+  const auto results = tool_result_blocks(seen);
   ASSERT_EQ(results.size(), 2u);  // both turns ran the tool; the second without asking
   for (const auto& result : results) EXPECT_FALSE(result.at("is_error").as_bool());
-  EXPECT_EQ(cli_lines(seen, "result").size(), 2u);
+  EXPECT_EQ(cli_lines_of_type(seen, "result").size(), 2u);
   // The CLI got its own suggestion back, scoped to the session.
   const std::string stdin_text = json::serialize(records().at(0).at("stdin"));
   EXPECT_NE(stdin_text.find("updatedPermissions"), std::string::npos);
@@ -469,7 +445,7 @@ TEST_F(PermissionTimeoutTest, NoAnswerDeniesWithAMessageSayingSo) {
   EXPECT_EQ(str(resolved, "decision"), "deny");
   EXPECT_EQ(str(resolved, "reason"), "timeout");
   EXPECT_EQ(str(resolved.at("by").as_object(), "type"), "server");
-  const auto results = tool_results(until_idle(*client));
+  const auto results = tool_result_blocks(until_idle(*client));
   ASSERT_EQ(results.size(), 1u);
   EXPECT_TRUE(results[0].at("is_error").as_bool());
   EXPECT_NE(str(results[0], "content").find("claude.permission_timeout (1s)"), std::string::npos)
@@ -490,7 +466,7 @@ TEST_F(NoPermissionPromptTest, TheCliDecidesAlone) {
   execute(*client, id, kAsk);
   const auto seen = until_idle(*client);
   for (const auto& m : seen) EXPECT_FALSE(is(m, "permission_request"));
-  const auto denials = cli_lines(seen, "result").back().at("permission_denials").as_array();
+  const auto denials = cli_lines_of_type(seen, "result").back().at("permission_denials").as_array();
   EXPECT_EQ(denials.size(), 1u);  // the CLI's own non-interactive denial
   EXPECT_EQ(json::serialize(records().at(0).at("argv")).find("--permission-prompt-tool"),
             std::string::npos);
