@@ -28,14 +28,18 @@ build: deps $(BUILD_DIR)/build.ninja
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(TEST_JOBS) --timeout 300
 
-# ASan + UBSan build of everything, then the whole suite but the browser tests (they test the
-# page, not the server's memory, and `make test` runs them).
+# Sanitizer runs leave out the browser tests (they test the page, not the server's memory) and
+# the tests that mostly run the real CLI under node: the server paths those reach run under the
+# sanitizers in the fake-CLI tests, and they would add minutes to CI. `make test` runs both.
+NOT_SANITIZED := ^(RealCli|AllModes/RealCliPermissionMode)
+
+# ASan + UBSan build of everything, then the whole suite but the tests above.
 test-asan: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=asan -DPA_BUILD_BENCH=OFF" build
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(TEST_JOBS) --timeout 600 -LE browser -E '$(NOT_SANITIZED)'
 
-# ThreadSanitizer build of everything, then the whole suite but the browser tests.
+# ThreadSanitizer build of everything, then the whole suite but the tests named above.
 test-race: deps
 	$(MAKE) --no-print-directory BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS="-DPA_SANITIZE=tsan -DPA_BUILD_BENCH=OFF" build
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
