@@ -6,9 +6,12 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "support/server_process.hpp"
 #include "support/ws_client.hpp"
@@ -26,6 +29,50 @@ inline const Json& data(const Json& m) {
 }
 inline std::string error_code(const Json& m) {
   return m.at("type").as_string() == "error" ? str(data(m), "code") : std::string();
+}
+
+// Polls `condition` until it holds or the deadline passes (for things that send no event, such
+// as a file a tool creates or a process leaving /proc).
+inline bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// The process group and state of a live pid from /proc/<pid>/stat; nullopt when it is gone.
+struct ProcStat {
+  char state = '?';
+  pid_t pgid = 0;
+};
+inline std::optional<ProcStat> proc_stat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (text.empty() || close == std::string::npos) return std::nullopt;
+  std::istringstream rest(text.substr(close + 2));
+  ProcStat st;
+  pid_t ppid = 0;
+  rest >> st.state >> ppid >> st.pgid;
+  return st;
+}
+inline bool alive(pid_t pid) {
+  const auto st = proc_stat(pid);
+  return st && st->state != 'Z' && st->state != 'X';
+}
+// Live pids whose process group is `pgid`.
+inline std::vector<pid_t> group_members(pid_t pgid) {
+  std::vector<pid_t> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    const auto st = proc_stat(pid);
+    if (st && st->pgid == pgid && st->state != 'Z' && st->state != 'X') out.push_back(pid);
+  }
+  return out;
 }
 
 class ServerTest : public ::testing::Test {
