@@ -160,4 +160,7 @@ std::uint64_t parse_size(const std::string& key, const std::string& text);  // p
 // The effective configuration as YAML with secrets (auth.token) redacted.
 std::string to_yaml(const Config& config);
 
+// Formats a duration the way the parser reads it: "0", "250ms", "30s", "5m", "1h".
+std::string format_duration(Millis d);
+
 }  // namespace pa::config

@@ -754,6 +754,8 @@ std::string show_yaml_value(const YAML::Node& node) {
   return text;
 }
 
+}  // namespace detail
+
 std::string format_duration(Millis d) {
   const auto ms = d.count();
   if (ms == 0) return "0";
@@ -763,6 +765,8 @@ std::string format_duration(Millis d) {
   if (sec % 60 == 0) return std::to_string(sec / 60) + "m";
   return std::to_string(sec) + "s";
 }
+
+namespace detail {
 
 std::string text_value(const Setting& s, const Config& config) {
   return std::visit(Overloaded{

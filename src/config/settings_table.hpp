@@ -77,7 +77,4 @@ std::string brief_allowed(const Setting& s);
 // The reference tables of docs/configuration.md (one Markdown table per section).
 std::string reference_markdown();
 
-// Formats a duration the way the parser reads it: "0", "250ms", "30s", "5m", "1h".
-std::string format_duration(Millis d);
-
 }  // namespace pa::config::detail

@@ -225,8 +225,9 @@ void AgentRun::on_line(std::string line) {
   response_bytes_ += line.size();
   arm_idle_timer();
   const auto parsed = agent::inspect_cli_line(line);
-  if (parsed.type == "control_request") {
-    // A question for the host (can_use_tool): answered by clients, not shown as a CLI line.
+  if (parsed.type == "control_request" || parsed.type == "control_cancel_request") {
+    // Rare lines, parsed again in full: a question for the host (can_use_tool) is answered by
+    // clients and not shown as a CLI line; a cancel closes the question it names.
     boost::system::error_code ec;
     json::parse_options options;
     options.max_depth = 1024;
@@ -235,13 +236,9 @@ void AgentRun::on_line(std::string line) {
       if (auto request = agent::parse_control_request(value.get_object())) {
         on_control_request(line, *request);
         if (request->ask) return;  // others are refused, and still shown as CLI lines
+      } else if (auto id = agent::parse_control_cancel(value.get_object())) {
+        on_control_cancel(*id);
       }
-    }
-  } else if (parsed.type == "control_cancel_request") {
-    boost::system::error_code ec;
-    const json::value value = json::parse(line, ec);
-    if (!ec && value.is_object()) {
-      if (auto id = agent::parse_control_cancel(value.get_object())) on_control_cancel(*id);
     }
   }
   if (!parsed.is_json_object) {

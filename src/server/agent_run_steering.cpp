@@ -30,12 +30,6 @@ std::string describe_who(const json::object& by) {
   return out;
 }
 
-std::string format_duration(std::chrono::seconds s) {
-  const auto n = s.count();
-  if (n % 3600 == 0) return std::to_string(n / 3600) + "h";
-  if (n % 60 == 0) return std::to_string(n / 60) + "m";
-  return std::to_string(n) + "s";
-}
 }  // namespace
 
 // ---- follow-up prompts ----
@@ -201,7 +195,7 @@ void AgentRun::expire_permission(const std::string& permission_id) {
   auto it = permissions_.find(permission_id);
   if (it == permissions_.end()) return;
   const std::string message = "No answer within claude.permission_timeout (" +
-                              format_duration(context_.config.claude.permission_timeout) +
+                              config::format_duration(context_.config.claude.permission_timeout) +
                               "): denied by Pocket Agent Server";
   child_->write_stdin(agent::deny_response_line(it->second.ask.cli_request_id, message));
   close_permission(permission_id, "deny", "timeout", json::object{{"type", "server"}}, {}, message,
