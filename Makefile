@@ -77,7 +77,7 @@ certs:
 
 # Installs, builds, makes a certificate and starts the server with data in ./data.
 run: build certs
-	@mkdir -p $(DATA_DIR)
+	@mkdir -p -m 0700 $(DATA_DIR)
 	@token=$$($(SERVER) token --data-dir $(DATA_DIR)) && \
 	  port=$${PA_SERVER_PORT:-8443} && \
 	  echo "" && \
@@ -91,7 +91,9 @@ run: build certs
 
 # The binary, share/pocket-agent/config.example.yaml and lib/systemd/system/pocket-agent-server.service
 # (rendered for PREFIX) under $(DESTDIR)$(PREFIX); see deploy/CMakeLists.txt.
-install: build
+# It builds what is missing but does not run `deps` (no apt-get or npm as root under `sudo`).
+install: $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 # Microbenchmarks, then every load scenario at a small size (under 3 minutes; bench/run-load.sh).

@@ -129,6 +129,9 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     return kExitConfig;
   }
   if (::geteuid() == 0) spdlog::warn("running as root (--allow-root): the agent has root's rights");
+  // TLS settings are checked before anything is written: a bad certificate leaves no trace.
+  std::optional<asio::ssl::context> tls;
+  if (cfg.tls.enabled) tls.emplace(pa::net::make_tls_context(cfg.tls));
   if (!prepare_data_dir(cfg.data.dir)) return kExitConfig;
 
   if (cfg.auth.enabled && cfg.auth.token.empty()) {
@@ -153,9 +156,6 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     return kExitConfig;
   }
   raise_fd_limit();
-
-  std::optional<asio::ssl::context> tls;
-  if (cfg.tls.enabled) tls.emplace(pa::net::make_tls_context(cfg.tls));
 
   const unsigned threads = cfg.server.threads != 0
                                ? cfg.server.threads
@@ -234,6 +234,7 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     } else if (event == kShutdownDone) {
       done = true;
     } else if (!shutdown_thread.joinable()) {
+      hub->begin_shutdown();  // from here on no run starts (SHUTTING_DOWN)
       spdlog::info("received signal {}: shutting down (send it again to stop runs at once)", event);
       listener->stop();
       if (metrics_listener) metrics_listener->stop();
@@ -275,6 +276,7 @@ int main(int argc, char** argv) {
       (loaded.exit_code == 0 ? std::cout : std::cerr) << loaded.output;
       return loaded.exit_code;
     case pa::config::Action::kPrintConfig:
+      for (const auto& warning : loaded.warnings) std::cerr << "warning: " << warning << "\n";
       std::cout << pa::config::to_yaml(loaded.config);
       return 0;
     case pa::config::Action::kPrintToken: {
@@ -284,7 +286,13 @@ int main(int argc, char** argv) {
       }
       try {
         bool created = false;
-        std::filesystem::create_directories(loaded.config.data.dir);
+        // Created private, as the server would (it holds the token); nothing is logged here:
+        // stdout carries the token alone.
+        const std::string& dir = loaded.config.data.dir;
+        if (!std::filesystem::exists(dir)) {
+          std::filesystem::create_directories(dir);
+          ::chmod(dir.c_str(), 0700);
+        }
         std::cout << pa::net::load_or_create_token(loaded.config.data.dir, created) << "\n";
         return 0;
       } catch (const std::exception& e) {

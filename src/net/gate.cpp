@@ -43,8 +43,13 @@ void Gate::prune(Clock::time_point now) {
       buckets_.size() + failures_.size() < kMaxTrackedAddresses)
     return;
   last_prune_ = now;
-  std::erase_if(buckets_,
-                [&](const auto& kv) { return now - kv.second.updated > std::chrono::seconds(10); });
+  // A bucket that has refilled completely says nothing a fresh one would not; keeping any other
+  // (however slow the rate) is what makes the rate hold below one connection per 10 s.
+  const double burst = std::max(1.0, options_.connection_rate);
+  std::erase_if(buckets_, [&](const auto& kv) {
+    const double idle = std::chrono::duration<double>(now - kv.second.updated).count();
+    return kv.second.tokens + idle * options_.connection_rate >= burst;
+  });
   std::erase_if(failures_, [&](const auto& kv) {
     return now > kv.second.blocked_until && now - kv.second.window_start > kFailureWindow;
   });

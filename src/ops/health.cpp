@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -53,28 +54,30 @@ void read_status(double& rss_mb, unsigned& threads) {
   }
 }
 
-double round_to(double value, double step) {
-  return static_cast<double>(static_cast<long long>(value / step + 0.5)) * step;
+// Rounds to `1 / per_unit` (10 → one decimal). Dividing by a whole number, rather than
+// multiplying by 0.1, gives the double nearest the decimal (14.7, not 14.700000000000001).
+double round_to(double value, double per_unit) {
+  return std::round(value * per_unit) / per_unit;
 }
 }  // namespace
 
 Resources ResourceSampler::sample() {
   Resources r;
   read_status(r.memory_mb, r.threads);
-  r.memory_mb = round_to(r.memory_mb, 0.1);
+  r.memory_mb = round_to(r.memory_mb, 10);
   struct statvfs vfs {};
   if (::statvfs(data_dir_.c_str(), &vfs) == 0 ||
       ::statvfs(data_dir_.parent_path().empty() ? "." : data_dir_.parent_path().c_str(), &vfs) ==
           0) {
     r.disk_free_gb = round_to(static_cast<double>(vfs.f_bavail) *
                                   static_cast<double>(vfs.f_frsize) / (1024.0 * 1024.0 * 1024.0),
-                              0.1);
+                              10);
   }
   std::lock_guard lock(mutex_);
   const auto now = std::chrono::steady_clock::now();
   const double cpu = process_cpu_seconds();
   const double wall = std::chrono::duration<double>(now - last_wall_).count();
-  if (wall > 0) r.cpu_percent = round_to(100.0 * (cpu - last_cpu_seconds_) / wall, 0.1);
+  if (wall > 0) r.cpu_percent = round_to(100.0 * (cpu - last_cpu_seconds_) / wall, 10);
   last_wall_ = now;
   last_cpu_seconds_ = cpu;
   return r;

@@ -30,6 +30,8 @@ std::string_view to_string(ErrorCode code) {
       return "FORBIDDEN";
     case ErrorCode::kPermissionNotFound:
       return "PERMISSION_NOT_FOUND";
+    case ErrorCode::kShuttingDown:
+      return "SHUTTING_DOWN";
   }
   return "INTERNAL_ERROR";
 }

@@ -19,6 +19,7 @@ enum class ErrorCode {
   kExecutionFailed,     // 502 (ours): the CLI ended without a result
   kForbidden,           // 403 (ours): refused by the server's policy
   kPermissionNotFound,  // 404 (ours): unknown, resolved or expired permission request
+  kShuttingDown,        // 503 (ours): the server is shutting down and starts no new run
 };
 
 std::string_view to_string(ErrorCode code);

@@ -117,6 +117,16 @@ void Hub::handle_execute(Request request) {
         json::serialize(json::object{{"type", "execute"}, {"data", std::move(recorded_data)}});
     self->with_project(std::move(request), [self, execute = std::move(execute), recorded,
                                             queue_mode](Request& r, Project& project) mutable {
+      // Checked on the project strand: a run admitted before shutdown began is seen (and
+      // stopped) by stop_all_runs, which posts to this same strand after setting stopping_.
+      if (self->stopping_) {
+        r.fail(protocol::make_error(
+            ErrorCode::kShuttingDown,
+            "The server is shutting down and starts no new run; send the prompt again once it "
+            "is back (history and the session are kept)",
+            json::object{{"project_id", project.id()}}));
+        return;
+      }
       if (project.busy() && queue_mode && project.run) {
         self->queue_follow_up(r, project, std::move(execute.prompt), recorded);
         return;

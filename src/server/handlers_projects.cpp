@@ -147,11 +147,13 @@ void Hub::handle_project_delete(Request request) {
   if (!request.expect_no_data()) return;
   with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
     if (project.busy()) {
-      r.fail(protocol::make_error(ErrorCode::kProcessActive,
-                                  "Project " + project.id() +
-                                      " has a run executing or queued; stop it with agent_kill, "
-                                      "then delete it",
-                                  json::object{{"project_id", project.id()}}));
+      r.fail(protocol::make_error(
+          ErrorCode::kProcessActive,
+          "Project " + project.id() +
+              " has a run executing or queued; stop it with agent_kill, "
+              "then delete it",
+          json::object{{"project_id", project.id()},
+                       {"state", projects::to_string(project.snapshot().state)}}));
       return;
     }
     {

@@ -67,7 +67,9 @@ class Hub : public std::enable_shared_from_this<Hub> {
 
   // Closes every WebSocket with 1001 (going away); part of shutdown.
   void close_connections();
-  // Graceful shutdown, blocking (call from a thread that is not an I/O thread): waits for runs
+  // First step of shutdown, at once: new runs are refused with SHUTTING_DOWN.
+  void begin_shutdown() { stopping_ = true; }
+  // Graceful shutdown (begins it if begin_shutdown() was not called), blocking (call from a thread that is not an I/O thread): waits for runs
   // up to timeouts.shutdown_grace, stops the rest, closes every connection with 1001 after its
   // queued messages, and fsyncs every history.
   void shutdown();

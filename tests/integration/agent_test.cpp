@@ -201,8 +201,9 @@ TEST_F(AgentTest, ExecuteWhileExecutingIsProcessActive) {
   EXPECT_EQ(error_code(execute(*client, id, "again")), "PROCESS_ACTIVE");
   EXPECT_EQ(error_code(client->request(Json{{"type", "agent_new_session"}, {"project_id", id}})),
             "PROCESS_ACTIVE");
-  EXPECT_EQ(error_code(client->request(Json{{"type", "project_delete"}, {"project_id", id}})),
-            "PROCESS_ACTIVE");
+  const auto refused_delete = client->request(Json{{"type", "project_delete"}, {"project_id", id}});
+  EXPECT_EQ(error_code(refused_delete), "PROCESS_ACTIVE");
+  EXPECT_EQ(str(data(refused_delete).at("details").as_object(), "state"), "EXECUTING");
   const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
   EXPECT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
 }

@@ -118,10 +118,13 @@ TEST(StartupTest, RefusesInsecureNonLoopbackAndBadConfig) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--allow-insecure-remote"), std::string::npos) << r.output;
 
-  r = run_command(with_root_flag({PA_SERVER_BINARY, "--port", "0", "--data-dir",
-                                  data.path().string(), "--tls-cert", "/nonexistent.crt"}));
+  // A missing certificate is found before anything is written: no data dir, no token.
+  const auto fresh = data.path() / "fresh";
+  r = run_command(with_root_flag({PA_SERVER_BINARY, "--port", "0", "--data-dir", fresh.string(),
+                                  "--tls-cert", "/nonexistent.crt"}));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("make certs"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(fresh));
 
   r = run_command({PA_SERVER_BINARY, "--port", "70000"});
   EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -273,6 +273,24 @@ TEST_F(CoreTest, PersistsAcrossRestart) {
   EXPECT_EQ(str(messages[0].as_object(), "direction"), "server");
 }
 
+TEST_F(CoreTest, UnwritableDataDirIsInternalErrorAndTheConnectionSurvives) {
+  auto client = connect();
+  // A regular file where the projects directory should be: no project can be saved.
+  const auto projects = server_->data_dir() / "projects";
+  fs::remove_all(projects);
+  { std::ofstream(projects) << "not a directory"; }
+  const auto dir = make_dir("unsaved");
+  const auto failed = create_project(*client, dir);
+  EXPECT_EQ(error_code(failed), "INTERNAL_ERROR") << json::serialize(failed);
+  EXPECT_FALSE(str(data(failed), "message").empty());
+  // Nothing half-made is listed, and once the directory is back the same create works.
+  EXPECT_TRUE(
+      data(client->request(Json{{"type", "project_list"}})).at("projects").as_array().empty());
+  fs::remove(projects);
+  fs::create_directories(projects);
+  EXPECT_EQ(str(create_project(*client, dir), "type"), "project_state");
+}
+
 TEST_F(CoreTest, CorruptMetadataIsSkippedNotFatal) {
   auto client = connect();
   create_project(*client, make_dir("good"));

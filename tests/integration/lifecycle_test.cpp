@@ -1,6 +1,9 @@
 // Shutdown and reload: SIGTERM mid-run, a second signal, SIGHUP with a new certificate.
 #include <signal.h>
 
+#include <set>
+#include <sstream>
+
 #include "integration/fixture.hpp"
 
 namespace pa::test {
@@ -17,26 +20,57 @@ class LifecycleTest : public ServerTest {
   void SetUp() override {}
 };
 
+// The project's metadata file as the server saved it.
+Json project_file(const fs::path& data_dir, const std::string& id) {
+  std::ifstream in(data_dir / "projects" / id / "project.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  return json::parse(text.str()).as_object();
+}
+
+// Every history entry of a project, read through the protocol page by page.
+std::vector<Json> all_history(WsClient& client, const std::string& id) {
+  std::vector<Json> out;
+  std::int64_t after = 0;
+  for (;;) {
+    const auto page = client.request(
+        Json{{"type", "get_messages"}, {"project_id", id}, {"data", {{"after_seq", after}}}});
+    for (const auto& e : data(page).at("messages").as_array()) {
+      out.push_back(e.as_object());
+      after = e.at("seq").as_int64();
+    }
+    if (!data(page).at("has_more").as_bool()) return out;
+  }
+}
+
 TEST_F(LifecycleTest, SigtermMidRunFlushesHistoryAndClosesWith1001) {
   ServerOptions options;
   options.args = {"--timeouts-shutdown-grace", "1s", "--timeouts-kill-grace", "1s"};
   start_server(options);
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  const auto created_at = str(project_file(server_->data_dir(), id), "last_active");
   client->request(Json{{"type", "execute"},
                        {"project_id", id},
                        {"data", {{"prompt", "[[fake:drip lines=100000 interval_ms=20]]"}}}});
-  ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
+  std::string session_id;
+  ASSERT_TRUE(client->read_until([&](const Json& m) {
+    if (str(m, "type") != "agent_message") return false;
+    session_id = str(data(m), "session_id");
+    return true;
+  }));
+  ASSERT_FALSE(session_id.empty());
 
   server_->send_signal(SIGTERM);
   // The client is told the run ended, then the connection closes with 1001.
   std::optional<Json> last_state;
-  std::int64_t last_seq = 0;
+  std::vector<std::int64_t> seen_seqs;
   while (auto m = client->read(30s)) {
-    if (m->contains("seq")) last_seq = m->at("seq").as_int64();
+    if (m->contains("seq")) seen_seqs.push_back(m->at("seq").as_int64());
     if (str(*m, "type") == "project_state") last_state = *m;
   }
   ASSERT_TRUE(last_state);
+  ASSERT_FALSE(seen_seqs.empty());
   EXPECT_TRUE(is_idle(*last_state)) << json::serialize(*last_state);
   const auto closed = client->wait_closed(1s);
   ASSERT_TRUE(closed);
@@ -47,41 +81,86 @@ TEST_F(LifecycleTest, SigtermMidRunFlushesHistoryAndClosesWith1001) {
     flushed |= l.find("history flushed") != std::string::npos;
   EXPECT_TRUE(flushed);
 
-  // Everything the client saw is on disk, and the project is IDLE after a restart.
+  // Metadata saved: the run's session id and a newer last_active are in project.json.
   const auto data_dir = server_->data_dir();
+  const auto saved = project_file(data_dir, id);
+  EXPECT_EQ(str(saved, "session_id"), session_id);
+  EXPECT_GT(str(saved, "last_active"), created_at);
+
+  // Everything the client saw is on disk, ending with the final IDLE, and the project is IDLE
+  // after a restart.
   auto old = std::move(server_);
   ServerOptions again;
   again.data_dir = data_dir;
   start_server(again);
   client = connect();
   const auto list = client->request(Json{{"type", "project_list"}});
-  EXPECT_EQ(str(data(list).at("projects").as_array()[0].as_object(), "state"), "IDLE");
-  const auto history = client->request(
-      Json{{"type", "get_messages"}, {"project_id", id}, {"data", {{"after_seq", last_seq - 1}}}});
-  const auto& entries = data(history).at("messages").as_array();
-  ASSERT_EQ(entries.size(), 1u);
-  EXPECT_EQ(entries[0].at("message").at("data").at("state").as_string(), "IDLE");
+  const auto& listed = data(list).at("projects").as_array()[0].as_object();
+  EXPECT_EQ(str(listed, "state"), "IDLE");
+  EXPECT_EQ(str(listed, "session_id"), session_id);
+  const auto history = all_history(*client, id);
+  std::set<std::int64_t> on_disk;
+  for (const auto& e : history) on_disk.insert(e.at("seq").as_int64());
+  for (const auto seq : seen_seqs) EXPECT_TRUE(on_disk.count(seq)) << "seq " << seq << " lost";
+  ASSERT_FALSE(history.empty());
+  EXPECT_EQ(history.back().at("seq").as_int64(), seen_seqs.back());
+  EXPECT_EQ(history.back().at("message").at("data").at("state").as_string(), "IDLE");
 }
 
-TEST_F(LifecycleTest, SecondSignalStopsRunsAtOnce) {
+TEST_F(LifecycleTest, SecondSignalStopsRunsAtOnceAndRefusesNewRuns) {
   ServerOptions options;
   options.args = {"--timeouts-shutdown-grace", "10m", "--timeouts-kill-grace", "10m"};
   start_server(options);
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(
-      Json{{"type", "execute"},
-           {"project_id", id},
-           {"data", {{"prompt", "[[fake:hang ignore-interrupt=1 ignore-sigterm=1]]"}}}});
-  ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
+  const std::string other = str(create_project(*client, make_dir("q")), "project_id");
+  TempDir scratch("pa-lifecycle");
+  const auto pidfile = scratch.path() / "grandchild.pid";
+  client->request(Json{{"type", "execute"},
+                       {"project_id", id},
+                       {"data",
+                        {{"prompt", "[[fake:grandchild pidfile=" + pidfile.string() +
+                                        " ignore-interrupt=1 ignore-sigterm=1]]"}}}});
+  std::vector<std::int64_t> seen_seqs;
+  ASSERT_TRUE(client->read_until([&](const Json& m) {
+    if (m.contains("seq")) seen_seqs.push_back(m.at("seq").as_int64());
+    return str(m, "type") == "agent_message";
+  }));
+  pid_t grandchild = 0;
+  std::ifstream(pidfile) >> grandchild;
+  ASSERT_GT(grandchild, 0);
+
   server_->send_signal(SIGTERM);
   ASSERT_TRUE(server_->wait_for_log(
       [](const std::string& l) { return l.find("shutting down") != std::string::npos; }, 10s));
+  // While the first run has its grace, a new run is refused (it would outlive the shutdown).
+  const auto refused = client->request(
+      Json{{"type", "execute"}, {"project_id", other}, {"data", {{"prompt", "[[fake:hang]]"}}}});
+  EXPECT_EQ(error_code(refused), "SHUTTING_DOWN") << json::serialize(refused);
+
   server_->send_signal(SIGTERM);
-  EXPECT_EQ(server_->wait_exit(60s), 0);
+  while (auto m = client->read(60s)) {
+    if (m->contains("seq")) seen_seqs.push_back(m->at("seq").as_int64());
+  }
   const auto closed = client->wait_closed(10s);
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->code, 1001);
+  EXPECT_EQ(server_->wait_exit(60s), 0);
+  // The CLI's process tree is gone; the server reaped what it killed before exiting.
+  EXPECT_TRUE(eventually([&] { return !alive(grandchild); }, 10s)) << "grandchild survived";
+
+  // No history entry a client saw is lost, and the refused execute left no trace.
+  const auto data_dir = server_->data_dir();
+  auto old = std::move(server_);
+  ServerOptions again;
+  again.data_dir = data_dir;
+  start_server(again);
+  client = connect();
+  std::set<std::int64_t> on_disk;
+  for (const auto& e : all_history(*client, id)) on_disk.insert(e.at("seq").as_int64());
+  for (const auto seq : seen_seqs) EXPECT_TRUE(on_disk.count(seq)) << "seq " << seq << " lost";
+  for (const auto& e : all_history(*client, other))
+    EXPECT_NE(str(e, "direction"), "client") << json::serialize(e);
 }
 
 std::string served_subject(unsigned short port) {

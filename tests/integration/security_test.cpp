@@ -239,6 +239,8 @@ TEST_F(SecurityTest, DataFilesArePrivateAndLooseDataDirIsReported) {
       with_root_flag({PA_SERVER_BINARY, "token", "--data-dir", (base.path() / "other").string()}));
   ASSERT_EQ(token.exit_code, 0) << token.output;
   EXPECT_EQ(mode_of(base.path() / "other" / "auth_token"), 0600u);
+  // The data dir the token command creates is as private as the server's own.
+  EXPECT_EQ(mode_of(base.path() / "other"), 0700u);
 }
 
 TEST_F(SecurityTest, CliEnvironmentIsBuiltFromTheAllowList) {

@@ -110,5 +110,17 @@ TEST(Gate, ConnectionRatePerAddress) {
   for (int i = 0; i < 100; ++i) EXPECT_TRUE(unlimited.allow_connection("a", t0));
 }
 
+TEST(Gate, SlowRatesHoldAcrossTheBucketPruning) {
+  auto slow = options();
+  slow.connection_rate = 0.05;  // one connection per 20 s
+  Gate gate(slow);
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(gate.allow_connection("a", t0));
+  // Pruning runs every 10 s; a bucket that has not refilled yet must survive it.
+  EXPECT_TRUE(gate.allow_connection("b", t0 + 11s));
+  EXPECT_FALSE(gate.allow_connection("a", t0 + 15s));
+  EXPECT_TRUE(gate.allow_connection("a", t0 + 21s));
+}
+
 }  // namespace
 }  // namespace pa::net
