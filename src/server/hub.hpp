@@ -69,9 +69,10 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void close_connections();
   // First step of shutdown, at once: new runs are refused with SHUTTING_DOWN.
   void begin_shutdown() { stopping_ = true; }
-  // Graceful shutdown (begins it if begin_shutdown() was not called), blocking (call from a thread that is not an I/O thread): waits for runs
-  // up to timeouts.shutdown_grace, stops the rest, closes every connection with 1001 after its
-  // queued messages, and fsyncs every history.
+  // Graceful shutdown, blocking (call from a thread that is not an I/O thread; it begins the
+  // shutdown if begin_shutdown() was not called): waits for runs up to timeouts.shutdown_grace,
+  // stops the rest, closes every connection with 1001 after its queued messages, and fsyncs
+  // every history.
   void shutdown();
   // Stops and joins the blocking pool (after shutdown, before the io_context goes away).
   void stop_blocking_pool();
