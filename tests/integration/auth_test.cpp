@@ -109,6 +109,10 @@ TEST_F(AuthTest, PlaintextWhenConfigured) {
   ClientOptions o;
   o.bearer = server_->token();
   EXPECT_EQ(try_connect(o), 101);
+  // Plaintext is never silent: the start-up log warns that the token travels in clear text.
+  bool warned = false;
+  for (const auto& l : server_->log_lines()) warned |= l.find("TLS is OFF") != std::string::npos;
+  EXPECT_TRUE(warned);
 }
 
 TEST(StartupTest, RefusesInsecureNonLoopbackAndBadConfig) {

@@ -113,6 +113,14 @@ TEST_F(CoreTest, PathRules) {
   // "/a/inner2" does not nest with "/a/inner".
   EXPECT_EQ(str(create_project(*client, make_dir("outer/inner2")), "type"), "project_state");
 
+  // A project created through a symlink is stored (and reported) under its real path.
+  const auto real = make_dir("real");
+  const auto alias = projects_root_.path() / "alias";
+  fs::create_directory_symlink(real, alias);
+  r = create_project(*client, alias / ".");
+  ASSERT_EQ(str(r, "type"), "project_state") << json::serialize(r);
+  EXPECT_EQ(str(data(r), "path"), fs::canonical(real).string());
+
   EXPECT_EQ(error_code(create_project(*client, "relative/path")), "INVALID_PATH");
   EXPECT_EQ(error_code(create_project(*client, projects_root_.path() / "missing")), "INVALID_PATH");
   const auto file = projects_root_.path() / "file.txt";
