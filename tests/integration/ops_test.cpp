@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -235,6 +236,108 @@ TEST_F(OpsTest, CompressionNegotiatedWhenOn) {
   r = http_get(server_->port(), true, "/ws", upgrade, 5s);
   EXPECT_EQ(r.status, 101);
   EXPECT_EQ(r.headers.count("Sec-WebSocket-Extensions"), 0u);
+}
+
+// --- logging ----------------------------------------------------------------------------------
+
+int count_in_file(const fs::path& file, const std::string& needle) {
+  std::ifstream in(file);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+int closes_in_file(const fs::path& file) {
+  static const std::regex kClosed(R"(connection \d+ from \S+ closed)");
+  std::ifstream in(file);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += std::regex_search(line, kClosed);
+  return n;
+}
+
+// logrotate moves the log file and sends SIGHUP, over and over, while clients connect and close
+// (each close is an info line): every line lands in one of the files, none is lost, and the
+// server keeps serving. The SIGHUP path swaps the log's sinks while I/O threads log (run under
+// make test-race this checks it for races).
+TEST_F(OpsTest, SighupAfterLogrotateReopensTheFileWhileClientsLog) {
+  TempDir logs("pa-logs");
+  const auto config = logs / "config.yaml";
+  const auto file = logs / "server.log";
+  std::ofstream(config) << "logging:\n  output: stdout\n";
+  start_server(with_args({"--config", config.string(), "--limits-connection-rate", "0"}));
+  // The reloaded configuration sends the log to a file.
+  std::ofstream(config, std::ios::trunc) << "logging:\n  output: " << file.string() << "\n";
+  server_->send_signal(SIGHUP);
+  const std::string reopened = "SIGHUP: log output reopened";
+  ASSERT_TRUE(eventually([&] { return count_in_file(file, reopened) == 1; }, 10s));
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> sessions{0};
+  std::thread churn([&] {
+    ClientOptions o;
+    o.bearer = server_->token();
+    for (int i = 0; i < 2000 && !stop; ++i) {
+      WsClient c(server_->port(), o);
+      if (c.connect() != 101) continue;
+      c.request(Json{{"type", "project_list"}});
+      c.close();
+      ++sessions;
+    }
+  });
+  // At least 15 rotations, and on until 30 clients came and went during them (bounded).
+  int rotations = 0;
+  while (rotations < 15 || (sessions < 30 && rotations < 200)) {
+    ++rotations;
+    fs::rename(file, logs / ("server.log." + std::to_string(rotations)));
+    server_->send_signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return count_in_file(file, reopened) == 1; }, 10s))
+        << "rotation " << rotations;
+  }
+  stop = true;
+  churn.join();
+  EXPECT_GE(sessions.load(), 30);
+
+  // Every client's close was logged exactly once, across the rotated files and the new one.
+  const auto closes_logged = [&] {
+    int n = closes_in_file(file);
+    for (int k = 1; k <= rotations; ++k) {
+      n += closes_in_file(logs / ("server.log." + std::to_string(k)));
+    }
+    return n;
+  };
+  EXPECT_TRUE(eventually([&] { return closes_logged() == sessions.load(); }, 10s))
+      << closes_logged() << " closes logged for " << sessions.load() << " sessions";
+  auto client = connect();
+  EXPECT_EQ(str(client->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
+}
+
+// Runs the server binary with stdout and stderr in files; returns the exit code.
+int run_server_binary(std::vector<std::string> args, const fs::path& out, const fs::path& err) {
+  std::vector<std::string> argv = {"/bin/sh", "-c", R"(exec "$@" >"$PA_TEST_OUT" 2>"$PA_TEST_ERR")",
+                                   "sh", PA_SERVER_BINARY};
+  args = with_root_flag(std::move(args));
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, {{"PA_TEST_OUT", out.string()}, {"PA_TEST_ERR", err.string()}}, 30s)
+      .exit_code;
+}
+
+std::string file_text(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(OpsTest, WithALogFileFatalStartUpErrorsAlsoReachStderr) {
+  TempDir dir("pa-fatal");
+  const auto log = dir / "server.log";
+  const int code = run_server_binary({"--host", "0.0.0.0", "--port", "0", "--no-tls", "--data-dir",
+                                      (dir / "data").string(), "--logging-output", log.string()},
+                                     dir / "out.txt", dir / "err.txt");
+  EXPECT_EQ(code, 2);
+  const std::string err = file_text(dir / "err.txt");
+  EXPECT_NE(err.find("refusing to listen on 0.0.0.0 without TLS"), std::string::npos) << err;
+  EXPECT_NE(err.find(R"("level":"fatal")"), std::string::npos) << err;  // json, the default
+  EXPECT_NE(file_text(log).find("refusing to listen on 0.0.0.0"), std::string::npos);
+  EXPECT_EQ(file_text(dir / "out.txt"), "");
 }
 
 TEST_F(OpsTest, StructuredJsonLogsCarryTheRunsFields) {
