@@ -121,6 +121,13 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
   auto& cfg = loaded.config;
   pa::ops::setup_logging(cfg.logging);
   for (const auto& warning : loaded.warnings) spdlog::warn("{}", warning);
+  if (cfg.timeouts.idle.count() > 0 && cfg.timeouts.idle <= cfg.timeouts.ping_interval) {
+    spdlog::warn(
+        "timeouts.idle ({}) is not longer than timeouts.ping_interval ({}): a client that only "
+        "watches has no ping to answer and is closed as idle",
+        pa::config::format_duration(cfg.timeouts.idle),
+        pa::config::format_duration(cfg.timeouts.ping_interval));
+  }
 
   if (::geteuid() == 0 && !cfg.allow_root) {
     spdlog::critical(

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "integration/fixture.hpp"
+#include "integration/raw_client.hpp"
 
 namespace pa::test {
 namespace {
@@ -200,23 +201,83 @@ TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
   EXPECT_GE(sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 1);
 }
 
-TEST_F(OpsTest, DeadPeerIsDroppedAndAWatcherAnsweringPingsIsNot) {
-  start_server(with_args({"--ping-interval", "1s", "--pong-timeout", "1s", "--idle-timeout", "2s",
-                          "--stats-interval", "1s"}));
-  // A peer that never reads never answers a ping.
-  auto dead = connect();
-  ASSERT_TRUE(server_->wait_for_log(
+// --- keep-alive: pings every ping_interval, a pong due within pong_timeout, timeouts.idle ------
+
+using Clock = std::chrono::steady_clock;
+const std::string kPing("\x89\x00", 2);  // an empty ping frame from the server
+
+// A raw WebSocket (the 101 head consumed) that never answers a ping and sends nothing.
+std::unique_ptr<RawClient> raw_websocket(ServerProcess& server) {
+  auto raw = std::make_unique<RawClient>(server.port(), server.tls());
+  EXPECT_TRUE(raw->connect());
+  EXPECT_TRUE(raw->send(upgrade_request(server.port(), server.token())));
+  const auto head = raw->read_until("\r\n\r\n");
+  EXPECT_EQ(http_status(head), 101) << head;
+  return raw;
+}
+
+std::size_t pings_in(const std::string& bytes) {
+  const auto opcodes = frame_opcodes(bytes);
+  return static_cast<std::size_t>(std::count(opcodes.begin(), opcodes.end(), 0x9));
+}
+
+TEST_F(OpsTest, PingsGoOnEveryIntervalUntilThePongTimeoutDropsASilentPeer) {
+  start_server(with_args({"--ping-interval", "1s", "--pong-timeout", "5s", "--idle-timeout", "0"}));
+  const auto t0 = Clock::now();  // before the server accepts: its timers start later
+  auto raw = raw_websocket(*server_);
+  const std::string first = raw->read_until(kPing, 10s);
+  ASSERT_NE(first.find(kPing), std::string::npos) << "no ping";
+  EXPECT_GE(Clock::now() - t0, 1s) << "the first ping comes after ping_interval";
+  const auto rest = raw->read_until_closed(30s);
+  const auto elapsed = Clock::now() - t0;
+  ASSERT_TRUE(rest.closed) << "a peer that never answers was not dropped";
+  // Pinged every second while the first ping's pong was due (5 s): about five pings.
+  EXPECT_GE(pings_in(first + rest.bytes), 3u);
+  EXPECT_GE(elapsed, 6s);                    // first ping (>= 1 s) + pong_timeout (5 s)
+  EXPECT_EQ(close_code_of(rest.bytes), -1);  // dropped: no close frame
+  EXPECT_TRUE(server_->wait_for_log(
       [](const std::string& l) {
-        return l.find("connection 1 from") != std::string::npos &&
-               l.find("closed") != std::string::npos;
+        return l.find("no pong within timeouts.pong_timeout") != std::string::npos;
       },
-      20s));
-  // A watcher that only reads (answering pings) for well past the idle timeout stays.
+      10s));
+}
+
+TEST_F(OpsTest, AShortPongTimeoutDropsThePeerAfterTheFirstUnansweredPing) {
+  start_server(with_args({"--ping-interval", "3s", "--pong-timeout", "1s", "--idle-timeout", "0"}));
+  const auto t0 = Clock::now();
+  auto raw = raw_websocket(*server_);
+  const std::string first = raw->read_until(kPing, 10s);
+  ASSERT_NE(first.find(kPing), std::string::npos) << "no ping";
+  EXPECT_GE(Clock::now() - t0, 3s) << "the first ping comes after ping_interval";
+  const auto rest = raw->read_until_closed(30s);
+  ASSERT_TRUE(rest.closed);
+  EXPECT_GE(Clock::now() - t0, 4s);             // ping at >= 3 s, then 1 s without a pong
+  EXPECT_EQ(pings_in(first + rest.bytes), 1u);  // the next ping would have been at 6 s
+  EXPECT_EQ(close_code_of(rest.bytes), -1);
+}
+
+TEST_F(OpsTest, AWatcherAnsweringPingsIsNotIdleAndASilentOneIs) {
+  // The watcher only reads (its WebSocket library answers each ping) for twice timeouts.idle.
+  start_server(with_args({"--ping-interval", "1s", "--pong-timeout", "2s", "--idle-timeout", "3s",
+                          "--stats-interval", "1s"}));
   auto watcher = connect();
+  const auto t0 = Clock::now();
   int ticks = 0;
   ASSERT_TRUE(watcher->read_until(
-      [&](const Json& m) { return str(m, "type") == "server_stats" && ++ticks == 5; }, 20s));
+      [&](const Json& m) { return str(m, "type") == "server_stats" && ++ticks == 7; }, 30s));
+  EXPECT_GE(Clock::now() - t0, 5s);  // 7 ticks a second apart: well past the 3 s idle timeout
   EXPECT_EQ(str(watcher->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
+
+  // With timeouts.idle shorter than ping_interval there is no ping to answer: a client that sends
+  // nothing is idle, and is closed with 1000.
+  start_server(with_args({"--ping-interval", "30s", "--idle-timeout", "2s"}));
+  auto silent = connect();
+  const auto t1 = Clock::now();
+  const auto closed = silent->wait_closed(30s);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1000);
+  EXPECT_NE(closed->reason.find("idle"), std::string::npos) << closed->reason;
+  EXPECT_GE(Clock::now() - t1, 1s);
 }
 
 TEST_F(OpsTest, CompressionNegotiatedWhenOn) {
