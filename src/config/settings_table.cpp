@@ -291,7 +291,8 @@ const std::vector<Setting> kSettings = {
      .field = FIELD(websocket.max_queue_bytes),
      .min = 1,
      .bytes = true,
-     .help = "Queued outbound bytes per connection"},
+     .help = "Outbound bytes that may wait behind the message being written, per connection; "
+             "a message always fits when none waits"},
     {.key = "websocket.enable_compression",
      .env = "PA_WEBSOCKET_ENABLE_COMPRESSION",
      .flags = "--websocket-enable-compression",

@@ -366,7 +366,13 @@ class WsSession : public server::Connection,
 
   void enqueue(protocol::SharedText text) {
     if (closing_ || finished_) return;
-    if (queue_.size() >= max_queue_messages_ || queued_bytes_ + text->size() > max_queue_bytes_) {
+    // The byte bound is on what waits behind the message being written: a message always fits
+    // when nothing waits, however large (limits.message_size, claude.max_line_bytes and the
+    // history page bound it), so one big message never closes a client that keeps up.
+    const std::size_t in_flight = writing_ ? queue_.front()->size() : 0;
+    const bool waiting = queue_.size() > (writing_ ? 1u : 0u);
+    if (queue_.size() >= max_queue_messages_ ||
+        (waiting && queued_bytes_ - in_flight + text->size() > max_queue_bytes_)) {
       spdlog::warn("closing slow connection {} from {}: {} messages / {} bytes queued", id_,
                    remote_, queue_.size(), queued_bytes_);
       hub_->metrics().slow_consumer_closes.inc();

@@ -280,6 +280,62 @@ TEST_F(OpsTest, AWatcherAnsweringPingsIsNotIdleAndASilentOneIs) {
   EXPECT_GE(Clock::now() - t1, 1s);
 }
 
+// --- outbound queue -----------------------------------------------------------------------------
+
+TEST_F(OpsTest, AMessageLargerThanTheQueueBoundReachesAFastClientWhileASlowOneIsClosed) {
+  // Each agent_message (about 100 KB) is five times websocket.max_queue_bytes (20 KB).
+  start_server(with_args({"--websocket-max-queue-bytes", "20000"}));
+  auto fast = connect();
+  const std::string id = str(create_project(*fast, make_dir("big")), "project_id");
+  const auto reply = fast->request(
+      Json{{"type", "execute"},
+           {"project_id", id},
+           {"data", {{"prompt", "[[fake:drip lines=3 interval_ms=500 bytes=100000]]"}}}});
+  std::int64_t previous = reply.at("seq").as_int64();
+  std::vector<std::size_t> sizes;
+  ASSERT_TRUE(fast->read_until(
+      [&](const Json& m) {
+        if (m.contains("seq")) {
+          EXPECT_EQ(m.at("seq").as_int64(), previous + 1);
+          previous = m.at("seq").as_int64();
+        }
+        if (str(m, "type") == "agent_message" && str(data(m), "type") == "assistant") {
+          sizes.push_back(
+              str(data(m).at("message").at("content").at(0).as_object(), "text").size());
+        }
+        return is_idle(m);
+      },
+      60s));
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{100000, 100000, 100000}));
+  // The whole history (over 300 KB) is one get_messages reply: it arrives too.
+  const auto page =
+      fast->request(Json{{"type", "get_messages"}, {"project_id", id}, {"data", Json{}}}, 30s);
+  ASSERT_EQ(str(page, "type"), "messages_response") << str(page, "type");
+  EXPECT_EQ(data(page).at("messages").as_array().back().at("seq").as_int64(), previous);
+  EXPECT_TRUE(fast->is_open());
+
+  // A client that stops reading is still closed as a slow consumer: it runs a flood in its own
+  // project (12 MB, more than its socket buffers hold) and reads nothing.
+  ClientOptions slow_options;
+  slow_options.bearer = server_->token();
+  slow_options.receive_buffer = 4096;
+  WsClient slow(server_->port(), slow_options);
+  ASSERT_EQ(slow.connect(), 101);
+  const std::string flood = str(create_project(slow, make_dir("flood")), "project_id");
+  slow.send(Json{{"type", "execute"},
+                 {"project_id", flood},
+                 {"data", {{"prompt", "[[fake:drip lines=1500 interval_ms=1 bytes=8000]]"}}}});
+  // It reads only once the server gave up on it.
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& l) { return l.find("closing slow connection") != std::string::npos; },
+      60s));
+  const auto closed = slow.wait_closed(60s);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 1013);
+  EXPECT_NE(closed->reason.find("slow consumer"), std::string::npos);
+  EXPECT_EQ(str(fast->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
+}
+
 TEST_F(OpsTest, CompressionNegotiatedWhenOn) {
   const std::map<std::string, std::string> upgrade = {
       {"Upgrade", "websocket"},
