@@ -275,7 +275,7 @@ const std::vector<Setting> kSettings = {
      .env = "PA_WEBSOCKET_WRITE_BUFFER",
      .flags = "--websocket-write-buffer",
      .field = FIELD(websocket.write_buffer),
-     .min = 1,
+     .min = 8,
      .bytes = true,
      .help =
          "Size of the WebSocket write buffer (larger messages are sent in frames of this size)"},
@@ -351,7 +351,7 @@ const std::vector<Setting> kSettings = {
      .env = "PA_METRICS_PUBLIC",
      .flags = "--metrics-public",
      .field = FIELD(metrics.is_public),
-     .help = "Serve metrics to non-loopback clients too"},
+     .help = "Serve /metrics without the token, to every client that can reach the port"},
     {.key = "metrics.port",
      .env = "PA_METRICS_PORT",
      .flags = "--metrics-port",

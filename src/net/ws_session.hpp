@@ -187,8 +187,7 @@ class WsSession : public server::Connection,
       ws_.set_option(pmd);
     }
     ws_.read_message_max(cfg.limits.message_size);
-    ws_.write_buffer_bytes(
-        static_cast<std::size_t>(std::max<std::uint64_t>(cfg.websocket.write_buffer, 8)));
+    ws_.write_buffer_bytes(static_cast<std::size_t>(cfg.websocket.write_buffer));  // >= 8
     max_queue_messages_ = cfg.websocket.message_buffer;
     max_queue_bytes_ = cfg.websocket.max_queue_bytes;
     buffer_.reserve(cfg.websocket.read_buffer);

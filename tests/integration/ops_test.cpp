@@ -336,7 +336,9 @@ TEST_F(OpsTest, AMessageLargerThanTheQueueBoundReachesAFastClientWhileASlowOneIs
   EXPECT_EQ(str(fast->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
 }
 
-TEST_F(OpsTest, CompressionNegotiatedWhenOn) {
+// --- compression and buffers --------------------------------------------------------------------
+
+TEST_F(OpsTest, CompressionNegotiatedWhenOnAndMessagesRoundTripCompressed) {
   const std::map<std::string, std::string> upgrade = {
       {"Upgrade", "websocket"},
       {"Connection", "Upgrade"},
@@ -349,10 +351,68 @@ TEST_F(OpsTest, CompressionNegotiatedWhenOn) {
   EXPECT_EQ(r.status, 101);
   EXPECT_NE(r.headers["Sec-WebSocket-Extensions"].find("permessage-deflate"), std::string::npos);
 
+  // A client that negotiated it gets a large repetitive message intact, and sends compressed.
+  ClientOptions o;
+  o.bearer = server_->token();
+  o.compression = true;
+  WsClient client(server_->port(), o);
+  ASSERT_EQ(client.connect(), 101);
+  EXPECT_NE(client.extensions().find("permessage-deflate"), std::string::npos);
+  const std::string id = str(create_project(client, make_dir("zip")), "project_id");
+  client.request(Json{{"type", "execute"},
+                      {"project_id", id},
+                      {"data", {{"prompt", "[[fake:drip lines=2 interval_ms=1 bytes=300000]]"}}}});
+  std::vector<std::string> texts;
+  ASSERT_TRUE(client.read_until(
+      [&](const Json& m) {
+        if (str(m, "type") == "agent_message" && str(data(m), "type") == "assistant") {
+          texts.push_back(str(data(m).at("message").at("content").at(0).as_object(), "text"));
+        }
+        return is_idle(m);
+      },
+      30s));
+  ASSERT_EQ(texts.size(), 2u);
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const std::string head = "Line " + std::to_string(i + 1) + " of 2.";
+    EXPECT_EQ(texts[i].size(), 300000u);
+    EXPECT_EQ(texts[i].rfind(head, 0), 0u);
+    EXPECT_EQ(texts[i].find_first_not_of('.', head.size()), std::string::npos);
+  }
+  // On the wire the server's messages carry RSV1 (compressed).
+  auto raw = std::make_unique<RawClient>(server_->port(), true);
+  ASSERT_TRUE(raw->connect());
+  ASSERT_TRUE(raw->send(upgrade_request(server_->port(), server_->token(),
+                                        "Sec-WebSocket-Extensions: permessage-deflate\r\n")));
+  ASSERT_EQ(http_status(raw->read_until("\r\n\r\n")), 101);
+  ASSERT_TRUE(raw->send(ws_frame(0x1, R"({"type":"project_list","request_id":"z"})")));
+  const auto got = raw->read_until_closed(3s);  // the reply, then nothing (deadline)
+  ASSERT_GE(got.bytes.size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(got.bytes[0]) & 0x4F, 0x41) << "FIN? RSV1 text frame";
+
   start_server();
   r = http_get(server_->port(), true, "/ws", upgrade, 5s);
   EXPECT_EQ(r.status, 101);
   EXPECT_EQ(r.headers.count("Sec-WebSocket-Extensions"), 0u);
+}
+
+TEST_F(OpsTest, WriteBufferSetsTheFrameSize) {
+  start_server(with_args({"--websocket-write-buffer", "64"}));
+  auto raw = raw_websocket(*server_);
+  ASSERT_TRUE(raw->send(ws_frame(
+      0x1, R"({"type":"health","request_id":"a-fairly-long-request-id-to-make-the-reply-long"})")));
+  const auto got = raw->read_until_closed(3s);  // the reply, then the deadline
+  const auto frames = server_frames(got.bytes);
+  ASSERT_GE(frames.size(), 2u) << "a reply longer than 64 bytes comes in several frames";
+  EXPECT_EQ(frames.front().first, 0x1);
+  std::string message;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    if (i > 0) {
+      EXPECT_EQ(frames[i].first, 0x0) << "continuation frame";
+    }
+    EXPECT_LE(frames[i].second.size(), 64u);
+    message += frames[i].second;
+  }
+  EXPECT_NE(message.find("a-fairly-long-request-id"), std::string::npos) << message;
 }
 
 // --- logging ----------------------------------------------------------------------------------
@@ -455,6 +515,58 @@ TEST_F(OpsTest, WithALogFileFatalStartUpErrorsAlsoReachStderr) {
   EXPECT_NE(err.find(R"("level":"fatal")"), std::string::npos) << err;  // json, the default
   EXPECT_NE(file_text(log).find("refusing to listen on 0.0.0.0"), std::string::npos);
   EXPECT_EQ(file_text(dir / "out.txt"), "");
+}
+
+TEST_F(OpsTest, ABusyMetricsPortIsNamedInTheError) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  TempDir dir("pa-metrics-port");
+  const int code = run_server_binary(
+      {"--host", "127.0.0.1", "--port", "0", "--no-tls", "--data-dir", (dir / "data").string(),
+       "--metrics-port", std::to_string(ntohs(addr.sin_port)), "--logging-output", "stderr"},
+      dir / "out.txt", dir / "err.txt");
+  ::close(fd);
+  EXPECT_EQ(code, 2);
+  const std::string err = file_text(dir / "err.txt");
+  EXPECT_NE(err.find("pick another with --metrics-port"), std::string::npos) << err;
+}
+
+TEST_F(OpsTest, DuringShutdownAnUpgradeIsRefusedWith503ShuttingDown) {
+  start_server();
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("long")), "project_id");
+  // A run that holds the shutdown in its grace period.
+  client->request(Json{{"type", "execute"},
+                       {"project_id", id},
+                       {"data", {{"prompt", "[[fake:drip lines=600 interval_ms=100]]"}}}});
+  // Connections accepted before the signal, whose upgrade comes after it.
+  std::vector<std::unique_ptr<RawClient>> waiting;
+  for (int i = 0; i < 5; ++i) {
+    waiting.push_back(std::make_unique<RawClient>(server_->port(), true));
+    ASSERT_TRUE(waiting.back()->connect());
+  }
+  server_->send_signal(SIGTERM);
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& l) { return l.find("shutting down") != std::string::npos; }, 10s));
+  // The flag is set just after that line: an upgrade sent at once may still get 101; the next
+  // one sees it.
+  std::string answer;
+  for (auto& raw : waiting) {
+    ASSERT_TRUE(raw->send(upgrade_request(server_->port(), server_->token())));
+    answer = raw->read_until("\r\n\r\n", 10s);
+    if (http_status(answer) != 503) continue;
+    answer += raw->read_until_closed(10s).bytes;
+    break;
+  }
+  EXPECT_EQ(http_status(answer), 503) << answer;
+  EXPECT_NE(answer.find("server shutting down"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("max_connections"), std::string::npos) << answer;
 }
 
 TEST_F(OpsTest, StructuredJsonLogsCarryTheRunsFields) {
