@@ -103,10 +103,10 @@ void reload(int argc, char** argv, const pa::config::Config& running, pa::net::L
   }
   try {
     pa::ops::setup_logging(fresh.config.logging);
+    spdlog::info("SIGHUP: log output reopened, level {}", fresh.config.logging.level);
   } catch (const std::exception& e) {
     spdlog::error("SIGHUP: {}; keeping the current log output", e.what());
   }
-  spdlog::info("SIGHUP: log output reopened, level {}", fresh.config.logging.level);
   if (running.tls.enabled) {
     try {
       listener.replace_tls(pa::net::make_tls_context(fresh.config.tls));
@@ -121,6 +121,13 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
   auto& cfg = loaded.config;
   pa::ops::setup_logging(cfg.logging);
   for (const auto& warning : loaded.warnings) spdlog::warn("{}", warning);
+  if (cfg.timeouts.idle.count() > 0 && cfg.timeouts.idle <= cfg.timeouts.ping_interval) {
+    spdlog::warn(
+        "timeouts.idle ({}) is not longer than timeouts.ping_interval ({}): a client that only "
+        "watches has no ping to answer and is closed as idle",
+        pa::config::format_duration(cfg.timeouts.idle),
+        pa::config::format_duration(cfg.timeouts.ping_interval));
+  }
 
   if (::geteuid() == 0 && !cfg.allow_root) {
     spdlog::critical(
@@ -190,9 +197,6 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     spdlog::info("metrics on http://127.0.0.1:{}/metrics", cfg.metrics.port);
   }
   hub->start();
-  spdlog::info("listening on {}://{}:{}/ws (port {}) with {} I/O threads",
-               cfg.tls.enabled ? "wss" : "ws", bound.address().to_string(), bound.port(),
-               bound.port(), threads);
 
   // Signals become events for the main thread, which does the blocking work (shutdown waits,
   // configuration reload) while the I/O threads keep serving.
@@ -215,6 +219,11 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     });
   };
   wait_signal();
+  // Only now, with the signal handlers installed: a SIGHUP right after this line must reload,
+  // not end the process (SIGHUP's default action).
+  spdlog::info("listening on {}://{}:{}/ws (port {}) with {} I/O threads",
+               cfg.tls.enabled ? "wss" : "ws", bound.address().to_string(), bound.port(),
+               bound.port(), threads);
 
   std::vector<std::thread> pool;
   for (unsigned i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
@@ -306,8 +315,7 @@ int main(int argc, char** argv) {
   try {
     return run(std::move(loaded), argc, argv);
   } catch (const std::exception& e) {
-    spdlog::critical("{}", e.what());
-    std::cerr << "pocket-agent-server: " << e.what() << "\n";
+    pa::ops::log_fatal(e.what());
     return kExitConfig;
   }
 }

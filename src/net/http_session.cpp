@@ -232,8 +232,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     if (!hub_->admit_connection()) {
       respond(http::status::service_unavailable,
-              "server at limits.max_connections (" +
-                  std::to_string(hub_->config().limits.max_connections) + "); try again later",
+              hub_->stopping() ? std::string("server shutting down; try again later")
+                               : "server at limits.max_connections (" +
+                                     std::to_string(hub_->config().limits.max_connections) +
+                                     "); try again later",
               false);
       return;
     }

@@ -29,11 +29,13 @@ Listener::Listener(asio::io_context& io, std::shared_ptr<server::Hub> hub,
 
   boost::system::error_code ec;
   const auto fail = [&](const char* what) {
-    throw std::runtime_error(std::string("cannot ") + what + " " + at.address().to_string() + ":" +
-                             std::to_string(at.port()) + ": " + ec.message() +
-                             (ec == asio::error::address_in_use
-                                  ? " (another process uses the port; pick another with --port)"
-                                  : ""));
+    throw std::runtime_error(
+        std::string("cannot ") + what + " " + at.address().to_string() + ":" +
+        std::to_string(at.port()) + ": " + ec.message() +
+        (ec == asio::error::address_in_use
+             ? std::string(" (another process uses the port; pick another with ") +
+                   (serve == Serve::kMetricsOnly ? "--metrics-port" : "--port") + ")"
+             : std::string()));
   };
   acceptor_.open(at.protocol(), ec);
   if (ec) fail("open a socket on");

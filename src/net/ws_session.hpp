@@ -2,6 +2,12 @@
 // Strand-per-connection, one read and one write in flight, a bounded queue of shared immutable
 // buffers, and a deferred, idempotent close. Only http_session.cpp includes this file.
 //
+// Keep-alive: the session's own timers, on its strand (Beast's keep-alive pings are off). A ping
+// goes out every timeouts.ping_interval; a ping not answered by a pong within timeouts.pong_timeout
+// drops the peer (TCP closed, no close frame: it is presumed gone); a peer from which nothing at
+// all arrives (no message, no pong, no ping) for timeouts.idle is closed with 1000. The timer
+// handlers hold only a weak_ptr, and finish() cancels them: they never keep a session alive.
+//
 // Corking: while more messages wait behind the one being written, that message's frame is held
 // back by CorkStream (below the WebSocket layer) and goes out together with the next ones in one
 // socket write (one TLS record per 16 KiB instead of one per message). Frames still leave in
@@ -17,10 +23,12 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -40,6 +48,7 @@ namespace http = beast::http;
 // Close codes we send (docs/protocol.md, "Closing").
 inline constexpr std::uint16_t kCloseSlowConsumer = 1013;  // "try again later"
 inline constexpr std::uint16_t kCloseGoingAway = 1001;
+inline constexpr std::uint16_t kCloseNormal = 1000;  // idle timeout
 
 namespace detail {
 
@@ -130,6 +139,9 @@ class WsSession : public server::Connection,
   WsSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::string remote,
             std::string client_name)
       : ws_(std::move(stream)),
+        ping_timer_(ws_.get_executor()),
+        pong_timer_(ws_.get_executor()),
+        idle_timer_(ws_.get_executor()),
         hub_(std::move(hub)),
         id_(hub_->next_connection_id()),
         remote_(std::move(remote)),
@@ -148,16 +160,23 @@ class WsSession : public server::Connection,
   void run(http::request<http::string_body> request) {
     const auto& cfg = hub_->config();
     beast::get_lowest_layer(ws_).expires_never();
+    // Beast times the opening and the closing handshake; pings, pongs and idleness are ours.
     websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = cfg.timeouts.handshake;
-    // Beast pings after half the idle time without traffic and closes after the full time.
-    // timeouts.idle (a peer that sends nothing at all, not even pongs) can only be shorter.
-    timeouts.idle_timeout = cfg.timeouts.ping_interval + cfg.timeouts.pong_timeout;
-    if (cfg.timeouts.idle.count() > 0 && cfg.timeouts.idle < timeouts.idle_timeout) {
-      timeouts.idle_timeout = cfg.timeouts.idle;
-    }
-    timeouts.keep_alive_pings = true;
+    timeouts.idle_timeout = websocket::stream_base::none();
+    timeouts.keep_alive_pings = false;
     ws_.set_option(timeouts);
+    ping_interval_ = cfg.timeouts.ping_interval;
+    pong_timeout_ = cfg.timeouts.pong_timeout;
+    idle_timeout_ = cfg.timeouts.idle;
+    // Runs inside a read on the strand (the read holds a shared_ptr), so `this` is alive.
+    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+      last_heard_ = Clock::now();
+      if (kind == websocket::frame_type::pong && awaiting_pong_) {
+        awaiting_pong_ = false;
+        pong_timer_.cancel();
+      }
+    });
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
       res.set(http::field::server, "pocket-agent-server");
     }));
@@ -168,8 +187,7 @@ class WsSession : public server::Connection,
       ws_.set_option(pmd);
     }
     ws_.read_message_max(cfg.limits.message_size);
-    ws_.write_buffer_bytes(
-        static_cast<std::size_t>(std::max<std::uint64_t>(cfg.websocket.write_buffer, 8)));
+    ws_.write_buffer_bytes(static_cast<std::size_t>(cfg.websocket.write_buffer));  // >= 8
     max_queue_messages_ = cfg.websocket.message_buffer;
     max_queue_bytes_ = cfg.websocket.max_queue_bytes;
     buffer_.reserve(cfg.websocket.read_buffer);
@@ -212,17 +230,105 @@ class WsSession : public server::Connection,
       return;
     }
     open_ = true;
+    last_heard_ = Clock::now();
     hub_->on_open(this->shared_from_this());
+    arm_ping();
+    if (idle_timeout_.count() > 0) arm_idle(last_heard_ + idle_timeout_);
     do_read();
   }
 
+  // --- keep-alive ------------------------------------------------------------------------------
+  using Clock = std::chrono::steady_clock;
+
+  // Runs `fn` on this session if it still exists and the wait was not cancelled.
+  template <class Fn>
+  auto if_alive(Fn fn) {
+    return [weak = this->weak_from_this(), fn](beast::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) fn(*self);
+    };
+  }
+
+  void arm_ping() {
+    ping_timer_.expires_after(ping_interval_);
+    ping_timer_.async_wait(if_alive([](WsSession& s) { s.on_ping_timer(); }));
+  }
+
+  void on_ping_timer() {
+    if (finished_ || close_sent_) return;  // no ping after the close frame (Beast's rule)
+    if (!ping_in_flight_) {
+      ping_in_flight_ = true;
+      ws_.async_ping({}, [self = this->shared_from_this()](beast::error_code) {
+        self->ping_in_flight_ = false;  // a failed write ends the read too, which finishes
+      });
+      // The pong deadline runs from the first unanswered ping: later pings do not extend it.
+      if (!awaiting_pong_) {
+        awaiting_pong_ = true;
+        arm_pong(pong_timeout_);
+      }
+    }
+    arm_ping();
+  }
+
+  void arm_pong(std::chrono::steady_clock::duration after) {
+    const auto generation = ++pong_generation_;
+    pong_timer_.expires_after(after);
+    pong_timer_.async_wait(
+        if_alive([generation](WsSession& s) { s.on_pong_deadline(generation); }));
+  }
+
+  void on_pong_deadline(std::uint64_t generation) {
+    // A pong that came just as the timer fired, or a newer deadline, makes this one stale.
+    if (finished_ || !awaiting_pong_ || generation != pong_generation_) return;
+    // While the hub handles this peer's last message nothing is read, so its pong may be
+    // waiting unread: give it another period.
+    if (handling_message_ && !closing_) {
+      arm_pong(pong_timeout_);
+      return;
+    }
+    drop("no pong within timeouts.pong_timeout");
+  }
+
+  void arm_idle(Clock::time_point at) {
+    idle_timer_.expires_at(at);
+    idle_timer_.async_wait(if_alive([](WsSession& s) { s.on_idle_timer(); }));
+  }
+
+  void on_idle_timer() {
+    if (finished_ || closing_) return;
+    const auto now = Clock::now();
+    if (handling_message_) last_heard_ = now;  // it just sent a message
+    const auto due = last_heard_ + idle_timeout_;
+    if (now < due) {
+      arm_idle(due);
+      return;
+    }
+    spdlog::info("closing connection {} from {}: nothing received for timeouts.idle", id_, remote_);
+    begin_close(kCloseNormal, "idle: nothing received for timeouts.idle");
+  }
+
+  // Ends the connection without a close frame: the peer is presumed gone.
+  void drop(const char* why) {
+    if (finished_) return;
+    spdlog::info("dropping connection {} from {}: {}", id_, remote_, why);
+    drop_reason_ = why;
+    beast::error_code ec;
+    auto& tcp = beast::get_lowest_layer(ws_);
+    tcp.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+    tcp.close();  // pending reads and writes complete with an error
+    finish();
+  }
+
   void do_read() {
+    handling_message_ = false;
     if (closing_) return;
+    last_heard_ = Clock::now();  // time spent handling its message is not the peer's silence
     ws_.async_read(buffer_,
                    beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    last_heard_ = Clock::now();
     if (ec) {
       if (ec == websocket::error::message_too_big) {
         spdlog::info("closing connection {} from {}: message larger than limits.message_size", id_,
@@ -241,6 +347,7 @@ class WsSession : public server::Connection,
     }
     std::string text = beast::buffers_to_string(buffer_.data());
     buffer_.consume(buffer_.size());
+    handling_message_ = true;
     hub_->on_message(this->shared_from_this(), std::move(text), [self = this->shared_from_this()] {
       boost::asio::post(self->ws_.get_executor(), [self] { self->do_read(); });
     });
@@ -258,7 +365,13 @@ class WsSession : public server::Connection,
 
   void enqueue(protocol::SharedText text) {
     if (closing_ || finished_) return;
-    if (queue_.size() >= max_queue_messages_ || queued_bytes_ + text->size() > max_queue_bytes_) {
+    // The byte bound is on what waits behind the message being written: a message always fits
+    // when nothing waits, however large (limits.message_size, claude.max_line_bytes and the
+    // history page bound it), so one big message never closes a client that keeps up.
+    const std::size_t in_flight = writing_ ? queue_.front()->size() : 0;
+    const bool waiting = queue_.size() > (writing_ ? 1u : 0u);
+    if (queue_.size() >= max_queue_messages_ ||
+        (waiting && queued_bytes_ - in_flight + text->size() > max_queue_bytes_)) {
       spdlog::warn("closing slow connection {} from {}: {} messages / {} bytes queued", id_,
                    remote_, queue_.size(), queued_bytes_);
       hub_->metrics().slow_consumer_closes.inc();
@@ -345,15 +458,34 @@ class WsSession : public server::Connection,
   void finish() {
     if (finished_) return;
     finished_ = true;
+    ping_timer_.cancel();
+    pong_timer_.cancel();
+    idle_timer_.cancel();
     if (open_) {
-      spdlog::info(
-          "connection {} from {} closed{}", id_, remote_,
-          close_sent_ ? " by the server: " + std::string(close_reason_.reason.c_str()) : "");
+      std::string by;
+      if (drop_reason_ != nullptr) {
+        by = std::string(" by the server: ") + drop_reason_;
+      } else if (close_sent_) {
+        by = " by the server: " + std::string(close_reason_.reason.c_str());
+      }
+      spdlog::info("connection {} from {} closed{}", id_, remote_, by);
       hub_->on_close(this->shared_from_this());
     }
   }
 
   websocket::stream<detail::CorkStream<Stream>> ws_;
+  boost::asio::steady_timer ping_timer_;
+  boost::asio::steady_timer pong_timer_;
+  boost::asio::steady_timer idle_timer_;
+  std::chrono::seconds ping_interval_{30};
+  std::chrono::seconds pong_timeout_{30};
+  std::chrono::seconds idle_timeout_{0};  // 0 = off
+  Clock::time_point last_heard_;          // the last frame from the peer
+  bool ping_in_flight_ = false;
+  bool awaiting_pong_ = false;
+  std::uint64_t pong_generation_ = 0;
+  bool handling_message_ = false;  // the hub has its message; no read is pending
+  const char* drop_reason_ = nullptr;
   beast::flat_buffer buffer_;
   std::shared_ptr<server::Hub> hub_;
   const std::uint64_t id_;

@@ -2,13 +2,16 @@
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <iostream>
 #include <mutex>
 #include <stdexcept>
+#include <vector>
 
 namespace pa::ops {
 
@@ -89,9 +92,6 @@ class LevelFlag : public spdlog::custom_flag_formatter {
   }
 };
 
-std::mutex g_mutex;
-config::Config::Logging g_logging;
-
 spdlog::level::level_enum parse_level(const std::string& level) {
   if (level == "debug") return spdlog::level::debug;
   if (level == "warn") return spdlog::level::warn;
@@ -100,37 +100,79 @@ spdlog::level::level_enum parse_level(const std::string& level) {
   return spdlog::level::info;
 }
 
-}  // namespace
-
-void setup_logging(const config::Config::Logging& logging) {
-  spdlog::sink_ptr sink;
-  if (logging.output == "stdout") {
-    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-  } else if (logging.output == "stderr") {
-    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  } else {
-    try {
-      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(logging.output, false);
-    } catch (const spdlog::spdlog_ex& e) {
-      throw std::runtime_error("cannot open log file " + logging.output + ": " + e.what());
-    }
-  }
+std::unique_ptr<spdlog::formatter> make_formatter(const std::string& format) {
   auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   formatter->add_flag<JsonMessageFlag>('*');
   formatter->add_flag<LevelFlag>('L');
-  formatter->add_flag<FieldsFlag>('F', logging.format == "json");
-  if (logging.format == "json") {
+  formatter->add_flag<FieldsFlag>('F', format == "json");
+  if (format == "json") {
     formatter->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%L","msg":%*%F})");
   } else {
     formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %L %v%F");
   }
-  sink->set_formatter(std::move(formatter));
-  auto logger = std::make_shared<spdlog::logger>("pocket-agent", sink);
-  logger->set_level(parse_level(logging.level));
-  logger->flush_on(spdlog::level::trace);  // every line: logs must survive a crash
-  spdlog::set_default_logger(logger);
-  std::lock_guard lock(g_mutex);
+  return formatter;
+}
+
+// The sinks for `logging`, each with its own formatter. A file output also sends fatal lines to
+// stderr, so a server that cannot start says why where the person starting it looks.
+std::vector<spdlog::sink_ptr> make_sinks(const config::Config::Logging& logging) {
+  std::vector<spdlog::sink_ptr> sinks;
+  if (logging.output == "stdout") {
+    sinks.push_back(std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  } else if (logging.output == "stderr") {
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  } else {
+    try {
+      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(logging.output, false));
+    } catch (const spdlog::spdlog_ex& e) {
+      throw std::runtime_error("cannot open log file " + logging.output + ": " + e.what());
+    }
+    auto fatal = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    fatal->set_level(spdlog::level::critical);
+    sinks.push_back(std::move(fatal));
+  }
+  for (auto& sink : sinks) sink->set_formatter(make_formatter(logging.format));
+  return sinks;
+}
+
+// One logger for the life of the process, installed as spdlog's default once: spdlog::info()
+// reads the default logger through a raw pointer without a lock, so replacing the logger while
+// other threads log would free it under them. Its only sink is a distributing sink; a reload
+// swaps the sinks inside it (under the sink's mutex) and sets the level (an atomic).
+struct ProcessLogger {
+  std::shared_ptr<spdlog::sinks::dist_sink_mt> dist =
+      std::make_shared<spdlog::sinks::dist_sink_mt>();
+  std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("pocket-agent", dist);
+};
+
+std::mutex g_mutex;  // serializes setup_logging and reopen_log_file; guards the two below
+config::Config::Logging g_logging;
+bool g_configured = false;
+
+ProcessLogger& process_logger() {
+  static ProcessLogger* instance = [] {
+    auto* p = new ProcessLogger;  // never destroyed: threads may log during static destruction
+    p->logger->flush_on(spdlog::level::trace);  // every line: logs must survive a crash
+    spdlog::set_default_logger(p->logger);
+    return p;
+  }();
+  return *instance;
+}
+
+void install(const config::Config::Logging& logging, std::vector<spdlog::sink_ptr> sinks) {
+  auto& p = process_logger();
+  p.dist->set_sinks(std::move(sinks));  // the old sinks are closed here, under the sink's mutex
+  p.logger->set_level(parse_level(logging.level));
   g_logging = logging;
+  g_configured = true;
+}
+
+}  // namespace
+
+void setup_logging(const config::Config::Logging& logging) {
+  auto sinks = make_sinks(logging);  // may throw: the current output stays
+  std::lock_guard lock(g_mutex);
+  install(logging, std::move(sinks));
 }
 
 void log_event(spdlog::level::level_enum level, std::string_view message,
@@ -141,19 +183,27 @@ void log_event(spdlog::level::level_enum level, std::string_view message,
 }
 
 void reopen_log_file() {
-  config::Config::Logging logging;
-  {
-    std::lock_guard lock(g_mutex);
-    logging = g_logging;
-  }
-  if (logging.output == "stdout" || logging.output == "stderr") return;
+  std::lock_guard lock(g_mutex);
+  if (!g_configured || g_logging.output == "stdout" || g_logging.output == "stderr") return;
   // A fresh sink opens the path again (in append mode): after logrotate moved the old file,
   // logging continues in a new one.
   try {
-    setup_logging(logging);
+    install(g_logging, make_sinks(g_logging));
   } catch (const std::exception& e) {
     spdlog::error("cannot reopen log file: {}", e.what());
   }
+}
+
+void log_fatal(std::string_view message) {
+  bool configured = false;
+  bool on_stderr = false;
+  {
+    std::lock_guard lock(g_mutex);
+    configured = g_configured;
+    on_stderr = g_configured && g_logging.output != "stdout";
+  }
+  if (configured) spdlog::critical("{}", message);
+  if (!on_stderr) std::cerr << "pocket-agent-server: " << message << "\n";
 }
 
 }  // namespace pa::ops

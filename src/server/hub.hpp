@@ -49,8 +49,10 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void load_projects(std::vector<std::string>& warnings);
   void start();  // background timers (CLI version probe)
 
-  // Connection admission: false when max_connections are open (answer 503).
+  // Connection admission: false when max_connections are open or the server is shutting down
+  // (answer 503; stopping() tells which).
   bool admit_connection();
+  bool stopping() const { return stopping_; }
   void release_connection();
   std::size_t connection_count() const { return connections_open_.load(); }
   std::uint64_t next_connection_id() { return ++last_connection_id_; }

@@ -973,7 +973,7 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.claude.permission_prompt = "none";
   c.claude.permission_timeout = Seconds{45};
   c.websocket.read_buffer = 1;
-  c.websocket.write_buffer = 2;
+  c.websocket.write_buffer = 16;
   c.websocket.message_buffer = 3;
   c.websocket.max_queue_bytes = 4;
   c.websocket.enable_compression = true;

@@ -250,12 +250,21 @@ TEST_F(HostileTransportTest, SlowlorisTricklingAHeadIsDroppedAtTheDeadline) {
 }
 
 TEST_F(HostileTransportTest, HalfOpenWebSocketsAreReleased) {
-  // A client that never answers pings is dropped after timeouts.idle.
+  // A client that sends nothing is closed after timeouts.idle (1000, before any ping); one that
+  // never answers pings is dropped after timeouts.pong_timeout.
   start_transport_server({"--timeouts-idle", "2s"});
   {
     auto raw = raw_websocket();
     const auto got = raw->read_until_closed(30s);
     EXPECT_TRUE(got.closed) << "a silent client was never dropped";
+    EXPECT_EQ(close_code_of(got.bytes), 1000);
+  }
+  EXPECT_TRUE(wait_until_alone());
+  start_transport_server({"--ping-interval", "1s", "--pong-timeout", "1s"});
+  {
+    auto raw = raw_websocket();
+    const auto got = raw->read_until_closed(30s);
+    EXPECT_TRUE(got.closed) << "a client that never answers was never dropped";
     // The server pinged it before giving up.
     const auto opcodes = frame_opcodes(got.bytes);
     EXPECT_NE(std::find(opcodes.begin(), opcodes.end(), 0x9), opcodes.end());

@@ -129,6 +129,11 @@ int WsClient::connect(std::chrono::milliseconds deadline) {
               if (impl_->options.origin) req.set(http::field::origin, *impl_->options.origin);
             }));
             s.read_message_max(64u << 20);
+            if (impl_->options.compression) {
+              websocket::permessage_deflate pmd;
+              pmd.client_enable = true;
+              s.set_option(pmd);
+            }
             s.async_handshake(response, "localhost:" + std::to_string(impl_->port), target,
                               [&](beast::error_code hec) {
                                 status = static_cast<int>(response.result_int());
@@ -152,6 +157,7 @@ int WsClient::connect(std::chrono::milliseconds deadline) {
   });
   run_until(impl_->io, done, deadline, [this] { impl_->cancel(); });
   response_body_ = response.body();
+  extensions_ = std::string(response[http::field::sec_websocket_extensions]);
   impl_->open = status == 101;
   return status;
 }

@@ -20,7 +20,8 @@ struct ClientOptions {
   std::optional<std::string> query_token;  // ?token=
   std::optional<std::string> origin;
   std::string target = "/ws";
-  int receive_buffer = 0;  // SO_RCVBUF before connecting (a small one makes a slow reader)
+  int receive_buffer = 0;    // SO_RCVBUF before connecting (a small one makes a slow reader)
+  bool compression = false;  // offer permessage-deflate
 };
 
 struct CloseInfo {
@@ -56,12 +57,15 @@ class WsClient {
 
   const std::vector<Json>& skipped() const { return skipped_; }
   const std::string& response_body() const { return response_body_; }
+  // The server's Sec-WebSocket-Extensions answer (empty when it accepted none).
+  const std::string& extensions() const { return extensions_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<Json> skipped_;
   std::string response_body_;
+  std::string extensions_;
   int next_request_ = 0;
 };
 
