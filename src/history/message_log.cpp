@@ -762,15 +762,21 @@ Page MessageLog::read(const Query& query, std::vector<std::string>& warnings) co
     }
   }
   std::size_t corrupt_lines = 0;
+  const auto over_budget = [&](std::uint64_t bytes) {
+    return query.max_bytes != 0 && bytes > query.max_bytes;
+  };
   if (!query.before_seq) {
     // Oldest first: stop at the first match beyond the page.
+    std::uint64_t bytes = 0;
     for (const FileIndex& file : s.files) {
       if (!filter.may_match(file)) continue;  // skipped without touching it
       const bool go_on = s.read_file(file, filter, corrupt_lines, warnings, [&](std::string& e) {
-        if (page.entries.size() == query.limit) {
+        if (page.entries.size() == query.limit ||
+            (!page.entries.empty() && over_budget(bytes + e.size()))) {
           page.has_more = true;
           return false;
         }
+        bytes += e.size();
         page.entries.push_back(std::move(e));
         return true;
       });
@@ -778,22 +784,40 @@ Page MessageLog::read(const Query& query, std::vector<std::string>& warnings) co
     }
   } else {
     // Newest first by file: keep each file's last matches, one more than still needed, so that
-    // an extra one means older entries exist.
+    // an extra one means older entries exist. The page is the newest run of entries within the
+    // byte budget; anything older than one entry beyond it is dropped as soon as it is known.
     std::deque<std::string> newest;
-    for (auto it = s.files.rbegin(); it != s.files.rend() && newest.size() <= query.limit; ++it) {
+    std::uint64_t newest_bytes = 0;
+    // True once the oldest entry kept cannot be on the page: it only says that more exist.
+    const auto full = [&] {
+      return newest.size() > query.limit || (newest.size() > 1 && over_budget(newest_bytes));
+    };
+    for (auto it = s.files.rbegin(); it != s.files.rend() && !full(); ++it) {
       if (!filter.may_match(*it)) continue;
       const std::size_t want = query.limit + 1 - newest.size();
       std::deque<std::string> from_file;
+      std::uint64_t file_bytes = 0;
       s.read_file(*it, filter, corrupt_lines, warnings, [&](std::string& e) {
+        file_bytes += e.size();
         from_file.push_back(std::move(e));
-        if (from_file.size() > want) from_file.pop_front();
+        // Once the entry after the front cannot be on the page either (the run from it to the
+        // newest entry holds two or more entries and passes the budget), that entry is enough
+        // to say that more exist: drop the front.
+        while (from_file.size() > want ||
+               (from_file.size() + newest.size() > 2 &&
+                over_budget(file_bytes - from_file.front().size() + newest_bytes))) {
+          file_bytes -= from_file.front().size();
+          from_file.pop_front();
+        }
         return true;
       });
+      newest_bytes += file_bytes;
       newest.insert(newest.begin(), std::make_move_iterator(from_file.begin()),
                     std::make_move_iterator(from_file.end()));
     }
-    if (newest.size() > query.limit) {
+    while (newest.size() > query.limit || (newest.size() > 1 && over_budget(newest_bytes))) {
       page.has_more = true;
+      newest_bytes -= newest.front().size();
       newest.pop_front();
     }
     page.entries.assign(std::make_move_iterator(newest.begin()),

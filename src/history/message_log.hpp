@@ -29,11 +29,14 @@ struct Options {
 
 // Without before_seq a page is the oldest `limit` matches; with it, the newest `limit` matches
 // below before_seq (for paging backwards). Filters combine: after_seq + before_seq is a window.
+// A page also ends before the entries' total size would pass `max_bytes` (0 = no byte bound),
+// but always holds at least one entry when any matches; a page cut short has has_more set.
 struct Query {
   std::optional<std::uint64_t> after_seq;   // exclusive
   std::optional<std::uint64_t> before_seq;  // exclusive
   std::optional<std::string> since;         // RFC 3339 timestamp, exclusive
   std::size_t limit = 1000;
+  std::uint64_t max_bytes = 0;
 };
 
 struct Page {

@@ -27,9 +27,10 @@ class HistoryTest : public ServerTest {
     o.data_dir = dir;
     return o;
   }
-  Json get(WsClient& c, const std::string& id, Json query) {
-    return c.request(
-        Json{{"type", "get_messages"}, {"project_id", id}, {"data", std::move(query)}});
+  Json get(WsClient& c, const std::string& id, Json query,
+           std::chrono::milliseconds deadline = 10s) {
+    return c.request(Json{{"type", "get_messages"}, {"project_id", id}, {"data", std::move(query)}},
+                     deadline);
   }
   static std::vector<std::int64_t> seqs(const Json& response) {
     std::vector<std::int64_t> out;
@@ -100,7 +101,95 @@ TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
 
   EXPECT_EQ(error_code(get(*client, id, Json{{"since", "yesterday"}})), "INVALID_MESSAGE");
   EXPECT_EQ(error_code(get(*client, id, Json{{"limit", 0}})), "INVALID_MESSAGE");
-  EXPECT_EQ(error_code(get(*client, id, Json{{"limit", 5000}})), "INVALID_MESSAGE");
+  // Above the cap (limits.history_page_max, 1000 here) is capped, not refused.
+  page = get(*client, id, Json{{"limit", 5000}});
+  EXPECT_EQ(seqs(page), all_seqs);
+  EXPECT_FALSE(data(page).at("has_more").as_bool());
+}
+
+TEST_F(HistoryTest, LimitAboveTheCapIsCappedAndBadLimitsAreRefused) {
+  start_server(with_args({"--limits-history-page-max", "5"}));
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  client->request(Json{{"type", "execute"},
+                       {"project_id", id},
+                       {"data", {{"prompt", "[[fake:flood lines=10 bytes=50]]"}}}});
+  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  auto page = get(*client, id, Json{{"limit", 5000}});
+  ASSERT_EQ(str(page, "type"), "messages_response") << json::serialize(page);
+  EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_TRUE(data(page).at("has_more").as_bool());
+  page = get(*client, id, Json{{"after_seq", 5}});  // the default limit (1000) is capped too
+  EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{6, 7, 8, 9, 10}));
+  EXPECT_TRUE(data(page).at("has_more").as_bool());
+  page = get(*client, id, Json{{"after_seq", 5}, {"limit", 2}});
+  EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{6, 7}));
+  for (const auto& bad : {json::value(0), json::value(-3), json::value("ten"), json::value(2.5)}) {
+    const auto r = get(*client, id, Json{{"limit", bad}});
+    EXPECT_EQ(error_code(r), "INVALID_MESSAGE") << json::serialize(bad);
+    EXPECT_EQ(str(data(r).at("details").as_object(), "field"), "data.limit");
+  }
+}
+
+// Entries of several MiB: get_messages pages stay within a byte budget (half the outbound queue
+// here), so paging through everything never overflows the connection's queue, and has_more says
+// when a page was cut short.
+TEST_F(HistoryTest, BigEntriesArePagedWithinTheOutboundQueue) {
+  constexpr std::int64_t kQueue = 8 << 20;
+  constexpr std::size_t kLine = 3 << 20;
+  start_server(with_args({"--websocket-max-queue-bytes", std::to_string(kQueue),
+                          "--claude-max-line-bytes", std::to_string(4 << 20)}));
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  // Two runs, each an assistant line of 3 MiB and a result that repeats its text: four big
+  // entries, about 12 MiB together, more than the queue holds.
+  for (int run = 0; run < 2; ++run) {
+    client->request(
+        Json{{"type", "execute"},
+             {"project_id", id},
+             {"data", {{"prompt", "[[fake:bigline bytes=" + std::to_string(kLine) + "]]"}}}});
+    ASSERT_TRUE(client->read_until(is_idle, 60s)) << "run " << run;
+  }
+
+  std::vector<std::int64_t> seen;
+  std::int64_t last_seq = 0;
+  std::size_t cut_by_bytes = 0;
+  std::size_t big = 0;
+  Json query{};
+  for (int guard = 0; guard < 50; ++guard) {
+    const auto page = get(*client, id, query, 30s);
+    ASSERT_EQ(str(page, "type"), "messages_response") << "page " << guard;
+    const auto& messages = data(page).at("messages").as_array();
+    ASSERT_FALSE(messages.empty());
+    std::size_t bytes = 0;
+    for (const auto& e : messages) {
+      const auto size = json::serialize(e).size();
+      bytes += size;
+      big += size >= kLine ? 1 : 0;
+      seen.push_back(e.at("seq").as_int64());
+    }
+    if (messages.size() > 1) {
+      EXPECT_LE(bytes, static_cast<std::size_t>(kQueue / 2));
+    }
+    last_seq = data(page).at("last_seq").as_int64();
+    if (!data(page).at("has_more").as_bool()) break;
+    cut_by_bytes += messages.size() < 1000 ? 1 : 0;
+    query = Json{{"after_seq", seen.back()}};
+  }
+  EXPECT_TRUE(client->is_open());
+  EXPECT_EQ(big, 4u);
+  EXPECT_GE(cut_by_bytes, 3u) << "four 3 MiB entries need at least four pages of 4 MiB";
+  ASSERT_FALSE(seen.empty());
+  std::vector<std::int64_t> expected(static_cast<std::size_t>(last_seq));
+  for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<std::int64_t>(i + 1);
+  EXPECT_EQ(seen, expected) << "every entry exactly once, in order";
+
+  // Backwards too: the newest page holds the last result alone and says that more exist.
+  const auto newest = get(*client, id, Json{{"before_seq", last_seq + 1}}, 30s);
+  const auto newest_seqs = seqs(newest);
+  ASSERT_FALSE(newest_seqs.empty());
+  EXPECT_EQ(newest_seqs.back(), last_seq);
+  EXPECT_TRUE(data(newest).at("has_more").as_bool());
 }
 
 TEST_F(HistoryTest, RotationBySize) {
