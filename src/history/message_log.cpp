@@ -397,6 +397,7 @@ struct MessageLog::Impl {
   Options options;
   std::vector<FileIndex> files;  // ordered by first seq; the last one is the append target
   std::uint64_t last_seq = 0;
+  std::uint64_t durable_seq = 0;  // entries up to this seq are fdatasync'ed
   Fd fd;                          // files.back(), opened for append (lazily)
   bool current_usable = true;     // false: the next append starts a new file
   bool dirty = false;             // appended data not fdatasync'ed yet
@@ -459,6 +460,7 @@ void MessageLog::Impl::start_new_file(SystemTime now, std::error_code& ec) {
     sync_data(fd.get(), ec);  // the old file is complete: make it durable before moving on
     if (ec) return;
     dirty = false;
+    durable_seq = last_seq;
     last_sync = std::chrono::steady_clock::now();
   }
   fd.reset();
@@ -581,6 +583,30 @@ std::unique_ptr<MessageLog> MessageLog::open(const fs::path& logs_dir, Options o
       warnings.push_back("history " + f.path.string() + ": seq range overlaps " +
                          impl->files[i - 1].path.filename().string());
   }
+  // Entries above the floor were written by an earlier run that may have ended before their
+  // fdatasync (killed): make them durable now, so the owner can raise its floor to them. Older
+  // files were synced when the next one was started.
+  impl->durable_seq = options.seq_floor;
+  if (impl->last_seq > options.seq_floor) {
+    for (std::size_t i = impl->files.size(); i-- > 0;) {
+      if (impl->files[i].entries == 0) continue;
+      std::error_code sec;
+      Fd sfd = open_fd(impl->files[i].path, O_RDONLY, sec);
+      if (sfd.valid()) sync_data(sfd.get(), sec);
+      if (!sec) {
+        impl->durable_seq = impl->last_seq;
+      } else {
+        warnings.push_back("history " + impl->files[i].path.string() +
+                           ": cannot fdatasync: " + sec.message());
+      }
+      break;
+    }
+  } else if (options.seq_floor > impl->last_seq) {
+    if (impl->last_seq > 0 || !impl->files.empty())
+      spdlog::debug("history {}: files end at seq {}, continuing above the stored {}", dir.string(),
+                    impl->last_seq, options.seq_floor);
+    impl->last_seq = options.seq_floor;
+  }
   spdlog::debug("history {}: {} files, last seq {}", dir.string(), impl->files.size(),
                 impl->last_seq);
   return std::unique_ptr<MessageLog>(new MessageLog(std::move(impl)));
@@ -694,7 +720,12 @@ void MessageLog::sync(std::error_code& ec) {
   sync_data(s.fd.get(), ec);
   if (ec) return;
   s.dirty = false;
+  s.durable_seq = s.last_seq;
   s.last_sync = std::chrono::steady_clock::now();
+}
+
+std::uint64_t MessageLog::durable_seq() const {
+  return impl_->durable_seq;
 }
 
 template <class Take>

@@ -368,6 +368,52 @@ TEST_F(MessageLogTest, SeqContinuesAcrossReopen) {
   EXPECT_EQ(split_lines(read_text(logs() / "messages_2999-01-01_00-00-00.jsonl")).size(), 1u);
 }
 
+// The owner's stored mark (seq_floor) keeps seq numbers from restarting when files are gone;
+// entries above it on disk are made durable at open, and durable_seq() follows the fsyncs.
+TEST_F(MessageLogTest, SeqFloorAndDurableSeq) {
+  Options options;
+  options.fsync_interval = std::chrono::hours(1);  // no fsync unless asked
+  {
+    auto log = open_log(options);
+    EXPECT_EQ(log->durable_seq(), 0u);
+    for (int i = 1; i <= 5; ++i) append(*log, i);
+    EXPECT_TRUE(log->needs_sync());
+    EXPECT_EQ(log->durable_seq(), 0u) << "nothing was fdatasync'ed yet";
+    std::error_code ec;
+    log->sync(ec);
+    ASSERT_FALSE(ec);
+    EXPECT_EQ(log->durable_seq(), 5u);
+    append(*log, 6);
+    EXPECT_EQ(log->durable_seq(), 5u);
+  }
+  // Reopened below what the files hold: they win, and are durable after open.
+  options.seq_floor = 3;
+  {
+    auto log = open_log(options);
+    EXPECT_EQ(log->last_seq(), 6u);
+    EXPECT_EQ(log->durable_seq(), 6u);
+  }
+  // Every file deleted (archived): the floor keeps seq from starting again at 1.
+  for (const auto& f : log_files(logs())) fs::remove(f);
+  options.seq_floor = 6;
+  {
+    auto log = open_log(options);
+    EXPECT_TRUE(warnings_.empty());
+    EXPECT_EQ(log->last_seq(), 6u);
+    EXPECT_EQ(log->durable_seq(), 6u);
+    EXPECT_EQ(append(*log, 7).seq, 7u);
+    EXPECT_EQ(seqs(read(*log, {})), range(7, 7));
+  }
+  // A floor above the files (the newest files were deleted, older ones kept).
+  options.seq_floor = 100;
+  {
+    auto log = open_log(options);
+    EXPECT_EQ(log->last_seq(), 100u);
+    EXPECT_EQ(append(*log, 101).seq, 101u);
+    EXPECT_EQ(seqs(read(*log, {})), (std::vector<std::uint64_t>{7, 101}));
+  }
+}
+
 TEST_F(MessageLogTest, FilesAreOrderedBySeqNotName) {
   Options options;
   options.rotate_count = 2;

@@ -268,6 +268,49 @@ TEST_F(HistoryTest, ReconnectMidRunMissesNothingAndGetsNothingTwice) {
   EXPECT_EQ(seen.back(), data(all).at("last_seq").as_int64());
 }
 
+// seq is never reused: the server keeps the newest durable seq in project.json, so deleting or
+// archiving every history file of a project does not restart its numbering.
+TEST_F(HistoryTest, SeqContinuesAfterTheLogFilesAreDeleted) {
+  start_server();
+  auto client = connect();
+  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  client->request(Json{{"type", "execute"}, {"project_id", id}, {"data", {{"prompt", "one"}}}});
+  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  const auto before = data(get(*client, id, Json{})).at("last_seq").as_int64();
+  ASSERT_GE(before, 5);
+  const auto data_dir = server_->data_dir();
+  const auto logs = data_dir / "projects" / id / "logs";
+
+  // A killed server (no shutdown flush) restarts: the entries it wrote are found in the files
+  // and the mark is stored at once.
+  auto old = std::move(server_);
+  old->kill_hard();
+  client.reset();
+  start_server(with_data(data_dir));
+  client = connect();
+  EXPECT_EQ(data(get(*client, id, Json{})).at("last_seq").as_int64(), before);
+  server_->stop();
+
+  // The operator archives every history file.
+  std::size_t removed = 0;
+  for (const auto& f : fs::directory_iterator(logs)) removed += fs::remove(f.path()) ? 1 : 0;
+  ASSERT_GE(removed, 1u);
+
+  start_server(with_data(data_dir));
+  client = connect();
+  const auto joined = client->request(Json{{"type", "project_join"}, {"project_id", id}});
+  EXPECT_EQ(data(joined).at("last_seq").as_int64(), before);
+  const auto reply =
+      client->request(Json{{"type", "execute"}, {"project_id", id}, {"data", {{"prompt", "two"}}}});
+  ASSERT_EQ(reply.at("seq").as_int64(), before + 2) << "the execute, then EXECUTING";
+  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  const auto after = get(*client, id, Json{});
+  const auto s = seqs(after);
+  ASSERT_FALSE(s.empty());
+  EXPECT_EQ(s.front(), before + 1) << "numbering continues above the old last_seq";
+  for (std::size_t i = 1; i < s.size(); ++i) EXPECT_EQ(s[i], s[i - 1] + 1);
+}
+
 TEST_F(HistoryTest, RestartAfterSigkillMidRun) {
   start_server();
   auto client = connect();
