@@ -289,6 +289,23 @@ TEST_F(AgentTest, QueueOrderAndResourceLimit) {
   ASSERT_TRUE(is_state(qc, "QUEUED"));
   EXPECT_EQ(data(qc).at("queue_position").as_int64(), 2);
   EXPECT_EQ(error_code(execute(*client, d, "d")), "RESOURCE_LIMIT");
+  // The refused execute left nothing in d's history (no client entry without an outcome): only
+  // the state recorded when the project was created.
+  const auto d_history =
+      client->request(Json{{"type", "get_messages"}, {"project_id", d}, {"data", Json{}}});
+  ASSERT_EQ(str(d_history, "type"), "messages_response") << json::serialize(d_history);
+  const auto& d_entries = data(d_history).at("messages").as_array();
+  ASSERT_EQ(d_entries.size(), 1u) << json::serialize(d_entries);
+  EXPECT_EQ(str(d_entries[0].as_object(), "direction"), "server");
+  EXPECT_EQ(str(d_entries[0].at("message").as_object(), "type"), "project_state");
+  // The queued one was recorded, before its QUEUED state.
+  const auto c_history =
+      client->request(Json{{"type", "get_messages"}, {"project_id", c}, {"data", Json{}}});
+  const auto& c_entries = data(c_history).at("messages").as_array();
+  ASSERT_EQ(c_entries.size(), 3u) << json::serialize(c_entries);
+  EXPECT_EQ(str(c_entries[1].as_object(), "direction"), "client");
+  EXPECT_EQ(str(c_entries[1].at("message").as_object(), "type"), "execute");
+  EXPECT_EQ(str(c_entries[2].at("message").at("data").as_object(), "state"), "QUEUED");
   EXPECT_EQ(error_code(execute(*client, b, "b again")), "PROCESS_ACTIVE");
 
   // Kill A: B starts, C moves up to position 1; B finishes, then C runs.
