@@ -2,7 +2,9 @@
 // timeouts, the run queue, failures, huge lines.
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
+#include <functional>
 #include <set>
 
 #include "integration/fixture.hpp"
@@ -187,11 +189,107 @@ TEST_F(AgentTest, UnknownSessionIsReportedAndCleared) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(error_code(errors[0]), "EXECUTION_FAILED");
   EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "reason"), "session_not_found");
+  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "session_id"), session);
   EXPECT_TRUE(data(seen.back()).at("session_id").is_null());
   execute(*client, id, "three");
   const auto fresh = until_idle(*client);
   EXPECT_TRUE(of_type(fresh, "error").empty());
   EXPECT_FALSE(str(data(fresh.back()), "session_id").empty());
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 3u);
+  EXPECT_EQ(json::serialize(rec[2].at("argv")).find("--resume"), std::string::npos);
+}
+
+// A stale resume is recognised in every shape CLI-BEHAVIOUR.md section 1 documents: the
+// "No conversation found" text and the not-a-UUID text, in a result's errors[] or on stderr
+// only; the id reported is the one that was resumed, and it is cleared.
+class StaleResumeTest : public AgentServerTest {
+ protected:
+  void SetUp() override {}
+
+  // Runs once so the project has a session, then `spoil` makes that session unusable, then
+  // checks that the next run reports it and the one after starts fresh.
+  void expect_recognised(
+      const std::function<std::string(const std::string& id, const std::string& session)>& spoil) {
+    auto client = connect();
+    const auto id = new_project(*client);
+    execute(*client, id, "one");
+    const std::string session = str(data(until_idle(*client).back()), "session_id");
+    ASSERT_FALSE(session.empty());
+    const std::string stale = spoil(id, session);
+    client = connect();
+
+    execute(*client, id, "two");
+    const auto seen = until_idle(*client);
+    const auto errors = of_type(seen, "error");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(error_code(errors[0]), "EXECUTION_FAILED");
+    const auto& details = data(errors[0]).at("details").as_object();
+    EXPECT_EQ(str(details, "reason"), "session_not_found") << json::serialize(details);
+    EXPECT_EQ(str(details, "session_id"), stale);
+    EXPECT_TRUE(data(seen.back()).at("session_id").is_null());
+    const auto list = client->request(Json{{"type", "project_list"}});
+    EXPECT_TRUE(data(list).at("projects").as_array()[0].at("session_id").is_null());
+
+    execute(*client, id, "three");
+    const auto fresh = until_idle(*client);
+    EXPECT_TRUE(of_type(fresh, "error").empty());
+    EXPECT_FALSE(str(data(fresh.back()), "session_id").empty());
+    const auto rec = records();
+    ASSERT_GE(rec.size(), 2u);
+    EXPECT_NE(json::serialize(rec[rec.size() - 2].at("argv")).find("--resume=" + stale),
+              std::string::npos);
+    EXPECT_EQ(json::serialize(rec.back().at("argv")).find("--resume"), std::string::npos);
+  }
+
+  // Stops the server, stores `session` as the project's session id in its metadata (as an
+  // edited file, or a CLI that named sessions otherwise, would) and starts it again.
+  std::string store_session_and_restart(const std::string& id, const std::string& session,
+                                        const std::string& env) {
+    const auto data_dir = server_->data_dir();
+    stopped_ = std::move(server_);  // owns the data directory
+    stopped_->stop();
+    const auto meta_path = data_dir / "projects" / id / "project.json";
+    std::ifstream in(meta_path);
+    auto meta = json::parse(std::string(std::istreambuf_iterator<char>(in), {})).as_object();
+    meta["session_id"] = session;
+    std::ofstream(meta_path, std::ios::trunc) << json::serialize(meta) << "\n";
+    start_agent_server({}, env, data_dir);
+    return session;
+  }
+
+  std::unique_ptr<ServerProcess> stopped_;
+};
+
+TEST_F(StaleResumeTest, UnknownIdInTheResultAndOnStderr) {
+  start_agent_server({});
+  expect_recognised([&](const std::string&, const std::string& session) {
+    fs::remove_all(state_.path() / "sessions");  // the CLI forgot its sessions
+    return session;
+  });
+}
+
+TEST_F(StaleResumeTest, UnknownIdOnStderrOnly) {
+  start_agent_server({}, "FAKE_CLAUDE_RESUME_ERROR_RESULT=0");
+  expect_recognised([&](const std::string&, const std::string& session) {
+    fs::remove_all(state_.path() / "sessions");
+    return session;
+  });
+}
+
+TEST_F(StaleResumeTest, NotAUuidInTheResultAndOnStderr) {
+  start_agent_server({});
+  expect_recognised([&](const std::string& id, const std::string&) {
+    return store_session_and_restart(id, "bogus-id", {});
+  });
+}
+
+TEST_F(StaleResumeTest, NotAUuidOnStderrOnly) {
+  const std::string env = "FAKE_CLAUDE_RESUME_ERROR_RESULT=0";
+  start_agent_server({}, env);
+  expect_recognised([&](const std::string& id, const std::string&) {
+    return store_session_and_restart(id, "bogus-id", env);
+  });
 }
 
 TEST_F(AgentTest, ExecuteWhileExecutingIsProcessActive) {

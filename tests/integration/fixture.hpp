@@ -151,13 +151,17 @@ class AgentServerTest : public ServerTest {
  protected:
   void SetUp() override { start_agent_server({}); }
 
-  void start_agent_server(std::vector<std::string> args) {
+  // `extra_env`: more NAME=VALUE,... for the CLI; `data_dir`: reuse a data directory (restarts).
+  void start_agent_server(std::vector<std::string> args, const std::string& extra_env = {},
+                          const std::filesystem::path& data_dir = {}) {
     ServerOptions options;
     options.args = std::move(args);
+    options.data_dir = data_dir;
     options.args.insert(
         options.args.end(),
         {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
-                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
+                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string() +
+                             (extra_env.empty() ? "" : "," + extra_env)});
     start_server(options);
   }
 
