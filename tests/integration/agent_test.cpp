@@ -176,6 +176,37 @@ TEST_F(AgentTest, ResumesTheStoredSessionAndNewSessionClearsIt) {
   EXPECT_NE(str(data(third.back()), "session_id"), session);
 }
 
+// The session id is never assumed stable: a CLI that continues a resumed conversation under a
+// new id (as older CLIs did) gets that new id stored, and the next run resumes the new one.
+TEST_F(AgentTest, ANewSessionIdFromTheCliIsStoredAndResumedNext) {
+  start_agent_server({}, "FAKE_CLAUDE_RESUME_NEW_ID=1");
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "one");
+  const std::string first = str(data(until_idle(*client).back()), "session_id");
+  ASSERT_FALSE(first.empty());
+
+  execute(*client, id, "two");
+  const auto second_run = until_idle(*client);
+  const std::string second = str(data(second_run.back()), "session_id");
+  EXPECT_FALSE(second.empty());
+  EXPECT_NE(second, first) << "the fake minted a new id on --resume";
+  const auto init = cli_lines_of_type(second_run, "system");
+  ASSERT_FALSE(init.empty());
+  EXPECT_EQ(str(init.front(), "session_id"), second) << "the id the CLI printed is the one kept";
+  const auto list = client->request(Json{{"type", "project_list"}});
+  EXPECT_EQ(str(data(list).at("projects").as_array()[0].as_object(), "session_id"), second);
+
+  execute(*client, id, "three");
+  const auto third = str(data(until_idle(*client).back()), "session_id");
+  EXPECT_NE(third, second);
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 3u);
+  EXPECT_NE(json::serialize(rec[1].at("argv")).find("--resume=" + first), std::string::npos);
+  EXPECT_NE(json::serialize(rec[2].at("argv")).find("--resume=" + second), std::string::npos)
+      << json::serialize(rec[2].at("argv"));
+}
+
 TEST_F(AgentTest, UnknownSessionIsReportedAndCleared) {
   auto client = connect();
   const auto id = new_project(*client);

@@ -315,23 +315,40 @@ TEST_F(HistoryTest, RestartAfterSigkillMidRun) {
   start_server();
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  const TempDir scratch("pa-pid");
+  const auto pidfile = scratch.path() / "cli.pid";
   client->request(Json{{"type", "execute"},
                        {"project_id", id},
-                       {"data", {{"prompt", "[[fake:drip lines=1000 interval_ms=20]]"}}}});
+                       {"data",
+                        {{"prompt", "[[fake:drip lines=1000 interval_ms=20 self_pidfile=" +
+                                        pidfile.string() + "]]"}}}});
   std::int64_t last_seen = 0;
-  client->read_until([&](const Json& m) {
+  std::string session;  // from the run's init line
+  ASSERT_TRUE(client->read_until([&](const Json& m) {
     if (m.contains("seq")) last_seen = m.at("seq").as_int64();
+    if (str(m, "type") == "agent_message" && str(data(m), "subtype") == "init")
+      session = str(data(m), "session_id");
     return last_seen >= 12;
-  });
+  }));
+  ASSERT_FALSE(session.empty());
+  pid_t cli = 0;
+  std::ifstream(pidfile) >> cli;  // written before the init line
+  ASSERT_GT(cli, 0);
+  ASSERT_TRUE(alive(cli));
   const auto data_dir = server_->data_dir();
   auto old = std::move(server_);
   old->kill_hard();
   client.reset();
+  // PR_SET_PDEATHSIG: the CLI dies with the server (whoever reaps it now).
+  EXPECT_TRUE(eventually([&] { return !alive(cli); }, 10s)) << "the CLI outlived the server";
 
   start_server(with_data(data_dir));
   client = connect();
   const auto list = client->request(Json{{"type", "project_list"}});
-  EXPECT_EQ(str(data(list).at("projects").as_array()[0].as_object(), "state"), "IDLE");
+  const auto& listed = data(list).at("projects").as_array()[0].as_object();
+  EXPECT_EQ(str(listed, "state"), "IDLE");
+  // The id from init was stored at once, before the run ended (it never did).
+  EXPECT_EQ(str(listed, "session_id"), session);
   const auto all = get(*client, id, Json{});
   const auto s = seqs(all);
   ASSERT_GE(s.size(), static_cast<std::size_t>(last_seen))
