@@ -220,43 +220,61 @@ TEST_F(HistoryTest, RotationBySize) {
 
 TEST_F(HistoryTest, ReconnectMidRunMissesNothingAndGetsNothingTwice) {
   start_server();
+  const TempDir scratch("pa-hold");
+  const auto release = scratch.path() / "release";
   auto runner = connect();
   const std::string id = str(create_project(*runner, make_dir("p")), "project_id");
   auto watcher = connect();
   ASSERT_EQ(str(watcher->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
             "project_joined");
+  // The run stops after 30 of its 60 lines until the test creates `release`: the reconnect
+  // below certainly happens mid-run, whatever the speed of the machine.
   runner->request(Json{{"type", "execute"},
                        {"project_id", id},
-                       {"data", {{"prompt", "[[fake:drip lines=60 interval_ms=10]]"}}}});
+                       {"data",
+                        {{"prompt", "[[fake:drip lines=60 interval_ms=5 hold_after=30 hold_file=" +
+                                        release.string() + "]]"}}}});
 
   // The watcher sees a few lines, then its connection drops mid-run.
   std::vector<std::int64_t> seen;
-  watcher->read_until([&](const Json& m) {
+  ASSERT_TRUE(watcher->read_until([&](const Json& m) {
     if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
     return seen.size() >= 5;
-  });
+  }));
   watcher.reset();
 
   // A new connection: join (learn last_seq), catch up exactly the gap, then follow live.
   auto again = connect();
   const auto joined = again->request(Json{{"type", "project_join"}, {"project_id", id}});
+  ASSERT_EQ(str(joined, "type"), "project_joined") << json::serialize(joined);
+  EXPECT_EQ(str(data(joined).at("project").as_object(), "state"), "EXECUTING");
   const auto last = data(joined).at("last_seq").as_int64();
   ASSERT_GE(last, seen.back());
-  if (last > seen.back()) {
-    const auto page =
-        get(*again, id, Json{{"after_seq", seen.back()}, {"limit", last - seen.back()}});
-    for (auto s : seqs(page)) seen.push_back(s);
+  std::int64_t cursor = seen.back();
+  while (cursor < last) {
+    const auto page = get(*again, id, Json{{"after_seq", cursor}, {"limit", last - cursor}});
+    const auto page_seqs = seqs(page);
+    ASSERT_FALSE(page_seqs.empty()) << json::serialize(page);
+    for (auto s : page_seqs) seen.push_back(s);
+    cursor = page_seqs.back();
   }
   // get_messages' reply arrives after any broadcast queued before it: collect those too.
   for (const auto& m : again->skipped()) {
     if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
   }
-  again->read_until(
+  std::ofstream(release) << "go\n";
+  std::size_t live_after_join = 0;
+  ASSERT_TRUE(again->read_until(
       [&](const Json& m) {
-        if (m.contains("seq")) seen.push_back(m.at("seq").as_int64());
+        if (m.contains("seq")) {
+          seen.push_back(m.at("seq").as_int64());
+          live_after_join += m.at("seq").as_int64() > last ? 1 : 0;
+        }
         return is_idle(m);
       },
-      30s);
+      30s));
+  // At least the 30 held lines came live, after the join.
+  EXPECT_GE(live_after_join, 30u);
 
   std::sort(seen.begin(), seen.end());
   const auto dup = std::adjacent_find(seen.begin(), seen.end());
