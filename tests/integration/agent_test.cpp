@@ -121,6 +121,37 @@ TEST_F(AgentTest, ArgvForEveryOption) {
   EXPECT_FALSE(env.contains("PA_AUTH_TOKEN"));
 }
 
+// The options only a server started with claude.allow_dangerous accepts.
+TEST_F(AgentTest, ArgvForTheDangerousOptions) {
+  start_agent_server({"--claude-allow-dangerous"});
+  auto client = connect();
+  const auto id = new_project(*client);
+  ASSERT_TRUE(is_state(execute(*client, id, "hi", Json{{"dangerously_skip_permissions", true}}),
+                       "EXECUTING"));
+  until_idle(*client);
+  ASSERT_TRUE(
+      is_state(execute(*client, id, "hi again", Json{{"permission_mode", "bypassPermissions"}}),
+               "EXECUTING"));
+  until_idle(*client);
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 2u);
+  const auto argv_of = [](const Json& record) {
+    std::vector<std::string> argv;
+    for (const auto& a : record.at("argv").as_array()) argv.emplace_back(a.as_string());
+    return argv;
+  };
+  const auto first = argv_of(rec[0]);
+  EXPECT_EQ(std::count(first.begin(), first.end(), "--dangerously-skip-permissions"), 1)
+      << json::serialize(rec[0].at("argv"));
+  const auto second = argv_of(rec[1]);
+  EXPECT_EQ(std::count(second.begin(), second.end(), "--permission-mode=bypassPermissions"), 1)
+      << json::serialize(rec[1].at("argv"));
+  EXPECT_EQ(std::count(second.begin(), second.end(), "--dangerously-skip-permissions"), 0);
+  // The CLI accepted them (it exits 1 on an argument it rejects).
+  EXPECT_EQ(rec[0].at("exit_code").as_int64(), 0);
+  EXPECT_EQ(rec[1].at("exit_code").as_int64(), 0);
+}
+
 TEST_F(AgentTest, DefaultsFromConfigAndBadOptions) {
   auto client = connect();
   const auto id = new_project(*client);

@@ -44,9 +44,10 @@ TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
   start_server(with_args({"--log-rotation-count", "7"}));
   auto client = connect();
   const std::string id = str(create_project(*client, make_dir("p")), "project_id");
+  // Lines 10 ms apart, so that entries have distinct timestamps for the `since` checks.
   client->request(Json{{"type", "execute"},
                        {"project_id", id},
-                       {"data", {{"prompt", "[[fake:flood lines=40 bytes=50]]"}}}});
+                       {"data", {{"prompt", "[[fake:drip lines=40 interval_ms=10 bytes=50]]"}}}});
   ASSERT_TRUE(client->read_until(is_idle, 30s));
 
   std::size_t files = 0;
@@ -86,6 +87,14 @@ TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
   std::size_t newer = 0;
   for (const auto& e : entries) newer += std::string(e.at("timestamp").as_string()) > ts20 ? 1 : 0;
   EXPECT_EQ(seqs(page).size(), newer);
+  // The 20 lines after entry 20 took about 200 ms: most are newer, and more than 7 (one file's
+  // worth) means the page was read across rotated files.
+  EXPECT_GE(newer, 8u);
+  const auto since_seqs = seqs(page);
+  ASSERT_FALSE(since_seqs.empty());
+  EXPECT_EQ(since_seqs.back(), all_seqs.back());
+  for (std::size_t i = 1; i < since_seqs.size(); ++i)
+    EXPECT_EQ(since_seqs[i], since_seqs[i - 1] + 1);
 
   // By before_seq: the newest entries below it, oldest first; with after_seq, a window.
   page = get(*client, id, Json{{"before_seq", 20}, {"limit", 3}});
