@@ -383,10 +383,15 @@ TEST_F(AgentTest, KillThroughInterrupt) {
     }
   }
   EXPECT_TRUE(interrupted_result);
-  // The stdin record shows the interrupt control request.
+  // The stdin record shows the interrupt control request; the CLI then exited on its own (the
+  // closed stdin), not by SIGTERM (143) or SIGKILL (no record), and was reaped by the server.
   const auto rec = records();
   ASSERT_EQ(rec.size(), 1u);
   EXPECT_NE(json::serialize(rec[0].at("stdin")).find("interrupt"), std::string::npos);
+  ASSERT_TRUE(rec[0].at("exit_code").is_int64()) << json::serialize(rec[0]);
+  EXPECT_NE(rec[0].at("exit_code").as_int64(), 143);
+  const auto cli = static_cast<pid_t>(rec[0].at("pid").as_int64());
+  EXPECT_TRUE(eventually([&] { return gone(cli); }, 10s)) << "the CLI was not reaped";
   // Killing an idle project answers IDLE at once.
   EXPECT_TRUE(is_state(client->request(Json{{"type", "agent_kill"}, {"project_id", id}}), "IDLE"));
 }
@@ -396,19 +401,63 @@ TEST_F(AgentTest, KillEscalatesToSigkillAndTakesTheGrandchild) {
   auto client = connect();
   const auto id = new_project(*client);
   const auto pidfile = state_.path() / "grandchild.pid";
-  execute(
-      *client, id,
-      "[[fake:grandchild pidfile=" + pidfile.string() + " ignore-interrupt=1 ignore-sigterm=1]]");
-  // The fake writes the pid file before its first line.
+  const auto self_pidfile = state_.path() / "cli.pid";
+  execute(*client, id,
+          "[[fake:grandchild pidfile=" + pidfile.string() +
+              " self_pidfile=" + self_pidfile.string() + " ignore-interrupt=1 ignore-sigterm=1]]");
+  // The fake writes the pid files before its first line.
+  ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
+  pid_t grandchild = 0;
+  std::ifstream(pidfile) >> grandchild;
+  pid_t cli = 0;
+  std::ifstream(self_pidfile) >> cli;
+  ASSERT_GT(grandchild, 0);
+  ASSERT_GT(cli, 0);
+  ASSERT_TRUE(alive(grandchild)) << "grandchild alive before the kill";
+  ASSERT_TRUE(alive(cli));
+  const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
+  ASSERT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
+  // Killed with the tree; the server (a subreaper) reaps both right after: wait until they have
+  // left /proc, so a zombie fails the test.
+  EXPECT_TRUE(eventually([&] { return gone(grandchild); }, 10s))
+      << "grandchild survived or was not reaped";
+  EXPECT_TRUE(eventually([&] { return gone(cli); }, 10s)) << "the CLI survived or was not reaped";
+  // The fake records every exit but SIGKILL: no record means it was SIGKILLed.
+  const auto rec = records();
+  EXPECT_TRUE(rec.empty()) << json::serialize(rec.front());
+}
+
+// The interrupt path: the CLI ends its turn and exits on its own, but a tool it started (in its
+// own session) is still running; the server kills and reaps it after the run.
+TEST_F(AgentTest, KillThroughInterruptTakesAToolTheCliLeftBehind) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  const auto pidfile = state_.path() / "grandchild.pid";
+  execute(*client, id, "[[fake:grandchild keep_tool=1 pidfile=" + pidfile.string() + "]]");
   ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
   pid_t grandchild = 0;
   std::ifstream(pidfile) >> grandchild;
   ASSERT_GT(grandchild, 0);
-  ASSERT_EQ(::kill(grandchild, 0), 0) << "grandchild alive before the kill";
+  ASSERT_TRUE(alive(grandchild));
   const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
   ASSERT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
-  // Killed with the tree; the server (a subreaper) reaps it right after, so wait for that.
-  EXPECT_TRUE(eventually([&] { return !alive(grandchild); }, 10s)) << "grandchild survived";
+  EXPECT_TRUE(eventually([&] { return gone(grandchild); }, 10s))
+      << "the tool survived or was not reaped";
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_NE(json::serialize(rec[0].at("stdin")).find("interrupt"), std::string::npos);
+  ASSERT_TRUE(rec[0].at("exit_code").is_int64()) << json::serialize(rec[0]);
+  EXPECT_NE(rec[0].at("exit_code").as_int64(), 143) << "ended by the interrupt, not SIGTERM";
+  const auto cli = static_cast<pid_t>(rec[0].at("pid").as_int64());
+  EXPECT_TRUE(eventually([&] { return gone(cli); }, 10s)) << "the CLI was not reaped";
+  // The interrupted turn's result was shown; no error.
+  bool aborted_tools = false;
+  for (const auto& m : client->skipped()) {
+    EXPECT_NE(str(m, "type"), "error") << json::serialize(m);
+    if (str(m, "type") == "agent_message" && str(data(m), "type") == "result")
+      aborted_tools = str(data(m), "terminal_reason") == "aborted_tools";
+  }
+  EXPECT_TRUE(aborted_tools);
 }
 
 TEST_F(AgentTest, WallClockTimeout) {

@@ -58,9 +58,14 @@ inline std::optional<ProcStat> proc_stat(pid_t pid) {
   rest >> st.state >> ppid >> st.pgid;
   return st;
 }
+// Running (or stopped): not yet dead. A zombie is dead but not reaped: see gone().
 inline bool alive(pid_t pid) {
   const auto st = proc_stat(pid);
   return st && st->state != 'Z' && st->state != 'X';
+}
+// Dead and reaped: no /proc entry is left (a zombie still has one). For "no zombies" checks.
+inline bool gone(pid_t pid) {
+  return !proc_stat(pid).has_value();
 }
 // Live pids whose process group is `pgid`.
 inline std::vector<pid_t> group_members(pid_t pgid) {
