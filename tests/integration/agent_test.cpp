@@ -599,6 +599,60 @@ TEST_F(AgentTest, FourMebibyteLineAndNonJsonLines) {
   EXPECT_EQ(str(data(mixed.back()), "type"), "result");
 }
 
+// A CLI that prints faster than history is written (here every entry is fsynced) has its
+// stdout read paused while too many bytes wait to be written; nothing is lost or reordered and
+// the run completes.
+TEST_F(AgentTest, FloodFasterThanHistoryArrivesWholeAndInOrder) {
+  constexpr int kLines = 2000;
+  start_agent_server({"--log-rotation-fsync-interval", "0", "--websocket-message-buffer", "100000",
+                      "--websocket-max-queue-bytes", std::to_string(256 << 20)});
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:flood lines=" + std::to_string(kLines) + " bytes=8000]]");
+  const auto seen = until_idle(*client, std::chrono::seconds(120));
+  const auto assistant = cli_lines_of_type(seen, "assistant");
+  ASSERT_EQ(assistant.size(), static_cast<std::size_t>(kLines));
+  for (int i = 0; i < kLines; ++i) {
+    const auto& block =
+        assistant[static_cast<std::size_t>(i)].at("message").at("content").as_array()[0];
+    const std::string text(block.at("text").as_string());
+    ASSERT_EQ(text.rfind("#" + std::to_string(i) + " ", 0), 0u)
+        << "line " << i << " is " << text.substr(0, 20);
+  }
+  const auto results = cli_lines_of_type(seen, "result");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].at("is_error").as_bool());
+  EXPECT_TRUE(of_type(seen, "error").empty());
+  // Live seqs are gap-free, and history holds every line.
+  std::int64_t previous = 0;
+  for (const auto& m : seen) {
+    if (!m.contains("seq")) continue;
+    if (previous != 0) {
+      EXPECT_EQ(m.at("seq").as_int64(), previous + 1);
+    }
+    previous = m.at("seq").as_int64();
+  }
+  std::size_t in_history = 0;
+  std::int64_t cursor = 0;
+  for (int guard = 0; guard < 100; ++guard) {
+    const auto page = client->request(
+        Json{{"type", "get_messages"}, {"project_id", id}, {"data", Json{{"after_seq", cursor}}}},
+        30s);
+    const auto& messages = data(page).at("messages").as_array();
+    ASSERT_FALSE(messages.empty());
+    for (const auto& e : messages) {
+      if (str(e.at("message").as_object(), "type") == "assistant") ++in_history;
+      EXPECT_EQ(e.at("seq").as_int64(), cursor + 1);
+      cursor = e.at("seq").as_int64();
+    }
+    if (!data(page).at("has_more").as_bool()) break;
+  }
+  EXPECT_EQ(in_history, static_cast<std::size_t>(kLines));
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].at("exit_code").as_int64(), 0);
+}
+
 TEST_F(AgentTest, OverlongLineIsReportedAndTheRunGoesOn) {
   start_agent_server({"--claude-max-line-bytes", "100000"});
   auto client = connect();
