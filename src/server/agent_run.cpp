@@ -99,11 +99,14 @@ std::optional<std::pair<std::string, std::string>> directory_problem(
 }  // namespace
 
 // The run could not start: undo what start() did and leave the project idle.
-void AgentRun::abandon_start() {
+void AgentRun::abandon_start(std::string_view reason) {
   std::error_code ec;
   if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
   cancel_follow_ups("the run could not start");
-  context_.metrics.execution_finished(ops::ExecutionOutcome::kFailed, 0);
+  json::object fields{{"project_id", project_->id()}, {"reason", reason}};
+  if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
+  ops::log_event(spdlog::level::warn, "Execution failed to start", fields);
+  context_.metrics.execution_not_started();
   context_.scheduler.release();
   finish_idle();
 }
@@ -136,7 +139,7 @@ void AgentRun::start() {
       fail(ErrorCode::kInternalError, "Could not write the MCP configuration file: " + ec.message(),
            {});
       mcp_path_.clear();
-      abandon_start();
+      abandon_start("could not write the MCP configuration file: " + ec.message());
       return;
     }
   }
@@ -148,7 +151,7 @@ void AgentRun::start() {
     spdlog::warn("project {}: not running: {}: {}", project_->id(), path, reason);
     fail(ErrorCode::kInvalidPath, "The directory " + path + " cannot be used: " + reason,
          json::object{{"path", path}, {"reason", reason}});
-    abandon_start();
+    abandon_start("the directory " + path + " cannot be used: " + reason);
     return;
   }
 
@@ -190,7 +193,7 @@ void AgentRun::start() {
       fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + ec.message(),
            json::object{{"binary", spec.binary}});
     }
-    abandon_start();
+    abandon_start("could not start " + spec.binary + ": " + ec.message());
     return;
   }
   json::object fields{{"project_id", project_->id()},
@@ -280,9 +283,6 @@ void AgentRun::on_line(std::string line) {
   if (parsed.is_result) {
     result_seen_ = true;
     result_is_error_ = parsed.is_error;
-    for (const auto& e : parsed.errors) {
-      if (e.find("No conversation found") != std::string::npos) session_not_found_ = true;
-    }
     on_turn_end();
   }
 }

@@ -115,7 +115,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void arm_idle_timer();
   void finish_idle();
   void fail(protocol::ErrorCode code, std::string message, boost::json::object details);
-  void abandon_start();
+  void abandon_start(std::string_view reason);
 
   std::shared_ptr<Project> project_;
   RunContext& context_;

@@ -555,6 +555,22 @@ TEST_F(AgentTest, MissingBinaryIsClaudeNotFound) {
   const auto errors = of_type(until_idle(*client), "error");
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(error_code(errors[0]), "CLAUDE_NOT_FOUND");
+  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "binary"), "/nonexistent/claude");
+  // Logged, counted as failed, and no duration enters the histogram (or avg_duration_ms).
+  EXPECT_TRUE(server_->wait_for_log(
+      [](const std::string& line) {
+        return line.find("Execution failed to start") != std::string::npos;
+      },
+      10s));
+  const auto metrics = http_get(server_->port(), true, "/metrics",
+                                {{"Authorization", "Bearer " + server_->token()}});
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("pocket_agent_executions_total{outcome=\"failed\"} 1\n"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("pocket_agent_execution_duration_seconds_count 0\n"),
+            std::string::npos)
+      << metrics.body;
 }
 
 TEST_F(AgentTest, FailureWithStderrAndCrashLeaveTheProjectUsable) {
