@@ -59,6 +59,12 @@ constexpr auto kOutputGraceAfterExit = 1s;
 // Without install_reaper, the exit is polled with waitpid(WNOHANG), backing off up to this.
 constexpr auto kNoReaperPollMax = 100ms;
 constexpr std::size_t kCaptureMaxBytes = 16 * 1024 * 1024;
+// Backpressure: stdout lines are handed to the handler strand (which writes them to history and
+// broadcasts them). When more than kPauseAbove bytes of lines wait there, reading stops until
+// they are down to kResumeAt: a CLI faster than the disk then blocks on its full pipe instead of
+// growing the server's memory. (One line may pass the mark: at most max_line_bytes more.)
+constexpr std::size_t kPauseAbove = 4 * 1024 * 1024;
+constexpr std::size_t kResumeAt = 1024 * 1024;
 
 template <class F, class... Args>
 void invoke_guarded(const char* what, F& f, Args&&... args) noexcept {
@@ -134,6 +140,9 @@ class ChildProcessImpl final : public ChildProcess {
   void on_stdout(const boost::system::error_code& ec, std::size_t n) noexcept;
   void consume_stdout(const char* data, std::size_t n);
   void end_line();
+  bool pause_stdout();
+  void line_handled(std::size_t bytes);
+  void resume_stdout();
   void finish_stdout();
   void read_stderr();
   void on_stderr(const boost::system::error_code& ec, std::size_t n) noexcept;
@@ -161,6 +170,9 @@ class ChildProcessImpl final : public ChildProcess {
   std::size_t discard_bytes_ = 0;
   std::string long_line_head_;
   bool stdout_eof_ = false;
+  // Bytes of lines posted to the handler strand and not handled yet (updated on both strands).
+  std::atomic<std::size_t> unhandled_bytes_{0};
+  std::atomic<bool> stdout_paused_{false};
 
   // stderr
   std::vector<char> err_buf_;
@@ -253,7 +265,7 @@ void ChildProcessImpl::on_stdout(const boost::system::error_code& ec, std::size_
       consume_stdout(out_buf_.data(), n);
     }
     if (!ec) {
-      read_stdout();
+      if (!pause_stdout()) read_stdout();
       return;
     }
     if (ec == boost::asio::error::operation_aborted && grace_expired_ && stdout_.is_open()) {
@@ -302,10 +314,47 @@ void ChildProcessImpl::end_line() {
     discard_bytes_ = 0;
     return;
   }
-  boost::asio::post(handler_strand_, [h = handlers_, line = std::move(partial_)]() mutable {
-    invoke_guarded("on_stdout_line", h->on_stdout_line, std::move(line));
-  });
+  const std::size_t bytes = partial_.size();
+  unhandled_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  boost::asio::post(handler_strand_,
+                    [s = self(), h = handlers_, line = std::move(partial_), bytes]() mutable {
+                      invoke_guarded("on_stdout_line", h->on_stdout_line, std::move(line));
+                      s->line_handled(bytes);
+                    });
   partial_ = std::string();
+}
+
+// strand_: true when reading should stop for now (line_handled resumes it).
+bool ChildProcessImpl::pause_stdout() {
+  if (unhandled_bytes_.load(std::memory_order_acquire) <= kPauseAbove) return false;
+  stdout_paused_.store(true, std::memory_order_seq_cst);
+  // The handler may have caught up between the check and the flag: then it saw no flag.
+  if (unhandled_bytes_.load(std::memory_order_seq_cst) <= kResumeAt &&
+      stdout_paused_.exchange(false, std::memory_order_seq_cst))
+    return false;
+  spdlog::debug("child {}: {} bytes of output not handled yet; pausing stdout", pid_,
+                unhandled_bytes_.load(std::memory_order_relaxed));
+  return true;
+}
+
+// handler strand, after each line.
+void ChildProcessImpl::line_handled(std::size_t bytes) {
+  const std::size_t left = unhandled_bytes_.fetch_sub(bytes, std::memory_order_seq_cst) - bytes;
+  if (left <= kResumeAt && stdout_paused_.exchange(false, std::memory_order_seq_cst))
+    boost::asio::post(strand_, [s = self()] { s->resume_stdout(); });
+}
+
+void ChildProcessImpl::resume_stdout() {
+  if (stdout_eof_ || !stdout_.is_open()) return;
+  if (grace_expired_) {
+    // The child exited while reading was paused and a descendant holds the pipe: take what is
+    // there (the child's own output is) and stop, as on_stdout does after the grace.
+    read_available(stdout_.native_handle(), pipe_capacity(stdout_.native_handle()),
+                   [this](const char* d, std::size_t len) { consume_stdout(d, len); });
+    finish_stdout();
+    return;
+  }
+  read_stdout();
 }
 
 void ChildProcessImpl::finish_stdout() {

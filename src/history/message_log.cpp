@@ -397,6 +397,7 @@ struct MessageLog::Impl {
   Options options;
   std::vector<FileIndex> files;  // ordered by first seq; the last one is the append target
   std::uint64_t last_seq = 0;
+  std::uint64_t durable_seq = 0;  // entries up to this seq are fdatasync'ed
   Fd fd;                          // files.back(), opened for append (lazily)
   bool current_usable = true;     // false: the next append starts a new file
   bool dirty = false;             // appended data not fdatasync'ed yet
@@ -459,6 +460,7 @@ void MessageLog::Impl::start_new_file(SystemTime now, std::error_code& ec) {
     sync_data(fd.get(), ec);  // the old file is complete: make it durable before moving on
     if (ec) return;
     dirty = false;
+    durable_seq = last_seq;
     last_sync = std::chrono::steady_clock::now();
   }
   fd.reset();
@@ -581,6 +583,30 @@ std::unique_ptr<MessageLog> MessageLog::open(const fs::path& logs_dir, Options o
       warnings.push_back("history " + f.path.string() + ": seq range overlaps " +
                          impl->files[i - 1].path.filename().string());
   }
+  // Entries above the floor were written by an earlier run that may have ended before their
+  // fdatasync (killed): make them durable now, so the owner can raise its floor to them. Older
+  // files were synced when the next one was started.
+  impl->durable_seq = options.seq_floor;
+  if (impl->last_seq > options.seq_floor) {
+    for (std::size_t i = impl->files.size(); i-- > 0;) {
+      if (impl->files[i].entries == 0) continue;
+      std::error_code sec;
+      Fd sfd = open_fd(impl->files[i].path, O_RDONLY, sec);
+      if (sfd.valid()) sync_data(sfd.get(), sec);
+      if (!sec) {
+        impl->durable_seq = impl->last_seq;
+      } else {
+        warnings.push_back("history " + impl->files[i].path.string() +
+                           ": cannot fdatasync: " + sec.message());
+      }
+      break;
+    }
+  } else if (options.seq_floor > impl->last_seq) {
+    if (impl->last_seq > 0 || !impl->files.empty())
+      spdlog::debug("history {}: files end at seq {}, continuing above the stored {}", dir.string(),
+                    impl->last_seq, options.seq_floor);
+    impl->last_seq = options.seq_floor;
+  }
   spdlog::debug("history {}: {} files, last seq {}", dir.string(), impl->files.size(),
                 impl->last_seq);
   return std::unique_ptr<MessageLog>(new MessageLog(std::move(impl)));
@@ -694,7 +720,12 @@ void MessageLog::sync(std::error_code& ec) {
   sync_data(s.fd.get(), ec);
   if (ec) return;
   s.dirty = false;
+  s.durable_seq = s.last_seq;
   s.last_sync = std::chrono::steady_clock::now();
+}
+
+std::uint64_t MessageLog::durable_seq() const {
+  return impl_->durable_seq;
 }
 
 template <class Take>
@@ -762,15 +793,21 @@ Page MessageLog::read(const Query& query, std::vector<std::string>& warnings) co
     }
   }
   std::size_t corrupt_lines = 0;
+  const auto over_budget = [&](std::uint64_t bytes) {
+    return query.max_bytes != 0 && bytes > query.max_bytes;
+  };
   if (!query.before_seq) {
     // Oldest first: stop at the first match beyond the page.
+    std::uint64_t bytes = 0;
     for (const FileIndex& file : s.files) {
       if (!filter.may_match(file)) continue;  // skipped without touching it
       const bool go_on = s.read_file(file, filter, corrupt_lines, warnings, [&](std::string& e) {
-        if (page.entries.size() == query.limit) {
+        if (page.entries.size() == query.limit ||
+            (!page.entries.empty() && over_budget(bytes + e.size()))) {
           page.has_more = true;
           return false;
         }
+        bytes += e.size();
         page.entries.push_back(std::move(e));
         return true;
       });
@@ -778,22 +815,40 @@ Page MessageLog::read(const Query& query, std::vector<std::string>& warnings) co
     }
   } else {
     // Newest first by file: keep each file's last matches, one more than still needed, so that
-    // an extra one means older entries exist.
+    // an extra one means older entries exist. The page is the newest run of entries within the
+    // byte budget; anything older than one entry beyond it is dropped as soon as it is known.
     std::deque<std::string> newest;
-    for (auto it = s.files.rbegin(); it != s.files.rend() && newest.size() <= query.limit; ++it) {
+    std::uint64_t newest_bytes = 0;
+    // True once the oldest entry kept cannot be on the page: it only says that more exist.
+    const auto full = [&] {
+      return newest.size() > query.limit || (newest.size() > 1 && over_budget(newest_bytes));
+    };
+    for (auto it = s.files.rbegin(); it != s.files.rend() && !full(); ++it) {
       if (!filter.may_match(*it)) continue;
       const std::size_t want = query.limit + 1 - newest.size();
       std::deque<std::string> from_file;
+      std::uint64_t file_bytes = 0;
       s.read_file(*it, filter, corrupt_lines, warnings, [&](std::string& e) {
+        file_bytes += e.size();
         from_file.push_back(std::move(e));
-        if (from_file.size() > want) from_file.pop_front();
+        // Once the entry after the front cannot be on the page either (the run from it to the
+        // newest entry holds two or more entries and passes the budget), that entry is enough
+        // to say that more exist: drop the front.
+        while (from_file.size() > want ||
+               (from_file.size() + newest.size() > 2 &&
+                over_budget(file_bytes - from_file.front().size() + newest_bytes))) {
+          file_bytes -= from_file.front().size();
+          from_file.pop_front();
+        }
         return true;
       });
+      newest_bytes += file_bytes;
       newest.insert(newest.begin(), std::make_move_iterator(from_file.begin()),
                     std::make_move_iterator(from_file.end()));
     }
-    if (newest.size() > query.limit) {
+    while (newest.size() > query.limit || (newest.size() > 1 && over_budget(newest_bytes))) {
       page.has_more = true;
+      newest_bytes -= newest.front().size();
       newest.pop_front();
     }
     page.entries.assign(std::make_move_iterator(newest.begin()),

@@ -25,15 +25,21 @@ struct Options {
   std::uint64_t rotate_bytes = 104857600;          // start a new file before one would exceed this
   std::uint64_t rotate_count = 10000;              // entries per file
   std::chrono::milliseconds fsync_interval{1000};  // 0 = fdatasync after every append
+  // The seq continues above this even if the files hold less (files deleted or archived): the
+  // owner keeps durable_seq() somewhere that outlives the files.
+  std::uint64_t seq_floor = 0;
 };
 
 // Without before_seq a page is the oldest `limit` matches; with it, the newest `limit` matches
 // below before_seq (for paging backwards). Filters combine: after_seq + before_seq is a window.
+// A page also ends before the entries' total size would pass `max_bytes` (0 = no byte bound),
+// but always holds at least one entry when any matches; a page cut short has has_more set.
 struct Query {
   std::optional<std::uint64_t> after_seq;   // exclusive
   std::optional<std::uint64_t> before_seq;  // exclusive
   std::optional<std::string> since;         // RFC 3339 timestamp, exclusive
   std::size_t limit = 1000;
+  std::uint64_t max_bytes = 0;
 };
 
 struct Page {
@@ -50,8 +56,10 @@ struct AppendResult {
 
 class MessageLog {
  public:
-  // Opens (creating the directory if needed) and scans existing files: finds the last seq, cuts a
-  // torn last line off the newest file, and indexes each file's first/last seq and timestamp.
+  // Opens (creating the directory if needed) and scans existing files: finds the last seq (at
+  // least options.seq_floor), cuts a torn last line off the newest file, and indexes each file's
+  // first/last seq and timestamp. When the files hold entries above seq_floor, the newest file
+  // is fdatasync'ed so that durable_seq() covers them.
   // Problems that were repaired or skipped are appended to `warnings`. ec set only if unusable.
   static std::unique_ptr<MessageLog> open(const std::filesystem::path& logs_dir, Options options,
                                           std::vector<std::string>& warnings, std::error_code& ec);
@@ -69,6 +77,8 @@ class MessageLog {
   // True when appended data has not been fdatasync'ed yet; sync() does it.
   bool needs_sync() const;
   void sync(std::error_code& ec);
+  // The highest seq known to be on disk (fdatasync'ed), or options.seq_floor if higher.
+  std::uint64_t durable_seq() const;
 
   Page read(const Query& query, std::vector<std::string>& warnings) const;
 

@@ -245,6 +245,9 @@ struct ServerMetrics {
 
   // Counts the outcome and observes the duration.
   void execution_finished(ExecutionOutcome outcome, double duration_seconds) noexcept;
+  // A run that never started (spawn failure, refused directory, ...): counted as failed, with
+  // no duration (the histogram and avg_duration_ms describe runs that ran).
+  void execution_not_started() noexcept { executions_failed.inc(); }
   // The counter of one error code (e.g. "INVALID_MESSAGE"); locks, so prefer keeping the
   // reference for a hot code. Pass only protocol error codes: each distinct value is a series.
   Counter& error(std::string_view code) { return errors.with(code); }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ struct ProjectInfo {
   std::string created_at;                 // RFC 3339
   std::string last_active;                // RFC 3339
   std::size_t queue_position = 0;         // 1-based while QUEUED; not stored
+  // The newest history seq known to be on disk, stored as "last_seq" so that seq numbers never
+  // restart or repeat even if history files are deleted or archived. Not shown to clients.
+  std::uint64_t seq_mark = 0;
 };
 
 // {id, path, state, session_id, created_at, last_active} (session_id null when unset), plus

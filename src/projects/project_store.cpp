@@ -31,6 +31,7 @@ std::error_code ProjectStore::save(const ProjectInfo& info) const {
   }
   json::object stored = to_json(info);
   stored.erase("state");
+  stored["last_seq"] = info.seq_mark;
   stored["format"] = 1;
   return common::write_file_atomically(dir / "project.json", json::serialize(stored) + "\n", 0600);
 }
@@ -71,6 +72,11 @@ std::vector<ProjectInfo> ProjectStore::load_all(std::vector<std::string>& warnin
       if (ok) {
         if (const auto* s = o.if_contains("session_id"); s != nullptr && s->is_string()) {
           info.session_id = std::string(s->get_string());
+        }
+        if (const auto* n = o.if_contains("last_seq"); n != nullptr && n->is_uint64()) {
+          info.seq_mark = n->get_uint64();
+        } else if (n != nullptr && n->is_int64() && n->get_int64() >= 0) {
+          info.seq_mark = static_cast<std::uint64_t>(n->get_int64());
         }
       }
     }

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <filesystem>
@@ -24,6 +25,14 @@ using protocol::ErrorCode;
 
 namespace {
 constexpr std::size_t kStderrInError = 4096;
+
+// How the CLI says that the session given to --resume cannot be resumed (CLI-BEHAVIOUR.md
+// section 1): an unknown UUID, or a value that is not a UUID (nor a session title). 2.1.197
+// prints the text on stderr and, in stream-json mode, also as the errors[] of a result line.
+bool is_resume_rejection(std::string_view text) {
+  return text.find("No conversation found with session ID") != std::string_view::npos ||
+         text.find("--resume requires a valid session ID") != std::string_view::npos;
+}
 
 std::string describe(const agent::ExitStatus& status) {
   return status.signaled ? "killed by signal " + std::to_string(status.signal)
@@ -90,11 +99,14 @@ std::optional<std::pair<std::string, std::string>> directory_problem(
 }  // namespace
 
 // The run could not start: undo what start() did and leave the project idle.
-void AgentRun::abandon_start() {
+void AgentRun::abandon_start(std::string_view reason) {
   std::error_code ec;
   if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
   cancel_follow_ups("the run could not start");
-  context_.metrics.execution_finished(ops::ExecutionOutcome::kFailed, 0);
+  json::object fields{{"project_id", project_->id()}, {"reason", reason}};
+  if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
+  ops::log_event(spdlog::level::warn, "Execution failed to start", fields);
+  context_.metrics.execution_not_started();
   context_.scheduler.release();
   finish_idle();
 }
@@ -127,7 +139,7 @@ void AgentRun::start() {
       fail(ErrorCode::kInternalError, "Could not write the MCP configuration file: " + ec.message(),
            {});
       mcp_path_.clear();
-      abandon_start();
+      abandon_start("could not write the MCP configuration file: " + ec.message());
       return;
     }
   }
@@ -139,7 +151,7 @@ void AgentRun::start() {
     spdlog::warn("project {}: not running: {}: {}", project_->id(), path, reason);
     fail(ErrorCode::kInvalidPath, "The directory " + path + " cannot be used: " + reason,
          json::object{{"path", path}, {"reason", reason}});
-    abandon_start();
+    abandon_start("the directory " + path + " cannot be used: " + reason);
     return;
   }
 
@@ -147,6 +159,9 @@ void AgentRun::start() {
   spec.binary = context_.config.claude.binary;
   spec.args = agent::build_cli_args(request_.options, context_.config.claude, info.session_id,
                                     mcp_path_.empty() ? std::nullopt : std::optional(mcp_path_));
+  for (const auto& arg : spec.args) {
+    if (arg.starts_with("--resume=")) resumed_session_ = arg.substr(9);
+  }
   client_permissions_ =
       agent::uses_client_permission_prompt(request_.options, context_.config.claude);
   spec.env = context_.cli_env;
@@ -178,7 +193,7 @@ void AgentRun::start() {
       fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + ec.message(),
            json::object{{"binary", spec.binary}});
     }
-    abandon_start();
+    abandon_start("could not start " + spec.binary + ": " + ec.message());
     return;
   }
   json::object fields{{"project_id", project_->id()},
@@ -251,7 +266,14 @@ void AgentRun::on_line(std::string line) {
   }
   project_->publish_raw(history::Direction::kClaude, line, "agent_message", line);
 
-  if (parsed.session_id &&
+  // A rejected resume's result carries an id of its own (a fresh one for a non-UUID value):
+  // it names no conversation, so it is not taken as the project's session.
+  const bool resume_rejected =
+      parsed.is_result && resumed_session_ &&
+      std::any_of(parsed.errors.begin(), parsed.errors.end(),
+                  [](const std::string& e) { return is_resume_rejection(e); });
+  if (resume_rejected) session_not_found_ = true;
+  if (parsed.session_id && !resume_rejected &&
       (parsed.type == "result" || (parsed.type == "system" && parsed.subtype == "init"))) {
     const auto current = project_->snapshot().session_id;
     if (current != parsed.session_id) {
@@ -261,9 +283,6 @@ void AgentRun::on_line(std::string line) {
   if (parsed.is_result) {
     result_seen_ = true;
     result_is_error_ = parsed.is_error;
-    for (const auto& e : parsed.errors) {
-      if (e.find("No conversation found") != std::string::npos) session_not_found_ = true;
-    }
     on_turn_end();
   }
 }
@@ -372,6 +391,13 @@ void AgentRun::on_exit(agent::ExitStatus status) {
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_at_);
   const auto& timeouts = context_.config.timeouts;
+  std::string stderr_tail = child_->stderr_tail();
+  if (stderr_tail.size() > kStderrInError)
+    stderr_tail = stderr_tail.substr(stderr_tail.size() - kStderrInError);
+  // A CLI that rejects the resume on stderr only (no result line), and exits non-zero.
+  if (resumed_session_ && !result_seen_ && stop_ == Stop::kNone &&
+      !(status.code == 0 && !status.signaled) && is_resume_rejection(stderr_tail))
+    session_not_found_ = true;
 
   if (stop_ == Stop::kTimeout || stop_ == Stop::kIdleTimeout) {
     const bool wall = stop_ == Stop::kTimeout;
@@ -384,16 +410,18 @@ void AgentRun::on_exit(agent::ExitStatus status) {
          json::object{{"limit", wall ? "timeouts.execution" : "timeouts.execution_idle"},
                       {"seconds", limit.count()}});
   } else if (session_not_found_) {
-    const auto stale = project_->snapshot().session_id.value_or("");
+    // The id this run resumed (the stored one may have changed since, by a line of this run).
+    const std::string stale = resumed_session_.value_or("");
     project_->update([](projects::ProjectInfo& p) { p.session_id.reset(); });
     fail(
         ErrorCode::kExecutionFailed,
         "The CLI no longer knows conversation " + stale +
             "; the stale session id was cleared: send the prompt again to start a new conversation",
-        json::object{{"reason", "session_not_found"}, {"session_id", stale}});
+        json::object{{"reason", "session_not_found"},
+                     {"session_id", stale},
+                     {"stderr", protocol::sanitize_utf8(stderr_tail)}});
   } else if (!result_seen_ && stop_ == Stop::kNone) {
-    std::string tail = child_->stderr_tail();
-    if (tail.size() > kStderrInError) tail = tail.substr(tail.size() - kStderrInError);
+    const std::string& tail = stderr_tail;
     json::object details{{"stderr", protocol::sanitize_utf8(tail)}};
     if (status.signaled) {
       details["signal"] = status.signal;

@@ -115,7 +115,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void arm_idle_timer();
   void finish_idle();
   void fail(protocol::ErrorCode code, std::string message, boost::json::object details);
-  void abandon_start();
+  void abandon_start(std::string_view reason);
 
   std::shared_ptr<Project> project_;
   RunContext& context_;
@@ -131,6 +131,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   std::map<std::string, PendingPermission> permissions_;  // by permission_id
   std::deque<FollowUp> follow_ups_;
   std::string mcp_path_;
+  std::optional<std::string> resumed_session_;  // the id passed to --resume, if any
   std::string interrupt_id_;
   std::string correlation_id_;  // the execute's request_id, for logs
   Stop stop_ = Stop::kNone;

@@ -139,7 +139,6 @@ void Hub::handle_execute(Request request) {
       }
       if (project.subscribe(r.connection))
         self->note_joined(r.connection->id(), project.id(), true);
-      project.record(history::Direction::kClient, recorded);
       execute.requester = r.requester();
       auto shared_project = project.shared_from_this();
       auto run =
@@ -164,7 +163,13 @@ void Hub::handle_execute(Request request) {
         });
       };
       std::size_t position = 0;
-      switch (self->scheduler_->admit(std::move(ticket), position)) {
+      const auto admitted = self->scheduler_->admit(std::move(ticket), position);
+      // History gets the execute only once it is admitted, and before the state it causes (a
+      // refused one is answered to the sender alone and leaves no trace in history). A ticket
+      // started from the queue meanwhile runs on this strand, after this handler.
+      if (admitted != Scheduler::Admit::kFull)
+        project.record(history::Direction::kClient, recorded);
+      switch (admitted) {
         case Scheduler::Admit::kFull:
           r.fail(protocol::make_error(
               ErrorCode::kResourceLimit,

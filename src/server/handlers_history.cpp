@@ -1,4 +1,6 @@
 // get_messages: pages of a project's history, oldest first.
+#include <algorithm>
+
 #include <boost/json/serialize.hpp>
 
 #include "protocol/clock.hpp"
@@ -10,6 +12,16 @@ namespace pa::server {
 namespace json = boost::json;
 using protocol::ErrorCode;
 
+namespace {
+// A page's entries stay within this many bytes (at least one entry is always sent), so that a
+// reply fits into the connection's outbound queue (websocket.max_queue_bytes) next to the
+// broadcasts already queued for it.
+std::uint64_t page_byte_budget(std::uint64_t max_queue_bytes) {
+  constexpr std::uint64_t kMaxPageBytes = 8u << 20;
+  return std::max<std::uint64_t>(1, std::min(kMaxPageBytes, max_queue_bytes / 2));
+}
+}  // namespace
+
 void Hub::handle_get_messages(Request request) {
   protocol::DataReader reader(request.message.data);
   reader.allow_only({"since", "after_seq", "before_seq", "limit"});
@@ -17,7 +29,8 @@ void Hub::handle_get_messages(Request request) {
   const auto after_seq = reader.uint("after_seq", false, 0, UINT64_MAX);
   const auto before_seq = reader.uint("before_seq", false, 1, UINT64_MAX);
   const std::uint64_t cap = config_.limits.history_page_max;
-  const auto limit = reader.uint("limit", false, 1, cap);
+  // A larger limit is capped, not refused (the client learns from has_more that there is more).
+  const auto limit = reader.uint("limit", false, 1, UINT64_MAX);
   if (!reader.ok()) {
     request.fail(reader.error());
     return;
@@ -33,7 +46,8 @@ void Hub::handle_get_messages(Request request) {
   query.since = since;
   query.after_seq = after_seq;
   query.before_seq = before_seq;
-  query.limit = limit.value_or(std::min<std::uint64_t>(1000, cap));
+  query.limit = std::min<std::uint64_t>(limit.value_or(1000), cap);
+  query.max_bytes = page_byte_budget(config_.websocket.max_queue_bytes);
   with_project(std::move(request), [query](Request& r, Project& project) {
     const auto page = project.read_history(query);
     std::string data = "{\"messages\":[";

@@ -119,11 +119,15 @@ std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
   options.rotate_bytes = config_.log_rotation.size;
   options.rotate_count = config_.log_rotation.count;
   options.fsync_interval = config_.log_rotation.fsync_interval;
+  options.seq_floor = info.seq_mark;
   auto log = history::MessageLog::open(store_.logs_dir(info.id), options, warnings, ec);
   if (ec) return nullptr;
-  return std::make_shared<Project>(std::move(info), asio::make_strand(pool_.get_executor()),
-                                   std::move(log), store_, config_.log_rotation.fsync_interval,
-                                   metrics_.history_bytes_written);
+  auto project = std::make_shared<Project>(
+      std::move(info), asio::make_strand(pool_.get_executor()), std::move(log), store_,
+      config_.log_rotation.fsync_interval, metrics_.history_bytes_written);
+  // Entries a killed server left above the stored mark: the log synced them, store the mark.
+  project->persist_seq_mark();  // not shared yet: no strand needed
+  return project;
 }
 
 void Hub::load_projects(std::vector<std::string>& warnings) {

@@ -22,6 +22,7 @@ Project::Project(projects::ProjectInfo info, PoolStrand strand,
       log_(std::move(log)),
       sync_timer_(strand_),
       fsync_interval_(fsync_interval),
+      seq_mark_(info.seq_mark),
       history_bytes_(history_bytes),
       info_(std::move(info)) {}
 
@@ -86,10 +87,15 @@ std::uint64_t Project::append(history::Direction direction, std::string_view mes
   return result.seq;
 }
 
+// One timer for both: the fsync of appended entries (after fsync_interval), then the seq mark in
+// project.json (at most about once a second: it costs an atomic file replacement).
 void Project::schedule_sync() {
-  if (sync_pending_ || !log_ || !log_->needs_sync()) return;
+  if (sync_pending_ || !log_) return;
+  const bool dirty = log_->needs_sync();
+  if (!dirty && log_->durable_seq() <= seq_mark_) return;
+  constexpr std::chrono::milliseconds kSeqMarkDelay{1000};
   sync_pending_ = true;
-  sync_timer_.expires_after(fsync_interval_);
+  sync_timer_.expires_after(dirty ? fsync_interval_ : std::max(fsync_interval_, kSeqMarkDelay));
   sync_timer_.async_wait([self = shared_from_this()](const boost::system::error_code&) {
     self->sync_pending_ = false;
     if (self->log_ && self->log_->needs_sync()) {
@@ -97,7 +103,16 @@ void Project::schedule_sync() {
       self->log_->sync(ec);
       if (ec) spdlog::error("history fsync failed for project {}: {}", self->id_, ec.message());
     }
+    self->persist_seq_mark();
   });
+}
+
+void Project::persist_seq_mark() {
+  if (!log_ || deleted_) return;
+  const std::uint64_t durable = log_->durable_seq();
+  if (durable <= seq_mark_) return;
+  update([durable](projects::ProjectInfo& p) { p.seq_mark = durable; });
+  seq_mark_ = durable;
 }
 
 std::uint64_t Project::record(history::Direction direction, std::string_view message_json) {
@@ -204,6 +219,7 @@ void Project::flush_history() {
     log_->sync(ec);
     if (ec) spdlog::error("history fsync failed for project {}: {}", id_, ec.message());
   }
+  persist_seq_mark();
 }
 
 std::uint64_t Project::history_bytes_written() const {

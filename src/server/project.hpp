@@ -98,6 +98,9 @@ class Project : public std::enable_shared_from_this<Project> {
   // Marks deleted, drops subscribers, closes the log and removes metadata + history from disk.
   std::error_code remove_from_disk();
   void flush_history();  // fsync now (shutdown)
+  // Stores the history's durable seq in the metadata (seq_mark) when it moved past the stored
+  // one; called after each batched fsync, at shutdown and when the project is opened.
+  void persist_seq_mark();
   std::uint64_t history_bytes_written() const;
 
  private:
@@ -119,6 +122,7 @@ class Project : public std::enable_shared_from_this<Project> {
   boost::asio::steady_timer sync_timer_;
   bool sync_pending_ = false;
   std::chrono::milliseconds fsync_interval_;
+  std::uint64_t seq_mark_ = 0;  // info_.seq_mark, readable without the lock
   ops::Counter& history_bytes_;
 
   mutable std::mutex info_mutex_;

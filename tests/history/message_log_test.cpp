@@ -261,6 +261,83 @@ TEST_F(MessageLogTest, KeepsDeeplyNestedMessages) {
   EXPECT_NE(page.entries[1].find(nested(1024)), std::string::npos);
 }
 
+// A byte budget cuts pages short (never below one entry) in both directions. Checked against a
+// model computed from the whole history: forward pages are the longest run from the cursor that
+// fits, backward pages the longest run that ends at the cursor.
+TEST_F(MessageLogTest, PagesStayWithinTheByteBudget) {
+  Options options;
+  options.rotate_count = 3;
+  auto log = open_log(options);
+  std::mt19937 rng(7);
+  for (int i = 1; i <= 40; ++i) {
+    // Mostly small entries, some bigger than the whole budget.
+    const std::size_t pad =
+        i % 9 == 0 ? 3000 : std::uniform_int_distribution<std::size_t>(0, 400)(rng);
+    std::error_code ec;
+    log->append(Direction::kClaude,
+                R"({"type":"assistant","pad":")" + std::string(pad, 'x') + R"("})", ec);
+    ASSERT_FALSE(ec);
+  }
+  const auto all = read(*log, {}).entries;
+  ASSERT_EQ(all.size(), 40u);
+  constexpr std::uint64_t kBudget = 1500;
+
+  for (std::size_t limit : {std::size_t{1}, std::size_t{4}, std::size_t{1000}}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    // Forward with after_seq as cursor.
+    std::vector<std::uint64_t> seen;
+    std::uint64_t cursor = 0;
+    for (int guard = 0; guard < 100; ++guard) {
+      Query q = after(cursor, limit);
+      q.max_bytes = kBudget;
+      const Page p = read(*log, q);
+      ASSERT_FALSE(p.entries.empty());
+      // The model: from the entry after the cursor, take while within limit and budget.
+      std::size_t i = cursor;
+      std::uint64_t bytes = 0;
+      std::vector<std::uint64_t> expected;
+      while (i < all.size() && expected.size() < limit &&
+             (expected.empty() || bytes + all[i].size() <= kBudget)) {
+        bytes += all[i].size();
+        expected.push_back(++i);
+      }
+      EXPECT_EQ(seqs(p), expected);
+      EXPECT_EQ(p.has_more, i < all.size());
+      for (auto s : seqs(p)) seen.push_back(s);
+      if (!p.has_more) break;
+      cursor = seqs(p).back();
+    }
+    EXPECT_EQ(seen, range(1, 40));
+
+    // Backwards with before_seq as cursor.
+    seen.clear();
+    cursor = 41;
+    for (int guard = 0; guard < 100; ++guard) {
+      Query q;
+      q.before_seq = cursor;
+      q.limit = limit;
+      q.max_bytes = kBudget;
+      const Page p = read(*log, q);
+      ASSERT_FALSE(p.entries.empty());
+      std::size_t i = cursor - 1;  // entries below the cursor: all[0 .. i)
+      std::uint64_t bytes = 0;
+      std::vector<std::uint64_t> expected;
+      while (i > 0 && expected.size() < limit &&
+             (expected.empty() || bytes + all[i - 1].size() <= kBudget)) {
+        bytes += all[i - 1].size();
+        expected.insert(expected.begin(), i--);
+      }
+      EXPECT_EQ(seqs(p), expected);
+      EXPECT_EQ(p.has_more, i > 0);
+      const auto page = seqs(p);
+      seen.insert(seen.begin(), page.begin(), page.end());
+      if (!p.has_more) break;
+      cursor = page.front();
+    }
+    EXPECT_EQ(seen, range(1, 40));
+  }
+}
+
 TEST_F(MessageLogTest, SeqContinuesAcrossReopen) {
   {
     auto log = open_log();
@@ -289,6 +366,52 @@ TEST_F(MessageLogTest, SeqContinuesAcrossReopen) {
     EXPECT_EQ(log->file_count(), 2u);
   }
   EXPECT_EQ(split_lines(read_text(logs() / "messages_2999-01-01_00-00-00.jsonl")).size(), 1u);
+}
+
+// The owner's stored mark (seq_floor) keeps seq numbers from restarting when files are gone;
+// entries above it on disk are made durable at open, and durable_seq() follows the fsyncs.
+TEST_F(MessageLogTest, SeqFloorAndDurableSeq) {
+  Options options;
+  options.fsync_interval = std::chrono::hours(1);  // no fsync unless asked
+  {
+    auto log = open_log(options);
+    EXPECT_EQ(log->durable_seq(), 0u);
+    for (int i = 1; i <= 5; ++i) append(*log, i);
+    EXPECT_TRUE(log->needs_sync());
+    EXPECT_EQ(log->durable_seq(), 0u) << "nothing was fdatasync'ed yet";
+    std::error_code ec;
+    log->sync(ec);
+    ASSERT_FALSE(ec);
+    EXPECT_EQ(log->durable_seq(), 5u);
+    append(*log, 6);
+    EXPECT_EQ(log->durable_seq(), 5u);
+  }
+  // Reopened below what the files hold: they win, and are durable after open.
+  options.seq_floor = 3;
+  {
+    auto log = open_log(options);
+    EXPECT_EQ(log->last_seq(), 6u);
+    EXPECT_EQ(log->durable_seq(), 6u);
+  }
+  // Every file deleted (archived): the floor keeps seq from starting again at 1.
+  for (const auto& f : log_files(logs())) fs::remove(f);
+  options.seq_floor = 6;
+  {
+    auto log = open_log(options);
+    EXPECT_TRUE(warnings_.empty());
+    EXPECT_EQ(log->last_seq(), 6u);
+    EXPECT_EQ(log->durable_seq(), 6u);
+    EXPECT_EQ(append(*log, 7).seq, 7u);
+    EXPECT_EQ(seqs(read(*log, {})), range(7, 7));
+  }
+  // A floor above the files (the newest files were deleted, older ones kept).
+  options.seq_floor = 100;
+  {
+    auto log = open_log(options);
+    EXPECT_EQ(log->last_seq(), 100u);
+    EXPECT_EQ(append(*log, 101).seq, 101u);
+    EXPECT_EQ(seqs(read(*log, {})), (std::vector<std::uint64_t>{7, 101}));
+  }
 }
 
 TEST_F(MessageLogTest, FilesAreOrderedBySeqNotName) {

@@ -2,7 +2,9 @@
 // timeouts, the run queue, failures, huge lines.
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
+#include <functional>
 #include <set>
 
 #include "integration/fixture.hpp"
@@ -119,6 +121,37 @@ TEST_F(AgentTest, ArgvForEveryOption) {
   EXPECT_FALSE(env.contains("PA_AUTH_TOKEN"));
 }
 
+// The options only a server started with claude.allow_dangerous accepts.
+TEST_F(AgentTest, ArgvForTheDangerousOptions) {
+  start_agent_server({"--claude-allow-dangerous"});
+  auto client = connect();
+  const auto id = new_project(*client);
+  ASSERT_TRUE(is_state(execute(*client, id, "hi", Json{{"dangerously_skip_permissions", true}}),
+                       "EXECUTING"));
+  until_idle(*client);
+  ASSERT_TRUE(
+      is_state(execute(*client, id, "hi again", Json{{"permission_mode", "bypassPermissions"}}),
+               "EXECUTING"));
+  until_idle(*client);
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 2u);
+  const auto argv_of = [](const Json& record) {
+    std::vector<std::string> argv;
+    for (const auto& a : record.at("argv").as_array()) argv.emplace_back(a.as_string());
+    return argv;
+  };
+  const auto first = argv_of(rec[0]);
+  EXPECT_EQ(std::count(first.begin(), first.end(), "--dangerously-skip-permissions"), 1)
+      << json::serialize(rec[0].at("argv"));
+  const auto second = argv_of(rec[1]);
+  EXPECT_EQ(std::count(second.begin(), second.end(), "--permission-mode=bypassPermissions"), 1)
+      << json::serialize(rec[1].at("argv"));
+  EXPECT_EQ(std::count(second.begin(), second.end(), "--dangerously-skip-permissions"), 0);
+  // The CLI accepted them (it exits 1 on an argument it rejects).
+  EXPECT_EQ(rec[0].at("exit_code").as_int64(), 0);
+  EXPECT_EQ(rec[1].at("exit_code").as_int64(), 0);
+}
+
 TEST_F(AgentTest, DefaultsFromConfigAndBadOptions) {
   auto client = connect();
   const auto id = new_project(*client);
@@ -174,6 +207,37 @@ TEST_F(AgentTest, ResumesTheStoredSessionAndNewSessionClearsIt) {
   EXPECT_NE(str(data(third.back()), "session_id"), session);
 }
 
+// The session id is never assumed stable: a CLI that continues a resumed conversation under a
+// new id (as older CLIs did) gets that new id stored, and the next run resumes the new one.
+TEST_F(AgentTest, ANewSessionIdFromTheCliIsStoredAndResumedNext) {
+  start_agent_server({}, "FAKE_CLAUDE_RESUME_NEW_ID=1");
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "one");
+  const std::string first = str(data(until_idle(*client).back()), "session_id");
+  ASSERT_FALSE(first.empty());
+
+  execute(*client, id, "two");
+  const auto second_run = until_idle(*client);
+  const std::string second = str(data(second_run.back()), "session_id");
+  EXPECT_FALSE(second.empty());
+  EXPECT_NE(second, first) << "the fake minted a new id on --resume";
+  const auto init = cli_lines_of_type(second_run, "system");
+  ASSERT_FALSE(init.empty());
+  EXPECT_EQ(str(init.front(), "session_id"), second) << "the id the CLI printed is the one kept";
+  const auto list = client->request(Json{{"type", "project_list"}});
+  EXPECT_EQ(str(data(list).at("projects").as_array()[0].as_object(), "session_id"), second);
+
+  execute(*client, id, "three");
+  const auto third = str(data(until_idle(*client).back()), "session_id");
+  EXPECT_NE(third, second);
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 3u);
+  EXPECT_NE(json::serialize(rec[1].at("argv")).find("--resume=" + first), std::string::npos);
+  EXPECT_NE(json::serialize(rec[2].at("argv")).find("--resume=" + second), std::string::npos)
+      << json::serialize(rec[2].at("argv"));
+}
+
 TEST_F(AgentTest, UnknownSessionIsReportedAndCleared) {
   auto client = connect();
   const auto id = new_project(*client);
@@ -187,11 +251,107 @@ TEST_F(AgentTest, UnknownSessionIsReportedAndCleared) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(error_code(errors[0]), "EXECUTION_FAILED");
   EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "reason"), "session_not_found");
+  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "session_id"), session);
   EXPECT_TRUE(data(seen.back()).at("session_id").is_null());
   execute(*client, id, "three");
   const auto fresh = until_idle(*client);
   EXPECT_TRUE(of_type(fresh, "error").empty());
   EXPECT_FALSE(str(data(fresh.back()), "session_id").empty());
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 3u);
+  EXPECT_EQ(json::serialize(rec[2].at("argv")).find("--resume"), std::string::npos);
+}
+
+// A stale resume is recognised in every shape CLI-BEHAVIOUR.md section 1 documents: the
+// "No conversation found" text and the not-a-UUID text, in a result's errors[] or on stderr
+// only; the id reported is the one that was resumed, and it is cleared.
+class StaleResumeTest : public AgentServerTest {
+ protected:
+  void SetUp() override {}
+
+  // Runs once so the project has a session, then `spoil` makes that session unusable, then
+  // checks that the next run reports it and the one after starts fresh.
+  void expect_recognised(
+      const std::function<std::string(const std::string& id, const std::string& session)>& spoil) {
+    auto client = connect();
+    const auto id = new_project(*client);
+    execute(*client, id, "one");
+    const std::string session = str(data(until_idle(*client).back()), "session_id");
+    ASSERT_FALSE(session.empty());
+    const std::string stale = spoil(id, session);
+    client = connect();
+
+    execute(*client, id, "two");
+    const auto seen = until_idle(*client);
+    const auto errors = of_type(seen, "error");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(error_code(errors[0]), "EXECUTION_FAILED");
+    const auto& details = data(errors[0]).at("details").as_object();
+    EXPECT_EQ(str(details, "reason"), "session_not_found") << json::serialize(details);
+    EXPECT_EQ(str(details, "session_id"), stale);
+    EXPECT_TRUE(data(seen.back()).at("session_id").is_null());
+    const auto list = client->request(Json{{"type", "project_list"}});
+    EXPECT_TRUE(data(list).at("projects").as_array()[0].at("session_id").is_null());
+
+    execute(*client, id, "three");
+    const auto fresh = until_idle(*client);
+    EXPECT_TRUE(of_type(fresh, "error").empty());
+    EXPECT_FALSE(str(data(fresh.back()), "session_id").empty());
+    const auto rec = records();
+    ASSERT_GE(rec.size(), 2u);
+    EXPECT_NE(json::serialize(rec[rec.size() - 2].at("argv")).find("--resume=" + stale),
+              std::string::npos);
+    EXPECT_EQ(json::serialize(rec.back().at("argv")).find("--resume"), std::string::npos);
+  }
+
+  // Stops the server, stores `session` as the project's session id in its metadata (as an
+  // edited file, or a CLI that named sessions otherwise, would) and starts it again.
+  std::string store_session_and_restart(const std::string& id, const std::string& session,
+                                        const std::string& env) {
+    const auto data_dir = server_->data_dir();
+    stopped_ = std::move(server_);  // owns the data directory
+    stopped_->stop();
+    const auto meta_path = data_dir / "projects" / id / "project.json";
+    std::ifstream in(meta_path);
+    auto meta = json::parse(std::string(std::istreambuf_iterator<char>(in), {})).as_object();
+    meta["session_id"] = session;
+    std::ofstream(meta_path, std::ios::trunc) << json::serialize(meta) << "\n";
+    start_agent_server({}, env, data_dir);
+    return session;
+  }
+
+  std::unique_ptr<ServerProcess> stopped_;
+};
+
+TEST_F(StaleResumeTest, UnknownIdInTheResultAndOnStderr) {
+  start_agent_server({});
+  expect_recognised([&](const std::string&, const std::string& session) {
+    fs::remove_all(state_.path() / "sessions");  // the CLI forgot its sessions
+    return session;
+  });
+}
+
+TEST_F(StaleResumeTest, UnknownIdOnStderrOnly) {
+  start_agent_server({}, "FAKE_CLAUDE_RESUME_ERROR_RESULT=0");
+  expect_recognised([&](const std::string&, const std::string& session) {
+    fs::remove_all(state_.path() / "sessions");
+    return session;
+  });
+}
+
+TEST_F(StaleResumeTest, NotAUuidInTheResultAndOnStderr) {
+  start_agent_server({});
+  expect_recognised([&](const std::string& id, const std::string&) {
+    return store_session_and_restart(id, "bogus-id", {});
+  });
+}
+
+TEST_F(StaleResumeTest, NotAUuidOnStderrOnly) {
+  const std::string env = "FAKE_CLAUDE_RESUME_ERROR_RESULT=0";
+  start_agent_server({}, env);
+  expect_recognised([&](const std::string& id, const std::string&) {
+    return store_session_and_restart(id, "bogus-id", env);
+  });
 }
 
 TEST_F(AgentTest, ExecuteWhileExecutingIsProcessActive) {
@@ -224,10 +384,15 @@ TEST_F(AgentTest, KillThroughInterrupt) {
     }
   }
   EXPECT_TRUE(interrupted_result);
-  // The stdin record shows the interrupt control request.
+  // The stdin record shows the interrupt control request; the CLI then exited on its own (the
+  // closed stdin), not by SIGTERM (143) or SIGKILL (no record), and was reaped by the server.
   const auto rec = records();
   ASSERT_EQ(rec.size(), 1u);
   EXPECT_NE(json::serialize(rec[0].at("stdin")).find("interrupt"), std::string::npos);
+  ASSERT_TRUE(rec[0].at("exit_code").is_int64()) << json::serialize(rec[0]);
+  EXPECT_NE(rec[0].at("exit_code").as_int64(), 143);
+  const auto cli = static_cast<pid_t>(rec[0].at("pid").as_int64());
+  EXPECT_TRUE(eventually([&] { return gone(cli); }, 10s)) << "the CLI was not reaped";
   // Killing an idle project answers IDLE at once.
   EXPECT_TRUE(is_state(client->request(Json{{"type", "agent_kill"}, {"project_id", id}}), "IDLE"));
 }
@@ -237,19 +402,63 @@ TEST_F(AgentTest, KillEscalatesToSigkillAndTakesTheGrandchild) {
   auto client = connect();
   const auto id = new_project(*client);
   const auto pidfile = state_.path() / "grandchild.pid";
-  execute(
-      *client, id,
-      "[[fake:grandchild pidfile=" + pidfile.string() + " ignore-interrupt=1 ignore-sigterm=1]]");
-  // The fake writes the pid file before its first line.
+  const auto self_pidfile = state_.path() / "cli.pid";
+  execute(*client, id,
+          "[[fake:grandchild pidfile=" + pidfile.string() +
+              " self_pidfile=" + self_pidfile.string() + " ignore-interrupt=1 ignore-sigterm=1]]");
+  // The fake writes the pid files before its first line.
+  ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
+  pid_t grandchild = 0;
+  std::ifstream(pidfile) >> grandchild;
+  pid_t cli = 0;
+  std::ifstream(self_pidfile) >> cli;
+  ASSERT_GT(grandchild, 0);
+  ASSERT_GT(cli, 0);
+  ASSERT_TRUE(alive(grandchild)) << "grandchild alive before the kill";
+  ASSERT_TRUE(alive(cli));
+  const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
+  ASSERT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
+  // Killed with the tree; the server (a subreaper) reaps both right after: wait until they have
+  // left /proc, so a zombie fails the test.
+  EXPECT_TRUE(eventually([&] { return gone(grandchild); }, 10s))
+      << "grandchild survived or was not reaped";
+  EXPECT_TRUE(eventually([&] { return gone(cli); }, 10s)) << "the CLI survived or was not reaped";
+  // The fake records every exit but SIGKILL: no record means it was SIGKILLed.
+  const auto rec = records();
+  EXPECT_TRUE(rec.empty()) << json::serialize(rec.front());
+}
+
+// The interrupt path: the CLI ends its turn and exits on its own, but a tool it started (in its
+// own session) is still running; the server kills and reaps it after the run.
+TEST_F(AgentTest, KillThroughInterruptTakesAToolTheCliLeftBehind) {
+  auto client = connect();
+  const auto id = new_project(*client);
+  const auto pidfile = state_.path() / "grandchild.pid";
+  execute(*client, id, "[[fake:grandchild keep_tool=1 pidfile=" + pidfile.string() + "]]");
   ASSERT_TRUE(client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
   pid_t grandchild = 0;
   std::ifstream(pidfile) >> grandchild;
   ASSERT_GT(grandchild, 0);
-  ASSERT_EQ(::kill(grandchild, 0), 0) << "grandchild alive before the kill";
+  ASSERT_TRUE(alive(grandchild));
   const auto killed = client->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
   ASSERT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
-  // Killed with the tree; the server (a subreaper) reaps it right after, so wait for that.
-  EXPECT_TRUE(eventually([&] { return !alive(grandchild); }, 10s)) << "grandchild survived";
+  EXPECT_TRUE(eventually([&] { return gone(grandchild); }, 10s))
+      << "the tool survived or was not reaped";
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_NE(json::serialize(rec[0].at("stdin")).find("interrupt"), std::string::npos);
+  ASSERT_TRUE(rec[0].at("exit_code").is_int64()) << json::serialize(rec[0]);
+  EXPECT_NE(rec[0].at("exit_code").as_int64(), 143) << "ended by the interrupt, not SIGTERM";
+  const auto cli = static_cast<pid_t>(rec[0].at("pid").as_int64());
+  EXPECT_TRUE(eventually([&] { return gone(cli); }, 10s)) << "the CLI was not reaped";
+  // The interrupted turn's result was shown; no error.
+  bool aborted_tools = false;
+  for (const auto& m : client->skipped()) {
+    EXPECT_NE(str(m, "type"), "error") << json::serialize(m);
+    if (str(m, "type") == "agent_message" && str(data(m), "type") == "result")
+      aborted_tools = str(data(m), "terminal_reason") == "aborted_tools";
+  }
+  EXPECT_TRUE(aborted_tools);
 }
 
 TEST_F(AgentTest, WallClockTimeout) {
@@ -290,6 +499,23 @@ TEST_F(AgentTest, QueueOrderAndResourceLimit) {
   ASSERT_TRUE(is_state(qc, "QUEUED"));
   EXPECT_EQ(data(qc).at("queue_position").as_int64(), 2);
   EXPECT_EQ(error_code(execute(*client, d, "d")), "RESOURCE_LIMIT");
+  // The refused execute left nothing in d's history (no client entry without an outcome): only
+  // the state recorded when the project was created.
+  const auto d_history =
+      client->request(Json{{"type", "get_messages"}, {"project_id", d}, {"data", Json{}}});
+  ASSERT_EQ(str(d_history, "type"), "messages_response") << json::serialize(d_history);
+  const auto& d_entries = data(d_history).at("messages").as_array();
+  ASSERT_EQ(d_entries.size(), 1u) << json::serialize(d_entries);
+  EXPECT_EQ(str(d_entries[0].as_object(), "direction"), "server");
+  EXPECT_EQ(str(d_entries[0].at("message").as_object(), "type"), "project_state");
+  // The queued one was recorded, before its QUEUED state.
+  const auto c_history =
+      client->request(Json{{"type", "get_messages"}, {"project_id", c}, {"data", Json{}}});
+  const auto& c_entries = data(c_history).at("messages").as_array();
+  ASSERT_EQ(c_entries.size(), 3u) << json::serialize(c_entries);
+  EXPECT_EQ(str(c_entries[1].as_object(), "direction"), "client");
+  EXPECT_EQ(str(c_entries[1].at("message").as_object(), "type"), "execute");
+  EXPECT_EQ(str(c_entries[2].at("message").at("data").as_object(), "state"), "QUEUED");
   EXPECT_EQ(error_code(execute(*client, b, "b again")), "PROCESS_ACTIVE");
 
   // Kill A: B starts, C moves up to position 1; B finishes, then C runs.
@@ -330,6 +556,22 @@ TEST_F(AgentTest, MissingBinaryIsClaudeNotFound) {
   const auto errors = of_type(until_idle(*client), "error");
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(error_code(errors[0]), "CLAUDE_NOT_FOUND");
+  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "binary"), "/nonexistent/claude");
+  // Logged, counted as failed, and no duration enters the histogram (or avg_duration_ms).
+  EXPECT_TRUE(server_->wait_for_log(
+      [](const std::string& line) {
+        return line.find("Execution failed to start") != std::string::npos;
+      },
+      10s));
+  const auto metrics = http_get(server_->port(), true, "/metrics",
+                                {{"Authorization", "Bearer " + server_->token()}});
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("pocket_agent_executions_total{outcome=\"failed\"} 1\n"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("pocket_agent_execution_duration_seconds_count 0\n"),
+            std::string::npos)
+      << metrics.body;
 }
 
 TEST_F(AgentTest, FailureWithStderrAndCrashLeaveTheProjectUsable) {
@@ -372,6 +614,60 @@ TEST_F(AgentTest, FourMebibyteLineAndNonJsonLines) {
   }
   EXPECT_GE(raw, 1u);
   EXPECT_EQ(str(data(mixed.back()), "type"), "result");
+}
+
+// A CLI that prints faster than history is written (here every entry is fsynced) has its
+// stdout read paused while too many bytes wait to be written; nothing is lost or reordered and
+// the run completes.
+TEST_F(AgentTest, FloodFasterThanHistoryArrivesWholeAndInOrder) {
+  constexpr int kLines = 2000;
+  start_agent_server({"--log-rotation-fsync-interval", "0", "--websocket-message-buffer", "100000",
+                      "--websocket-max-queue-bytes", std::to_string(256 << 20)});
+  auto client = connect();
+  const auto id = new_project(*client);
+  execute(*client, id, "[[fake:flood lines=" + std::to_string(kLines) + " bytes=8000]]");
+  const auto seen = until_idle(*client, std::chrono::seconds(120));
+  const auto assistant = cli_lines_of_type(seen, "assistant");
+  ASSERT_EQ(assistant.size(), static_cast<std::size_t>(kLines));
+  for (int i = 0; i < kLines; ++i) {
+    const auto& block =
+        assistant[static_cast<std::size_t>(i)].at("message").at("content").as_array()[0];
+    const std::string text(block.at("text").as_string());
+    ASSERT_EQ(text.rfind("#" + std::to_string(i) + " ", 0), 0u)
+        << "line " << i << " is " << text.substr(0, 20);
+  }
+  const auto results = cli_lines_of_type(seen, "result");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].at("is_error").as_bool());
+  EXPECT_TRUE(of_type(seen, "error").empty());
+  // Live seqs are gap-free, and history holds every line.
+  std::int64_t previous = 0;
+  for (const auto& m : seen) {
+    if (!m.contains("seq")) continue;
+    if (previous != 0) {
+      EXPECT_EQ(m.at("seq").as_int64(), previous + 1);
+    }
+    previous = m.at("seq").as_int64();
+  }
+  std::size_t in_history = 0;
+  std::int64_t cursor = 0;
+  for (int guard = 0; guard < 100; ++guard) {
+    const auto page = client->request(
+        Json{{"type", "get_messages"}, {"project_id", id}, {"data", Json{{"after_seq", cursor}}}},
+        30s);
+    const auto& messages = data(page).at("messages").as_array();
+    ASSERT_FALSE(messages.empty());
+    for (const auto& e : messages) {
+      if (str(e.at("message").as_object(), "type") == "assistant") ++in_history;
+      EXPECT_EQ(e.at("seq").as_int64(), cursor + 1);
+      cursor = e.at("seq").as_int64();
+    }
+    if (!data(page).at("has_more").as_bool()) break;
+  }
+  EXPECT_EQ(in_history, static_cast<std::size_t>(kLines));
+  const auto rec = records();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].at("exit_code").as_int64(), 0);
 }
 
 TEST_F(AgentTest, OverlongLineIsReportedAndTheRunGoesOn) {

@@ -58,9 +58,14 @@ inline std::optional<ProcStat> proc_stat(pid_t pid) {
   rest >> st.state >> ppid >> st.pgid;
   return st;
 }
+// Running (or stopped): not yet dead. A zombie is dead but not reaped: see gone().
 inline bool alive(pid_t pid) {
   const auto st = proc_stat(pid);
   return st && st->state != 'Z' && st->state != 'X';
+}
+// Dead and reaped: no /proc entry is left (a zombie still has one). For "no zombies" checks.
+inline bool gone(pid_t pid) {
+  return !proc_stat(pid).has_value();
 }
 // Live pids whose process group is `pgid`.
 inline std::vector<pid_t> group_members(pid_t pgid) {
@@ -151,13 +156,17 @@ class AgentServerTest : public ServerTest {
  protected:
   void SetUp() override { start_agent_server({}); }
 
-  void start_agent_server(std::vector<std::string> args) {
+  // `extra_env`: more NAME=VALUE,... for the CLI; `data_dir`: reuse a data directory (restarts).
+  void start_agent_server(std::vector<std::string> args, const std::string& extra_env = {},
+                          const std::filesystem::path& data_dir = {}) {
     ServerOptions options;
     options.args = std::move(args);
+    options.data_dir = data_dir;
     options.args.insert(
         options.args.end(),
         {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
-                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
+                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string() +
+                             (extra_env.empty() ? "" : "," + extra_env)});
     start_server(options);
   }
 

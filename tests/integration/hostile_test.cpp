@@ -236,8 +236,13 @@ TEST_F(HostileTest, DataFieldsOfEveryMessage) {
     expect_invalid(*client, gm + R"({"after_seq":)" + v + "}}", "data.after_seq");
   }
   for (const std::string& v :
-       std::vector<std::string>{"0", "1001", "-5", "1e3", "\"10\"", "18446744073709551615"}) {
+       std::vector<std::string>{"0", "-5", "1e3", "\"10\"", "1.5", "18446744073709551616"}) {
     expect_invalid(*client, gm + R"({"limit":)" + v + "}}", "data.limit");
+  }
+  // Above limits.history_page_max (1000) is capped, not refused; so is the largest integer.
+  for (const std::string& v : std::vector<std::string>{"1001", "18446744073709551615"}) {
+    const auto capped = send_raw(*client, gm + R"({"limit":)" + v + "}}");
+    EXPECT_EQ(str(capped, "type"), "messages_response") << v << ": " << json::serialize(capped);
   }
   expect_invalid(*client, gm + R"({"before_of":1}})", "data.before_of");
   for (const std::string& v : std::vector<std::string>{"0", "-1", "1.5", "\"1\"", "true", "[]"}) {
