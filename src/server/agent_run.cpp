@@ -196,9 +196,10 @@ void AgentRun::start() {
     abandon_start("could not start " + spec.binary + ": " + ec.message());
     return;
   }
+  // Sizes go under "fields", as in the spec's log example.
   json::object fields{{"project_id", project_->id()},
                       {"pid", child_->pid()},
-                      {"prompt_length", request_.prompt.size()}};
+                      {"fields", {{"prompt_length", request_.prompt.size()}}}};
   if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
   if (info.session_id) fields["session_id"] = *info.session_id;
   ops::log_event(spdlog::level::info, "Execution started", fields);
@@ -436,9 +437,10 @@ void AgentRun::on_exit(agent::ExitStatus status) {
   json::object fields{{"project_id", project_->id()},
                       {"duration_ms", duration.count()},
                       {"exit_code", status.signaled ? 128 + status.signal : status.code},
-                      {"prompt_length", prompt_length_},
-                      {"response_length", response_bytes_},
-                      {"lines", lines_}};
+                      {"fields",
+                       {{"prompt_length", prompt_length_},
+                        {"response_length", response_bytes_},
+                        {"lines", lines_}}}};
   if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
   if (const auto session = project_->snapshot().session_id) fields["session_id"] = *session;
   ops::log_event(spdlog::level::info, "Execution completed", fields);

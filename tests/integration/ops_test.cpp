@@ -606,8 +606,10 @@ TEST_F(OpsTest, StructuredJsonLogsCarryTheRunsFields) {
     EXPECT_EQ(str(entry, "project_id"), id);
     EXPECT_FALSE(str(entry, "session_id").empty());
     EXPECT_EQ(entry.at("exit_code").to_number<int>(), 0);
-    EXPECT_EQ(entry.at("prompt_length").to_number<std::size_t>(), prompt.size());
-    EXPECT_GT(entry.at("response_length").to_number<int>(), 0);
+    // As in the spec's example: the sizes are under "fields".
+    const auto& sizes = entry.at("fields").as_object();
+    EXPECT_EQ(sizes.at("prompt_length").to_number<std::size_t>(), prompt.size());
+    EXPECT_GT(sizes.at("response_length").to_number<int>(), 0);
     EXPECT_GE(entry.at("duration_ms").to_number<int>(), 0);
     EXPECT_TRUE(std::regex_match(str(entry, "timestamp"),
                                  std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
