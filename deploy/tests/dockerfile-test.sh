@@ -64,7 +64,12 @@ mapfile -t packages < <(bash "$root/scripts/runtime-packages.sh")
 for p in "${packages[@]}"; do
   [[ "$p" =~ ^[a-z0-9][a-z0-9.+-]+$ ]] || fail "runtime-packages.sh: '$p' is not a package name"
 done
-listed() { printf '%s\n' "${packages[@]}" libc6 libgcc-s1 | grep -qxF -- "$1"; }
+# A loop, not `printf | grep -q`: under pipefail, grep -q quitting early can fail the pipe (SIGPIPE).
+listed() {
+  local p
+  for p in "${packages[@]}" libc6 libgcc-s1; do [[ "$p" == "$1" ]] && return 0; done
+  return 1
+}
 if command -v ldd >/dev/null && command -v dpkg >/dev/null && [[ -x "$server" ]]; then
   while read -r lib; do
     owner="$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib" 2>/dev/null || true)"

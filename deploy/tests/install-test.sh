@@ -32,8 +32,8 @@ extra="$(cd "$work/stage" && find . -type f | sort | grep -v -x -F \
 [[ -z "$extra" ]] || fail "unexpected files installed: $extra"
 
 [[ -x "$root/bin/pocket-agent-server" ]] || fail "the binary is not executable"
-"$root/bin/pocket-agent-server" --version | grep -q "pocket-agent-server" ||
-  fail "the installed binary does not run"
+version="$("$root/bin/pocket-agent-server" --version)" || fail "the installed binary does not run"
+[[ "$version" == pocket-agent-server* ]] || fail "unexpected --version output: $version"
 grep -qxF 'ExecStart=/opt/pa/bin/pocket-agent-server --config /etc/pocket-agent/config.yaml' \
   "$root/lib/systemd/system/pocket-agent-server.service" ||
   fail "the unit's ExecStart does not name /opt/pa/bin/pocket-agent-server"
