@@ -238,30 +238,6 @@ TEST_F(AgentTest, ANewSessionIdFromTheCliIsStoredAndResumedNext) {
       << json::serialize(rec[2].at("argv"));
 }
 
-TEST_F(AgentTest, UnknownSessionIsReportedAndCleared) {
-  auto client = connect();
-  const auto id = new_project(*client);
-  execute(*client, id, "one");
-  const std::string session = str(data(until_idle(*client).back()), "session_id");
-  // The CLI forgets its sessions (e.g. its HOME was wiped).
-  fs::remove_all(state_.path() / "sessions");
-  execute(*client, id, "two");
-  const auto seen = until_idle(*client);
-  const auto errors = of_type(seen, "error");
-  ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(error_code(errors[0]), "EXECUTION_FAILED");
-  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "reason"), "session_not_found");
-  EXPECT_EQ(str(data(errors[0]).at("details").as_object(), "session_id"), session);
-  EXPECT_TRUE(data(seen.back()).at("session_id").is_null());
-  execute(*client, id, "three");
-  const auto fresh = until_idle(*client);
-  EXPECT_TRUE(of_type(fresh, "error").empty());
-  EXPECT_FALSE(str(data(fresh.back()), "session_id").empty());
-  const auto rec = records();
-  ASSERT_EQ(rec.size(), 3u);
-  EXPECT_EQ(json::serialize(rec[2].at("argv")).find("--resume"), std::string::npos);
-}
-
 // A stale resume is recognised in every shape CLI-BEHAVIOUR.md section 1 documents: the
 // "No conversation found" text and the not-a-UUID text, in a result's errors[] or on stderr
 // only; the id reported is the one that was resumed, and it is cleared.

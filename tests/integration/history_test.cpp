@@ -32,6 +32,13 @@ class HistoryTest : public ServerTest {
     return c.request(Json{{"type", "get_messages"}, {"project_id", id}, {"data", std::move(query)}},
                      deadline);
   }
+  // A new project (directory "p") after one run of `prompt` has ended.
+  std::string project_after_run(WsClient& client, const std::string& prompt) {
+    const std::string id = str(create_project(client, make_dir("p")), "project_id");
+    client.request(Json{{"type", "execute"}, {"project_id", id}, {"data", {{"prompt", prompt}}}});
+    EXPECT_TRUE(client.read_until(is_idle, 30s)) << "the run did not end";
+    return id;
+  }
   static std::vector<std::int64_t> seqs(const Json& response) {
     std::vector<std::int64_t> out;
     for (const auto& e : data(response).at("messages").as_array())
@@ -43,12 +50,9 @@ class HistoryTest : public ServerTest {
 TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
   start_server(with_args({"--log-rotation-count", "7"}));
   auto client = connect();
-  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
   // Lines 10 ms apart, so that entries have distinct timestamps for the `since` checks.
-  client->request(Json{{"type", "execute"},
-                       {"project_id", id},
-                       {"data", {{"prompt", "[[fake:drip lines=40 interval_ms=10 bytes=50]]"}}}});
-  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  const std::string id =
+      project_after_run(*client, "[[fake:drip lines=40 interval_ms=10 bytes=50]]");
 
   std::size_t files = 0;
   for (const auto& f : fs::directory_iterator(server_->data_dir() / "projects" / id / "logs")) {
@@ -119,11 +123,7 @@ TEST_F(HistoryTest, RotationAndPagesBySeqAndSince) {
 TEST_F(HistoryTest, LimitAboveTheCapIsCappedAndBadLimitsAreRefused) {
   start_server(with_args({"--limits-history-page-max", "5"}));
   auto client = connect();
-  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"},
-                       {"project_id", id},
-                       {"data", {{"prompt", "[[fake:flood lines=10 bytes=50]]"}}}});
-  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  const std::string id = project_after_run(*client, "[[fake:flood lines=10 bytes=50]]");
   auto page = get(*client, id, Json{{"limit", 5000}});
   ASSERT_EQ(str(page, "type"), "messages_response") << json::serialize(page);
   EXPECT_EQ(seqs(page), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
@@ -204,11 +204,7 @@ TEST_F(HistoryTest, BigEntriesArePagedWithinTheOutboundQueue) {
 TEST_F(HistoryTest, RotationBySize) {
   start_server(with_args({"--log-rotation-size", "2000"}));
   auto client = connect();
-  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"},
-                       {"project_id", id},
-                       {"data", {{"prompt", "[[fake:flood lines=20 bytes=300]]"}}}});
-  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  const std::string id = project_after_run(*client, "[[fake:flood lines=20 bytes=300]]");
   std::size_t files = 0;
   for (const auto& f : fs::directory_iterator(server_->data_dir() / "projects" / id / "logs")) {
     ++files;
@@ -300,9 +296,7 @@ TEST_F(HistoryTest, ReconnectMidRunMissesNothingAndGetsNothingTwice) {
 TEST_F(HistoryTest, SeqContinuesAfterTheLogFilesAreDeleted) {
   start_server();
   auto client = connect();
-  const std::string id = str(create_project(*client, make_dir("p")), "project_id");
-  client->request(Json{{"type", "execute"}, {"project_id", id}, {"data", {{"prompt", "one"}}}});
-  ASSERT_TRUE(client->read_until(is_idle, 30s));
+  const std::string id = project_after_run(*client, "one");
   const auto before = data(get(*client, id, Json{})).at("last_seq").as_int64();
   ASSERT_GE(before, 5);
   const auto data_dir = server_->data_dir();
