@@ -14,6 +14,7 @@ packages=(
   clang-tidy clang-format
   clang libclang-rt-14-dev  # make fuzz: clang 14 and its libFuzzer/ASan/UBSan runtimes
   systemd  # systemd-analyze, for the systemd unit's test (deploy/tests/systemd-unit-test.sh)
+  python3-prometheus-client  # the reference parser /metrics is also checked with (ops tests)
 )
 # Chromium for the web console's browser tests (tests/browser, driven by playwright-core).
 [[ ${PA_DEPS_NO_BROWSER:-} == 1 ]] || packages+=(chromium)

@@ -1,6 +1,8 @@
 // Error codes a client can see. The spec's codes first; the rest are ours (docs/protocol.md).
 #pragma once
 
+#include <cstddef>
+#include <iterator>
 #include <string_view>
 
 namespace pa::protocol {
@@ -21,6 +23,17 @@ enum class ErrorCode {
   kPermissionNotFound,  // 404 (ours): unknown, resolved or expired permission request
   kShuttingDown,        // 503 (ours): the server is shutting down and starts no new run
 };
+
+// Every code, in declaration order (new codes go at the end of the enum and here).
+inline constexpr ErrorCode kAllErrorCodes[] = {
+    ErrorCode::kInvalidMessage,     ErrorCode::kInvalidPath,     ErrorCode::kProjectNesting,
+    ErrorCode::kProjectNotFound,    ErrorCode::kProjectLimit,    ErrorCode::kExecutionTimeout,
+    ErrorCode::kClaudeNotFound,     ErrorCode::kProcessActive,   ErrorCode::kResourceLimit,
+    ErrorCode::kInternalError,      ErrorCode::kExecutionFailed, ErrorCode::kForbidden,
+    ErrorCode::kPermissionNotFound, ErrorCode::kShuttingDown,
+};
+static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kShuttingDown) + 1,
+              "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);
 

@@ -80,6 +80,9 @@ Hub::Hub(asio::io_context& io, config::Config config)
   std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
   std::filesystem::create_directories(scratch, ec);
   std::filesystem::permissions(scratch, std::filesystem::perms::owner_all, ec);
+  // Every error code's counter exists from the start at 0, so /metrics shows
+  // pocket_agent_errors_total before the first error (and rate() sees the first one).
+  for (const auto code : protocol::kAllErrorCodes) metrics_.error(protocol::to_string(code));
   run_context_ = std::make_unique<RunContext>(RunContext{
       config_, io_.get_executor(), *scheduler_,
       agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_, path_policy_});

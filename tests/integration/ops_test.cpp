@@ -109,8 +109,23 @@ TEST_F(OpsTest, MetricsParseAndMove) {
       run_command({"/usr/bin/python3", std::string(PA_SOURCE_DIR) + "/tests/ops/prometheus_lint.py",
                    file.string()});
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
+  // And the reference parser (prometheus_client) reads it, with the types we declare.
+  const auto parsed =
+      run_command({"/usr/bin/python3",
+                   std::string(PA_SOURCE_DIR) + "/tests/ops/prometheus_parse.py", file.string()});
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.output;
+  EXPECT_NE(parsed.output.find("pocket_agent_executions counter"), std::string::npos)
+      << parsed.output;
+  EXPECT_NE(parsed.output.find("pocket_agent_execution_duration_seconds histogram"),
+            std::string::npos)
+      << parsed.output;
+  EXPECT_NE(parsed.output.find("pocket_agent_connections_active gauge"), std::string::npos)
+      << parsed.output;
 
   EXPECT_EQ(sample(before, R"(pocket_agent_executions_total{outcome="success"})"), 0);
+  // Every error code's series exists from the start, at 0.
+  EXPECT_NE(before.find(R"(pocket_agent_errors_total{code="SHUTTING_DOWN"} 0)"), std::string::npos)
+      << before;
   EXPECT_EQ(sample(after, R"(pocket_agent_executions_total{outcome="success"})"), 1);
   EXPECT_EQ(sample(after, "pocket_agent_execution_duration_seconds_count"), 1);
   EXPECT_EQ(sample(after, "pocket_agent_connections_active"), 1);

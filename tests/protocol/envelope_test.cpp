@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
+#include <regex>
+
 #include <boost/json/parse.hpp>
 
 #include "protocol/data_reader.hpp"
@@ -118,6 +122,18 @@ TEST(Envelope, SerializesServerMessages) {
   EXPECT_FALSE(bare.contains("seq"));
   EXPECT_TRUE(bare.at("data").is_object());
   EXPECT_EQ(bare.at("timestamp").as_string().size(), 24u);
+}
+
+TEST(ErrorCodes, EveryCodeHasItsOwnName) {
+  std::set<std::string> names;
+  for (const auto code : kAllErrorCodes) {
+    const std::string name(to_string(code));
+    EXPECT_TRUE(std::regex_match(name, std::regex("[A-Z]+(_[A-Z]+)*"))) << name;
+    if (code != ErrorCode::kInternalError) EXPECT_NE(name, "INTERNAL_ERROR");
+    names.insert(name);
+  }
+  EXPECT_EQ(names.size(), std::size(kAllErrorCodes));
+  EXPECT_TRUE(names.count("SHUTTING_DOWN"));
 }
 
 TEST(Envelope, SerializesErrors) {
