@@ -129,7 +129,9 @@ TEST(ErrorCodes, EveryCodeHasItsOwnName) {
   for (const auto code : kAllErrorCodes) {
     const std::string name(to_string(code));
     EXPECT_TRUE(std::regex_match(name, std::regex("[A-Z]+(_[A-Z]+)*"))) << name;
-    if (code != ErrorCode::kInternalError) EXPECT_NE(name, "INTERNAL_ERROR");
+    if (code != ErrorCode::kInternalError) {
+      EXPECT_NE(name, "INTERNAL_ERROR");
+    }
     names.insert(name);
   }
   EXPECT_EQ(names.size(), std::size(kAllErrorCodes));
