@@ -48,19 +48,24 @@ void raise_fd_limit() {
   spdlog::info("open file limit: {} (was {})", lim.rlim_cur, before);
 }
 
+// Creates `dir` (and its parents) when missing, the directory itself 0700; logs nothing.
+// Returns whether it was created.
+bool create_private_dir(const std::string& dir, std::error_code& ec) {
+  if (std::filesystem::exists(dir, ec) || ec) return false;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return false;
+  ::chmod(dir.c_str(), 0700);
+  return true;
+}
+
 // Creates the data directory 0700. An existing one with looser permissions is reported (its
 // files are private: token, metadata, history) and then tightened.
 bool prepare_data_dir(const std::string& dir) {
-  namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::exists(dir, ec)) {
-    fs::create_directories(dir, ec);
-    if (ec) {
-      spdlog::critical("cannot create data directory {}: {}", dir, ec.message());
-      return false;
-    }
-    ::chmod(dir.c_str(), 0700);
-    return true;
+  if (create_private_dir(dir, ec)) return true;
+  if (ec) {
+    spdlog::critical("cannot create data directory {}: {}", dir, ec.message());
+    return false;
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -121,13 +126,6 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
   auto& cfg = loaded.config;
   pa::ops::setup_logging(cfg.logging);
   for (const auto& warning : loaded.warnings) spdlog::warn("{}", warning);
-  if (cfg.timeouts.idle.count() > 0 && cfg.timeouts.idle <= cfg.timeouts.ping_interval) {
-    spdlog::warn(
-        "timeouts.idle ({}) is not longer than timeouts.ping_interval ({}): a client that only "
-        "watches has no ping to answer and is closed as idle",
-        pa::config::format_duration(cfg.timeouts.idle),
-        pa::config::format_duration(cfg.timeouts.ping_interval));
-  }
 
   if (::geteuid() == 0 && !cfg.allow_root) {
     spdlog::critical(
@@ -295,13 +293,13 @@ int main(int argc, char** argv) {
       }
       try {
         bool created = false;
-        // Created private, as the server would (it holds the token); nothing is logged here:
-        // stdout carries the token alone.
-        const std::string& dir = loaded.config.data.dir;
-        if (!std::filesystem::exists(dir)) {
-          std::filesystem::create_directories(dir);
-          ::chmod(dir.c_str(), 0700);
-        }
+        // Created private, as the server would (it holds the token), without logging: stdout
+        // carries the token alone.
+        std::error_code ec;
+        create_private_dir(loaded.config.data.dir, ec);
+        if (ec)
+          throw std::filesystem::filesystem_error("cannot create the data directory",
+                                                  loaded.config.data.dir, ec);
         std::cout << pa::net::load_or_create_token(loaded.config.data.dir, created) << "\n";
         return 0;
       } catch (const std::exception& e) {

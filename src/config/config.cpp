@@ -265,6 +265,14 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
   }
   config.allow_insecure_remote = insecure;
   config.allow_root = allow_root;
+  // Allowed, but almost never meant: say so wherever warnings go (start-up log, --print-config).
+  if (config.timeouts.idle.count() > 0 && config.timeouts.idle <= config.timeouts.ping_interval) {
+    result.warnings.push_back("timeouts.idle (" + format_duration(config.timeouts.idle) +
+                              ") is not longer than timeouts.ping_interval (" +
+                              format_duration(config.timeouts.ping_interval) +
+                              "): a client that only watches has no ping to answer and is "
+                              "closed as idle");
+  }
 
   if (token->parsed()) {
     if (print_config) throw ConfigError("command line: --print-config cannot be used with token");

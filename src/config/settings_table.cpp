@@ -169,8 +169,9 @@ const std::vector<Setting> kSettings = {
      .flags = "--timeouts-pong-timeout,--pong-timeout",
      .field = FIELD(timeouts.pong_timeout),
      .min = 1,
-     .help = "A peer that has not answered a ping with a pong this long after it was sent is "
-             "dropped (TCP closed without a close frame); pings go on meanwhile"},
+     .help = "A peer that has not answered a ping with a pong (or sent anything) this long "
+             "after it was sent is dropped (TCP closed without a close frame); pings go on "
+             "meanwhile"},
     {.key = "timeouts.handshake",
      .env = "PA_TIMEOUTS_HANDSHAKE",
      .flags = "--timeouts-handshake",

@@ -264,6 +264,7 @@ class WsSession : public server::Connection,
       // The pong deadline runs from the first unanswered ping: later pings do not extend it.
       if (!awaiting_pong_) {
         awaiting_pong_ = true;
+        ping_sent_at_ = Clock::now();
         arm_pong(pong_timeout_);
       }
     }
@@ -280,6 +281,12 @@ class WsSession : public server::Connection,
   void on_pong_deadline(std::uint64_t generation) {
     // A pong that came just as the timer fired, or a newer deadline, makes this one stale.
     if (finished_ || !awaiting_pong_ || generation != pong_generation_) return;
+    // Anything heard since the ping proves the peer alive, as a pong would: a pong queued behind
+    // a big reply on a slow link can come late.
+    if (last_heard_ >= ping_sent_at_) {
+      awaiting_pong_ = false;
+      return;
+    }
     // While the hub handles this peer's last message nothing is read, so its pong may be
     // waiting unread: give it another period.
     if (handling_message_ && !closing_) {
@@ -481,6 +488,7 @@ class WsSession : public server::Connection,
   std::chrono::seconds pong_timeout_{30};
   std::chrono::seconds idle_timeout_{0};  // 0 = off
   Clock::time_point last_heard_;          // the last frame from the peer
+  Clock::time_point ping_sent_at_;        // when the ping now awaiting its pong was queued
   bool ping_in_flight_ = false;
   bool awaiting_pong_ = false;
   std::uint64_t pong_generation_ = 0;

@@ -148,7 +148,6 @@ void AgentRun::start() {
   if (auto problem = directory_problem(context_.path_policy, project_->path(),
                                        request_.options.add_dirs, project_dir)) {
     const auto& [path, reason] = *problem;
-    spdlog::warn("project {}: not running: {}: {}", project_->id(), path, reason);
     fail(ErrorCode::kInvalidPath, "The directory " + path + " cannot be used: " + reason,
          json::object{{"path", path}, {"reason", reason}});
     abandon_start("the directory " + path + " cannot be used: " + reason);
@@ -422,8 +421,7 @@ void AgentRun::on_exit(agent::ExitStatus status) {
                      {"session_id", stale},
                      {"stderr", protocol::sanitize_utf8(stderr_tail)}});
   } else if (!result_seen_ && stop_ == Stop::kNone) {
-    const std::string& tail = stderr_tail;
-    json::object details{{"stderr", protocol::sanitize_utf8(tail)}};
+    json::object details{{"stderr", protocol::sanitize_utf8(stderr_tail)}};
     if (status.signaled) {
       details["signal"] = status.signal;
     } else {
@@ -431,7 +429,7 @@ void AgentRun::on_exit(agent::ExitStatus status) {
     }
     fail(ErrorCode::kExecutionFailed,
          "The Claude CLI ended without a result (" + describe(status) + ")" +
-             (tail.empty() ? "" : "; see details.stderr"),
+             (stderr_tail.empty() ? "" : "; see details.stderr"),
          std::move(details));
   }
   json::object fields{{"project_id", project_->id()},

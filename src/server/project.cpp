@@ -75,6 +75,7 @@ std::uint64_t Project::append(history::Direction direction, std::string_view mes
   }
   std::error_code ec;
   const auto bytes_before = log_->bytes_written();
+  const auto files_before = log_->file_count();
   auto result = log_->append(direction, message_json, ec);
   history_bytes_.inc(log_->bytes_written() - bytes_before);
   if (ec) {
@@ -83,19 +84,17 @@ std::uint64_t Project::append(history::Direction direction, std::string_view mes
     return 0;
   }
   timestamp = std::move(result.timestamp);
+  // A file was closed by rotation (the log fdatasyncs it first): from now on it may be archived
+  // or deleted, so the seq mark must cover it. Rare: every log_rotation.size bytes or .count.
+  if (log_->file_count() != files_before) persist_seq_mark();
   schedule_sync();
   return result.seq;
 }
 
-// One timer for both: the fsync of appended entries (after fsync_interval), then the seq mark in
-// project.json (at most about once a second: it costs an atomic file replacement).
 void Project::schedule_sync() {
-  if (sync_pending_ || !log_) return;
-  const bool dirty = log_->needs_sync();
-  if (!dirty && log_->durable_seq() <= seq_mark_) return;
-  constexpr std::chrono::milliseconds kSeqMarkDelay{1000};
+  if (sync_pending_ || !log_ || !log_->needs_sync()) return;
   sync_pending_ = true;
-  sync_timer_.expires_after(dirty ? fsync_interval_ : std::max(fsync_interval_, kSeqMarkDelay));
+  sync_timer_.expires_after(fsync_interval_);
   sync_timer_.async_wait([self = shared_from_this()](const boost::system::error_code&) {
     self->sync_pending_ = false;
     if (self->log_ && self->log_->needs_sync()) {
@@ -103,7 +102,6 @@ void Project::schedule_sync() {
       self->log_->sync(ec);
       if (ec) spdlog::error("history fsync failed for project {}: {}", self->id_, ec.message());
     }
-    self->persist_seq_mark();
   });
 }
 

@@ -99,7 +99,8 @@ class Project : public std::enable_shared_from_this<Project> {
   std::error_code remove_from_disk();
   void flush_history();  // fsync now (shutdown)
   // Stores the history's durable seq in the metadata (seq_mark) when it moved past the stored
-  // one; called after each batched fsync, at shutdown and when the project is opened.
+  // one: when the project is opened, when a log file is closed by rotation, and at shutdown.
+  // The files still there cover the rest, so project.json is not rewritten while a run streams.
   void persist_seq_mark();
   std::uint64_t history_bytes_written() const;
 

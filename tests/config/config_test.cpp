@@ -541,6 +541,15 @@ TEST(ConfigActions, Version) {
   EXPECT_EQ(l.output, std::string("pocket-agent-server ") + pa::kVersion + "\n");
 }
 
+TEST(ConfigWarnings, IdleNotLongerThanThePingIntervalIsReported) {
+  EXPECT_TRUE(run({}).warnings.empty()) << "the defaults (idle 5m, ping 30s) are fine";
+  const Loaded l = run({"--idle-timeout", "20s", "--ping-interval", "30s"});
+  ASSERT_EQ(l.warnings.size(), 1u);
+  EXPECT_THAT(l.warnings[0], HasSubstr("timeouts.idle (20s)"));
+  EXPECT_THAT(l.warnings[0], HasSubstr("timeouts.ping_interval (30s)"));
+  EXPECT_TRUE(run({"--idle-timeout", "0"}).warnings.empty()) << "idle off";
+}
+
 TEST(ConfigActions, TokenSubcommand) {
   Loaded l = run({"token"});
   EXPECT_EQ(l.action, Action::kPrintToken);

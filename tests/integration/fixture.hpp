@@ -120,6 +120,34 @@ class ServerTest : public ::testing::Test {
   TempDir projects_root_{"pa-projects"};
 };
 
+// Every history entry of a project, oldest first, read through get_messages page by page
+// (pages are cut by count and by bytes; has_more says when to ask again).
+inline std::vector<Json> all_history(WsClient& client, const std::string& project_id) {
+  std::vector<Json> out;
+  std::int64_t after = 0;
+  for (;;) {
+    const auto page = client.request(
+        Json{
+            {"type", "get_messages"}, {"project_id", project_id}, {"data", {{"after_seq", after}}}},
+        30s);
+    const auto* d = page.if_contains("data");
+    const auto* messages = d != nullptr ? d->as_object().if_contains("messages") : nullptr;
+    if (messages == nullptr) {
+      ADD_FAILURE() << "get_messages failed: " << json::serialize(page);
+      return out;
+    }
+    for (const auto& e : messages->as_array()) {
+      out.push_back(e.as_object());
+      after = e.at("seq").as_int64();
+    }
+    if (!d->at("has_more").as_bool()) return out;
+    if (messages->as_array().empty()) {
+      ADD_FAILURE() << "an empty page with has_more";
+      return out;
+    }
+  }
+}
+
 inline bool is_state(const Json& m, std::string_view state) {
   return str(m, "type") == "project_state" && str(data(m), "state") == state;
 }

@@ -81,16 +81,6 @@ class HostileTransportTest : public ServerTest {
       EXPECT_EQ(str(c->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
     }
   }
-
-  // A raw connection upgraded to WebSocket; the 101 head is consumed.
-  std::unique_ptr<RawClient> raw_websocket() {
-    auto raw = std::make_unique<RawClient>(server_->port(), server_->tls());
-    EXPECT_TRUE(raw->connect());
-    EXPECT_TRUE(raw->send(upgrade_request(server_->port(), server_->token())));
-    const auto head = raw->read_until("\r\n\r\n");
-    EXPECT_EQ(http_status(head), 101) << head;
-    return raw;
-  }
 };
 
 // `count` short header fields ("X-F<i>: v"), well within the 8 KiB head limit.
@@ -254,7 +244,7 @@ TEST_F(HostileTransportTest, HalfOpenWebSocketsAreReleased) {
   // never answers pings is dropped after timeouts.pong_timeout.
   start_transport_server({"--timeouts-idle", "2s"});
   {
-    auto raw = raw_websocket();
+    auto raw = raw_websocket(*server_);
     const auto got = raw->read_until_closed(30s);
     EXPECT_TRUE(got.closed) << "a silent client was never dropped";
     EXPECT_EQ(close_code_of(got.bytes), 1000);
@@ -262,7 +252,7 @@ TEST_F(HostileTransportTest, HalfOpenWebSocketsAreReleased) {
   EXPECT_TRUE(wait_until_alone());
   start_transport_server({"--ping-interval", "1s", "--pong-timeout", "1s"});
   {
-    auto raw = raw_websocket();
+    auto raw = raw_websocket(*server_);
     const auto got = raw->read_until_closed(30s);
     EXPECT_TRUE(got.closed) << "a client that never answers was never dropped";
     // The server pinged it before giving up.
@@ -273,18 +263,18 @@ TEST_F(HostileTransportTest, HalfOpenWebSocketsAreReleased) {
   // A client that half-closes, one that stops mid-frame, one that vanishes with a reset while a
   // reply is pending: each is released.
   {
-    auto raw = raw_websocket();
+    auto raw = raw_websocket(*server_);
     raw->shutdown_write();
     EXPECT_TRUE(raw->read_until_closed(30s).closed);
   }
   {
-    auto raw = raw_websocket();
+    auto raw = raw_websocket(*server_);
     const auto frame = ws_frame(0x1, R"({"type":"project_list"})");
     ASSERT_TRUE(raw->send(frame.substr(0, 5)));
     EXPECT_TRUE(raw->read_until_closed(30s).closed);
   }
   {
-    auto raw = raw_websocket();
+    auto raw = raw_websocket(*server_);
     ASSERT_TRUE(raw->send(ws_frame(0x1, R"({"type":"health"})")));
     raw->abort();
   }
@@ -319,7 +309,7 @@ TEST_F(HostileTransportTest, MalformedWebSocketFramesCloseTheConnection) {
       {"close reason that is not UTF-8", ws_frame(0x8, std::string("\x03\xe8\xff\xfe", 4)), 1002},
   };
   for (const auto& c : cases) {
-    auto raw = raw_websocket();
+    auto raw = raw_websocket(*server_);
     ASSERT_TRUE(raw->send(c.bytes)) << c.name;
     const auto got = raw->read_until_closed(15s);
     EXPECT_TRUE(got.closed) << c.name;
@@ -327,7 +317,7 @@ TEST_F(HostileTransportTest, MalformedWebSocketFramesCloseTheConnection) {
   }
   // A well-formed but fragmented message is fine, and other clients never noticed.
   {
-    auto raw = raw_websocket();
+    auto raw = raw_websocket(*server_);
     ASSERT_TRUE(raw->send(ws_frame(0x1, "{\"type\":", true, false) + ws_frame(0x9, "ping") +
                           ws_frame(0x0, "\"health\"}")));
     const auto reply = raw->read_until("health_status");

@@ -28,21 +28,6 @@ Json project_file(const fs::path& data_dir, const std::string& id) {
   return json::parse(text.str()).as_object();
 }
 
-// Every history entry of a project, read through the protocol page by page.
-std::vector<Json> all_history(WsClient& client, const std::string& id) {
-  std::vector<Json> out;
-  std::int64_t after = 0;
-  for (;;) {
-    const auto page = client.request(
-        Json{{"type", "get_messages"}, {"project_id", id}, {"data", {{"after_seq", after}}}});
-    for (const auto& e : data(page).at("messages").as_array()) {
-      out.push_back(e.as_object());
-      after = e.at("seq").as_int64();
-    }
-    if (!data(page).at("has_more").as_bool()) return out;
-  }
-}
-
 TEST_F(LifecycleTest, SigtermMidRunFlushesHistoryAndClosesWith1001) {
   ServerOptions options;
   options.args = {"--timeouts-shutdown-grace", "1s", "--timeouts-kill-grace", "1s"};

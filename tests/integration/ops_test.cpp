@@ -231,16 +231,6 @@ TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
 using Clock = std::chrono::steady_clock;
 const std::string kPing("\x89\x00", 2);  // an empty ping frame from the server
 
-// A raw WebSocket (the 101 head consumed) that never answers a ping and sends nothing.
-std::unique_ptr<RawClient> raw_websocket(ServerProcess& server) {
-  auto raw = std::make_unique<RawClient>(server.port(), server.tls());
-  EXPECT_TRUE(raw->connect());
-  EXPECT_TRUE(raw->send(upgrade_request(server.port(), server.token())));
-  const auto head = raw->read_until("\r\n\r\n");
-  EXPECT_EQ(http_status(head), 101) << head;
-  return raw;
-}
-
 std::size_t pings_in(const std::string& bytes) {
   const auto opcodes = frame_opcodes(bytes);
   return static_cast<std::size_t>(std::count(opcodes.begin(), opcodes.end(), 0x9));
@@ -581,25 +571,16 @@ TEST_F(OpsTest, DuringShutdownAnUpgradeIsRefusedWith503ShuttingDown) {
   client->request(Json{{"type", "execute"},
                        {"project_id", id},
                        {"data", {{"prompt", "[[fake:drip lines=600 interval_ms=100]]"}}}});
-  // Connections accepted before the signal, whose upgrade comes after it.
-  std::vector<std::unique_ptr<RawClient>> waiting;
-  for (int i = 0; i < 5; ++i) {
-    waiting.push_back(std::make_unique<RawClient>(server_->port(), true));
-    ASSERT_TRUE(waiting.back()->connect());
-  }
+  // A connection accepted before the signal, whose upgrade comes after it.
+  RawClient waiting(server_->port(), true);
+  ASSERT_TRUE(waiting.connect());
   server_->send_signal(SIGTERM);
+  // The server refuses upgrades (and new runs) before it logs this line.
   ASSERT_TRUE(server_->wait_for_log(
       [](const std::string& l) { return l.find("shutting down") != std::string::npos; }, 10s));
-  // The flag is set just after that line: an upgrade sent at once may still get 101; the next
-  // one sees it.
-  std::string answer;
-  for (auto& raw : waiting) {
-    ASSERT_TRUE(raw->send(upgrade_request(server_->port(), server_->token())));
-    answer = raw->read_until("\r\n\r\n", 10s);
-    if (http_status(answer) != 503) continue;
-    answer += raw->read_until_closed(10s).bytes;
-    break;
-  }
+  ASSERT_TRUE(waiting.send(upgrade_request(server_->port(), server_->token())));
+  std::string answer = waiting.read_until("\r\n\r\n", 10s);
+  answer += waiting.read_until_closed(10s).bytes;
   EXPECT_EQ(http_status(answer), 503) << answer;
   EXPECT_NE(answer.find("server shutting down"), std::string::npos) << answer;
   EXPECT_EQ(answer.find("max_connections"), std::string::npos) << answer;

@@ -3,6 +3,7 @@
 // deadline; nothing sleeps.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -10,12 +11,16 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "support/server_process.hpp"
 
 namespace pa::test {
 
@@ -285,6 +290,17 @@ inline int close_code_of(const std::string& bytes) {
     return (static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1]);
   }
   return -1;
+}
+
+// A raw connection to `server` upgraded to WebSocket (the 101 head consumed), for tests that
+// need to send or withhold bytes a library would not (no pong, broken frames).
+inline std::unique_ptr<RawClient> raw_websocket(ServerProcess& server) {
+  auto raw = std::make_unique<RawClient>(server.port(), server.tls());
+  EXPECT_TRUE(raw->connect());
+  EXPECT_TRUE(raw->send(upgrade_request(server.port(), server.token())));
+  const auto head = raw->read_until("\r\n\r\n");
+  EXPECT_EQ(http_status(head), 101) << head;
+  return raw;
 }
 
 }  // namespace pa::test
