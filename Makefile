@@ -12,6 +12,9 @@ SERVER := $(BUILD_DIR)/app/pocket-agent-server
 # The CLI on PATH if there is one, else the pinned copy `make deps` installs.
 CLAUDE ?= $(shell command -v claude || echo $(CURDIR)/tools/claude-cli/node_modules/.bin/claude)
 CMAKE_FLAGS ?=
+# ccache hits across checkouts (worktrees, CI's fresh clone): paths relative to the checkout.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
 .PHONY: deps build test test-asan test-race fuzz lint fmt certs run install bench load-test clean
 
