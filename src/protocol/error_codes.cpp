@@ -32,6 +32,8 @@ std::string_view to_string(ErrorCode code) {
       return "PERMISSION_NOT_FOUND";
     case ErrorCode::kShuttingDown:
       return "SHUTTING_DOWN";
+    case ErrorCode::kStorageFailed:
+      return "STORAGE_FAILED";
   }
   return "INTERNAL_ERROR";
 }

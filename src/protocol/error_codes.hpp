@@ -22,6 +22,7 @@ enum class ErrorCode {
   kForbidden,           // 403 (ours): refused by the server's policy
   kPermissionNotFound,  // 404 (ours): unknown, resolved or expired permission request
   kShuttingDown,        // 503 (ours): the server is shutting down and starts no new run
+  kStorageFailed,       // 507 (ours): history, spool or metadata could not be written
 };
 
 // Every code, in declaration order (new codes go at the end of the enum and here).
@@ -30,9 +31,9 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::kProjectNotFound,    ErrorCode::kProjectLimit,    ErrorCode::kExecutionTimeout,
     ErrorCode::kClaudeNotFound,     ErrorCode::kProcessActive,   ErrorCode::kResourceLimit,
     ErrorCode::kInternalError,      ErrorCode::kExecutionFailed, ErrorCode::kForbidden,
-    ErrorCode::kPermissionNotFound, ErrorCode::kShuttingDown,
+    ErrorCode::kPermissionNotFound, ErrorCode::kShuttingDown,    ErrorCode::kStorageFailed,
 };
-static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kShuttingDown) + 1,
+static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kStorageFailed) + 1,
               "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);

@@ -136,6 +136,7 @@ TEST(ErrorCodes, EveryCodeHasItsOwnName) {
   }
   EXPECT_EQ(names.size(), std::size(kAllErrorCodes));
   EXPECT_TRUE(names.count("SHUTTING_DOWN"));
+  EXPECT_TRUE(names.count("STORAGE_FAILED"));
 }
 
 TEST(Envelope, SerializesErrors) {
