@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "agent/child_process.hpp"
+#include "agent/supervisor.hpp"
 #include "config/config.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
@@ -270,6 +271,9 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A run's supervisor is this same binary (agent/supervisor.hpp): nothing of the server runs.
+  if (argc >= 2 && std::string_view(argv[1]) == pa::agent::kSuperviseCommand)
+    return pa::agent::supervisor_main(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   pa::config::Loaded loaded;
   try {

@@ -39,7 +39,7 @@ required=(
   'User=pocket-agent' 'Group=pocket-agent'
   'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHome=read-only'
   'ReadWritePaths=/var/lib/pocket-agent' 'PrivateTmp=yes' 'LimitNOFILE=65536'
-  'Restart=on-failure' 'KillMode=mixed' 'ExecReload=/bin/kill -HUP $MAINPID'
+  'Restart=on-failure' 'KillMode=process' 'ExecReload=/bin/kill -HUP $MAINPID'
   'StateDirectory=pocket-agent' 'WorkingDirectory=/var/lib/pocket-agent'
 )
 for line in "${required[@]}"; do

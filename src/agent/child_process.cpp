@@ -127,6 +127,7 @@ class ChildProcessImpl final : public ChildProcess {
   void signal_group(int sig) override;
   void kill_tree() override;
   std::string stderr_tail() const override;
+  void hold_output(bool held) override;
   bool exited() const override { return reaped_.load(std::memory_order_acquire); }
 
  private:
@@ -173,6 +174,7 @@ class ChildProcessImpl final : public ChildProcess {
   // Bytes of lines posted to the handler strand and not handled yet (updated on both strands).
   std::atomic<std::size_t> unhandled_bytes_{0};
   std::atomic<bool> stdout_paused_{false};
+  std::atomic<bool> held_{false};  // hold_output()
 
   // stderr
   std::vector<char> err_buf_;
@@ -326,6 +328,13 @@ void ChildProcessImpl::end_line() {
 
 // strand_: true when reading should stop for now (line_handled resumes it).
 bool ChildProcessImpl::pause_stdout() {
+  if (held_.load(std::memory_order_seq_cst)) {
+    stdout_paused_.store(true, std::memory_order_seq_cst);
+    if (held_.load(std::memory_order_seq_cst) ||
+        !stdout_paused_.exchange(false, std::memory_order_seq_cst))
+      return true;
+    return false;  // released between the checks, and nobody saw the flag
+  }
   if (unhandled_bytes_.load(std::memory_order_acquire) <= kPauseAbove) return false;
   stdout_paused_.store(true, std::memory_order_seq_cst);
   // The handler may have caught up between the check and the flag: then it saw no flag.
@@ -338,9 +347,17 @@ bool ChildProcessImpl::pause_stdout() {
 }
 
 // handler strand, after each line.
+void ChildProcessImpl::hold_output(bool held) {
+  held_.store(held, std::memory_order_seq_cst);
+  if (!held && unhandled_bytes_.load(std::memory_order_seq_cst) <= kResumeAt &&
+      stdout_paused_.exchange(false, std::memory_order_seq_cst))
+    boost::asio::post(strand_, [s = self()] { s->resume_stdout(); });
+}
+
 void ChildProcessImpl::line_handled(std::size_t bytes) {
   const std::size_t left = unhandled_bytes_.fetch_sub(bytes, std::memory_order_seq_cst) - bytes;
-  if (left <= kResumeAt && stdout_paused_.exchange(false, std::memory_order_seq_cst))
+  if (left <= kResumeAt && !held_.load(std::memory_order_seq_cst) &&
+      stdout_paused_.exchange(false, std::memory_order_seq_cst))
     boost::asio::post(strand_, [s = self()] { s->resume_stdout(); });
 }
 

@@ -33,6 +33,10 @@ struct SpawnSpec {
   std::string cwd;
   int cwd_fd = -1;  // when >= 0: a directory the child enters with fchdir() instead of `cwd`;
                     // the caller keeps it open until spawn() returns
+  // A run's supervisor: its own session (setsid) and no PDEATHSIG, so that it outlives the
+  // server; `inherit_fd` (if >= 0) becomes its fd 3.
+  bool detached = false;
+  int inherit_fd = -1;
 };
 
 struct ExitStatus {
@@ -68,6 +72,9 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   // SIGKILL the process group and every descendant found through /proc (tools that started their
   // own session escape the group).
   virtual void kill_tree() = 0;
+  // While held, stdout is not read (the child blocks on a full pipe): its reader cannot take
+  // more lines now (a full disk). Lines already read are still delivered. Thread-safe.
+  virtual void hold_output(bool held) = 0;
   virtual std::string stderr_tail() const = 0;  // thread-safe
   virtual bool exited() const = 0;
 };

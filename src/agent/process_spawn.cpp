@@ -1,6 +1,8 @@
 #include "agent/process_spawn.hpp"
 
 #include <fcntl.h>
+
+#include <algorithm>
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -51,6 +53,8 @@ struct ChildPlan {
   int cwd_fd = -1;            // >= 0: fchdir() to it instead
   int stdio[3] = {-1, -1, -1};
   int report_fd = -1;
+  int inherit_fd = -1;  // >= 0: becomes fd 3
+  bool detached = false;
   pid_t parent = 0;
   int max_fd = 1024;  // last fd for the close() loop when close_range is unavailable
 };
@@ -74,12 +78,17 @@ void close_fds(int first, int last, int max_fd) {
   for (int fd = first; fd <= end; ++fd) ::close(fd);
 }
 
-[[noreturn]] void child_after_fork(const ChildPlan& plan) {
-  ::setpgid(0, 0);
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-    child_fail(plan, ChildStage::pdeathsig, errno);
-  // The server may have died between fork and prctl: then nobody would ever kill us.
-  if (::getppid() != plan.parent) ::_exit(127);
+[[noreturn]] void child_after_fork(const ChildPlan& plan_in) {
+  ChildPlan plan = plan_in;
+  if (plan.detached) {
+    ::setsid();  // its own session and group: the server's end is not its end
+  } else {
+    ::setpgid(0, 0);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+      child_fail(plan, ChildStage::pdeathsig, errno);
+    // The server may have died between fork and prctl: then nobody would ever kill us.
+    if (::getppid() != plan.parent) ::_exit(127);
+  }
 
   // Default dispositions for everything (ignored signals would survive execve: SIGPIPE!), then
   // unblock (the parent blocked all signals around fork so no handler of its runs here).
@@ -104,9 +113,22 @@ void close_fds(int first, int last, int max_fd) {
   for (int i = 0; i < 3; ++i) {
     if (::dup2(plan.stdio[i], i) < 0) child_fail(plan, ChildStage::dup, errno);
   }
+  int first_closed = 3;
+  if (plan.inherit_fd >= 0) {
+    if (plan.report_fd == 3) {
+      plan.report_fd = ::fcntl(3, F_DUPFD_CLOEXEC, 4);
+      if (plan.report_fd < 0) ::_exit(127);
+    }
+    if (plan.inherit_fd == 3) {
+      ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep CLOEXEC
+    } else if (::dup2(plan.inherit_fd, 3) < 0) {
+      child_fail(plan, ChildStage::dup, errno);
+    }
+    first_closed = 4;
+  }
   // Close everything else but the report pipe (CLOEXEC: execve closes it on success).
-  close_fds(3, plan.report_fd - 1, plan.max_fd);
-  close_fds(plan.report_fd + 1, -1, plan.max_fd);
+  close_fds(first_closed, plan.report_fd - 1, plan.max_fd);
+  close_fds(std::max(first_closed, plan.report_fd + 1), -1, plan.max_fd);
   ::execve(plan.path, plan.argv, plan.envp);
   child_fail(plan, ChildStage::exec, errno);
 }
@@ -244,6 +266,8 @@ std::error_code spawn_process(const SpawnSpec& spec, Stdio in, Stdio out, Stdio 
   plan.cwd_fd = spec.cwd_fd;
   for (int i = 0; i < 3; ++i) plan.stdio[i] = child_ends[i].get();
   plan.report_fd = report_write.get();
+  plan.inherit_fd = spec.inherit_fd;
+  plan.detached = spec.detached;
   plan.parent = ::getpid();
   const long open_max = ::sysconf(_SC_OPEN_MAX);
   plan.max_fd = open_max > 0 && open_max < 65536 ? static_cast<int>(open_max) : 65536;
@@ -259,7 +283,9 @@ std::error_code spawn_process(const SpawnSpec& spec, Stdio in, Stdio out, Stdio 
   if (pid == 0) child_after_fork(plan);
   const int fork_errno = errno;
   if (pid > 0) {
-    ::setpgid(pid, pid);  // also done by the child; whichever runs first wins, errors are moot
+    // Also done by the child; whichever runs first wins, errors are moot. Not for a detached
+    // child: a group leader could no longer setsid().
+    if (!spec.detached) ::setpgid(pid, pid);
     if (reaper.installed()) reaper.register_pid(pid, std::move(on_reaped));
   }
   const bool registered = pid > 0 && reaper.installed();

@@ -250,12 +250,11 @@ bool uses_client_permission_prompt(const RunOptions& options,
   return !defaults.allow_dangerous;
 }
 
-std::vector<std::string> build_cli_args(const RunOptions& options,
-                                        const config::Config::Claude& defaults,
-                                        const std::optional<std::string>& resume_session_id,
-                                        const std::optional<std::string>& mcp_config_path) {
-  std::vector<std::string> args = {"-p", "--input-format=stream-json",
-                                   "--output-format=stream-json", "--verbose"};
+CliArgs build_cli_args(const RunOptions& options, const config::Config::Claude& defaults,
+                       const std::optional<std::string>& resume_session_id,
+                       const std::optional<std::string>& mcp_config_path) {
+  CliArgs args;
+  args.assign({"-p", "--input-format=stream-json", "--output-format=stream-json", "--verbose"});
   const std::string& model = options.model ? *options.model : defaults.default_model;
   if (!model.empty()) args.push_back("--model=" + model);
   if (options.fallback_model) args.push_back("--fallback-model=" + *options.fallback_model);
@@ -280,6 +279,7 @@ std::vector<std::string> build_cli_args(const RunOptions& options,
   for (const auto& dir : options.add_dirs) args.push_back("--add-dir=" + dir);
   if (resume_session_id && valid_session_id(*resume_session_id)) {
     args.push_back("--resume=" + *resume_session_id);
+    args.resumed_session = *resume_session_id;
   }
   return args;
 }

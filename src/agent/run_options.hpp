@@ -66,7 +66,12 @@ bool uses_client_permission_prompt(const RunOptions& options,
 // allowed_tools when the client sent none), `--permission-prompt-tool=stdio` when clients
 // approve tool calls, then --resume=<id> if the id looks like a session id.
 // `mcp_config_path` names a file into which the caller wrote options.mcp_config_json.
-std::vector<std::string> build_cli_args(const RunOptions& options,
+// The argv, and what it decided: the session it resumes (a stored id that does not look like a
+// session id is not passed, so the run starts a new conversation).
+struct CliArgs : std::vector<std::string> {
+  std::optional<std::string> resumed_session;
+};
+CliArgs build_cli_args(const RunOptions& options,
                                         const config::Config::Claude& defaults,
                                         const std::optional<std::string>& resume_session_id,
                                         const std::optional<std::string>& mcp_config_path);

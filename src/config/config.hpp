@@ -115,6 +115,10 @@ struct Config {
     Seconds interval{10};  // server_stats broadcast; 0 = off
   } stats;
 
+  struct Shutdown {
+    std::string runs = "stop";  // "stop" or "detach"
+  } shutdown;
+
   bool allow_insecure_remote = false;  // --allow-insecure-remote
   bool allow_root = false;             // --allow-root
 };

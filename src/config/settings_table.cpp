@@ -366,6 +366,15 @@ const std::vector<Setting> kSettings = {
      .field = FIELD(stats.interval),
      .zero = "off",
      .help = "Interval of server_stats broadcasts"},
+    // --- shutdown -------------------------------------------------------------------------
+    {.key = "shutdown.runs",
+     .env = "PA_SHUTDOWN_RUNS",
+     .flags = "--shutdown-runs",
+     .field = FIELD(shutdown.runs),
+     .choices = {"stop", "detach"},
+     .help = "On SIGTERM/SIGINT: stop runs (graceful shutdown), or detach (leave them running "
+             "under their supervisors for the next server start to take over: restarts and "
+             "upgrades keep runs)"},
 };
 
 #undef FIELD
@@ -684,7 +693,7 @@ std::string_view section_of(std::string_view key) {
 }
 
 std::string_view section_title(std::string_view section) {
-  static const std::array<std::pair<std::string_view, std::string_view>, 14> kTitles = {{
+  static const std::array<std::pair<std::string_view, std::string_view>, 15> kTitles = {{
       {"server", "Server"},
       {"server.tls", "TLS"},
       {"data", "Data"},
@@ -699,6 +708,7 @@ std::string_view section_title(std::string_view section) {
       {"auth", "Authentication"},
       {"metrics", "Metrics"},
       {"stats", "Statistics"},
+      {"shutdown", "Shutdown"},
   }};
   for (const auto& [name, title] : kTitles) {
     if (name == section) return title;

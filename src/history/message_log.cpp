@@ -626,7 +626,7 @@ std::uint64_t MessageLog::last_seq() const {
 }
 
 AppendResult MessageLog::append(Direction direction, std::string_view message_json,
-                                std::error_code& ec) {
+                                std::error_code& ec, std::string_view trailer) {
   ec.clear();
   Impl& s = *impl_;
   if (message_json.find_first_not_of(" \t\r\n") == std::string_view::npos) {
@@ -653,11 +653,12 @@ AppendResult MessageLog::append(Direction direction, std::string_view message_js
   line += "\",\"message\":";
   const std::size_t message_at = line.size();
   line += message_json;
-  line += "}\n";
   // A raw newline can only be whitespace between JSON tokens (strings must escape it): blank it so
   // a pretty-printed message cannot break the one-entry-per-line format.
   if (message_json.find('\n') != std::string_view::npos)
-    std::replace(line.begin() + static_cast<std::ptrdiff_t>(message_at), line.end() - 2, '\n', ' ');
+    std::replace(line.begin() + static_cast<std::ptrdiff_t>(message_at), line.end(), '\n', ' ');
+  line += trailer;
+  line += "}\n";
 
   const auto must_rotate = [&](const FileIndex& f) {
     if (f.size == 0) return false;  // never leave a file empty: an oversized line goes in alone

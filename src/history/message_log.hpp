@@ -72,7 +72,10 @@ class MessageLog {
   // Appends one entry with seq = last_seq()+1 and the current time, written whole with a single
   // write(2) (so a crash after return never loses it). `message_json` must be one JSON value.
   // Rotates first when needed. fdatasync happens here only if fsync_interval is 0 or has elapsed.
-  AppendResult append(Direction direction, std::string_view message_json, std::error_code& ec);
+  // `trailer` (e.g. `,"run":{"id":"…","offset":N}`) is spliced in after "message", so that a fact
+  // about the entry is written in the same write(2) as the entry.
+  AppendResult append(Direction direction, std::string_view message_json, std::error_code& ec,
+                      std::string_view trailer = {});
 
   // True when appended data has not been fdatasync'ed yet; sync() does it.
   bool needs_sync() const;

@@ -44,9 +44,7 @@ AgentRun::AgentRun(std::shared_ptr<Project> project, RunContext& context, Execut
     : project_(std::move(project)),
       context_(context),
       request_(std::move(request)),
-      wall_timer_(project_->strand()),
-      idle_timer_(project_->strand()),
-      grace_timer_(project_->strand()) {}
+      retry_timer_(project_->strand()) {}
 
 void AgentRun::set_queued(std::size_t position, const Requester* requester) {
   const auto info = project_->update([&](projects::ProjectInfo& p) {
@@ -154,92 +152,163 @@ void AgentRun::start() {
     return;
   }
 
-  agent::SpawnSpec spec;
-  spec.binary = context_.config.claude.binary;
-  spec.args = agent::build_cli_args(request_.options, context_.config.claude, info.session_id,
+  agent::SupervisorSpec spec;
+  spec.cli.binary = context_.config.claude.binary;
+  auto args = agent::build_cli_args(request_.options, context_.config.claude, info.session_id,
                                     mcp_path_.empty() ? std::nullopt : std::optional(mcp_path_));
-  for (const auto& arg : spec.args) {
-    if (arg.starts_with("--resume=")) resumed_session_ = arg.substr(9);
-  }
+  resumed_session_ = args.resumed_session;
+  spec.cli.args = std::move(static_cast<std::vector<std::string>&>(args));
   client_permissions_ =
       agent::uses_client_permission_prompt(request_.options, context_.config.claude);
-  spec.env = context_.cli_env;
-  spec.cwd = project_->path();
-  spec.cwd_fd = project_dir.get();
+  spec.cli.env = context_.cli_env;
+  spec.cli.cwd = project_->path();
+  spec.max_line_bytes = context_.config.claude.max_line_bytes;
+  spec.execution = context_.config.timeouts.execution;
+  spec.execution_idle = context_.config.timeouts.execution_idle;
+  spec.kill_grace = context_.config.timeouts.kill_grace;
+  spec.term_grace = context_.config.timeouts.term_grace;
+  spec.fsync_interval = context_.config.log_rotation.fsync_interval;
 
-  agent::ChildHandlers handlers;
-  handlers.on_stdout_line = [self = shared_from_this()](std::string line) {
-    self->on_line(std::move(line));
-  };
-  handlers.on_line_too_long = [self = shared_from_this()](std::size_t bytes, std::string head) {
-    self->on_line_too_long(bytes, head);
-  };
-  handlers.on_exit = [self = shared_from_this()](agent::ExitStatus status) {
-    self->on_exit(status);
-  };
+  run_id_ = projects::random_uuid().substr(0, 8) + projects::random_uuid().substr(0, 8);
+  paths_ = agent::RunPaths{context_.runs_dir + "/" + run_id_};
   std::error_code ec;
-  child_ =
-      agent::ChildProcess::spawn(context_.io, project_->strand(), spec,
-                                 context_.config.claude.max_line_bytes, std::move(handlers), ec);
-  if (!child_) {
+  std::filesystem::create_directory(paths_.dir, ec);
+  if (!ec) {
+    std::filesystem::permissions(paths_.dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+  }
+  std::string error;
+  agent::Launched launched;
+  if (ec) {
+    error = "cannot make the run directory " + paths_.dir + ": " + ec.message();
+  } else {
+    launched = agent::launch_supervisor(context_.self_exe, paths_, spec, project_dir.get(), ec,
+                                        error);
+  }
+  if (ec) {
     if (ec == std::errc::no_such_file_or_directory || ec == std::errc::permission_denied) {
       fail(ErrorCode::kClaudeNotFound,
-           "The Claude CLI '" + spec.binary +
+           "The Claude CLI '" + spec.cli.binary +
                "' was not found or is not executable; install it "
                "(npm install -g @anthropic-ai/claude-code) or set claude.binary",
-           json::object{{"binary", spec.binary}});
+           json::object{{"binary", spec.cli.binary}});
     } else {
-      fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + ec.message(),
-           json::object{{"binary", spec.binary}});
+      fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + error,
+           json::object{{"binary", spec.cli.binary}});
     }
-    abandon_start("could not start " + spec.binary + ": " + ec.message());
+    cleanup_run_dir();
+    abandon_start("could not start " + spec.cli.binary + ": " + error);
+    return;
+  }
+  supervisor_pid_ = launched.supervisor_pid;
+  supervisor_start_ = launched.supervisor_start;
+  cli_pid_ = launched.cli_pid;
+  started_at_text_ = protocol::now_rfc3339();
+  first_seq_ = project_->last_seq();
+  save_state();
+  if (!attach_link(0)) {
+    // The supervisor answered and then could not be reached: it cannot be steered, so stop it.
+    ::kill(supervisor_pid_, SIGTERM);
+    fail(ErrorCode::kExecutionFailed, "Could not reach the run's supervisor (" + paths_.socket() + ")",
+         json::object{{"binary", spec.cli.binary}});
+    cleanup_run_dir();
+    abandon_start("could not reach the supervisor");
     return;
   }
   // Sizes go under "fields", as in the spec's log example.
   json::object fields{{"project_id", project_->id()},
-                      {"pid", child_->pid()},
+                      {"pid", cli_pid_},
+                      {"run_id", run_id_},
                       {"fields", {{"prompt_length", request_.prompt.size()}}}};
   if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
   if (info.session_id) fields["session_id"] = *info.session_id;
   ops::log_event(spdlog::level::info, "Execution started", fields);
-  child_->write_stdin(agent::user_message_line(request_.prompt));
+  send_tagged("prompt", agent::user_message_line(request_.prompt));
   request_.prompt.clear();
   request_.prompt.shrink_to_fit();
+  save_state();
+}
 
-  const auto& timeouts = context_.config.timeouts;
-  if (timeouts.execution.count() > 0) {
-    wall_deadline_ = std::chrono::steady_clock::now() + timeouts.execution;
-    arm_wall_timer();
+// Written into the history entry of each record: which run and how far in its spool. The last
+// entry of a run (its final project_state) is marked final.
+std::string AgentRun::trailer(std::uint64_t offset, bool final) const {
+  return ",\"run\":{\"id\":\"" + run_id_ + "\",\"offset\":" + std::to_string(offset) +
+         (final ? ",\"final\":true}" : "}");
+}
+
+// One record of the spool, in order. A record whose effects on the run's state were applied
+// before (at or below effects_through_: before a restart, or before its history append failed)
+// is only published.
+bool AgentRun::on_record(const agent::SpoolRecord& record) {
+  if (finished_ || detached_) return true;
+  const Apply mode = record.end_offset <= effects_through_ ? Apply::kPublishOnly : Apply::kFull;
+  if (!apply_record(record, mode)) return hold_for_storage();
+  if (held_since_) {
+    held_since_.reset();
+    retry_delay_ = std::chrono::milliseconds(100);
+    spdlog::info("project {}: history writable again; run {} goes on", project_->id(), run_id_);
   }
-  arm_idle_timer();
+  return true;
 }
 
-void AgentRun::arm_wall_timer() {
-  if (finished_ || stop_ != Stop::kNone || !permissions_.empty()) return;
-  wall_timer_.expires_at(wall_deadline_);
-  wall_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    // A paused clock moved the deadline: a wait that completed before the pause is stale.
-    if (!e && self->permissions_.empty() &&
-        std::chrono::steady_clock::now() >= self->wall_deadline_)
-      self->stop(Stop::kTimeout, nullptr);
-  });
+bool AgentRun::apply_record(const agent::SpoolRecord& record, Apply mode) {
+  const bool effects = mode != Apply::kPublishOnly;
+  bool applied = true;
+  switch (record.kind) {
+    case agent::RecordKind::kLine:
+      applied = on_line(std::string(record.payload), record.end_offset, mode);
+      break;
+    case agent::RecordKind::kOversized:
+      applied = on_line_too_long(record.payload, record.end_offset, mode);
+      break;
+    case agent::RecordKind::kInput:
+      on_input_confirmed(record.payload);
+      break;
+    case agent::RecordKind::kStop:
+      if (effects) on_supervisor_stop(record.payload);
+      break;
+    case agent::RecordKind::kExit:
+      if (mode == Apply::kEffectsOnly) return true;  // handled by the caller
+      applied = on_exit_record(record.payload);
+      break;
+    case agent::RecordKind::kNotice:
+      on_notice(record.payload);
+      return true;  // notices take no offset
+  }
+  if (!applied) return false;
+  if (finished_) return true;
+  if (effects && record.end_offset > effects_through_) {
+    effects_through_ = record.end_offset;
+    if (state_dirty_) save_state();
+  }
+  applied_offset_ = record.end_offset;
+  return true;
 }
 
-void AgentRun::arm_idle_timer() {
-  const auto idle = context_.config.timeouts.execution_idle;
-  if (idle.count() <= 0 || finished_ || stop_ != Stop::kNone || !permissions_.empty()) return;
-  idle_timer_.expires_after(idle);
-  idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    if (!e && self->permissions_.empty()) self->stop(Stop::kIdleTimeout, nullptr);
-  });
+void AgentRun::on_notice(std::string_view payload) {
+  boost::system::error_code ec;
+  const json::value notice = json::parse(payload, ec);
+  const json::value* storage =
+      !ec && notice.is_object() ? notice.get_object().if_contains("storage") : nullptr;
+  if (storage == nullptr || !storage->is_object()) return;
+  const auto& o = storage->get_object();
+  const std::string path = o.contains("path") && o.at("path").is_string()
+                               ? std::string(o.at("path").get_string())
+                               : paths_.spool();
+  const std::string error = o.contains("error") && o.at("error").is_string()
+                                ? std::string(o.at("error").get_string())
+                                : "unknown error";
+  storage_error("spool", path, error);
 }
 
-void AgentRun::on_line(std::string line) {
-  if (finished_) return;
-  ++lines_;
-  response_bytes_ += line.size();
-  arm_idle_timer();
+bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode) {
+  const bool effects = mode != Apply::kPublishOnly;
+  const bool publish = mode != Apply::kEffectsOnly;
   const auto parsed = agent::inspect_cli_line(line);
+  if (effects) {
+    ++lines_;
+    response_bytes_ += line.size();
+  }
   if (parsed.type == "control_request" || parsed.type == "control_cancel_request") {
     // Rare lines, parsed again in full: a question for the host (can_use_tool) is answered by
     // clients and not shown as a CLI line; a cancel closes the question it names.
@@ -249,42 +318,68 @@ void AgentRun::on_line(std::string line) {
     const json::value value = json::parse(line, ec, {}, options);
     if (!ec && value.is_object()) {
       if (auto request = agent::parse_control_request(value.get_object())) {
-        on_control_request(line, *request);
-        if (request->ask) return;  // others are refused, and still shown as CLI lines
+        if (effects) {
+          on_control_request(line, *request);
+          // On disk before it is announced: a restart must find this permission_id and its
+          // deadline, never make a new one for the same question.
+          if (request->ask) {
+            effects_through_ = offset;
+            save_state();
+          }
+        }
+        if (request->ask) {
+          // In history as the permission_request, marked with this record's offset.
+          if (!publish) return true;
+          for (const auto& [id, pending] : permissions_) {
+            if (pending.ask.cli_request_id == request->ask->cli_request_id) {
+              return project_->publish_marked("permission_request", pending.announced, {},
+                                              trailer(offset)) != 0;
+            }
+          }
+          return true;  // refused at once, or already answered: nothing to show
+        }
       } else if (auto id = agent::parse_control_cancel(value.get_object())) {
-        on_control_cancel(*id);
+        if (effects) on_control_cancel(*id);
       }
     }
   }
   if (!parsed.is_json_object) {
+    if (!publish) return true;
     spdlog::warn("project {}: the CLI printed a non-JSON line ({} bytes)", project_->id(),
                  line.size());
     const std::string raw =
         json::serialize(json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
-    project_->publish_raw(history::Direction::kClaude, raw, "agent_message", raw);
-    return;
+    return project_->publish_raw_marked(history::Direction::kClaude, raw, "agent_message", raw,
+                                        trailer(offset)) != 0;
   }
-  project_->publish_raw(history::Direction::kClaude, line, "agent_message", line);
-
-  // A rejected resume's result carries an id of its own (a fresh one for a non-UUID value):
-  // it names no conversation, so it is not taken as the project's session.
-  const bool resume_rejected =
-      parsed.is_result && resumed_session_ &&
-      std::any_of(parsed.errors.begin(), parsed.errors.end(),
-                  [](const std::string& e) { return is_resume_rejection(e); });
-  if (resume_rejected) session_not_found_ = true;
-  if (parsed.session_id && !resume_rejected &&
-      (parsed.type == "result" || (parsed.type == "system" && parsed.subtype == "init"))) {
-    const auto current = project_->snapshot().session_id;
-    if (current != parsed.session_id) {
-      project_->update([&](projects::ProjectInfo& p) { p.session_id = parsed.session_id; });
+  if (effects) {
+    // A rejected resume's result carries an id of its own (a fresh one for a non-UUID value):
+    // it names no conversation, so it is not taken as the project's session.
+    const bool resume_rejected =
+        parsed.is_result && resumed_session_ &&
+        std::any_of(parsed.errors.begin(), parsed.errors.end(),
+                    [](const std::string& e) { return is_resume_rejection(e); });
+    if (resume_rejected) session_not_found_ = true;
+    if (parsed.session_id && !resume_rejected &&
+        (parsed.type == "result" || (parsed.type == "system" && parsed.subtype == "init"))) {
+      const auto current = project_->snapshot().session_id;
+      if (current != parsed.session_id) {
+        project_->update([&](projects::ProjectInfo& p) { p.session_id = parsed.session_id; });
+      }
     }
   }
-  if (parsed.is_result) {
+  // The line goes to history (and out) before the effects of its turn's end are published.
+  if (publish && project_->publish_raw_marked(history::Direction::kClaude, line, "agent_message",
+                                              line, trailer(offset)) == 0) {
+    return false;  // the effects above are idempotent: applying them on the retry is harmless
+  }
+  if (parsed.is_result && effects) {
     result_seen_ = true;
     result_is_error_ = parsed.is_error;
     on_turn_end();
+    state_dirty_ = true;
   }
+  return true;
 }
 
 namespace {
@@ -300,25 +395,40 @@ std::string line_type_from_head(const std::string& head) {
 }
 }  // namespace
 
-void AgentRun::on_line_too_long(std::size_t bytes, const std::string& head) {
-  if (finished_) return;
-  arm_idle_timer();
+bool AgentRun::on_line_too_long(std::string_view payload, std::uint64_t offset, Apply mode) {
+  std::size_t bytes = 0;
+  std::string head;
+  boost::system::error_code ec;
+  const json::value value = json::parse(payload, ec);
+  if (!ec && value.is_object()) {
+    const auto& o = value.get_object();
+    if (const auto* b = o.if_contains("bytes"); b != nullptr && b->is_number())
+      bytes = static_cast<std::size_t>(b->to_number<double>());
+    if (const auto* h = o.if_contains("head"); h != nullptr && h->is_string())
+      head = std::string(h->get_string());
+  }
   const std::string line_type = line_type_from_head(head);
-  spdlog::warn("project {}: dropped a CLI line of {} bytes (type {}; claude.max_line_bytes is {})",
-               project_->id(), bytes, line_type.empty() ? "unknown" : line_type,
-               context_.config.claude.max_line_bytes);
-  json::object notice{{"type", "oversized_line"},
-                      {"bytes", bytes},
-                      {"limit", context_.config.claude.max_line_bytes}};
-  notice["line_type"] = line_type.empty() ? json::value(nullptr) : json::value(line_type);
-  const std::string text = json::serialize(notice);
-  project_->publish_raw(history::Direction::kServer, text, "agent_message", text);
-  if (line_type == "result") {
+  if (mode != Apply::kEffectsOnly) {
+    spdlog::warn("project {}: dropped a CLI line of {} bytes (type {}; claude.max_line_bytes is {})",
+                 project_->id(), bytes, line_type.empty() ? "unknown" : line_type,
+                 context_.config.claude.max_line_bytes);
+    json::object notice{{"type", "oversized_line"},
+                        {"bytes", bytes},
+                        {"limit", context_.config.claude.max_line_bytes}};
+    notice["line_type"] = line_type.empty() ? json::value(nullptr) : json::value(line_type);
+    const std::string text = json::serialize(notice);
+    if (project_->publish_raw_marked(history::Direction::kServer, text, "agent_message", text,
+                                     trailer(offset)) == 0)
+      return false;
+  }
+  if (line_type == "result" && mode != Apply::kPublishOnly) {
     // A huge final answer makes a huge result line: the turn is still over.
     result_seen_ = true;
     result_is_error_ = head.find("\"is_error\":true") != std::string::npos;
     on_turn_end();
+    state_dirty_ = true;
   }
+  return true;
 }
 
 void AgentRun::stop(Stop reason, const Requester* requester) {
@@ -342,56 +452,85 @@ void AgentRun::stop(Stop reason, const Requester* requester) {
   }
   if (reason == Stop::kForce) {
     if (stop_ == Stop::kNone) stop_ = reason;
-    if (child_) child_->kill_tree();
+    if (link_) link_->stop("force");
+    save_state();
     return;
   }
   if (stop_ != Stop::kNone) return;  // already stopping
   stop_ = reason;
-  wall_timer_.cancel();
-  idle_timer_.cancel();
-  if (!child_) return;
-  if (!result_seen_ && !interrupting_) {
-    interrupt_id_ = "pa-interrupt-" + projects::random_uuid();
-    child_->write_stdin(agent::interrupt_request_line(interrupt_id_));
+  save_state();
+  if (link_) link_->stop(reason == Stop::kShutdown ? "shutdown" : "kill");
+}
+
+namespace {
+AgentRun::Stop stop_from_name(std::string_view name) {
+  if (name == "kill" || name == "terminated") return AgentRun::Stop::kKill;
+  if (name == "timeout") return AgentRun::Stop::kTimeout;
+  if (name == "idle_timeout") return AgentRun::Stop::kIdleTimeout;
+  if (name == "shutdown") return AgentRun::Stop::kShutdown;
+  if (name == "force") return AgentRun::Stop::kForce;
+  return AgentRun::Stop::kNone;
+}
+}  // namespace
+
+// The supervisor began stopping the CLI. Its own timeouts are news here; a stop the server
+// asked for is already known.
+void AgentRun::on_supervisor_stop(std::string_view payload) {
+  boost::system::error_code ec;
+  const json::value value = json::parse(payload, ec);
+  std::string reason;
+  if (!ec && value.is_object()) {
+    if (const auto* r = value.get_object().if_contains("reason"); r != nullptr && r->is_string())
+      reason = std::string(r->get_string());
   }
-  grace_timer_.expires_after(context_.config.timeouts.kill_grace);
-  grace_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    if (!e) self->escalate_to_term();
-  });
+  if (stop_ != Stop::kNone) return;
+  cancel_follow_ups("the run was stopped");
+  cancel_permissions("run_ended");
+  stop_ = stop_from_name(reason);
+  if (stop_ == Stop::kNone) stop_ = Stop::kKill;
+  state_dirty_ = true;
 }
 
-void AgentRun::escalate_to_term() {
-  if (finished_ || !child_) return;
-  spdlog::info("project {}: CLI still running after interrupt; sending SIGTERM", project_->id());
-  child_->close_stdin();
-  child_->signal_group(SIGTERM);
-  grace_timer_.expires_after(context_.config.timeouts.term_grace);
-  grace_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    if (!e) self->escalate_to_kill();
-  });
+void AgentRun::on_input_confirmed(std::string_view payload) {
+  boost::system::error_code ec;
+  const json::value value = json::parse(payload, ec);
+  if (ec || !value.is_object()) return;
+  const auto* tag = value.get_object().if_contains("tag");
+  if (tag == nullptr || !tag->is_string()) return;
+  if (in_flight_.erase(std::string(tag->get_string())) > 0) state_dirty_ = true;
 }
 
-void AgentRun::escalate_to_kill() {
-  if (finished_ || !child_) return;
-  spdlog::warn("project {}: CLI ignored SIGTERM; killing its process tree", project_->id());
-  child_->kill_tree();
+bool AgentRun::on_exit_record(std::string_view payload) {
+  agent::ExitStatus status;
+  std::string stderr_tail;
+  boost::system::error_code ec;
+  const json::value value = json::parse(payload, ec);
+  if (!ec && value.is_object()) {
+    const auto& o = value.get_object();
+    if (const auto* v = o.if_contains("signaled"); v != nullptr && v->is_bool())
+      status.signaled = v->get_bool();
+    if (const auto* v = o.if_contains("code"); v != nullptr && v->is_int64())
+      status.code = static_cast<int>(v->get_int64());
+    if (const auto* v = o.if_contains("signal"); v != nullptr && v->is_int64())
+      status.signal = static_cast<int>(v->get_int64());
+    if (const auto* v = o.if_contains("stderr"); v != nullptr && v->is_string())
+      stderr_tail = std::string(v->get_string());
+  }
+  on_exit(status, std::move(stderr_tail));
+  return true;
 }
 
-void AgentRun::on_exit(agent::ExitStatus status) {
+void AgentRun::on_exit(agent::ExitStatus status, std::string stderr_tail) {
   if (finished_) return;
   cancel_permissions("run_ended");
   cancel_follow_ups(result_seen_ ? "the CLI exited before it could be sent"
                                  : "the run ended before it could be sent");
-  wall_timer_.cancel();
-  idle_timer_.cancel();
-  grace_timer_.cancel();
-  // Tools start their own sessions; after a stop, whatever the CLI left behind goes too.
-  if (stop_ != Stop::kNone) child_->kill_tree();
+  retry_timer_.cancel();
+  // (The supervisor killed whatever the CLI left behind before it wrote the exit record.)
 
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_at_);
   const auto& timeouts = context_.config.timeouts;
-  std::string stderr_tail = child_->stderr_tail();
   if (stderr_tail.size() > kStderrInError)
     stderr_tail = stderr_tail.substr(stderr_tail.size() - kStderrInError);
   // A CLI that rejects the resume on stderr only (no result line), and exits non-zero.
@@ -457,10 +596,17 @@ void AgentRun::on_exit(agent::ExitStatus status) {
   }
   // The slot is free before anyone hears IDLE, so an execute sent on IDLE can start at once.
   context_.scheduler.release();
-  finish_idle();
+  finish_idle(true);
+  if (link_) {
+    link_->done();
+    link_.reset();  // the link lives on until `done` is written; it holds this run till then
+  }
+  cleanup_run_dir();
 }
 
-void AgentRun::finish_idle() {
+// `marked` (a run that had a supervisor): the final state is marked as the run's last entry, so
+// a restart right after this does not finish the run a second time.
+void AgentRun::finish_idle(bool marked) {
   finished_ = true;
   const auto info = project_->update([](projects::ProjectInfo& p) {
     p.state = projects::State::kIdle;
@@ -468,7 +614,10 @@ void AgentRun::finish_idle() {
     p.last_active = protocol::now_rfc3339();
   });
   if (project_->run.get() == this) project_->run.reset();
-  project_->publish("project_state", projects::to_json(info), waiters_);
+  if (!marked || project_->publish_marked("project_state", projects::to_json(info), waiters_,
+                                          trailer(applied_offset_, true)) == 0) {
+    project_->publish("project_state", projects::to_json(info), waiters_);
+  }
   waiters_.clear();
 }
 

@@ -1,10 +1,13 @@
 // One execution of the Claude CLI for a project, from queue to exit. Lives on the project's
-// strand: CLI lines arrive there in order, are appended to history and broadcast.
+// strand. The CLI runs under a supervisor process (agent/supervisor.hpp) that outlives the
+// server: the run reads the supervisor's spool records in order, appends each to history with
+// the record's spool offset in the same entry, and broadcasts it. A restarted server finds the
+// run again (run_state.hpp, AgentRun::restore) and goes on from the last offset in history.
 //
-// Stopping (agent_kill, timeouts, shutdown): the CLI's `interrupt` control request first (it
-// answers with a result line and we close stdin), then after timeouts.kill_grace stdin is closed
-// and the process group gets SIGTERM, then after timeouts.term_grace every descendant gets
-// SIGKILL (tools start their own sessions and would escape a group kill).
+// Stopping (agent_kill, timeouts, shutdown) is the supervisor's: the CLI's `interrupt` control
+// request first, then after timeouts.kill_grace SIGTERM to its group, then after
+// timeouts.term_grace SIGKILL to every descendant. timeouts.execution and execution_idle are
+// enforced by the supervisor too, so a run never outlives them while the server is down.
 //
 // Steering (agent_run_steering.cpp): follow-up prompts queued by clients are written to the
 // CLI's stdin one at a time, each after the previous turn's result (a user line written mid-turn
@@ -12,6 +15,10 @@
 // the current turn with the interrupt request alone. Tool-permission asks of the CLI become
 // permission_request broadcasts; the first client answer (or the timeout) is sent back. While
 // an ask waits for a person, the run's wall-clock and idle timeouts are paused.
+//
+// Every write to the CLI that must happen once (a follow-up, an answer, the interrupt, closing
+// stdin) carries a tag: it is kept in run.json until the spool confirms it (an `i` record), is
+// sent again after a restart, and the supervisor carries each tag out once.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -27,10 +34,12 @@
 #include "agent/child_process.hpp"
 #include "agent/permissions.hpp"
 #include "agent/run_options.hpp"
+#include "agent/supervisor.hpp"
 #include "config/config.hpp"
 #include "ops/metrics.hpp"
 #include "projects/path_policy.hpp"
 #include "server/project.hpp"
+#include "server/run_state.hpp"
 #include "server/scheduler.hpp"
 
 namespace pa::server {
@@ -44,6 +53,8 @@ struct RunContext {
   std::string scratch_dir;           // private temp files (mcp configs), mode 0700
   ops::ServerMetrics& metrics;
   const projects::PathPolicy& path_policy;
+  std::string self_exe;  // this binary, started again as each run's supervisor
+  std::string runs_dir;  // <data_dir>/runs: one directory per active run
 };
 
 struct ExecuteRequest {
@@ -58,6 +69,15 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   enum class Stop { kNone, kKill, kTimeout, kIdleTimeout, kShutdown, kForce };
 
   AgentRun(std::shared_ptr<Project> project, RunContext& context, ExecuteRequest request);
+
+  // A run found on disk at start-up (the server restarted while it went on). The project is
+  // marked EXECUTING at once; reattach() (strand) then takes it over, or reports it lost.
+  static std::shared_ptr<AgentRun> restore(std::shared_ptr<Project> project, RunContext& context,
+                                           RunState state);
+  void reattach();
+  // strand, shutdown.runs = detach: stop reading, save the state, leave the run to the next
+  // server.
+  void detach();
 
   // strand: the scheduler admitted the run (now or from the queue).
   void start();
@@ -86,12 +106,40 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
     agent::PermissionAsk ask;
     boost::json::object announced;  // the permission_request data
     std::unique_ptr<boost::asio::steady_timer> timer;
+    std::string control_line;                           // as the CLI wrote it (for run.json)
+    std::chrono::system_clock::time_point deadline{};  // requested_at + permission_timeout
   };
   struct FollowUp {
     std::string queue_id;
     std::string prompt;
     boost::json::object announced;  // the prompt_queued data
   };
+
+  // Records from the supervisor (false: not applied, e.g. history cannot be written; the link
+  // holds and the same record comes again).
+  bool on_record(const agent::SpoolRecord& record);
+  // kPublishOnly: the record's effects were applied before (a restart, a failed append);
+  // kEffectsOnly: the record is in history already but its effects were not saved.
+  enum class Apply { kFull, kPublishOnly, kEffectsOnly };
+  bool apply_record(const agent::SpoolRecord& record, Apply mode);
+  void on_notice(std::string_view payload);
+  void storage_error(std::string_view what, const std::string& path, const std::string& error);
+  void on_disconnect(std::error_code ec);
+  bool attach_link(std::uint64_t offset);
+  void apply_remaining_spool_and_end();
+  bool hold_for_storage();
+  std::uint64_t applied_offset_in_history(bool& final) const;
+  void on_input_confirmed(std::string_view payload);
+  void on_supervisor_stop(std::string_view payload);
+  bool on_exit_record(std::string_view payload);
+  void on_lost();
+  // A write that must reach the CLI once.
+  void send_tagged(std::string tag, std::string data);
+  void save_state();
+  RunState make_state() const;
+  void arm_permission_timer(const std::string& permission_id);
+  std::string trailer(std::uint64_t offset, bool final = false) const;
+  void cleanup_run_dir();
 
   void on_turn_end();
   bool start_next_follow_up();
@@ -104,29 +152,37 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
                         const std::optional<std::string>& message, bool remember);
   void expire_permission(const std::string& permission_id);
   void cancel_permissions(std::string_view reason);
-  void arm_wall_timer();
   void pause_clocks();
   void resume_clocks();
-  void on_line(std::string line);
-  void on_line_too_long(std::size_t bytes, const std::string& head);
-  void on_exit(agent::ExitStatus status);
-  void escalate_to_term();
-  void escalate_to_kill();
-  void arm_idle_timer();
-  void finish_idle();
+  bool on_line(const std::string& line, std::uint64_t offset, Apply mode);
+  bool on_line_too_long(std::string_view payload, std::uint64_t offset, Apply mode);
+  void on_exit(agent::ExitStatus status, std::string stderr_tail);
+  void finish_idle(bool marked = false);
   void fail(protocol::ErrorCode code, std::string message, boost::json::object details);
   void abandon_start(std::string_view reason);
 
   std::shared_ptr<Project> project_;
   RunContext& context_;
   ExecuteRequest request_;
-  std::shared_ptr<agent::ChildProcess> child_;
-  boost::asio::steady_timer wall_timer_;
-  boost::asio::steady_timer idle_timer_;
-  boost::asio::steady_timer grace_timer_;
+  std::shared_ptr<agent::SupervisorLink> link_;
+  std::string run_id_;
+  agent::RunPaths paths_;
+  pid_t supervisor_pid_ = -1;
+  unsigned long long supervisor_start_ = 0;
+  pid_t cli_pid_ = -1;
+  std::string started_at_text_;
+  std::uint64_t first_seq_ = 0;
+  std::uint64_t applied_offset_ = 0;   // the last record applied (history and state)
+  std::uint64_t effects_through_ = 0;  // records up to here changed the state already
+  std::map<std::string, std::string> in_flight_;  // tagged writes not confirmed by the spool
+  boost::asio::steady_timer retry_timer_;         // history append retries, reconnects
+  std::chrono::milliseconds retry_delay_{100};
+  std::optional<std::chrono::steady_clock::time_point> held_since_;
+  std::chrono::steady_clock::time_point last_storage_notice_{};
+  bool lost_ = false;
+  bool state_dirty_ = false;  // run.json is behind
+  bool detached_ = false;
   std::chrono::steady_clock::time_point started_at_;
-  std::chrono::steady_clock::time_point wall_deadline_;
-  std::chrono::steady_clock::duration wall_left_{};  // while paused
   std::vector<Requester> waiters_;                   // get the final IDLE with their request_id
   std::map<std::string, PendingPermission> permissions_;  // by permission_id
   std::deque<FollowUp> follow_ups_;

@@ -44,8 +44,9 @@ AgentRun::Enqueue AgentRun::enqueue_follow_up(std::string prompt, const Requeste
                                      {"position", follow_ups_.size() + 1},
                                      {"by", client_who(*requester.connection)}};
   follow_up.prompt = std::move(prompt);
+  follow_ups_.push_back(follow_up);
+  save_state();  // on disk before the client hears it was queued
   project_->publish("prompt_queued", follow_up.announced, &requester);
-  follow_ups_.push_back(std::move(follow_up));
   return Enqueue::kQueued;
 }
 
@@ -53,7 +54,7 @@ AgentRun::Enqueue AgentRun::enqueue_follow_up(std::string prompt, const Requeste
 void AgentRun::on_turn_end() {
   // An ask cannot outlive its turn; the CLI cancels its own, this catches a CLI that did not.
   cancel_permissions("run_ended");
-  if (!start_next_follow_up()) child_->close_stdin();
+  if (!start_next_follow_up()) send_tagged("close", "");
 }
 
 bool AgentRun::start_next_follow_up() {
@@ -70,8 +71,8 @@ bool AgentRun::start_next_follow_up() {
   result_seen_ = false;
   result_is_error_ = false;
   prompt_length_ += next.prompt.size();
-  child_->write_stdin(agent::user_message_line(next.prompt));
-  arm_idle_timer();
+  send_tagged("follow_up:" + next.queue_id, agent::user_message_line(next.prompt));
+  state_dirty_ = true;
   return true;
 }
 
@@ -111,10 +112,11 @@ void AgentRun::interrupt(const Requester* requester) {
   interrupting_ = true;
   cancel_follow_ups("the run was interrupted (agent_interrupt)");
   cancel_permissions("interrupted");
-  if (!result_seen_ && child_) {
+  if (!result_seen_ && link_) {
     interrupt_id_ = "pa-interrupt-" + projects::random_uuid();
-    child_->write_stdin(agent::interrupt_request_line(interrupt_id_));
+    send_tagged("interrupt:" + interrupt_id_, agent::interrupt_request_line(interrupt_id_));
   }
+  save_state();
 }
 
 // ---- permissions ----
@@ -124,7 +126,7 @@ void AgentRun::on_control_request(std::string_view line, const agent::ControlReq
     spdlog::warn("project {}: refusing CLI control request '{}' ({} bytes)", project_->id(),
                  request.subtype, line.size());
     if (!request.request_id.empty()) {
-      child_->write_stdin(agent::control_error_line(
+      send_tagged("control:" + request.request_id, agent::control_error_line(
           request.request_id, "Pocket Agent Server does not handle control requests of type '" +
                                   request.subtype + "'"));
     }
@@ -132,9 +134,11 @@ void AgentRun::on_control_request(std::string_view line, const agent::ControlReq
   }
   const agent::PermissionAsk& ask = *request.ask;
   if (!client_permissions_ || stop_ != Stop::kNone || interrupting_) {
-    child_->write_stdin(agent::deny_response_line(
-        ask.cli_request_id, client_permissions_ ? "The run is being stopped"
-                                                : "Tool permission requests are not enabled"));
+    send_tagged("control:" + ask.cli_request_id,
+                agent::deny_response_line(ask.cli_request_id,
+                                          client_permissions_
+                                              ? "The run is being stopped"
+                                              : "Tool permission requests are not enabled"));
     return;
   }
   const auto timeout = context_.config.claude.permission_timeout;
@@ -152,20 +156,35 @@ void AgentRun::on_control_request(std::string_view line, const agent::ControlReq
 
   if (permissions_.empty()) pause_clocks();
   PendingPermission pending{ask, announced,
-                            std::make_unique<boost::asio::steady_timer>(project_->strand())};
-  pending.timer->expires_after(timeout);
-  pending.timer->async_wait(
-      [self = shared_from_this(), permission_id](const boost::system::error_code& e) {
-        if (!e) self->expire_permission(permission_id);
-      });
+                            std::make_unique<boost::asio::steady_timer>(project_->strand()),
+                            std::string(line),
+                            now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                      timeout)};
   permissions_.emplace(permission_id, std::move(pending));
+  arm_permission_timer(permission_id);
+  state_dirty_ = true;
 
   json::object fields{{"project_id", project_->id()},
                       {"permission_id", permission_id},
                       {"tool_name", ask.tool_name},
                       {"input_sha256", agent::input_sha256(ask.input)}};
   ops::log_event(spdlog::level::info, "Permission requested", fields);
-  project_->publish("permission_request", announced);
+  // The caller publishes the permission_request (marked with the line's spool offset).
+}
+
+// The deadline is a wall-clock time: it counts from the original request across restarts.
+void AgentRun::arm_permission_timer(const std::string& permission_id) {
+  auto it = permissions_.find(permission_id);
+  if (it == permissions_.end()) return;
+  const auto left = it->second.deadline - std::chrono::system_clock::now();
+  it->second.timer->expires_after(
+      std::max<std::chrono::steady_clock::duration>(
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(left),
+          std::chrono::steady_clock::duration::zero()));
+  it->second.timer->async_wait(
+      [self = shared_from_this(), permission_id](const boost::system::error_code& e) {
+        if (!e) self->expire_permission(permission_id);
+      });
 }
 
 bool AgentRun::answer_permission(const agent::PermissionAnswer& answer,
@@ -180,11 +199,13 @@ bool AgentRun::answer_permission(const agent::PermissionAnswer& answer,
         answer.remember_session ? agent::session_permission_updates(ask) : json::array();
     // updatedInput is required by the CLI; the original input when the client changed nothing.
     const json::value input = answer.updated_input ? json::value(*answer.updated_input) : ask.input;
-    child_->write_stdin(agent::allow_response_line(ask.cli_request_id, input,
-                                                   updates.empty() ? nullptr : &updates));
+    send_tagged("control:" + ask.cli_request_id,
+                agent::allow_response_line(ask.cli_request_id, input,
+                                           updates.empty() ? nullptr : &updates));
   } else {
     if (!message) message = "Denied by " + describe_who(by) + " from Pocket Agent Server";
-    child_->write_stdin(agent::deny_response_line(ask.cli_request_id, *message));
+    send_tagged("control:" + ask.cli_request_id,
+                agent::deny_response_line(ask.cli_request_id, *message));
   }
   close_permission(answer.permission_id, answer.allow ? "allow" : "deny", "answered", std::move(by),
                    {requester}, message, answer.remember_session);
@@ -197,7 +218,8 @@ void AgentRun::expire_permission(const std::string& permission_id) {
   const std::string message = "No answer within claude.permission_timeout (" +
                               config::format_duration(context_.config.claude.permission_timeout) +
                               "): denied by Pocket Agent Server";
-  child_->write_stdin(agent::deny_response_line(it->second.ask.cli_request_id, message));
+  send_tagged("control:" + it->second.ask.cli_request_id,
+              agent::deny_response_line(it->second.ask.cli_request_id, message));
   close_permission(permission_id, "deny", "timeout", json::object{{"type", "server"}}, {}, message,
                    false);
 }
@@ -254,6 +276,7 @@ void AgentRun::close_permission(std::string permission_id, std::string_view deci
                        : reason == "timeout" ? "expired"
                                              : "cancelled";
   project_->remember_closed_permission(permission_id, ClosedPermission{status, resolved});
+  save_state();  // the answer is in flight: a restart sends it again, never asks again
   project_->publish("permission_resolved", resolved, requesters);
   if (permissions_.empty()) resume_clocks();
 }
@@ -264,22 +287,15 @@ json::array AgentRun::pending_permissions() const {
   return out;
 }
 
-// Time spent waiting for a person does not count against the run's timeouts.
+// Time spent waiting for a person does not count against the run's timeouts (which the
+// supervisor keeps).
 void AgentRun::pause_clocks() {
-  idle_timer_.cancel();
-  if (context_.config.timeouts.execution.count() > 0) {
-    wall_left_ = wall_deadline_ - std::chrono::steady_clock::now();
-    wall_timer_.cancel();
-  }
+  if (link_) link_->pause_clocks(true);
 }
 
 void AgentRun::resume_clocks() {
   if (finished_ || stop_ != Stop::kNone) return;
-  if (context_.config.timeouts.execution.count() > 0) {
-    wall_deadline_ = std::chrono::steady_clock::now() + wall_left_;
-    arm_wall_timer();
-  }
-  arm_idle_timer();
+  if (link_) link_->pause_clocks(false);
 }
 
 }  // namespace pa::server

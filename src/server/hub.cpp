@@ -13,6 +13,7 @@
 #include "agent/run_options.hpp"
 #include "projects/path_rules.hpp"
 #include "server/agent_run.hpp"
+#include "server/run_state.hpp"
 
 #include "protocol/data_reader.hpp"
 
@@ -83,9 +84,17 @@ Hub::Hub(asio::io_context& io, config::Config config)
   // Every error code's counter exists from the start at 0, so /metrics shows
   // pocket_agent_errors_total before the first error (and rate() sees the first one).
   for (const auto code : protocol::kAllErrorCodes) metrics_.error(protocol::to_string(code));
+  // One directory per active run (spool, socket, run.json): kept across restarts, since the
+  // runs in it may outlive this process.
+  const std::string runs = (std::filesystem::path(config_.data.dir) / "runs").string();
+  std::filesystem::create_directories(runs, ec);
+  std::filesystem::permissions(runs, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
+  std::string self_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   run_context_ = std::make_unique<RunContext>(RunContext{
       config_, io_.get_executor(), *scheduler_,
-      agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_, path_policy_});
+      agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_, path_policy_,
+      std::move(self_exe), runs});
 }
 
 Hub::~Hub() {
@@ -157,6 +166,41 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
       continue;
     }
     projects_.emplace(id, std::move(project));
+  }
+  restore_runs(warnings);
+}
+
+// Runs that went on while no server was there (a crash, a restart, an upgrade): each project
+// is EXECUTING again before the listener opens, and its run is taken over on its strand.
+void Hub::restore_runs(std::vector<std::string>& warnings) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(run_context_->runs_dir, ec)) {
+    if (!entry.is_directory()) continue;
+    const std::string dir = entry.path().string();
+    std::string error;
+    auto state = load_run_state(dir + "/run.json", error);
+    if (!state) {
+      warnings.push_back("run directory " + dir + " has no usable run.json (" + error +
+                         "); removed");
+      std::error_code ignored;
+      std::filesystem::remove_all(entry.path(), ignored);
+      continue;
+    }
+    auto it = projects_.find(state->project_id);
+    if (it == projects_.end() || it->second->run) {
+      warnings.push_back("run " + state->run_id + " belongs to no loaded project (" +
+                         state->project_id + "); its directory is kept: " + dir);
+      continue;
+    }
+    auto project = it->second;
+    auto run = AgentRun::restore(project, *run_context_, std::move(*state));
+    project->run = run;
+    project->update([](projects::ProjectInfo& p) {
+      p.state = projects::State::kExecuting;
+      p.queue_position = 0;
+    });
+    scheduler_->occupy();
+    asio::post(project->strand(), [run] { run->reattach(); });
   }
 }
 
@@ -430,6 +474,7 @@ void Hub::stop_all_runs(AgentRun::Stop reason) {
 
 void Hub::force_shutdown() {
   if (forced_.exchange(true)) return;
+  if (config_.shutdown.runs == "detach") return;  // runs are left running, not killed
   spdlog::warn("second signal: killing every run now");
   stop_all_runs(AgentRun::Stop::kForce);
   scheduler_->wake_waiters();
@@ -444,6 +489,34 @@ void Hub::shutdown() {
   // A `claude --version` probe still running must end while the I/O threads (and with them the
   // child reaper that sees its exit) still run.
   claude_probe_.stop();
+  if (config_.shutdown.runs == "detach") {
+    // Runs go on under their supervisors; the next server start takes them over.
+    std::vector<std::shared_ptr<Project>> all;
+    {
+      std::lock_guard lock(projects_mutex_);
+      for (const auto& [id, project] : projects_) all.push_back(project);
+    }
+    std::size_t detached = 0;
+    for (const auto& project : all) {
+      std::promise<void> done;
+      asio::post(project->strand(), [&] {
+        if (auto run = project->run; run && run->started()) {
+          run->detach();
+          ++detached;
+        }
+        project->flush_history();
+        done.set_value();
+      });
+      done.get_future().wait();
+    }
+    spdlog::info("shutdown: {} runs left running for the next start (shutdown.runs: detach)",
+                 detached);
+    close_connections();
+    std::unique_lock lock(connections_mutex_);
+    connections_closed_.wait_for(lock, std::chrono::seconds(5),
+                                 [&] { return connections_.empty(); });
+    return;
+  }
   // Runs get timeouts.shutdown_grace to finish on their own while clients still watch them;
   // then they are stopped as agent_kill does (or at once after a second signal).
   bool idle = scheduler_->wait_until_idle(config_.timeouts.shutdown_grace);

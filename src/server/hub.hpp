@@ -115,6 +115,7 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void broadcast_stats();
   void refresh_gauges();
   void stop_all_runs(AgentRun::Stop reason);
+  void restore_runs(std::vector<std::string>& warnings);
 
   boost::asio::io_context& io_;
   const config::Config config_;

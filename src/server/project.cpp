@@ -68,7 +68,7 @@ void Project::send_all(const protocol::SharedText& text,
 }
 
 std::uint64_t Project::append(history::Direction direction, std::string_view message_json,
-                              std::string& timestamp) {
+                              std::string& timestamp, std::string_view trailer) {
   if (!log_) {
     timestamp = protocol::now_rfc3339();
     return 0;
@@ -76,13 +76,16 @@ std::uint64_t Project::append(history::Direction direction, std::string_view mes
   std::error_code ec;
   const auto bytes_before = log_->bytes_written();
   const auto files_before = log_->file_count();
-  auto result = log_->append(direction, message_json, ec);
+  auto result = log_->append(direction, message_json, ec, trailer);
   history_bytes_.inc(log_->bytes_written() - bytes_before);
   if (ec) {
-    spdlog::error("history append failed for project {}: {}", id_, ec.message());
+    if (last_append_error_ != ec.message())
+      spdlog::error("history append failed for project {}: {}", id_, ec.message());
+    last_append_error_ = ec.message();
     timestamp = protocol::now_rfc3339();
     return 0;
   }
+  last_append_error_.clear();
   timestamp = std::move(result.timestamp);
   // A file was closed by rotation (the log fdatasyncs it first): from now on it may be archived
   // or deleted, so the seq mark must cover it. Rare: every log_rotation.size bytes or .count.
@@ -154,6 +157,54 @@ std::uint64_t Project::publish(std::string_view type, const json::object& data,
   return seq;
 }
 
+std::uint64_t Project::publish_marked(std::string_view type, const json::object& data,
+                                      const std::vector<Requester>& requesters,
+                                      std::string_view trailer) {
+  const std::string data_json = json::serialize(data);
+  const std::string message =
+      "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
+  std::string timestamp;
+  const std::uint64_t seq = append(history::Direction::kServer, message, timestamp, trailer);
+  if (seq != 0) send_published(type, seq, timestamp, data_json, requesters);
+  return seq;
+}
+
+std::uint64_t Project::publish_raw_marked(history::Direction direction,
+                                          std::string_view history_message_json,
+                                          std::string_view type, std::string_view data_json,
+                                          std::string_view trailer) {
+  std::string timestamp;
+  const std::uint64_t seq = append(direction, history_message_json, timestamp, trailer);
+  if (seq == 0) return 0;
+  auto text = std::make_shared<const std::string>(protocol::serialize(
+      protocol::Outgoing{type, id_, std::nullopt, std::optional(seq), timestamp}, data_json));
+  send_all(text, {});
+  return seq;
+}
+
+void Project::send_published(std::string_view type, std::uint64_t seq, const std::string& timestamp,
+                             const std::string& data_json,
+                             const std::vector<Requester>& requesters) {
+  const std::optional<std::uint64_t> seq_field = seq ? std::optional(seq) : std::nullopt;
+  auto text = std::make_shared<const std::string>(protocol::serialize(
+      protocol::Outgoing{type, id_, std::nullopt, seq_field, timestamp}, data_json));
+  std::vector<const Connection*> except;
+  for (const auto& requester : requesters) {
+    if (!requester.connection) continue;
+    if (std::find(except.begin(), except.end(), requester.connection.get()) != except.end()) {
+      continue;  // one copy per connection
+    }
+    except.push_back(requester.connection.get());
+    if (requester.request_id) {
+      requester.connection->send(std::make_shared<const std::string>(protocol::serialize(
+          protocol::Outgoing{type, id_, *requester.request_id, seq_field, timestamp}, data_json)));
+    } else {
+      requester.connection->send(text);
+    }
+  }
+  send_all(text, except);
+}
+
 std::uint64_t Project::publish_raw(history::Direction direction,
                                    std::string_view history_message_json, std::string_view type,
                                    std::string_view data_json) {
@@ -166,6 +217,15 @@ std::uint64_t Project::publish_raw(history::Direction direction,
   send_all(text, {});
   return seq;
 }
+
+void Project::send_error(const json::object& data) {
+  send_all(std::make_shared<const std::string>(protocol::serialize(
+               protocol::Outgoing{"error", id_, std::nullopt, std::nullopt, protocol::now_rfc3339()},
+               json::serialize(data))),
+           {});
+}
+
+std::string Project::history_dir() const { return store_.logs_dir(id_).string(); }
 
 void Project::reply(const Requester& requester, std::string_view type, const json::object& data) {
   reply_raw(requester, type, json::serialize(data));

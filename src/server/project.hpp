@@ -73,6 +73,14 @@ class Project : public std::enable_shared_from_this<Project> {
   // The same with several requesters (each gets its own request_id; one copy per connection).
   std::uint64_t publish(std::string_view type, const boost::json::object& data,
                         const std::vector<Requester>& requesters);
+  // A run's message, with the spool offset it came from written into the same history entry
+  // (`trailer`, see AgentRun): the offset and the entry are one fact on disk. When the append
+  // fails nothing is sent and 0 is returned: the run holds and tries again.
+  std::uint64_t publish_marked(std::string_view type, const boost::json::object& data,
+                               const std::vector<Requester>& requesters, std::string_view trailer);
+  std::uint64_t publish_raw_marked(history::Direction direction,
+                                   std::string_view history_message_json, std::string_view type,
+                                   std::string_view data_json, std::string_view trailer);
   // Appends a raw JSON message with the given direction, then broadcasts `type` whose data is
   // `data_json` (spliced verbatim). Used for CLI lines.
   std::uint64_t publish_raw(history::Direction direction, std::string_view history_message_json,
@@ -83,6 +91,12 @@ class Project : public std::enable_shared_from_this<Project> {
   void send_to_subscribers(const protocol::SharedText& text, const Connection* except) {
     send_all(text, {except});
   }
+  // An `error` to every subscriber, not recorded and without a seq: for when history itself
+  // cannot be written (STORAGE_FAILED).
+  void send_error(const boost::json::object& data);
+  // Where history is written, and the last append error (empty after a success).
+  std::string history_dir() const;
+  std::string last_append_error() const { return last_append_error_; }
   // Sends to one connection only, not recorded.
   void reply(const Requester& requester, std::string_view type, const boost::json::object& data);
   void reply_raw(const Requester& requester, std::string_view type, std::string_view data_json);
@@ -107,7 +121,9 @@ class Project : public std::enable_shared_from_this<Project> {
  private:
   void send_all(const protocol::SharedText& text, const std::vector<const Connection*>& except);
   std::uint64_t append(history::Direction direction, std::string_view message_json,
-                       std::string& timestamp);
+                       std::string& timestamp, std::string_view trailer = {});
+  void send_published(std::string_view type, std::uint64_t seq, const std::string& timestamp,
+                      const std::string& data_json, const std::vector<Requester>& requesters);
   void schedule_sync();
 
   const std::string id_;
@@ -125,6 +141,7 @@ class Project : public std::enable_shared_from_this<Project> {
   std::chrono::milliseconds fsync_interval_;
   std::uint64_t seq_mark_ = 0;  // info_.seq_mark, readable without the lock
   ops::Counter& history_bytes_;
+  std::string last_append_error_;
 
   mutable std::mutex info_mutex_;
   projects::ProjectInfo info_;

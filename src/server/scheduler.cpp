@@ -27,6 +27,11 @@ struct Moved {
 };
 }  // namespace
 
+void Scheduler::occupy() {
+  std::lock_guard lock(mutex_);
+  ++active_;
+}
+
 void Scheduler::release() {
   std::function<void()> start;
   std::vector<Moved> moved;

@@ -28,6 +28,8 @@ class Scheduler {
   // kStartNow takes a slot (the caller starts at once; `start` is not called). kQueued puts the
   // ticket at `position` (1-based). kFull: nothing changed.
   Admit admit(Ticket ticket, std::size_t& position);
+  // A run taken over after a restart holds a slot, whatever the limit (it is running).
+  void occupy();
   // A run ended: frees its slot and starts the next queued ticket, if any.
   void release();
   // Removes a queued ticket; false when it is not queued (it may be starting right now).

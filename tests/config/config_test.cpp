@@ -249,7 +249,8 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "metrics.enabled",
                                          "metrics.public",
                                          "metrics.port",
-                                         "stats.interval"};
+                                         "stats.interval",
+                                         "shutdown.runs"};
   std::vector<std::string> table;
   for (const auto& s : detail::settings()) table.emplace_back(s.key);
   EXPECT_EQ(table, keys);
@@ -997,6 +998,7 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.metrics.is_public = true;
   c.metrics.port = 65535;
   c.stats.interval = Seconds{0};
+  c.shutdown.runs = "detach";
 
   // Every setting differs from its default, so the test covers the whole table.
   const Config defaults;

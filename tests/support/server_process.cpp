@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <random>
 #include <regex>
 #include <stdexcept>
@@ -145,10 +146,41 @@ ServerProcess::ServerProcess(ServerOptions options) : options_(std::move(options
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) stop(SIGTERM);
+  // Runs outlive the server (their supervisors are detached): whatever a test left running in
+  // the data directory it owns goes with it.
+  if (owned_data_) kill_supervisors_of(data_dir_);
+}
+
+std::vector<pid_t> supervisors_of(const std::filesystem::path& data_dir) {
+  std::vector<pid_t> out;
+  const std::string prefix = (data_dir / "runs").string() + "/";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> args;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < cmdline.size(); ++i) {
+      if (cmdline[i] == '\0') {
+        args.push_back(cmdline.substr(start, i - start));
+        start = i + 1;
+      }
+    }
+    if (args.size() == 3 && args[1] == "__supervise" && args[2].rfind(prefix, 0) == 0)
+      out.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return out;
+}
+
+void kill_supervisors_of(const std::filesystem::path& data_dir) {
+  for (const pid_t pid : supervisors_of(data_dir)) ::kill(pid, SIGKILL);
 }
 
 void ServerProcess::start() {
-  std::vector<std::string> argv = {PA_SERVER_BINARY,
+  std::vector<std::string> argv = {options_.server_binary.empty() ? std::string(PA_SERVER_BINARY)
+                                                                  : options_.server_binary,
                                    "--host",
                                    "127.0.0.1",
                                    "--port",

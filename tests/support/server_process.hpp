@@ -45,6 +45,7 @@ struct ServerOptions {
   std::string token = "test-token-0123456789abcdef";  // empty = let the server generate one
   std::filesystem::path data_dir;                     // empty = a fresh temp dir
   std::string claude_binary;                          // empty = the fake CLI
+  std::string server_binary;                          // empty = the build's server
   std::string tls_cert;                               // empty = the shared test certificate
   std::string tls_key;
   bool json_logs = false;
@@ -87,6 +88,10 @@ class ServerProcess {
   std::vector<std::string> lines_;
   bool eof_ = false;
 };
+
+// The supervisors (run processes) started by servers on `data_dir`, and a way to end them.
+std::vector<pid_t> supervisors_of(const std::filesystem::path& data_dir);
+void kill_supervisors_of(const std::filesystem::path& data_dir);
 
 // The server refuses to run as root without --allow-root; tests in root containers (CI) pass it.
 // Returns argv with the flag appended when this process runs as root.

@@ -1,0 +1,643 @@
+// The supervisor process: see supervisor.hpp. One thread, one io_context.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/permissions.hpp"
+#include "agent/run_options.hpp"
+#include "agent/supervisor.hpp"
+#include "projects/project_info.hpp"
+#include "protocol/utf8.hpp"
+
+namespace pa::agent {
+namespace {
+
+namespace json = boost::json;
+using local = boost::asio::local::stream_protocol;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr std::size_t kMaxOpBytes = 64 * 1024 * 1024;
+constexpr std::size_t kSendChunk = 256 * 1024;
+
+// The supervisor writes its own few diagnostics to supervisor.log (stderr is redirected there).
+void note(const std::string& text) {
+  const std::string line = "pocket-agent-supervisor[" + std::to_string(::getpid()) + "]: " + text + "\n";
+  if (::write(2, line.data(), line.size()) < 0) {
+    // nowhere else to say it
+  }
+}
+
+class Supervisor;
+
+// One server connection.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Supervisor& owner, local::socket socket) : owner_(owner), socket_(std::move(socket)) {}
+  void start() { read_op(); }
+  void pump();
+  void close() {
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(local::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+  bool attached() const { return attached_; }
+  void notice(std::string record);
+
+ private:
+  void read_op();
+  void on_op(const std::string& line);
+
+  Supervisor& owner_;
+  local::socket socket_;
+  boost::asio::streambuf in_{kMaxOpBytes};
+  bool attached_ = false;
+  bool closed_ = false;
+  bool writing_ = false;
+  std::uint64_t sent_ = 0;            // spool offset sent so far
+  std::deque<std::string> notices_;  // sent between records
+  std::string out_;
+};
+
+class Supervisor {
+ public:
+  Supervisor(boost::asio::io_context& io, RunPaths paths, SupervisorSpec spec)
+      : io_(io),
+        paths_(std::move(paths)),
+        spec_(std::move(spec)),
+        acceptor_(io),
+        wall_timer_(io),
+        idle_timer_(io),
+        grace_timer_(io),
+        sync_timer_(io),
+        retry_timer_(io),
+        retention_timer_(io),
+        signals_(io, SIGTERM, SIGINT, SIGHUP) {}
+
+  // Before the answer to the server: spool, socket, CLI. Returns the error to report.
+  std::error_code start(std::string& error);
+  pid_t cli_pid() const { return child_ ? child_->pid() : -1; }
+
+  // For sessions.
+  std::uint64_t spool_size() const { return spool_.size(); }
+  int spool_read_fd() const { return read_fd_; }
+  bool exited() const { return exit_written_; }
+  void on_attach(const std::shared_ptr<Session>& session);
+  void on_session_closed(Session* session) {
+    if (active_.get() != session) return;
+    active_.reset();
+    if (exit_written_) arm_retention();
+  }
+  void op_write(std::string data, const std::string& tag);
+  void op_close(const std::string& tag);
+  void op_stop(const std::string& reason);
+  void op_clocks(bool paused);
+  void op_done();
+
+ private:
+  void accept();
+  void wait_signal();
+  void arm_retention();
+  void add_record(RecordKind kind, std::string_view payload);
+  void flush_pending();
+  void notify_storage(const std::error_code* ec);
+  void arm_sync();
+  void on_line(std::string line);
+  void on_too_long(std::size_t bytes, const std::string& head);
+  void on_exit(ExitStatus status);
+  void arm_wall();
+  void arm_idle();
+  void begin_stop(const std::string& reason);
+  void escalate_term();
+  void finish();
+
+  boost::asio::io_context& io_;
+  RunPaths paths_;
+  SupervisorSpec spec_;
+  local::acceptor acceptor_;
+  boost::asio::steady_timer wall_timer_, idle_timer_, grace_timer_, sync_timer_, retry_timer_,
+      retention_timer_;
+  boost::asio::signal_set signals_;
+  std::shared_ptr<ChildProcess> child_;
+  SpoolWriter spool_;
+  int read_fd_ = -1;
+  std::deque<std::string> pending_;  // records waiting for the disk
+  Clock::duration retry_delay_ = 100ms;
+  bool storage_failing_ = false;
+  std::shared_ptr<Session> active_;
+  std::set<std::string> tags_done_;
+  bool sync_armed_ = false;
+
+  // The run.
+  Clock::time_point wall_deadline_{};
+  Clock::duration wall_left_{};
+  bool paused_ = false;
+  bool result_seen_ = false;
+  bool interrupt_sent_ = false;
+  bool stopping_ = false;
+  bool exit_written_ = false;
+  bool stdin_closed_ = false;
+};
+
+// ---- session ----
+
+void Session::read_op() {
+  boost::asio::async_read_until(
+      socket_, in_, '\n', [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+        if (ec) {
+          self->closed_ = true;
+          self->owner_.on_session_closed(self.get());
+          return;
+        }
+        std::string line(boost::asio::buffers_begin(self->in_.data()),
+                         boost::asio::buffers_begin(self->in_.data()) + static_cast<long>(n - 1));
+        self->in_.consume(n);
+        self->on_op(line);
+        if (!self->closed_) self->read_op();
+      });
+}
+
+void Session::on_op(const std::string& line) {
+  boost::system::error_code ec;
+  const json::value value = json::parse(line, ec);
+  if (ec || !value.is_object()) {
+    note("ignoring a malformed op");
+    return;
+  }
+  const json::object& op = value.get_object();
+  auto text = [&](std::string_view key) -> std::string {
+    const auto* v = op.if_contains(key);
+    return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
+  const std::string name = text("op");
+  if (name == "attach") {
+    const auto* offset = op.if_contains("offset");
+    sent_ = offset != nullptr && offset->is_uint64()  ? offset->get_uint64()
+            : offset != nullptr && offset->is_int64() ? static_cast<std::uint64_t>(
+                                                            std::max<std::int64_t>(0, offset->get_int64()))
+                                                      : 0;
+    sent_ = std::min<std::uint64_t>(sent_, owner_.spool_size());
+    json::object hello{{"v", kSupervisorProtocol},
+                       {"pid", ::getpid()},
+                       {"cli_pid", owner_.cli_pid()},
+                       {"spool_size", owner_.spool_size()},
+                       {"exited", owner_.exited()}};
+    notices_.push_front(json::serialize(hello) + "\n");
+    attached_ = true;
+    owner_.on_attach(shared_from_this());
+    pump();
+    return;
+  }
+  if (!attached_) return;
+  if (name == "write") {
+    owner_.op_write(text("data"), text("tag"));
+  } else if (name == "close") {
+    owner_.op_close(text("tag"));
+  } else if (name == "stop") {
+    owner_.op_stop(text("reason"));
+  } else if (name == "clocks") {
+    const auto* paused = op.if_contains("paused");
+    owner_.op_clocks(paused != nullptr && paused->is_bool() && paused->get_bool());
+  } else if (name == "done") {
+    owner_.op_done();
+  }
+}
+
+void Session::notice(std::string record) {
+  notices_.push_back(std::move(record));
+  pump();
+}
+
+// One write in flight: notices first (they sit between whole records), then spool bytes up to
+// the last whole record, read back from the file.
+void Session::pump() {
+  if (closed_ || writing_ || !attached_) return;
+  out_.clear();
+  if (!notices_.empty()) {
+    out_ = std::move(notices_.front());
+    notices_.pop_front();
+  } else if (sent_ < owner_.spool_size()) {
+    const std::uint64_t end = owner_.spool_size();  // always a record boundary
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(end - sent_, kSendChunk));
+    for (;;) {
+      out_.resize(want);
+      std::size_t got = 0;
+      while (got < want) {
+        const ssize_t n = ::pread(owner_.spool_read_fd(), out_.data() + got, want - got,
+                                  static_cast<off_t>(sent_ + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+      }
+      out_.resize(got);
+      const auto last_nl = out_.rfind('\n');
+      if (last_nl != std::string::npos) {
+        out_.resize(last_nl + 1);
+        break;
+      }
+      if (got < want || sent_ + want >= end) {
+        out_.clear();  // cannot read it now; try again on the next record
+        break;
+      }
+      want = static_cast<std::size_t>(std::min<std::uint64_t>(end - sent_, want * 2));
+    }
+    sent_ += out_.size();
+  }
+  if (out_.empty()) return;
+  writing_ = true;
+  boost::asio::async_write(socket_, boost::asio::buffer(out_),
+                           [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                             self->writing_ = false;
+                             if (ec) {
+                               self->close();
+                               self->owner_.on_session_closed(self.get());
+                               return;
+                             }
+                             self->pump();
+                           });
+}
+
+// ---- supervisor ----
+
+std::error_code Supervisor::start(std::string& error) {
+  if (auto ec = spool_.open(paths_.spool())) {
+    error = "cannot open the spool " + paths_.spool() + ": " + ec.message();
+    return ec;
+  }
+  read_fd_ = ::open(paths_.spool().c_str(), O_RDONLY | O_CLOEXEC);
+  if (read_fd_ < 0) {
+    const int err = errno;
+    error = "cannot read the spool: " + std::string(std::strerror(err));
+    return {err, std::generic_category()};
+  }
+  boost::system::error_code bec;
+  ::unlink(paths_.socket().c_str());
+  const mode_t old_mask = ::umask(0177);  // the socket file is 0600 from birth
+  acceptor_.open(local::endpoint(paths_.socket()).protocol(), bec);
+  if (!bec) acceptor_.bind(local::endpoint(paths_.socket()), bec);
+  ::umask(old_mask);
+  if (!bec) acceptor_.listen(4, bec);
+  if (bec) {
+    error = "cannot serve " + paths_.socket() + ": " + bec.message();
+    return {bec.value(), std::generic_category()};
+  }
+
+  ChildHandlers handlers;
+  handlers.on_stdout_line = [this](std::string line) { on_line(std::move(line)); };
+  handlers.on_line_too_long = [this](std::size_t bytes, std::string head) {
+    on_too_long(bytes, head);
+  };
+  handlers.on_exit = [this](ExitStatus status) { on_exit(status); };
+  SpawnSpec cli = spec_.cli;
+  cli.cwd_fd = 3;  // the project directory, opened by the server
+  std::error_code ec;
+  child_ = ChildProcess::spawn(io_.get_executor(), io_.get_executor(), cli, spec_.max_line_bytes,
+                               std::move(handlers), ec);
+  ::close(3);
+  if (!child_) {
+    error = "cannot start " + cli.binary + ": " + ec.message();
+    return ec;
+  }
+
+  wait_signal();
+  if (spec_.execution.count() > 0) {
+    wall_deadline_ = Clock::now() + spec_.execution;
+    arm_wall();
+  }
+  arm_idle();
+  accept();
+  return {};
+}
+
+// SIGTERM (someone stops the supervisor: a system shutdown, a unit stop) stops the CLI as
+// agent_kill would; a second one kills its tree at once.
+void Supervisor::wait_signal() {
+  signals_.async_wait([this](boost::system::error_code e, int) {
+    if (e) return;
+    if (!stopping_) {
+      begin_stop("terminated");
+    } else if (child_ && !exit_written_) {
+      child_->kill_tree();
+    }
+    wait_signal();
+  });
+}
+
+void Supervisor::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, local::socket socket) {
+    if (ec) {
+      if (ec != boost::asio::error::operation_aborted) note("accept: " + ec.message());
+      return;
+    }
+    std::make_shared<Session>(*this, std::move(socket))->start();
+    accept();
+  });
+}
+
+void Supervisor::on_attach(const std::shared_ptr<Session>& session) {
+  // The newest server wins: an older connection is one the server no longer reads.
+  if (active_ && active_ != session) active_->close();
+  active_ = session;
+  retention_timer_.cancel();
+  if (storage_failing_ && !pending_.empty()) notify_storage(nullptr);
+}
+
+// Every event goes through here: to the file, or held in memory while the disk refuses it.
+void Supervisor::add_record(RecordKind kind, std::string_view payload) {
+  pending_.push_back(encode_record(kind, payload));
+  if (!storage_failing_) flush_pending();
+}
+
+void Supervisor::flush_pending() {
+  while (!pending_.empty()) {
+    if (auto ec = spool_.append(pending_.front())) {
+      if (!storage_failing_) {
+        storage_failing_ = true;
+        note("spool write failed: " + ec.message() + "; holding the CLI's output");
+        if (child_) child_->hold_output(true);
+      }
+      notify_storage(&ec);
+      retry_timer_.expires_after(retry_delay_);
+      retry_delay_ = std::min<Clock::duration>(retry_delay_ * 2, 5s);
+      retry_timer_.async_wait([this](boost::system::error_code e) {
+        if (!e) flush_pending();
+      });
+      return;
+    }
+    pending_.pop_front();
+  }
+  if (storage_failing_) {
+    storage_failing_ = false;
+    retry_delay_ = 100ms;
+    note("spool writable again");
+    if (child_) child_->hold_output(false);
+    notify_storage(nullptr);
+  }
+  if (spec_.fsync_interval.count() == 0 || exit_written_) {
+    spool_.sync();
+  } else {
+    arm_sync();
+  }
+  if (active_) active_->pump();
+}
+
+void Supervisor::notify_storage(const std::error_code* ec) {
+  if (!active_) return;
+  json::value what = nullptr;
+  if (ec != nullptr) what = json::object{{"path", paths_.spool()}, {"error", ec->message()}};
+  active_->notice(encode_record(RecordKind::kNotice,
+                                json::serialize(json::object{{"storage", what}})));
+}
+
+void Supervisor::arm_sync() {
+  if (sync_armed_) return;
+  sync_armed_ = true;
+  sync_timer_.expires_after(spec_.fsync_interval);
+  sync_timer_.async_wait([this](boost::system::error_code e) {
+    sync_armed_ = false;
+    if (!e) spool_.sync();
+  });
+}
+
+void Supervisor::on_line(std::string line) {
+  arm_idle();
+  const CliLine parsed = inspect_cli_line(line);
+  if (parsed.is_result) result_seen_ = true;
+  add_record(RecordKind::kLine, line);
+}
+
+void Supervisor::on_too_long(std::size_t bytes, const std::string& head) {
+  arm_idle();
+  add_record(RecordKind::kOversized,
+             json::serialize(json::object{{"bytes", bytes}, {"head", protocol::sanitize_utf8(head)}}));
+}
+
+void Supervisor::on_exit(ExitStatus status) {
+  wall_timer_.cancel();
+  idle_timer_.cancel();
+  grace_timer_.cancel();
+  // Nothing the run started outlives it: tools that left the CLI's group included.
+  child_->kill_tree();
+  json::object exit{{"signaled", status.signaled},
+                    {"code", status.code},
+                    {"signal", status.signal},
+                    {"stderr", protocol::sanitize_utf8(child_->stderr_tail())}};
+  exit_written_ = true;
+  add_record(RecordKind::kExit, json::serialize(exit));
+  if (!active_) arm_retention();
+}
+
+// With no server to take the exit record, wait `retention` for one, then go (the spool stays).
+void Supervisor::arm_retention() {
+  retention_timer_.expires_after(spec_.retention);
+  retention_timer_.async_wait([this](boost::system::error_code e) {
+    if (!e && !active_) finish();
+  });
+}
+
+void Supervisor::op_write(std::string data, const std::string& tag) {
+  if (!tag.empty()) {
+    if (!tags_done_.insert(tag).second) return;  // sent before this server restart
+    if (tag.rfind("follow_up:", 0) == 0) result_seen_ = false;
+    if (tag.rfind("interrupt:", 0) == 0) interrupt_sent_ = true;
+  }
+  if (exit_written_ || stdin_closed_) return;
+  child_->write_stdin(std::move(data));
+  if (!tag.empty()) add_record(RecordKind::kInput, json::serialize(json::object{{"tag", tag}}));
+}
+
+void Supervisor::op_close(const std::string& tag) {
+  const std::string t = tag.empty() ? "close" : tag;
+  if (!tags_done_.insert(t).second) return;
+  if (exit_written_) return;
+  stdin_closed_ = true;
+  child_->close_stdin();
+  add_record(RecordKind::kInput, json::serialize(json::object{{"tag", t}}));
+}
+
+void Supervisor::op_stop(const std::string& reason) {
+  if (reason == "force") {
+    if (!stopping_) begin_stop("force");
+    if (child_) child_->kill_tree();
+    return;
+  }
+  begin_stop(reason == "shutdown" ? "shutdown" : "kill");
+}
+
+void Supervisor::op_clocks(bool paused) {
+  if (paused == paused_ || stopping_ || exit_written_) return;
+  paused_ = paused;
+  if (paused) {
+    idle_timer_.cancel();
+    if (spec_.execution.count() > 0) {
+      wall_left_ = wall_deadline_ - Clock::now();
+      wall_timer_.cancel();
+    }
+  } else {
+    if (spec_.execution.count() > 0) {
+      wall_deadline_ = Clock::now() + wall_left_;
+      arm_wall();
+    }
+    arm_idle();
+  }
+}
+
+void Supervisor::op_done() {
+  if (exit_written_) finish();
+}
+
+void Supervisor::arm_wall() {
+  if (paused_ || stopping_ || exit_written_) return;
+  wall_timer_.expires_at(wall_deadline_);
+  wall_timer_.async_wait([this](boost::system::error_code e) {
+    if (!e && !paused_ && Clock::now() >= wall_deadline_) begin_stop("timeout");
+  });
+}
+
+void Supervisor::arm_idle() {
+  if (spec_.execution_idle.count() <= 0 || paused_ || stopping_ || exit_written_) return;
+  idle_timer_.expires_after(spec_.execution_idle);
+  idle_timer_.async_wait([this](boost::system::error_code e) {
+    if (!e && !paused_) begin_stop("idle_timeout");
+  });
+}
+
+// Interrupt request first (the CLI ends its turn and answers), then SIGTERM to the group after
+// kill_grace, then SIGKILL to the whole tree after term_grace.
+void Supervisor::begin_stop(const std::string& reason) {
+  if (stopping_ || exit_written_) return;
+  stopping_ = true;
+  wall_timer_.cancel();
+  idle_timer_.cancel();
+  add_record(RecordKind::kStop, json::serialize(json::object{{"reason", reason}}));
+  if (reason == "force") return;  // the caller kills the tree at once
+  if (!result_seen_ && !interrupt_sent_ && !stdin_closed_) {
+    interrupt_sent_ = true;
+    child_->write_stdin(interrupt_request_line("pa-interrupt-" + projects::random_uuid()));
+  }
+  grace_timer_.expires_after(spec_.kill_grace);
+  grace_timer_.async_wait([this](boost::system::error_code e) {
+    if (!e) escalate_term();
+  });
+}
+
+void Supervisor::escalate_term() {
+  if (exit_written_) return;
+  note("CLI still running after the interrupt; SIGTERM to its group");
+  stdin_closed_ = true;
+  child_->close_stdin();
+  child_->signal_group(SIGTERM);
+  grace_timer_.expires_after(spec_.term_grace);
+  grace_timer_.async_wait([this](boost::system::error_code e) {
+    if (e || exit_written_) return;
+    note("CLI ignored SIGTERM; killing its process tree");
+    child_->kill_tree();
+  });
+}
+
+void Supervisor::finish() {
+  spool_.sync();
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  ::unlink(paths_.socket().c_str());
+  if (active_) active_->close();
+  io_.stop();
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > kMaxOpBytes) break;
+  }
+  return out;
+}
+
+void answer(const json::object& reply) {
+  const std::string text = json::serialize(reply) + "\n";
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(1, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
+int supervisor_main(int argc, char** argv) {
+  if (argc != 3) {
+    std::cerr << "usage: " << argv[0] << ' ' << kSuperviseCommand << " <run_dir>\n";
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  RunPaths paths{argv[2]};
+  // Diagnostics go to the run's log, whatever the server did with its stderr.
+  const int log_fd = ::open(paths.log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd >= 0) {
+    ::dup2(log_fd, 2);
+    ::close(log_fd);
+  }
+  // What the building blocks log goes to the run's log too; stdout is the answer to the server.
+  spdlog::set_default_logger(spdlog::stderr_logger_st("supervisor"));
+  spdlog::set_level(spdlog::level::warn);
+  SupervisorSpec spec;
+  try {
+    boost::system::error_code ec;
+    const json::value value = json::parse(read_all(0), ec);
+    if (ec) throw std::runtime_error("the spec is not JSON: " + ec.message());
+    spec = supervisor_spec_from_json(value);
+  } catch (const std::exception& e) {
+    answer(json::object{{"ok", false}, {"errno", EINVAL}, {"error", e.what()}});
+    return 2;
+  }
+  const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+
+  boost::asio::io_context io(1);
+  install_reaper(io.get_executor());
+  Supervisor supervisor(io, paths, std::move(spec));
+  std::string error;
+  if (auto ec = supervisor.start(error)) {
+    note(error);
+    answer(json::object{{"ok", false}, {"errno", ec.value()}, {"error", error}});
+    return 1;
+  }
+  answer(json::object{{"ok", true}, {"cli_pid", supervisor.cli_pid()}});
+  // The server may go away at any time: stdin/stdout are its pipes.
+  if (devnull >= 0) {
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::close(devnull);
+  }
+  io.run();
+  return 0;
+}
+
+}  // namespace pa::agent

@@ -1,0 +1,406 @@
+// AgentRun and its supervisor: the link, tagged writes, run.json, holding on storage trouble,
+// and taking a run over after a server restart (or finding it lost). All on the project strand.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+
+#include "ops/logging.hpp"
+#include "protocol/clock.hpp"
+#include "server/agent_run.hpp"
+
+namespace pa::server {
+
+namespace json = boost::json;
+using protocol::ErrorCode;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr auto kRetryMax = 5s;
+constexpr auto kStorageNoticeEvery = 5s;
+}  // namespace
+
+// ---- the link ----
+
+bool AgentRun::attach_link(std::uint64_t offset) {
+  agent::LinkHandlers handlers;
+  handlers.on_record = [self = shared_from_this()](const agent::SpoolRecord& r) {
+    return self->on_record(r);
+  };
+  handlers.on_disconnect = [self = shared_from_this()](std::error_code ec) {
+    self->on_disconnect(ec);
+  };
+  std::error_code ec;
+  // Records at most max_line_bytes plus the kind byte; an oversized notice is small.
+  link_ = agent::SupervisorLink::attach(context_.io, project_->strand(), paths_, offset,
+                                        context_.config.claude.max_line_bytes + 1024,
+                                        std::move(handlers), ec);
+  if (!link_) {
+    spdlog::warn("project {}: cannot reach the supervisor of run {}: {}", project_->id(), run_id_,
+                 ec.message());
+    return false;
+  }
+  if (link_->cli_pid() > 0) cli_pid_ = link_->cli_pid();
+  return true;
+}
+
+void AgentRun::send_tagged(std::string tag, std::string data) {
+  in_flight_[tag] = data;
+  state_dirty_ = true;
+  if (!link_) return;
+  if (tag == "close") {
+    link_->close_stdin();
+  } else {
+    link_->write(std::move(data), std::move(tag));
+  }
+}
+
+// The socket ended before the exit record: the supervisor is gone (killed, or the host is
+// going down), or its socket failed while it lives on.
+void AgentRun::on_disconnect(std::error_code ec) {
+  if (finished_ || detached_) return;
+  if (agent::supervisor_alive(supervisor_pid_, supervisor_start_)) {
+    spdlog::warn("project {}: lost the socket of run {} ({}); reconnecting", project_->id(),
+                 run_id_, ec.message());
+    retry_timer_.expires_after(retry_delay_);
+    retry_delay_ = std::min<std::chrono::milliseconds>(retry_delay_ * 2, kRetryMax);
+    retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+      if (e || self->finished_) return;
+      if (self->attach_link(self->applied_offset_)) {
+        for (const auto& [tag, data] : self->in_flight_) {
+          if (tag == "close") {
+            self->link_->close_stdin();
+          } else {
+            self->link_->write(data, tag);
+          }
+        }
+      } else {
+        self->on_disconnect(std::make_error_code(std::errc::connection_refused));
+      }
+    });
+    return;
+  }
+  apply_remaining_spool_and_end();
+}
+
+// The supervisor is gone: what it spooled is still on disk. Apply it; a run whose spool ends
+// without an exit record is lost.
+void AgentRun::apply_remaining_spool_and_end() {
+  if (link_) {
+    link_->detach();
+    link_.reset();
+  }
+  std::error_code ec;
+  bool held = false;
+  agent::read_spool_file(paths_.spool(), applied_offset_, context_.config.claude.max_line_bytes + 1024,
+                         [&](const agent::SpoolRecord& r) {
+                           if (held || finished_) return;
+                           if (r.end_offset <= applied_offset_) return;
+                           if (!on_record(r)) held = true;
+                         },
+                         ec);
+  if (finished_) return;
+  if (held) {
+    // History cannot take it now: come back when it can.
+    retry_timer_.expires_after(retry_delay_);
+    retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+      if (!e && !self->finished_) self->apply_remaining_spool_and_end();
+    });
+    return;
+  }
+  on_lost();
+}
+
+void AgentRun::on_lost() {
+  lost_ = true;
+  spdlog::error("project {}: run {} was lost: its supervisor (pid {}) is gone without an exit record",
+                project_->id(), run_id_, supervisor_pid_);
+  cancel_permissions("run_ended");
+  cancel_follow_ups("the run was lost");
+  // Whatever the CLI may have left (a host reboot leaves nothing; a killed supervisor may).
+  if (cli_pid_ > 0) ::kill(-cli_pid_, SIGKILL);
+  const auto session = project_->snapshot().session_id;
+  fail(ErrorCode::kExecutionFailed,
+       "The run was lost: its supervisor process is gone (the host restarted, or it was "
+       "killed) before the CLI finished. Its output up to then is in history; the session is "
+       "kept, so the next execute resumes the conversation",
+       json::object{{"reason", "lost"},
+                    {"run_id", run_id_},
+                    {"session_id", session ? json::value(*session) : json::value(nullptr)}});
+  json::object fields{{"project_id", project_->id()}, {"run_id", run_id_}, {"reason", "lost"}};
+  if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
+  ops::log_event(spdlog::level::warn, "Execution lost", fields);
+  context_.metrics.execution_finished(ops::ExecutionOutcome::kFailed, 0);
+  context_.scheduler.release();
+  finish_idle(true);
+  cleanup_run_dir();
+}
+
+// ---- storage ----
+
+void AgentRun::storage_error(std::string_view what, const std::string& path,
+                             const std::string& error) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_storage_notice_ < kStorageNoticeEvery) return;
+  last_storage_notice_ = now;
+  spdlog::error("project {}: run {} held: {} cannot be written ({}: {})", project_->id(), run_id_,
+                what, path, error);
+  context_.metrics.error(protocol::to_string(ErrorCode::kStorageFailed)).inc();
+  // Not recorded: history is what fails. Sent to subscribers without a seq, as an error.
+  json::object details{{"what", what}, {"path", path}, {"error", error}};
+  const auto message = protocol::make_error(
+      ErrorCode::kStorageFailed,
+      "The run's " + std::string(what) + " cannot be written (" + path + ": " + error +
+          "); the run is held and nothing is lost. Free space on the data directory's disk",
+      std::move(details));
+  project_->send_error(protocol::error_data(message));
+}
+
+// A record could not be applied (its history append failed): the link holds; try the same
+// record again with backoff. Held longer than timeouts.execution_idle (if set), the run stops.
+bool AgentRun::hold_for_storage() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!held_since_) held_since_ = now;
+  storage_error("history", project_->history_dir(), project_->last_append_error());
+  const auto idle = context_.config.timeouts.execution_idle;
+  if (idle.count() > 0 && now - *held_since_ > idle && stop_ == Stop::kNone) {
+    fail(ErrorCode::kStorageFailed,
+         "History could not be written for longer than timeouts.execution_idle (" +
+             std::to_string(idle.count()) + "s); the run was stopped",
+         json::object{{"what", "history"}, {"path", project_->history_dir()}});
+    stop(Stop::kKill, nullptr);
+  }
+  retry_timer_.expires_after(retry_delay_);
+  retry_delay_ = std::min<std::chrono::milliseconds>(retry_delay_ * 2, kRetryMax);
+  retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    if (!e && self->link_) self->link_->resume();
+  });
+  return false;
+}
+
+// ---- run.json ----
+
+RunState AgentRun::make_state() const {
+  RunState s;
+  s.run_id = run_id_;
+  s.project_id = project_->id();
+  s.supervisor_pid = supervisor_pid_;
+  s.supervisor_start = supervisor_start_;
+  s.cli_pid = cli_pid_;
+  s.started_at = started_at_text_;
+  s.first_seq = first_seq_;
+  s.correlation_id = correlation_id_;
+  s.resumed_session = resumed_session_;
+  s.client_permissions = client_permissions_;
+  s.mcp_path = mcp_path_;
+  s.prompt_length = prompt_length_;
+  s.state_offset = effects_through_;
+  s.stop = [this] {
+    switch (stop_) {
+      case Stop::kNone:
+        return "";
+      case Stop::kKill:
+        return "kill";
+      case Stop::kTimeout:
+        return "timeout";
+      case Stop::kIdleTimeout:
+        return "idle_timeout";
+      case Stop::kShutdown:
+        return "shutdown";
+      case Stop::kForce:
+        return "force";
+    }
+    return "";
+  }();
+  s.interrupting = interrupting_;
+  s.result_seen = result_seen_;
+  s.result_is_error = result_is_error_;
+  s.session_not_found = session_not_found_;
+  for (const auto& [id, p] : permissions_) {
+    s.permissions.push_back(RunState::Permission{id, p.control_line, p.announced,
+                                                 protocol::format_rfc3339(p.deadline)});
+  }
+  for (const auto& f : follow_ups_) {
+    s.follow_ups.push_back(RunState::FollowUp{f.queue_id, f.prompt, f.announced});
+  }
+  s.in_flight = in_flight_;
+  return s;
+}
+
+void AgentRun::save_state() {
+  state_dirty_ = false;
+  if (run_id_.empty() || finished_ || detached_) return;
+  if (auto ec = save_run_state(paths_.dir + "/run.json", make_state())) {
+    spdlog::error("project {}: cannot save the state of run {}: {}", project_->id(), run_id_,
+                  ec.message());
+    state_dirty_ = true;
+  }
+}
+
+void AgentRun::cleanup_run_dir() {
+  if (paths_.dir.empty()) return;
+  // The supervisor may remove its socket at the same moment: a file that vanished is fine.
+  std::error_code ec;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::filesystem::remove_all(paths_.dir, ec);
+    if (!ec || !std::filesystem::exists(paths_.dir)) return;
+  }
+  spdlog::warn("cannot remove the run directory {}: {}", paths_.dir, ec.message());
+}
+
+// ---- restart ----
+
+std::shared_ptr<AgentRun> AgentRun::restore(std::shared_ptr<Project> project, RunContext& context,
+                                            RunState state) {
+  auto run = std::make_shared<AgentRun>(project, context, ExecuteRequest{});
+  run->run_id_ = state.run_id;
+  run->paths_ = agent::RunPaths{context.runs_dir + "/" + state.run_id};
+  run->supervisor_pid_ = state.supervisor_pid;
+  run->supervisor_start_ = state.supervisor_start;
+  run->cli_pid_ = state.cli_pid;
+  run->started_at_text_ = state.started_at;
+  run->first_seq_ = state.first_seq;
+  run->correlation_id_ = state.correlation_id;
+  run->resumed_session_ = state.resumed_session;
+  run->client_permissions_ = state.client_permissions;
+  run->mcp_path_ = state.mcp_path;
+  run->prompt_length_ = state.prompt_length;
+  run->effects_through_ = state.state_offset;
+  run->stop_ = [&] {
+    const std::string& n = state.stop;
+    if (n == "kill") return Stop::kKill;
+    if (n == "timeout") return Stop::kTimeout;
+    if (n == "idle_timeout") return Stop::kIdleTimeout;
+    if (n == "shutdown") return Stop::kShutdown;
+    if (n == "force") return Stop::kForce;
+    return Stop::kNone;
+  }();
+  run->interrupting_ = state.interrupting;
+  run->result_seen_ = state.result_seen;
+  run->result_is_error_ = state.result_is_error;
+  run->session_not_found_ = state.session_not_found;
+  run->in_flight_ = state.in_flight;
+  run->started_ = true;
+  run->started_at_ = std::chrono::steady_clock::now();
+  if (auto started = protocol::parse_rfc3339(state.started_at)) {
+    run->started_at_ -= std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::system_clock::now() - *started);
+  }
+  for (auto& f : state.follow_ups) {
+    run->follow_ups_.push_back(FollowUp{f.queue_id, f.prompt, f.announced});
+  }
+  for (auto& p : state.permissions) {
+    boost::system::error_code ec;
+    const json::value line = json::parse(p.control_line, ec);
+    std::optional<agent::ControlRequest> request;
+    if (!ec && line.is_object()) request = agent::parse_control_request(line.get_object());
+    if (!request || !request->ask) continue;
+    PendingPermission pending{*request->ask, p.announced,
+                              std::make_unique<boost::asio::steady_timer>(project->strand()),
+                              p.control_line, std::chrono::system_clock::now()};
+    if (auto deadline = protocol::parse_rfc3339(p.deadline)) pending.deadline = *deadline;
+    run->permissions_.emplace(p.permission_id, std::move(pending));
+  }
+  return run;
+}
+
+// The last spool offset this run has in history (0: none), and whether its final entry is.
+std::uint64_t AgentRun::applied_offset_in_history(bool& final) const {
+  final = false;
+  const std::string needle = "\"run\":{\"id\":\"" + run_id_ + "\",\"offset\":";
+  std::uint64_t before = project_->last_seq() + 1;
+  while (before > first_seq_ + 1) {
+    history::Query query;
+    query.before_seq = before;
+    query.limit = 200;
+    const auto page = project_->read_history(query);
+    if (page.entries.empty()) break;
+    for (auto it = page.entries.rbegin(); it != page.entries.rend(); ++it) {
+      const auto at = it->rfind(needle);
+      if (at == std::string::npos) continue;
+      const char* p = it->data() + at + needle.size();
+      std::uint64_t offset = 0;
+      while (*p >= '0' && *p <= '9') offset = offset * 10 + static_cast<std::uint64_t>(*p++ - '0');
+      final = std::string_view(p).starts_with(",\"final\":true");
+      return offset;
+    }
+    boost::system::error_code ec;
+    const json::value first = json::parse(page.entries.front(), ec);
+    if (ec || !first.is_object() || !first.get_object().at("seq").is_number()) break;
+    before = first.get_object().at("seq").to_number<std::uint64_t>();
+  }
+  return 0;
+}
+
+void AgentRun::reattach() {
+  bool final = false;
+  const std::uint64_t in_history = applied_offset_in_history(final);
+  if (final) {
+    // It ended and its end is in history; only its files were left.
+    finished_ = true;
+    if (project_->run.get() == this) project_->run.reset();
+    context_.scheduler.release();
+    if (agent::supervisor_alive(supervisor_pid_, supervisor_start_) && attach_link(in_history)) {
+      link_->done();
+      link_.reset();
+    }
+    cleanup_run_dir();
+    return;
+  }
+  applied_offset_ = in_history;
+  // Records in history whose effects run.json does not have yet (the server died between the
+  // two): apply their effects now, without publishing them again.
+  if (effects_through_ < in_history) {
+    std::error_code ec;
+    agent::read_spool_file(
+        paths_.spool(), effects_through_, context_.config.claude.max_line_bytes + 1024,
+        [&](const agent::SpoolRecord& r) {
+          if (r.end_offset > in_history || finished_) return;
+          apply_record(r, Apply::kEffectsOnly);
+          effects_through_ = r.end_offset;
+        },
+        ec);
+    applied_offset_ = in_history;
+  }
+  for (const auto& [id, pending] : permissions_) arm_permission_timer(id);
+  json::object fields{{"project_id", project_->id()},
+                      {"run_id", run_id_},
+                      {"supervisor_pid", supervisor_pid_},
+                      {"offset", applied_offset_}};
+  if (!agent::supervisor_alive(supervisor_pid_, supervisor_start_) ||
+      !attach_link(applied_offset_)) {
+    ops::log_event(spdlog::level::warn, "Run supervisor gone; applying its spool", fields);
+    apply_remaining_spool_and_end();
+    return;
+  }
+  ops::log_event(spdlog::level::info, "Run re-attached", fields);
+  // Writes that were sent but not confirmed go again (the supervisor carries a tag out once).
+  for (const auto& [tag, data] : in_flight_) {
+    if (tag == "close") {
+      link_->close_stdin();
+    } else {
+      link_->write(data, tag);
+    }
+  }
+  if (!permissions_.empty()) link_->pause_clocks(true);
+  if (stop_ != Stop::kNone) link_->stop(stop_ == Stop::kShutdown ? "shutdown" : "kill");
+  // A turn that ended while nobody could act on it: send the next follow-up or close stdin.
+  if (result_seen_ && in_flight_.empty() && stop_ == Stop::kNone && !interrupting_) on_turn_end();
+  save_state();
+}
+
+void AgentRun::detach() {
+  if (finished_ || !started_) return;
+  save_state();
+  detached_ = true;
+  retry_timer_.cancel();
+  for (auto& [id, pending] : permissions_) pending.timer->cancel();
+  if (link_) {
+    link_->detach();
+    link_.reset();
+  }
+}
+
+}  // namespace pa::server
