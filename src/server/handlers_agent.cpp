@@ -56,9 +56,21 @@ protocol::Error permission_not_found(const Project& project, const std::string& 
   return protocol::make_error(ErrorCode::kPermissionNotFound, std::move(message),
                               std::move(details));
 }
+bool is_pending(const AgentRun& run, const std::string& permission_id) {
+  for (const auto& pending : run.pending_permissions()) {
+    const auto* id = pending.as_object().if_contains("permission_id");
+    if (id != nullptr && id->is_string() && id->get_string() == permission_id) return true;
+  }
+  return false;
+}
 }  // namespace
 
 void Hub::handle_execute(Request request) {
+  std::optional<std::string> key;
+  if (auto error = take_idempotency_key(request.message.data, key)) {
+    request.fail(*error);
+    return;
+  }
   protocol::DataReader reader(request.message.data);
   reader.allow_only({"prompt", "options", "mode"});
   auto prompt = reader.string("prompt", true, config_.limits.prompt_size);
@@ -95,7 +107,7 @@ void Hub::handle_execute(Request request) {
                      prompt = std::move(*prompt),
                      options_copy =
                          options_json ? std::optional<json::object>(*options_json) : std::nullopt,
-                     queue_mode]() mutable {
+                     queue_mode, key = std::move(key)]() mutable {
     agent::Policy policy;
     policy.allow_dangerous = self->config_.claude.allow_dangerous;
     policy.max_prompt_bytes = self->config_.limits.prompt_size;
@@ -116,7 +128,23 @@ void Hub::handle_execute(Request request) {
     const std::string recorded =
         json::serialize(json::object{{"type", "execute"}, {"data", std::move(recorded_data)}});
     self->with_project(std::move(request), [self, execute = std::move(execute), recorded,
-                                            queue_mode](Request& r, Project& project) mutable {
+                                            queue_mode, key](Request& r, Project& project) mutable {
+      // A resend of an execute already carried out: the project's state now, and nothing else
+      // (no run, no follow-up, no history entry). Checked and recorded on this strand, where
+      // the run is made, so two copies arriving at once start one run.
+      const IdempotencyScope scope{"execute", project.id(), key ? *key : std::string_view()};
+      if (key && self->idempotency_.find(scope)) {
+        spdlog::info(
+            "execute for project {} from connection {}: duplicate idempotency key, not "
+            "run again",
+            project.id(), r.connection->id());
+        if (project.subscribe(r.connection))
+          self->note_joined(r.connection->id(), project.id(), true);
+        auto state = projects::to_json(project.snapshot());
+        state["duplicate"] = true;
+        r.reply("project_state", state);
+        return;
+      }
       // Checked on the project strand: a run admitted before shutdown began is seen (and
       // stopped) by stop_all_runs, which posts to this same strand after setting stopping_.
       if (self->stopping_) {
@@ -128,7 +156,7 @@ void Hub::handle_execute(Request request) {
         return;
       }
       if (project.busy() && queue_mode && project.run) {
-        self->queue_follow_up(r, project, std::move(execute.prompt), recorded);
+        self->queue_follow_up(r, project, std::move(execute.prompt), recorded, key);
         return;
       }
       if (project.busy()) {
@@ -162,8 +190,24 @@ void Hub::handle_execute(Request request) {
           }
         });
       };
+      // The key is on disk before the run can start (and before the reply): a crash after
+      // the reply cannot make a resend run again. Refused after all (queue full): forgotten.
+      if (key) {
+        if (const auto ec = self->idempotency_.record(scope, "")) {
+          spdlog::error("execute for project {}: cannot record its idempotency key: {}",
+                        project.id(), ec.message());
+          r.fail(idempotency_storage_error(ec));
+          return;
+        }
+      }
       std::size_t position = 0;
       const auto admitted = self->scheduler_->admit(std::move(ticket), position);
+      if (admitted == Scheduler::Admit::kFull && key) {
+        if (const auto ec = self->idempotency_.forget(scope)) {
+          spdlog::error("execute for project {}: cannot forget its idempotency key: {}",
+                        project.id(), ec.message());
+        }
+      }
       // History gets the execute only once it is admitted, and before the state it causes (a
       // refused one is answered to the sender alone and leaves no trace in history). A ticket
       // started from the queue meanwhile runs on this strand, after this handler.
@@ -222,9 +266,25 @@ void Hub::handle_agent_interrupt(Request request) {
 
 // strand: execute mode "queue" while a run is active.
 void Hub::queue_follow_up(Request& r, Project& project, std::string prompt,
-                          const std::string& recorded) {
+                          const std::string& recorded, const std::optional<std::string>& key) {
   if (project.subscribe(r.connection)) note_joined(r.connection->id(), project.id(), true);
-  switch (project.run->enqueue_follow_up(std::move(prompt), r.requester())) {
+  const IdempotencyScope scope{"execute", project.id(), key ? *key : std::string_view()};
+  if (key) {
+    if (const auto ec = idempotency_.record(scope, "")) {
+      spdlog::error("execute for project {}: cannot record its idempotency key: {}", project.id(),
+                    ec.message());
+      r.fail(idempotency_storage_error(ec));
+      return;
+    }
+  }
+  const auto outcome = project.run->enqueue_follow_up(std::move(prompt), r.requester());
+  if (outcome != AgentRun::Enqueue::kQueued && key) {
+    if (const auto ec = idempotency_.forget(scope)) {
+      spdlog::error("execute for project {}: cannot forget its idempotency key: {}", project.id(),
+                    ec.message());
+    }
+  }
+  switch (outcome) {
     case AgentRun::Enqueue::kQueued:
       project.record(history::Direction::kClient, recorded);
       return;
@@ -242,14 +302,48 @@ void Hub::queue_follow_up(Request& r, Project& project, std::string prompt,
 }
 
 void Hub::handle_permission_response(Request request) {
+  std::optional<std::string> key;
+  if (auto error = take_idempotency_key(request.message.data, key)) {
+    request.fail(*error);
+    return;
+  }
   auto parsed = agent::parse_permission_response(request.message.data);
   if (auto* error = std::get_if<protocol::Error>(&parsed)) {
     request.fail(*error);
     return;
   }
-  with_project(std::move(request), [answer = std::get<agent::PermissionAnswer>(std::move(parsed))](
-                                       Request& r, Project& project) {
-    if (project.run && project.run->answer_permission(answer, r.requester())) return;
+  with_project(std::move(request), [self = shared_from_this(),
+                                    answer = std::get<agent::PermissionAnswer>(std::move(parsed)),
+                                    key = std::move(key)](Request& r, Project& project) {
+    if (!key) {
+      if (project.run && project.run->answer_permission(answer, r.requester())) return;
+      r.fail(permission_not_found(project, answer.permission_id));
+      return;
+    }
+    // A resend of an answer already carried out gets what a late answer gets now, marked
+    // duplicate; the CLI hears nothing more.
+    const IdempotencyScope scope{"permission_response", project.id(), *key};
+    if (const auto answered = self->idempotency_.find(scope)) {
+      auto error =
+          permission_not_found(project, answered->empty() ? answer.permission_id : *answered);
+      error.message =
+          "This answer was already received (same data.idempotency_key) and is not "
+          "sent to the agent again. " +
+          error.message;
+      r.fail(error, true);
+      return;
+    }
+    // Recorded (on disk) only when the answer will be taken, and before its reply is sent.
+    if (project.run && is_pending(*project.run, answer.permission_id)) {
+      if (const auto ec = self->idempotency_.record(scope, answer.permission_id)) {
+        spdlog::error("permission_response for project {}: cannot record its idempotency key: {}",
+                      project.id(), ec.message());
+        r.fail(idempotency_storage_error(ec));
+        return;
+      }
+      if (project.run->answer_permission(answer, r.requester())) return;
+      (void)self->idempotency_.forget(scope);
+    }
     r.fail(permission_not_found(project, answer.permission_id));
   });
 }

@@ -22,6 +22,11 @@ constexpr std::size_t kMaxPathBytes = 4096;
 }  // namespace
 
 void Hub::handle_project_create(Request request) {
+  std::optional<std::string> key;
+  if (auto error = take_idempotency_key(request.message.data, key)) {
+    request.fail(*error);
+    return;
+  }
   protocol::DataReader reader(request.message.data);
   reader.allow_only({"path"});
   auto requested = reader.string("path", true, kMaxPathBytes);
@@ -35,96 +40,158 @@ void Hub::handle_project_create(Request request) {
                                       json::object{{"field", "project_id"}}));
     return;
   }
-  // Canonicalizing and writing metadata touch the disk: off the I/O thread.
-  asio::post(pool_, [self = shared_from_this(), request = std::move(request),
-                     requested = std::move(*requested)]() mutable {
-    auto canonical = projects::canonical_project_path(requested);
-    if (auto* error = std::get_if<protocol::Error>(&canonical)) {
-      request.fail(*error);
-      return;
-    }
-    const std::string path = std::get<std::string>(std::move(canonical));
-    if (auto reason = self->path_policy_.refusal(path)) {
-      spdlog::warn("refused project_create from {}: {} ({})", request.connection->remote_address(),
-                   path, *reason);
-      request.fail(protocol::make_error(
-          ErrorCode::kInvalidPath, "Invalid project path '" + requested + "': " + *reason,
-          json::object{{"path", requested}, {"canonical_path", path}, {"reason", *reason}}));
-      return;
-    }
-    {
-      std::lock_guard lock(self->projects_mutex_);
-      if (self->projects_.size() + self->pending_paths_.size() >=
-          self->config_.limits.max_projects) {
-        request.fail(
-            protocol::make_error(ErrorCode::kProjectLimit,
-                                 "Maximum number of projects reached (" +
-                                     std::to_string(self->config_.limits.max_projects) +
-                                     "); delete a project or raise limits.max_projects",
-                                 json::object{{"limit", self->config_.limits.max_projects}}));
+  // Canonicalizing and writing metadata touch the disk: off the I/O thread. With an
+  // idempotency key, on the create strand: a copy of the request arriving meanwhile waits, then
+  // finds the key recorded.
+  const bool keyed = key.has_value();
+  auto work = [self = shared_from_this(), request = std::move(request),
+               requested = std::move(*requested), key = std::move(key)]() mutable {
+    self->create_project(std::move(request), std::move(requested), std::move(key));
+  };
+  if (keyed) {
+    asio::post(create_strand_, std::move(work));
+  } else {
+    asio::post(pool_, std::move(work));
+  }
+}
+
+// pool (the create strand when `key` is set): project_create after its fields were checked.
+void Hub::create_project(Request request, std::string requested, std::optional<std::string> key) {
+  auto self = shared_from_this();
+  const IdempotencyScope scope{"project_create", "", key ? *key : std::string_view()};
+  if (key) {
+    if (const auto created = idempotency_.find(scope)) {
+      // Carried out before: the project it made, as it is now, or PROJECT_NOT_FOUND when it
+      // was deleted since (a resend never makes a second project).
+      spdlog::info("project_create from connection {}: duplicate idempotency key (project {})",
+                   request.connection->id(), *created);
+      request.message.project_id = *created;
+      const auto gone = [](const Request& r, const std::string& id) {
+        const std::string message =
+            "This project_create was already carried out (same data.idempotency_key): it made "
+            "project " +
+            id +
+            ", which has been deleted since. Send project_create with a new "
+            "idempotency_key to create a project again";
+        r.fail(protocol::make_error(ErrorCode::kProjectNotFound, message,
+                                    json::object{{"project_id", id}}),
+               true);
+      };
+      auto project = find_project(*created);
+      if (!project) {
+        gone(request, *created);
         return;
       }
-      const auto nests = [&](const std::string& other_path, const std::string& other_id) {
-        if (!projects::paths_nest(other_path, path)) return false;
-        json::object details{{"path", path}, {"existing_path", other_path}};
-        if (!other_id.empty()) details["existing_project_id"] = other_id;
-        const char* relation =
-            other_path == path ? "is the same as"
-            : projects::paths_nest(other_path, path) && other_path.size() < path.size()
-                ? "is inside"
-                : "contains";
-        request.fail(protocol::make_error(ErrorCode::kProjectNesting,
-                                          "Path " + path + " " + relation + " existing project " +
-                                              other_path + "; projects cannot nest",
-                                          std::move(details)));
-        return true;
-      };
-      for (const auto& [id, project] : self->projects_) {
-        if (nests(project->path(), id)) return;
-      }
-      for (const auto& pending : self->pending_paths_) {
-        if (nests(pending, "")) return;
-      }
-      self->pending_paths_.push_back(path);
-    }
-    const auto release_pending = [&] {
-      std::lock_guard lock(self->projects_mutex_);
-      auto& pending = self->pending_paths_;
-      pending.erase(std::find(pending.begin(), pending.end(), path));
-    };
-
-    projects::ProjectInfo info;
-    info.id = projects::random_uuid();
-    info.path = path;
-    info.created_at = protocol::now_rfc3339();
-    info.last_active = info.created_at;
-    std::error_code ec = self->store_.save(info);
-    std::vector<std::string> warnings;
-    std::shared_ptr<Project> project;
-    if (!ec) project = self->open_project(info, warnings, ec);
-    if (!project) {
-      release_pending();
-      self->store_.remove(info.id);
-      spdlog::error("cannot create project for {}: {}", path, ec.message());
-      request.fail(protocol::make_error(
-          ErrorCode::kInternalError, "Could not store the project in the data directory: " +
-                                         ec.message() + "; check its permissions and free space"));
+      asio::post(project->strand(), [self, project, request = std::move(request), gone] {
+        if (project->deleted()) {
+          gone(request, project->id());
+          return;
+        }
+        if (project->subscribe(request.connection))
+          self->note_joined(request.connection->id(), project->id(), true);
+        auto state = projects::to_json(project->snapshot());
+        state["duplicate"] = true;
+        request.reply("project_state", state);
+      });
       return;
     }
-    {
-      std::lock_guard lock(self->projects_mutex_);
-      auto& pending = self->pending_paths_;
-      pending.erase(std::find(pending.begin(), pending.end(), path));
-      self->projects_.emplace(info.id, project);
+  }
+  auto canonical = projects::canonical_project_path(requested);
+  if (auto* error = std::get_if<protocol::Error>(&canonical)) {
+    request.fail(*error);
+    return;
+  }
+  const std::string path = std::get<std::string>(std::move(canonical));
+  if (auto reason = self->path_policy_.refusal(path)) {
+    spdlog::warn("refused project_create from {}: {} ({})", request.connection->remote_address(),
+                 path, *reason);
+    request.fail(protocol::make_error(
+        ErrorCode::kInvalidPath, "Invalid project path '" + requested + "': " + *reason,
+        json::object{{"path", requested}, {"canonical_path", path}, {"reason", *reason}}));
+    return;
+  }
+  {
+    std::lock_guard lock(self->projects_mutex_);
+    if (self->projects_.size() + self->pending_paths_.size() >= self->config_.limits.max_projects) {
+      request.fail(
+          protocol::make_error(ErrorCode::kProjectLimit,
+                               "Maximum number of projects reached (" +
+                                   std::to_string(self->config_.limits.max_projects) +
+                                   "); delete a project or raise limits.max_projects",
+                               json::object{{"limit", self->config_.limits.max_projects}}));
+      return;
     }
-    spdlog::info("project created: id={} path={}", info.id, path);
-    request.message.project_id = info.id;
-    asio::post(project->strand(), [self, project, request = std::move(request)]() mutable {
-      project->subscribe(request.connection);
-      self->note_joined(request.connection->id(), project->id(), true);
-      const auto requester = request.requester();
-      project->publish("project_state", projects::to_json(project->snapshot()), &requester);
-    });
+    const auto nests = [&](const std::string& other_path, const std::string& other_id) {
+      if (!projects::paths_nest(other_path, path)) return false;
+      json::object details{{"path", path}, {"existing_path", other_path}};
+      if (!other_id.empty()) details["existing_project_id"] = other_id;
+      const char* relation =
+          other_path == path ? "is the same as"
+          : projects::paths_nest(other_path, path) && other_path.size() < path.size() ? "is inside"
+                                                                                      : "contains";
+      request.fail(protocol::make_error(ErrorCode::kProjectNesting,
+                                        "Path " + path + " " + relation + " existing project " +
+                                            other_path + "; projects cannot nest",
+                                        std::move(details)));
+      return true;
+    };
+    for (const auto& [id, project] : self->projects_) {
+      if (nests(project->path(), id)) return;
+    }
+    for (const auto& pending : self->pending_paths_) {
+      if (nests(pending, "")) return;
+    }
+    self->pending_paths_.push_back(path);
+  }
+  const auto release_pending = [&] {
+    std::lock_guard lock(self->projects_mutex_);
+    auto& pending = self->pending_paths_;
+    pending.erase(std::find(pending.begin(), pending.end(), path));
+  };
+
+  projects::ProjectInfo info;
+  info.id = projects::random_uuid();
+  info.path = path;
+  info.created_at = protocol::now_rfc3339();
+  info.last_active = info.created_at;
+  // The key (with the new project's id) is on disk before the project is: a resend after a
+  // crash at any point from here finds it. Forgotten again if the project cannot be made.
+  if (key) {
+    if (const auto ec = self->idempotency_.record(scope, info.id)) {
+      release_pending();
+      spdlog::error("project_create for {}: cannot record its idempotency key: {}", path,
+                    ec.message());
+      request.fail(idempotency_storage_error(ec));
+      return;
+    }
+  }
+  std::error_code ec = self->store_.save(info);
+  std::vector<std::string> warnings;
+  std::shared_ptr<Project> project;
+  if (!ec) project = self->open_project(info, warnings, ec);
+  if (!project) {
+    release_pending();
+    if (key) (void)self->idempotency_.forget(scope);
+    self->store_.remove(info.id);
+    spdlog::error("cannot create project for {}: {}", path, ec.message());
+    request.fail(protocol::make_error(ErrorCode::kInternalError,
+                                      "Could not store the project in the data directory: " +
+                                          ec.message() + "; check its permissions and free space"));
+    return;
+  }
+  {
+    std::lock_guard lock(self->projects_mutex_);
+    auto& pending = self->pending_paths_;
+    pending.erase(std::find(pending.begin(), pending.end(), path));
+    self->projects_.emplace(info.id, project);
+  }
+  spdlog::info("project created: id={} path={}", info.id, path);
+  request.message.project_id = info.id;
+  asio::post(project->strand(), [self, project, request = std::move(request)]() mutable {
+    project->subscribe(request.connection);
+    self->note_joined(request.connection->id(), project->id(), true);
+    const auto requester = request.requester();
+    project->publish("project_state", projects::to_json(project->snapshot()), &requester);
   });
 }
 

@@ -52,6 +52,12 @@ projects::PathPolicy make_path_policy(const config::Config& config) {
   return projects::PathPolicy::make(settings);
 }
 
+IdempotencyStore::Options idempotency_options(const config::Config& config) {
+  IdempotencyStore::Options options;
+  options.file = std::filesystem::path(config.data.dir) / "idempotency.jsonl";
+  return options;
+}
+
 std::map<std::string, std::string> server_environment() {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -75,7 +81,9 @@ Hub::Hub(asio::io_context& io, config::Config config)
       claude_probe_(config_.claude.binary,
                     agent::build_cli_env(server_environment(), config_.claude)),
       probe_timer_(io),
-      stats_timer_(io) {
+      stats_timer_(io),
+      idempotency_(idempotency_options(config_)),
+      create_strand_(asio::make_strand(pool_.get_executor())) {
   const std::string scratch = (std::filesystem::path(config_.data.dir) / "tmp").string();
   std::error_code ec;
   std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
@@ -143,6 +151,11 @@ std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
 }
 
 void Hub::load_projects(std::vector<std::string>& warnings) {
+  if (const auto ec = idempotency_.open(warnings)) {
+    // Requests with an idempotency key are then refused with STORAGE_FAILED; others work.
+    warnings.push_back("cannot open " + idempotency_options(config_).file.string() + ": " +
+                       ec.message() + "; requests with data.idempotency_key will be refused");
+  }
   auto infos = store_.load_all(warnings);
   std::lock_guard lock(projects_mutex_);
   for (auto& info : infos) {

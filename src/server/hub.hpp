@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "projects/project_store.hpp"
 #include "server/agent_run.hpp"
 #include "server/connection.hpp"
+#include "server/idempotency_store.hpp"
 #include "server/project.hpp"
 #include "server/request.hpp"
 #include "server/scheduler.hpp"
@@ -45,7 +47,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
   boost::asio::thread_pool& blocking_pool() { return pool_; }
   const projects::PathPolicy& path_policy() const { return path_policy_; }
 
-  // Start-up (blocking, before the listener opens): loads every project from the data dir.
+  // Start-up (blocking, before the listener opens): loads every project from the data dir, and
+  // the idempotency keys (<data_dir>/idempotency.jsonl).
   void load_projects(std::vector<std::string>& warnings);
   void start();  // background timers (CLI version probe)
 
@@ -99,7 +102,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void handle_agent_interrupt(Request request);
   void handle_permission_response(Request request);
   void queue_follow_up(Request& r, Project& project, std::string prompt,
-                       const std::string& recorded);
+                       const std::string& recorded, const std::optional<std::string>& key);
+  void create_project(Request request, std::string requested, std::optional<std::string> key);
   void stop_run(Request request, std::string_view what,
                 void (*stop)(AgentRun& run, const Requester& requester));
 
@@ -129,6 +133,11 @@ class Hub : public std::enable_shared_from_this<Hub> {
   ops::ClaudeProbe claude_probe_;
   boost::asio::steady_timer probe_timer_;
   boost::asio::steady_timer stats_timer_;
+  // Keys of requests already carried out (execute, permission_response, project_create).
+  IdempotencyStore idempotency_;
+  // project_create with an idempotency key runs here, so that two copies of one request
+  // arriving at once are checked and recorded one after the other (one project, not two).
+  PoolStrand create_strand_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   mutable std::mutex projects_mutex_;

@@ -32,12 +32,19 @@ bool Request::expect_no_data() const {
   return reader.ok();
 }
 
-void Request::fail(const protocol::Error& error) const {
+void Request::fail(const protocol::Error& error, bool duplicate) const {
   if (metrics != nullptr) metrics->error(protocol::to_string(error.code)).inc();
   std::optional<std::string_view> project_id;
   if (message.project_id) project_id = *message.project_id;
   std::optional<std::string_view> request_id;
   if (message.request_id) request_id = *message.request_id;
+  if (duplicate) {
+    auto data = protocol::error_data(error);
+    data["duplicate"] = true;
+    connection->send(std::make_shared<const std::string>(protocol::serialize(
+        protocol::Outgoing{"error", project_id, request_id, std::nullopt, {}}, data)));
+    return;
+  }
   connection->send(std::make_shared<const std::string>(
       protocol::serialize_error(error, project_id, request_id)));
 }

@@ -28,7 +28,9 @@ struct Request {
   // Direct replies, echoing request_id; `project_id` defaults to the request's.
   void reply(std::string_view type, const boost::json::object& data) const;
   void reply_raw(std::string_view type, std::string_view data_json) const;
-  void fail(const protocol::Error& error) const;
+  // `duplicate`: the answer to a resent request (same data.idempotency_key) that was already
+  // carried out; the error's data gets `duplicate: true`.
+  void fail(const protocol::Error& error, bool duplicate = false) const;
   // For messages that take no data fields: fails the request (INVALID_MESSAGE) if it has any.
   bool expect_no_data() const;
 };
