@@ -42,8 +42,8 @@ bool StorageProblems::clear(const std::string& path) {
 
 std::size_t StorageProblems::clear_project(const std::string& project_id) {
   std::lock_guard lock(mutex_);
-  return std::erase_if(entries_,
-                       [&](const auto& entry) { return entry.second.problem.project_id == project_id; });
+  return std::erase_if(
+      entries_, [&](const auto& entry) { return entry.second.problem.project_id == project_id; });
 }
 
 bool StorageProblems::has(const std::string& path) const {
@@ -58,8 +58,9 @@ std::vector<StorageProblem> StorageProblems::list() const {
     out.reserve(entries_.size());
     for (const auto& [path, entry] : entries_) out.push_back(entry.problem);
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const StorageProblem& a, const StorageProblem& b) { return a.since < b.since; });
+  std::stable_sort(out.begin(), out.end(), [](const StorageProblem& a, const StorageProblem& b) {
+    return a.since < b.since;
+  });
   return out;
 }
 

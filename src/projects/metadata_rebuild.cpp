@@ -37,13 +37,13 @@ std::size_t value_start(std::string_view text, std::string_view key, std::size_t
   for (std::size_t at = text.find(quoted, from); at != std::string_view::npos;
        at = text.find(quoted, at + 1)) {
     std::size_t i = at + quoted.size();
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' ||
-                               text[i] == '\n'))
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
       ++i;
     if (i >= text.size() || text[i] != ':') continue;
     ++i;
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' ||
-                               text[i] == '\n'))
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
       ++i;
     return i;
   }
@@ -167,8 +167,8 @@ ProjectInfo rebuild_metadata(const std::string& id, const fs::path& logs_dir,
   std::unique_ptr<history::MessageLog> log;
   if (fs::exists(logs_dir, ec)) {
     log = history::MessageLog::open(logs_dir, history::Options{}, log_warnings, ec);
-    if (ec) warnings.push_back("cannot read the history in " + logs_dir.string() + ": " +
-                               ec.message());
+    if (ec)
+      warnings.push_back("cannot read the history in " + logs_dir.string() + ": " + ec.message());
   }
   if (log) {
     last_seq = log->last_seq();

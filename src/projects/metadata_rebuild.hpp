@@ -18,11 +18,12 @@ namespace pa::projects {
 // What ProjectStore::load_all did about a project whose project.json it could not use.
 struct MetadataRecovery {
   std::string id;
-  std::filesystem::path dir;      // <data_dir>/projects/<id>
-  std::string problem;            // why project.json was not usable
-  std::filesystem::path kept_as;  // where the damaged file was moved (empty: none, or kept in place)
-  std::string path_source;        // "history", "damaged file", or "" (path unknown)
-  bool saved = false;             // the rebuilt project.json was written
+  std::filesystem::path dir;  // <data_dir>/projects/<id>
+  std::string problem;        // why project.json was not usable
+  std::filesystem::path
+      kept_as;              // where the damaged file was moved (empty: none, or kept in place)
+  std::string path_source;  // "history", "damaged file", or "" (path unknown)
+  bool saved = false;       // the rebuilt project.json was written
   // One line for the log and health.warnings.
   std::string message() const;
 };

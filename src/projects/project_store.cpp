@@ -57,8 +57,8 @@ std::optional<ProjectInfo> parse_metadata(const std::string& text, const std::st
   json::error_code parse_ec;
   const json::value v = json::parse(text, parse_ec);
   if (parse_ec) {
-    problem = text.empty() ? "is empty" : "does not parse (truncated or not JSON: " +
-                                              parse_ec.message() + ")";
+    problem = text.empty() ? "is empty"
+                           : "does not parse (truncated or not JSON: " + parse_ec.message() + ")";
     return std::nullopt;
   }
   if (!v.is_object()) {
@@ -174,8 +174,8 @@ std::vector<ProjectInfo> ProjectStore::load_all(std::vector<std::string>& warnin
       fs::rename(file, aside, move_ec);
       if (!move_ec) move_ec = common::fsync_directory(it->path());
       if (move_ec) {
-        warnings.push_back("project " + dir_name + ": could not move the damaged " +
-                           file.string() + " aside (" + move_ec.message() +
+        warnings.push_back("project " + dir_name + ": could not move the damaged " + file.string() +
+                           " aside (" + move_ec.message() +
                            "); it is left in place and the rebuilt metadata is not written");
       } else {
         recovery.kept_as = aside;

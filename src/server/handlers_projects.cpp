@@ -173,8 +173,7 @@ void Hub::handle_project_delete(Request request) {
     self->forget_project_subscriptions(project.id());
     {
       std::lock_guard lock(self->warnings_mutex_);
-      std::erase_if(self->health_warnings_,
-                    [&](const auto& w) { return w.first == project.id(); });
+      std::erase_if(self->health_warnings_, [&](const auto& w) { return w.first == project.id(); });
     }
     const auto ec = project.remove_from_disk();
     if (ec) spdlog::error("project {}: could not remove its data: {}", project.id(), ec.message());

@@ -145,8 +145,8 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     const std::string message = recovery.message();
     json::object fields{{"project_id", recovery.id}, {"problem", recovery.problem}};
     if (!recovery.kept_as.empty()) fields["kept_as"] = recovery.kept_as.string();
-    fields["path_source"] = recovery.path_source.empty() ? json::value(nullptr)
-                                                         : json::value(recovery.path_source);
+    fields["path_source"] =
+        recovery.path_source.empty() ? json::value(nullptr) : json::value(recovery.path_source);
     ops::log_event(spdlog::level::err, message, fields);
     std::lock_guard lock(warnings_mutex_);
     health_warnings_.emplace_back(recovery.id, message);
@@ -419,8 +419,8 @@ json::object Hub::health_data() {
                        {"error", problem.error},
                        {"since", protocol::format_rfc3339(problem.since)},
                        {"failures", problem.failures}};
-    std::string reason = problem.what + " cannot be written: " + problem.path + ": " +
-                         problem.error;
+    std::string reason =
+        problem.what + " cannot be written: " + problem.path + ": " + problem.error;
     if (!problem.project_id.empty()) {
       entry["project_id"] = problem.project_id;
       reason = "the " + problem.what + " of project " + problem.project_id +

@@ -133,18 +133,18 @@ void Project::report_storage_failure(std::string_view what, const std::string& p
   const std::string error = ec.message();
   const auto raised = storage_problems_.raise(std::string(what), path, error, id_);
   if (raised.first) {
-    ops::log_event(spdlog::level::err, "Storage failed",
-                   json::object{{"project_id", id_}, {"what", what}, {"path", path},
-                                {"error", error}});
+    ops::log_event(
+        spdlog::level::err, "Storage failed",
+        json::object{{"project_id", id_}, {"what", what}, {"path", path}, {"error", error}});
   }
   if (!raised.notify) return;
   if (!raised.first) {
-    ops::log_event(spdlog::level::warn, "Storage still failing",
-                   json::object{{"project_id", id_}, {"what", what}, {"path", path},
-                                {"error", error}});
+    ops::log_event(
+        spdlog::level::warn, "Storage still failing",
+        json::object{{"project_id", id_}, {"what", what}, {"path", path}, {"error", error}});
   }
-  std::string message = "The " + std::string(what) + " of project " + id_ +
-                        " cannot be written (" + error + ")";
+  std::string message =
+      "The " + std::string(what) + " of project " + id_ + " cannot be written (" + error + ")";
   message += what == "history" ? "; new messages are held and retried, nothing is lost yet"
                                : "; the server keeps retrying";
   auto text = std::make_shared<const std::string>(protocol::serialize_error(
@@ -194,8 +194,7 @@ void Project::persist_seq_mark() {
 }
 
 PublishResult Project::publish_json(std::string_view type, const json::object& data,
-                                    const std::vector<Requester>& requesters,
-                                    bool all_or_nothing) {
+                                    const std::vector<Requester>& requesters, bool all_or_nothing) {
   const std::string data_json = json::serialize(data);
   const std::string message =
       "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
@@ -252,7 +251,8 @@ bool Project::drain_deferred(std::error_code& ec) {
 }
 
 PublishResult Project::publish_deferrable(const Message& m) {
-  if (deleted_) return PublishResult{0, false, std::make_error_code(std::errc::bad_file_descriptor)};
+  if (deleted_)
+    return PublishResult{0, false, std::make_error_code(std::errc::bad_file_descriptor)};
   if (pending_.empty()) {
     auto written = write_and_send(m);
     if (written) return written;
@@ -291,8 +291,8 @@ void Project::arm_retry() {
     if (self->drain_deferred(ec)) return;
     self->last_history_error_ = ec;
     if (std::chrono::steady_clock::now() - self->pending_.front().since >= kGiveUpAfter) {
-      self->give_up(ec, "it could not be written for " +
-                            std::to_string(kGiveUpAfter.count()) + " s");
+      self->give_up(ec,
+                    "it could not be written for " + std::to_string(kGiveUpAfter.count()) + " s");
       return;
     }
     self->arm_retry();
@@ -313,8 +313,8 @@ void Project::give_up(const std::error_code& ec, std::string_view why) {
                               {"error", error},
                               {"dropped", dropped},
                               {"reason", why}});
-  const auto details = json::object{{"what", "history"}, {"path", path}, {"error", error},
-                                    {"dropped", dropped}};
+  const auto details =
+      json::object{{"what", "history"}, {"path", path}, {"error", error}, {"dropped", dropped}};
   std::vector<const Connection*> told;
   for (const auto& m : pending_) {
     for (const auto& requester : m.requesters) {
@@ -338,7 +338,8 @@ void Project::give_up(const std::error_code& ec, std::string_view why) {
 }
 
 PublishResult Project::try_write(const Message& m) {
-  if (deleted_) return PublishResult{0, false, std::make_error_code(std::errc::bad_file_descriptor)};
+  if (deleted_)
+    return PublishResult{0, false, std::make_error_code(std::errc::bad_file_descriptor)};
   std::error_code ec;
   if (!drain_deferred(ec)) return PublishResult{0, false, ec};
   return write_and_send(m);
@@ -377,8 +378,8 @@ PublishResult Project::publish_raw(history::Direction direction,
 }
 
 PublishResult Project::try_publish_raw(history::Direction direction,
-                                       std::string_view history_message_json,
-                                       std::string_view type, std::string_view data_json) {
+                                       std::string_view history_message_json, std::string_view type,
+                                       std::string_view data_json) {
   return try_write(Message{direction, history_message_json, type, data_json, nullptr});
 }
 

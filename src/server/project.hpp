@@ -108,9 +108,8 @@ class Project : public std::enable_shared_from_this<Project> {
   // The same, all or nothing: written and sent now, or neither (error says why).
   PublishResult try_publish(std::string_view type, const boost::json::object& data,
                             const std::vector<Requester>& requesters = {});
-  PublishResult try_publish_raw(history::Direction direction,
-                                std::string_view history_message_json, std::string_view type,
-                                std::string_view data_json);
+  PublishResult try_publish_raw(history::Direction direction, std::string_view history_message_json,
+                                std::string_view type, std::string_view data_json);
   PublishResult try_record(history::Direction direction, std::string_view message_json);
 
   // False while the last history write failed or messages wait in the retry queue.

@@ -345,8 +345,7 @@ TEST_F(CoreTest, CorruptMetadataWithoutHistoryIsListedWithoutAPathNotFatal) {
   // A project elsewhere can still be created (an unknown path nests with nothing).
   EXPECT_EQ(str(create_project(*client, make_dir("another")), "type"), "project_state");
   // Deleting it removes it and its warning.
-  const auto deleted =
-      client->request(Json{{"type", "project_delete"}, {"project_id", bad_id}});
+  const auto deleted = client->request(Json{{"type", "project_delete"}, {"project_id", bad_id}});
   EXPECT_EQ(str(deleted, "type"), "project_deleted") << json::serialize(deleted);
   health = client->request(Json{{"type", "health"}});
   EXPECT_TRUE(data(health).at("warnings").as_array().empty()) << json::serialize(health);

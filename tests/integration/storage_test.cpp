@@ -213,8 +213,8 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   const auto go = state_.path() / "go";
   ASSERT_TRUE(is_state(
       execute(*client, id,
-              "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 hold_file=" +
-                  go.string() + "]]"),
+              "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 hold_file=" + go.string() +
+                  "]]"),
       "EXECUTING"));
   int lines = 0;
   ASSERT_TRUE(client->read_until(
@@ -228,7 +228,8 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   { std::ofstream(go) << "go"; }
 
   // The client is told: STORAGE_FAILED about the history, with where and why.
-  const auto failed = client->read_until([](const Json& m) { return is_storage_failed(m, "history"); }, 20s);
+  const auto failed =
+      client->read_until([](const Json& m) { return is_storage_failed(m, "history"); }, 20s);
   ASSERT_TRUE(failed) << "no STORAGE_FAILED";
   const auto& details = data(*failed).at("details").as_object();
   EXPECT_EQ(str(details, "path"), (data_dir / "projects" / id / "logs").string());

@@ -18,8 +18,8 @@ TEST(StorageProblems, RaiseRegistersAndClearForgets) {
   StorageProblems problems(5s);
   EXPECT_EQ(problems.size(), 0u);
   const auto t0 = Clock::now();
-  const auto first = problems.raise("history", "/data/projects/a/logs", "No space left on device",
-                                    "a", t0);
+  const auto first =
+      problems.raise("history", "/data/projects/a/logs", "No space left on device", "a", t0);
   EXPECT_TRUE(first.first);
   EXPECT_TRUE(first.notify);
   ASSERT_EQ(problems.size(), 1u);
@@ -34,8 +34,8 @@ TEST(StorageProblems, RaiseRegistersAndClearForgets) {
   const auto since = list[0].since;
 
   // Again: the latest error, the first `since`, one more failure; not a new problem.
-  const auto again = problems.raise("history", "/data/projects/a/logs", "Input/output error", "a",
-                                    t0 + 1s);
+  const auto again =
+      problems.raise("history", "/data/projects/a/logs", "Input/output error", "a", t0 + 1s);
   EXPECT_FALSE(again.first);
   EXPECT_EQ(problems.list()[0].error, "Input/output error");
   EXPECT_EQ(problems.list()[0].since, since);

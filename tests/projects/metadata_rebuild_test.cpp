@@ -29,15 +29,16 @@ std::string read_text(const fs::path& p) {
 std::vector<fs::path> kept_copies(const fs::path& dir) {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename().string().rfind("project.json.corrupt-", 0) == 0) out.push_back(e.path());
+    if (e.path().filename().string().rfind("project.json.corrupt-", 0) == 0)
+      out.push_back(e.path());
   }
   return out;
 }
 
 std::string state_message(const std::string& id, const std::string& path, const char* state,
                           const json::value& session) {
-  json::object data{{"id", id},        {"path", path},
-                    {"state", state},  {"session_id", session},
+  json::object data{{"id", id},          {"path", path},
+                    {"state", state},    {"session_id", session},
                     {"created_at", "x"}, {"last_active", "x"}};
   return json::serialize(json::object{{"type", "project_state"}, {"data", data}});
 }
@@ -62,8 +63,7 @@ class MetadataRebuild : public ::testing::Test {
     const auto first =
         log->append(Direction::kServer, state_message(info_.id, info_.path, "IDLE", nullptr), ec);
     log->append(Direction::kClient, R"({"type":"execute","data":{"prompt":"hi"}})", ec);
-    log->append(Direction::kServer,
-                state_message(info_.id, info_.path, "EXECUTING", nullptr), ec);
+    log->append(Direction::kServer, state_message(info_.id, info_.path, "EXECUTING", nullptr), ec);
     log->append(Direction::kClaude,
                 R"({"type":"system","subtype":"init","session_id":")" + *info_.session_id +
                     R"(","cwd":"/x"})",
@@ -71,8 +71,7 @@ class MetadataRebuild : public ::testing::Test {
     log->append(Direction::kClaude, R"({"type":"assistant","session_id":"older-one"})", ec);
     auto last = log->append(
         Direction::kClaude,
-        R"({"type":"result","subtype":"success","session_id":")" + *info_.session_id + R"("})",
-        ec);
+        R"({"type":"result","subtype":"success","session_id":")" + *info_.session_id + R"("})", ec);
     if (with_reset) {
       last = log->append(Direction::kServer,
                          R"({"type":"session_reset","data":{"previous_session_id":"s"}})", ec);
