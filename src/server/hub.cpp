@@ -172,7 +172,12 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     auto project = open_project(std::move(info), log_warnings, ec);
     for (auto& w : log_warnings) warnings.push_back("project " + id + ": " + w);
     if (!project) {
-      warnings.push_back("skipping project " + id + ": cannot open its history: " + ec.message());
+      // Not silent either: an error line and a health warning until the next start.
+      const std::string message = "skipping project " + id + ": cannot open its history in " +
+                                  store_.logs_dir(id).string() + ": " + ec.message();
+      ops::log_event(spdlog::level::err, message, json::object{{"project_id", id}});
+      std::lock_guard warnings_lock(warnings_mutex_);
+      health_warnings_.emplace_back(id, message);
       continue;
     }
     projects_.emplace(id, std::move(project));
