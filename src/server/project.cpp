@@ -290,9 +290,10 @@ void Project::arm_retry() {
     std::error_code ec;
     if (self->drain_deferred(ec)) return;
     self->last_history_error_ = ec;
-    if (std::chrono::steady_clock::now() - self->pending_.front().since >= kGiveUpAfter) {
-      self->give_up(ec,
-                    "it could not be written for " + std::to_string(kGiveUpAfter.count()) + " s");
+    const auto waited = std::chrono::steady_clock::now() - self->pending_.front().since;
+    if (waited >= self->give_up_after_) {
+      self->give_up(ec, "it could not be written for " +
+                            std::to_string(self->give_up_after_.count()) + " ms");
       return;
     }
     self->arm_retry();

@@ -118,6 +118,9 @@ class Project : public std::enable_shared_from_this<Project> {
   // The backoff between tries: 250 ms doubling per attempt (0-based), at most 5 s.
   static std::chrono::milliseconds retry_delay(unsigned attempt);
   static constexpr std::chrono::seconds kGiveUpAfter{30};
+  // How long the oldest held message may wait before the retry queue gives up (kGiveUpAfter;
+  // tests shorten it).
+  void set_give_up_after(std::chrono::milliseconds after) { give_up_after_ = after; }
   static constexpr std::size_t kMaxDeferred = 10000;
   static constexpr std::size_t kMaxDeferredBytes = 64u << 20;
 
@@ -219,6 +222,7 @@ class Project : public std::enable_shared_from_this<Project> {
   boost::asio::steady_timer retry_timer_;
   bool retry_armed_ = false;
   unsigned retry_attempt_ = 0;
+  std::chrono::milliseconds give_up_after_{kGiveUpAfter};
   // A failed metadata save is tried again (with the metadata as it is then) until it works.
   boost::asio::steady_timer metadata_timer_;
   bool metadata_armed_ = false;
