@@ -406,7 +406,9 @@ void Supervisor::flush_pending() {
 void Supervisor::notify_storage(const std::error_code* ec) {
   if (!active_) return;
   json::value what = nullptr;
-  if (ec != nullptr) what = json::object{{"path", paths_.spool()}, {"error", ec->message()}};
+  if (ec != nullptr) {
+    what = json::object{{"path", paths_.spool()}, {"error", ec->message()}, {"errno", ec->value()}};
+  }
   active_->notice(encode_record(RecordKind::kNotice,
                                 json::serialize(json::object{{"storage", what}})));
 }

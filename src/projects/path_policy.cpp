@@ -77,6 +77,11 @@ PathPolicy PathPolicy::make(const Settings& settings) {
 }
 
 std::optional<std::string> PathPolicy::refusal(std::string_view canonical) const {
+  if (canonical.empty()) {
+    // A project whose metadata was rebuilt without a path (project_store.hpp).
+    return "the project's path is unknown (its metadata was damaged and could not be rebuilt); "
+           "delete the project and create it again";
+  }
   if (canonical == "/") return "the root directory (/) cannot be a project or an added directory";
   for (const auto& dir : private_dirs_) {
     if (paths_nest(canonical, dir)) {

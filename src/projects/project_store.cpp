@@ -3,7 +3,13 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <chrono>
+#include <optional>
+#include <utility>
+
 #include "common/atomic_file.hpp"
+#include "projects/metadata_rebuild.hpp"
+#include "protocol/clock.hpp"
 
 namespace pa::projects {
 
@@ -43,49 +49,156 @@ bool read_string(const json::object& o, std::string_view key, std::string& out) 
   out = std::string(v->get_string());
   return true;
 }
+
+// Parses project.json of the project named `dir_name`; nullopt with `problem` set when it is not
+// usable metadata.
+std::optional<ProjectInfo> parse_metadata(const std::string& text, const std::string& dir_name,
+                                          std::string& problem) {
+  json::error_code parse_ec;
+  const json::value v = json::parse(text, parse_ec);
+  if (parse_ec) {
+    problem = text.empty() ? "is empty"
+                           : "does not parse (truncated or not JSON: " + parse_ec.message() + ")";
+    return std::nullopt;
+  }
+  if (!v.is_object()) {
+    problem = "is not a JSON object";
+    return std::nullopt;
+  }
+  const auto& o = v.get_object();
+  ProjectInfo info;
+  for (const auto& [key, out] : {std::pair<std::string_view, std::string*>{"id", &info.id},
+                                 {"path", &info.path},
+                                 {"created_at", &info.created_at},
+                                 {"last_active", &info.last_active}}) {
+    if (!read_string(o, key, *out)) {
+      problem = "has no valid '" + std::string(key) + "'";
+      return std::nullopt;
+    }
+  }
+  if (info.id != dir_name) {
+    problem = "names another project id (" + info.id + ")";
+    return std::nullopt;
+  }
+  if (const auto* s = o.if_contains("session_id"); s != nullptr && s->is_string()) {
+    info.session_id = std::string(s->get_string());
+  }
+  if (const auto* n = o.if_contains("last_seq"); n != nullptr && n->is_uint64()) {
+    info.seq_mark = n->get_uint64();
+  } else if (n != nullptr && n->is_int64() && n->get_int64() >= 0) {
+    info.seq_mark = static_cast<std::uint64_t>(n->get_int64());
+  }
+  return info;
+}
+
+// project.json.corrupt-20240101T120000Z (-N when taken), beside the original.
+fs::path corrupt_name(const fs::path& file) {
+  const std::string stamp = protocol::format_file_stamp(std::chrono::system_clock::now());
+  // "2024-01-01_12-00-00" -> "20240101T120000Z"
+  std::string compact;
+  for (char c : stamp) {
+    if (c == '_') {
+      compact += 'T';
+    } else if (c != '-') {
+      compact += c;
+    }
+  }
+  compact += 'Z';
+  fs::path candidate = file;
+  candidate += ".corrupt-" + compact;
+  std::error_code ec;
+  for (int n = 1; fs::exists(candidate, ec) && n < 1000; ++n) {
+    candidate = file;
+    candidate += ".corrupt-" + compact + "-" + std::to_string(n);
+  }
+  return candidate;
+}
 }  // namespace
 
-std::vector<ProjectInfo> ProjectStore::load_all(std::vector<std::string>& warnings) const {
+std::vector<ProjectInfo> ProjectStore::load_all(std::vector<std::string>& warnings,
+                                                std::vector<MetadataRecovery>* recoveries) const {
   std::vector<ProjectInfo> out;
   std::error_code ec;
   if (!fs::exists(root_, ec)) return out;
   for (fs::directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec)) {
     if (!it->is_directory()) continue;
+    const std::string dir_name = it->path().filename().string();
     const auto file = it->path() / "project.json";
+    if (!looks_like_uuid(dir_name)) {
+      warnings.push_back("skipping " + it->path().string() +
+                         ": not a project directory (its name is not a project id)");
+      continue;
+    }
     std::error_code read_ec;
     const std::string text = common::read_small_file(file, read_ec);
-    if (read_ec) {
-      warnings.push_back("skipping project " + it->path().filename().string() + ": cannot read " +
-                         file.string() + ": " + read_ec.message());
+    std::string problem;
+    std::optional<ProjectInfo> info;
+    std::error_code stat_ec;
+    const bool missing = read_ec && !fs::exists(fs::symlink_status(file, stat_ec));
+    if (missing) {
+      problem = "is missing";
+    } else if (read_ec) {
+      problem = "cannot be read (" + read_ec.message() + ")";
+    } else {
+      info = parse_metadata(text, dir_name, problem);
+    }
+    if (info) {
+      if (info->path.empty()) {
+        // Rebuilt earlier without a path: still listed, still said at every start.
+        MetadataRecovery note;
+        note.id = dir_name;
+        note.dir = it->path();
+        note.problem = "names no path (rebuilt earlier without one)";
+        note.saved = true;
+        if (recoveries != nullptr) recoveries->push_back(std::move(note));
+      }
+      out.push_back(std::move(*info));
       continue;
     }
-    json::error_code parse_ec;
-    const json::value v = json::parse(text, parse_ec);
-    ProjectInfo info;
-    bool ok = !parse_ec && v.is_object();
-    if (ok) {
-      const auto& o = v.get_object();
-      ok = read_string(o, "id", info.id) && read_string(o, "path", info.path) &&
-           read_string(o, "created_at", info.created_at) &&
-           read_string(o, "last_active", info.last_active) && looks_like_uuid(info.id) &&
-           info.id == it->path().filename().string();
-      if (ok) {
-        if (const auto* s = o.if_contains("session_id"); s != nullptr && s->is_string()) {
-          info.session_id = std::string(s->get_string());
-        }
-        if (const auto* n = o.if_contains("last_seq"); n != nullptr && n->is_uint64()) {
-          info.seq_mark = n->get_uint64();
-        } else if (n != nullptr && n->is_int64() && n->get_int64() >= 0) {
-          info.seq_mark = static_cast<std::uint64_t>(n->get_int64());
-        }
+    const auto logs = logs_dir(dir_name);
+    std::error_code exists_ec;
+    if (missing && !fs::exists(logs, exists_ec)) {
+      warnings.push_back("skipping " + it->path().string() +
+                         ": it has neither project.json nor a history (nothing to list)");
+      continue;
+    }
+    // Damaged metadata is never a silent loss: keep the file aside, rebuild from the history.
+    MetadataRecovery recovery;
+    recovery.id = dir_name;
+    recovery.dir = it->path();
+    recovery.problem = problem;
+    bool can_save = missing;
+    if (!missing) {
+      const auto aside = corrupt_name(file);
+      std::error_code move_ec;
+      fs::rename(file, aside, move_ec);
+      if (!move_ec) move_ec = common::fsync_directory(it->path());
+      if (move_ec) {
+        warnings.push_back("project " + dir_name + ": could not move the damaged " + file.string() +
+                           " aside (" + move_ec.message() +
+                           "); it is left in place and the rebuilt metadata is not written");
+      } else {
+        recovery.kept_as = aside;
+        can_save = true;
       }
     }
-    if (!ok) {
-      warnings.push_back("skipping project " + it->path().filename().string() + ": " +
-                         file.string() + " is not valid project metadata");
-      continue;
+    RebuildSources sources;
+    ProjectInfo rebuilt = rebuild_metadata(dir_name, logs, text, sources, warnings);
+    recovery.path_source = sources.path;
+    if (can_save) {
+      if (auto save_ec = save(rebuilt)) {
+        warnings.push_back("project " + dir_name + ": cannot write the rebuilt " + file.string() +
+                           ": " + save_ec.message());
+      } else {
+        recovery.saved = true;
+      }
     }
-    out.push_back(std::move(info));
+    if (recoveries != nullptr) {
+      recoveries->push_back(std::move(recovery));
+    } else {
+      warnings.push_back(recovery.message());
+    }
+    out.push_back(std::move(rebuilt));
   }
   if (ec) warnings.push_back("cannot list " + root_.string() + ": " + ec.message());
   return out;

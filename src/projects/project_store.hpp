@@ -7,6 +7,7 @@
 #include <system_error>
 #include <vector>
 
+#include "projects/metadata_rebuild.hpp"
 #include "projects/project_info.hpp"
 
 namespace pa::projects {
@@ -19,9 +20,15 @@ class ProjectStore {
   std::filesystem::path logs_dir(const std::string& id) const;
 
   std::error_code save(const ProjectInfo& info) const;
-  // Every readable project; unreadable or invalid ones are reported in `warnings` and skipped.
-  // The stored state is ignored: nothing is executing after a restart.
-  std::vector<ProjectInfo> load_all(std::vector<std::string>& warnings) const;
+  // Every project directory's metadata. The stored state is ignored: nothing is executing after
+  // a restart. A project.json that is missing, unreadable, does not parse or lacks a field is
+  // moved aside (project.json.corrupt-<UTC stamp>, kept) and the metadata is rebuilt from the
+  // project's history (metadata_rebuild.hpp) and written again; such a project is listed even
+  // when its path cannot be recovered (path empty: it cannot run). Each case goes into
+  // `recoveries` (or, when null, into `warnings` as its message()). Directories that are not
+  // projects (name not an id; or neither metadata nor history) are skipped with a warning.
+  std::vector<ProjectInfo> load_all(std::vector<std::string>& warnings,
+                                    std::vector<MetadataRecovery>* recoveries = nullptr) const;
   // Removes the project's metadata and history (never the project's own directory).
   std::error_code remove(const std::string& id) const;
 

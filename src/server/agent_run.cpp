@@ -285,20 +285,23 @@ bool AgentRun::apply_record(const agent::SpoolRecord& record, Apply mode) {
   return true;
 }
 
+// The supervisor cannot write the spool (it holds the CLI's output meanwhile), or can again.
 void AgentRun::on_notice(std::string_view payload) {
   boost::system::error_code ec;
   const json::value notice = json::parse(payload, ec);
   const json::value* storage =
       !ec && notice.is_object() ? notice.get_object().if_contains("storage") : nullptr;
-  if (storage == nullptr || !storage->is_object()) return;
+  if (storage == nullptr) return;
+  if (!storage->is_object()) {
+    project_->report_storage_recovered(paths_.spool());
+    return;
+  }
   const auto& o = storage->get_object();
-  const std::string path = o.contains("path") && o.at("path").is_string()
-                               ? std::string(o.at("path").get_string())
-                               : paths_.spool();
-  const std::string error = o.contains("error") && o.at("error").is_string()
-                                ? std::string(o.at("error").get_string())
-                                : "unknown error";
-  storage_error("spool", path, error);
+  int err = EIO;
+  if (const auto* e = o.if_contains("errno"); e != nullptr && e->is_int64())
+    err = static_cast<int>(e->get_int64());
+  project_->report_storage_failure("spool", paths_.spool(),
+                                   std::error_code(err, std::generic_category()));
 }
 
 bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode) {
@@ -332,8 +335,8 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
           if (!publish) return true;
           for (const auto& [id, pending] : permissions_) {
             if (pending.ask.cli_request_id == request->ask->cli_request_id) {
-              return project_->publish_marked("permission_request", pending.announced, {},
-                                              trailer(offset)) != 0;
+              return project_->try_publish_marked("permission_request", pending.announced, {},
+                                              trailer(offset)).seq != 0;
             }
           }
           return true;  // refused at once, or already answered: nothing to show
@@ -349,8 +352,8 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
                  line.size());
     const std::string raw =
         json::serialize(json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
-    return project_->publish_raw_marked(history::Direction::kClaude, raw, "agent_message", raw,
-                                        trailer(offset)) != 0;
+    return project_->try_publish_raw_marked(history::Direction::kClaude, raw, "agent_message", raw,
+                                        trailer(offset)).seq != 0;
   }
   if (effects) {
     // A rejected resume's result carries an id of its own (a fresh one for a non-UUID value):
@@ -369,8 +372,8 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
     }
   }
   // The line goes to history (and out) before the effects of its turn's end are published.
-  if (publish && project_->publish_raw_marked(history::Direction::kClaude, line, "agent_message",
-                                              line, trailer(offset)) == 0) {
+  if (publish && project_->try_publish_raw_marked(history::Direction::kClaude, line, "agent_message",
+                                              line, trailer(offset)).seq == 0) {
     return false;  // the effects above are idempotent: applying them on the retry is harmless
   }
   if (parsed.is_result && effects) {
@@ -417,8 +420,8 @@ bool AgentRun::on_line_too_long(std::string_view payload, std::uint64_t offset, 
                         {"limit", context_.config.claude.max_line_bytes}};
     notice["line_type"] = line_type.empty() ? json::value(nullptr) : json::value(line_type);
     const std::string text = json::serialize(notice);
-    if (project_->publish_raw_marked(history::Direction::kServer, text, "agent_message", text,
-                                     trailer(offset)) == 0)
+    if (project_->try_publish_raw_marked(history::Direction::kServer, text, "agent_message", text,
+                                     trailer(offset)).seq == 0)
       return false;
   }
   if (line_type == "result" && mode != Apply::kPublishOnly) {
@@ -614,8 +617,8 @@ void AgentRun::finish_idle(bool marked) {
     p.last_active = protocol::now_rfc3339();
   });
   if (project_->run.get() == this) project_->run.reset();
-  if (!marked || project_->publish_marked("project_state", projects::to_json(info), waiters_,
-                                          trailer(applied_offset_, true)) == 0) {
+  if (!marked || project_->try_publish_marked("project_state", projects::to_json(info), waiters_,
+                                          trailer(applied_offset_, true)).seq == 0) {
     project_->publish("project_state", projects::to_json(info), waiters_);
   }
   waiters_.clear();

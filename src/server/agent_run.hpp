@@ -123,7 +123,6 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   enum class Apply { kFull, kPublishOnly, kEffectsOnly };
   bool apply_record(const agent::SpoolRecord& record, Apply mode);
   void on_notice(std::string_view payload);
-  void storage_error(std::string_view what, const std::string& path, const std::string& error);
   void on_disconnect(std::error_code ec);
   bool attach_link(std::uint64_t offset);
   void apply_remaining_spool_and_end();
@@ -178,7 +177,6 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   boost::asio::steady_timer retry_timer_;         // history append retries, reconnects
   std::chrono::milliseconds retry_delay_{100};
   std::optional<std::chrono::steady_clock::time_point> held_since_;
-  std::chrono::steady_clock::time_point last_storage_notice_{};
   bool lost_ = false;
   bool state_dirty_ = false;  // run.json is behind
   bool detached_ = false;

@@ -19,7 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr auto kRetryMax = 5s;
-constexpr auto kStorageNoticeEvery = 5s;
 }  // namespace
 
 // ---- the link ----
@@ -140,36 +139,18 @@ void AgentRun::on_lost() {
 
 // ---- storage ----
 
-void AgentRun::storage_error(std::string_view what, const std::string& path,
-                             const std::string& error) {
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_storage_notice_ < kStorageNoticeEvery) return;
-  last_storage_notice_ = now;
-  spdlog::error("project {}: run {} held: {} cannot be written ({}: {})", project_->id(), run_id_,
-                what, path, error);
-  context_.metrics.error(protocol::to_string(ErrorCode::kStorageFailed)).inc();
-  // Not recorded: history is what fails. Sent to subscribers without a seq, as an error.
-  json::object details{{"what", what}, {"path", path}, {"error", error}};
-  const auto message = protocol::make_error(
-      ErrorCode::kStorageFailed,
-      "The run's " + std::string(what) + " cannot be written (" + path + ": " + error +
-          "); the run is held and nothing is lost. Free space on the data directory's disk",
-      std::move(details));
-  project_->send_error(protocol::error_data(message));
-}
-
 // A record could not be applied (its history append failed): the link holds; try the same
 // record again with backoff. Held longer than timeouts.execution_idle (if set), the run stops.
 bool AgentRun::hold_for_storage() {
+  // (The project reported the failed append: health, log, metrics, STORAGE_FAILED to clients.)
   const auto now = std::chrono::steady_clock::now();
   if (!held_since_) held_since_ = now;
-  storage_error("history", project_->history_dir(), project_->last_append_error());
   const auto idle = context_.config.timeouts.execution_idle;
   if (idle.count() > 0 && now - *held_since_ > idle && stop_ == Stop::kNone) {
     fail(ErrorCode::kStorageFailed,
          "History could not be written for longer than timeouts.execution_idle (" +
              std::to_string(idle.count()) + "s); the run was stopped",
-         json::object{{"what", "history"}, {"path", project_->history_dir()}});
+         json::object{{"what", "history"}, {"path", project_->history_path()}});
     stop(Stop::kKill, nullptr);
   }
   retry_timer_.expires_after(retry_delay_);

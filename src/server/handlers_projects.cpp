@@ -122,7 +122,8 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
       return;
     }
     const auto nests = [&](const std::string& other_path, const std::string& other_id) {
-      if (!projects::paths_nest(other_path, path)) return false;
+      // A project whose path is unknown (metadata rebuilt without one) nests with nothing.
+      if (other_path.empty() || !projects::paths_nest(other_path, path)) return false;
       json::object details{{"path", path}, {"existing_path", other_path}};
       if (!other_id.empty()) details["existing_project_id"] = other_id;
       const char* relation =
@@ -174,9 +175,13 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
     if (key) (void)self->idempotency_.forget(scope);
     self->store_.remove(info.id);
     spdlog::error("cannot create project for {}: {}", path, ec.message());
-    request.fail(protocol::make_error(ErrorCode::kInternalError,
-                                      "Could not store the project in the data directory: " +
-                                          ec.message() + "; check its permissions and free space"));
+    request.fail(protocol::make_error(
+        ErrorCode::kStorageFailed,
+        "Could not store the project in the data directory: " + ec.message() +
+            "; check its permissions and free space",
+        json::object{{"what", "metadata"},
+                     {"path", self->store_.project_dir(info.id).string()},
+                     {"error", ec.message()}}));
     return;
   }
   {
@@ -233,6 +238,10 @@ void Hub::handle_project_delete(Request request) {
         json::object{{"project_id", project.id()}}));
     project.send_to_subscribers(notice, r.connection.get());
     self->forget_project_subscriptions(project.id());
+    {
+      std::lock_guard lock(self->warnings_mutex_);
+      std::erase_if(self->health_warnings_, [&](const auto& w) { return w.first == project.id(); });
+    }
     const auto ec = project.remove_from_disk();
     if (ec) spdlog::error("project {}: could not remove its data: {}", project.id(), ec.message());
     spdlog::info("project deleted: id={}", project.id());

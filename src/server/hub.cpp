@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "agent/run_options.hpp"
+#include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
+#include "protocol/clock.hpp"
 #include "server/agent_run.hpp"
 #include "server/run_state.hpp"
 
@@ -144,7 +146,8 @@ std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
   if (ec) return nullptr;
   auto project = std::make_shared<Project>(
       std::move(info), asio::make_strand(pool_.get_executor()), std::move(log), store_,
-      config_.log_rotation.fsync_interval, metrics_.history_bytes_written);
+      config_.log_rotation.fsync_interval, metrics_.history_bytes_written, storage_problems_,
+      metrics_.error(protocol::to_string(ErrorCode::kStorageFailed)));
   // Entries a killed server left above the stored mark: the log synced them, store the mark.
   project->persist_seq_mark();  // not shared yet: no strand needed
   return project;
@@ -156,17 +159,33 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     warnings.push_back("cannot open " + idempotency_options(config_).file.string() + ": " +
                        ec.message() + "; requests with data.idempotency_key will be refused");
   }
-  auto infos = store_.load_all(warnings);
+  std::vector<projects::MetadataRecovery> recoveries;
+  auto infos = store_.load_all(warnings, &recoveries);
+  // Damaged metadata is never silent: an ERROR line each, and health.warnings while this
+  // process runs (a project still without a path is reported again at every start).
+  for (const auto& recovery : recoveries) {
+    const std::string message = recovery.message();
+    json::object fields{{"project_id", recovery.id}, {"problem", recovery.problem}};
+    if (!recovery.kept_as.empty()) fields["kept_as"] = recovery.kept_as.string();
+    fields["path_source"] =
+        recovery.path_source.empty() ? json::value(nullptr) : json::value(recovery.path_source);
+    ops::log_event(spdlog::level::err, message, fields);
+    std::lock_guard lock(warnings_mutex_);
+    health_warnings_.emplace_back(recovery.id, message);
+  }
   std::lock_guard lock(projects_mutex_);
   for (auto& info : infos) {
     const std::string id = info.id;
     for (const auto& [other_id, other] : projects_) {
+      if (info.path.empty() || other->path().empty()) continue;  // path unknown: nests nothing
       if (projects::paths_nest(other->path(), info.path)) {
         warnings.push_back("project " + id + " (" + info.path + ") nests with project " + other_id +
                            "; loaded anyway, fix by deleting one of them");
       }
     }
-    if (auto reason = path_policy_.refusal(info.path)) {
+    if (info.path.empty()) {
+      // Reported above (recoveries).
+    } else if (auto reason = path_policy_.refusal(info.path)) {
       warnings.push_back("project " + id + " (" + info.path + ") is refused by the path policy: " +
                          *reason + "; its history stays readable but it cannot run");
     }
@@ -175,7 +194,12 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     auto project = open_project(std::move(info), log_warnings, ec);
     for (auto& w : log_warnings) warnings.push_back("project " + id + ": " + w);
     if (!project) {
-      warnings.push_back("skipping project " + id + ": cannot open its history: " + ec.message());
+      // Not silent either: an error line and a health warning until the next start.
+      const std::string message = "skipping project " + id + ": cannot open its history in " +
+                                  store_.logs_dir(id).string() + ": " + ec.message();
+      ops::log_event(spdlog::level::err, message, json::object{{"project_id", id}});
+      std::lock_guard warnings_lock(warnings_mutex_);
+      health_warnings_.emplace_back(id, message);
       continue;
     }
     projects_.emplace(id, std::move(project));
@@ -444,9 +468,39 @@ json::object Hub::health_data() {
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
           .count();
-  std::string status = "healthy";
-  if (!claude.available || resources.disk_free_gb < 1.0) status = "degraded";
-  if (stopping_) status = "unhealthy";
+  // Why the server is not healthy, one line each (empty when it is).
+  json::array reasons;
+  if (!claude.available) reasons.emplace_back("the Claude CLI is unavailable");
+  if (resources.disk_free_gb < 1.0) {
+    reasons.emplace_back("less than 1 GB free in the data directory's file system");
+  }
+  json::array storage;
+  for (const auto& problem : storage_problems_.list()) {
+    json::object entry{{"what", problem.what},
+                       {"path", problem.path},
+                       {"error", problem.error},
+                       {"since", protocol::format_rfc3339(problem.since)},
+                       {"failures", problem.failures}};
+    std::string reason =
+        problem.what + " cannot be written: " + problem.path + ": " + problem.error;
+    if (!problem.project_id.empty()) {
+      entry["project_id"] = problem.project_id;
+      reason = "the " + problem.what + " of project " + problem.project_id +
+               " cannot be written: " + problem.path + ": " + problem.error;
+    }
+    reasons.emplace_back(reason);
+    storage.push_back(std::move(entry));
+  }
+  json::array warnings;
+  {
+    std::lock_guard lock(warnings_mutex_);
+    for (const auto& [project_id, w] : health_warnings_) warnings.emplace_back(w);
+  }
+  std::string status = reasons.empty() ? "healthy" : "degraded";
+  if (stopping_) {
+    status = "unhealthy";
+    reasons.emplace_back("the server is shutting down");
+  }
 
   json::object claude_json{{"available", claude.available}};
   if (claude.version.empty()) {
@@ -469,6 +523,9 @@ json::object Hub::health_data() {
         {"threads", resources.threads},
         {"disk_free_gb", resources.disk_free_gb}}},
       {"claude", std::move(claude_json)},
+      {"reasons", std::move(reasons)},
+      {"storage_problems", std::move(storage)},
+      {"warnings", std::move(warnings)},
   };
 }
 

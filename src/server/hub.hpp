@@ -22,6 +22,7 @@
 #include "config/config.hpp"
 #include "ops/health.hpp"
 #include "ops/metrics.hpp"
+#include "ops/storage_problems.hpp"
 #include "projects/path_policy.hpp"
 #include "projects/project_store.hpp"
 #include "server/agent_run.hpp"
@@ -69,6 +70,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
 
   // The health document (blocking: /proc and statvfs). Call off the I/O threads.
   boost::json::object health_data();
+  // Storage the server cannot write now (history, metadata): health reports it.
+  ops::StorageProblems& storage_problems() { return storage_problems_; }
 
   // Closes every WebSocket with 1001 (going away); part of shutdown.
   void close_connections();
@@ -129,6 +132,10 @@ class Hub : public std::enable_shared_from_this<Hub> {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<struct RunContext> run_context_;
   ops::ServerMetrics metrics_;
+  ops::StorageProblems storage_problems_;
+  // Lasting notes for health.warnings: damaged metadata found at start-up (load_projects).
+  mutable std::mutex warnings_mutex_;
+  std::vector<std::pair<std::string, std::string>> health_warnings_;  // {project id, text}
   ops::ResourceSampler sampler_;
   ops::ClaudeProbe claude_probe_;
   boost::asio::steady_timer probe_timer_;

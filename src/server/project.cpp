@@ -1,12 +1,15 @@
 #include "server/project.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include <boost/json/serialize.hpp>
 
+#include "ops/logging.hpp"
 #include "protocol/clock.hpp"
+#include "protocol/error_codes.hpp"
 
 namespace pa::server {
 
@@ -14,7 +17,8 @@ namespace json = boost::json;
 
 Project::Project(projects::ProjectInfo info, PoolStrand strand,
                  std::unique_ptr<history::MessageLog> log, const projects::ProjectStore& store,
-                 std::chrono::milliseconds fsync_interval, ops::Counter& history_bytes)
+                 std::chrono::milliseconds fsync_interval, ops::Counter& history_bytes,
+                 ops::StorageProblems& storage_problems, ops::Counter& storage_errors)
     : id_(info.id),
       path_(info.path),
       strand_(std::move(strand)),
@@ -24,6 +28,10 @@ Project::Project(projects::ProjectInfo info, PoolStrand strand,
       fsync_interval_(fsync_interval),
       seq_mark_(info.seq_mark),
       history_bytes_(history_bytes),
+      storage_problems_(storage_problems),
+      storage_errors_(storage_errors),
+      retry_timer_(strand_),
+      metadata_timer_(strand_),
       info_(std::move(info)) {}
 
 projects::ProjectInfo Project::snapshot() const {
@@ -68,30 +76,97 @@ void Project::send_all(const protocol::SharedText& text,
 }
 
 std::uint64_t Project::append(history::Direction direction, std::string_view message_json,
-                              std::string& timestamp, std::string_view trailer) {
+                              std::string& timestamp, std::error_code& ec,
+                              std::string_view trailer) {
+  ec.clear();
   if (!log_) {
-    timestamp = protocol::now_rfc3339();
+    ec = std::make_error_code(std::errc::bad_file_descriptor);  // deleted: no history any more
     return 0;
   }
-  std::error_code ec;
   const auto bytes_before = log_->bytes_written();
   const auto files_before = log_->file_count();
   auto result = log_->append(direction, message_json, ec, trailer);
   history_bytes_.inc(log_->bytes_written() - bytes_before);
-  if (ec) {
-    if (last_append_error_ != ec.message())
-      spdlog::error("history append failed for project {}: {}", id_, ec.message());
-    last_append_error_ = ec.message();
-    timestamp = protocol::now_rfc3339();
-    return 0;
+  if (result.seq == 0) {
+    if (!ec) ec = std::make_error_code(std::errc::io_error);
+    history_failing_ = true;
+    last_history_error_ = ec;
+    return 0;  // the caller reports it (with its requesters)
   }
-  last_append_error_.clear();
+  if (ec) {
+    // Written (a later read finds it), but its fdatasync failed: durable only when the next one
+    // works. The entry keeps its seq and is sent; the problem is reported.
+    history_failing_ = true;
+    last_history_error_ = ec;
+    report_storage_failure("history", history_path(), ec);
+    ec.clear();
+  } else if (history_failing_) {
+    history_failing_ = false;
+    report_storage_recovered(history_path());
+  }
   timestamp = std::move(result.timestamp);
   // A file was closed by rotation (the log fdatasyncs it first): from now on it may be archived
   // or deleted, so the seq mark must cover it. Rare: every log_rotation.size bytes or .count.
   if (log_->file_count() != files_before) persist_seq_mark();
   schedule_sync();
   return result.seq;
+}
+
+std::string Project::history_path() const {
+  return store_.logs_dir(id_).string();
+}
+
+std::string Project::metadata_path() const {
+  return (store_.project_dir(id_) / "project.json").string();
+}
+
+std::chrono::milliseconds Project::retry_delay(unsigned attempt) {
+  constexpr std::chrono::milliseconds kFirst{250};
+  constexpr std::chrono::milliseconds kMax{5000};
+  if (attempt >= 5) return kMax;
+  return std::min(kMax, kFirst * (1 << attempt));
+}
+
+void Project::report_storage_failure(std::string_view what, const std::string& path,
+                                     const std::error_code& ec,
+                                     const std::vector<Requester>& also) {
+  storage_errors_.inc();
+  const std::string error = ec.message();
+  const auto raised = storage_problems_.raise(std::string(what), path, error, id_);
+  if (raised.first) {
+    ops::log_event(
+        spdlog::level::err, "Storage failed",
+        json::object{{"project_id", id_}, {"what", what}, {"path", path}, {"error", error}});
+  }
+  if (!raised.notify) return;
+  if (!raised.first) {
+    ops::log_event(
+        spdlog::level::warn, "Storage still failing",
+        json::object{{"project_id", id_}, {"what", what}, {"path", path}, {"error", error}});
+  }
+  std::string message =
+      "The " + std::string(what) + " of project " + id_ + " cannot be written (" + error + ")";
+  message += what == "history" ? "; new messages are held and retried, nothing is lost yet"
+                               : "; the server keeps retrying";
+  auto text = std::make_shared<const std::string>(protocol::serialize_error(
+      protocol::make_error(protocol::ErrorCode::kStorageFailed, std::move(message),
+                           json::object{{"what", what}, {"path", path}, {"error", error}}),
+      id_, std::nullopt));
+  std::vector<const Connection*> sent;
+  for (const auto& requester : also) {
+    if (!requester.connection ||
+        std::find(sent.begin(), sent.end(), requester.connection.get()) != sent.end())
+      continue;
+    sent.push_back(requester.connection.get());
+    requester.connection->send(text);
+  }
+  send_all(text, sent);
+}
+
+void Project::report_storage_recovered(const std::string& path) {
+  if (!storage_problems_.clear(path)) return;
+  ops::log_event(spdlog::level::info, "Storage works again",
+                 json::object{{"project_id", id_}, {"path", path}});
 }
 
 void Project::schedule_sync() {
@@ -103,7 +178,10 @@ void Project::schedule_sync() {
     if (self->log_ && self->log_->needs_sync()) {
       std::error_code ec;
       self->log_->sync(ec);
-      if (ec) spdlog::error("history fsync failed for project {}: {}", self->id_, ec.message());
+      if (ec) {
+        self->history_failing_ = true;
+        self->report_storage_failure("history", self->history_path(), ec);
+      }
     }
   });
 }
@@ -116,78 +194,29 @@ void Project::persist_seq_mark() {
   seq_mark_ = durable;
 }
 
-std::uint64_t Project::record(history::Direction direction, std::string_view message_json) {
-  std::string timestamp;
-  return append(direction, message_json, timestamp);
-}
-
-std::uint64_t Project::publish(std::string_view type, const json::object& data,
-                               const Requester* requester) {
-  if (requester == nullptr || !requester->connection) {
-    return publish(type, data, std::vector<Requester>{});
-  }
-  return publish(type, data, std::vector<Requester>{*requester});
-}
-
-std::uint64_t Project::publish(std::string_view type, const json::object& data,
-                               const std::vector<Requester>& requesters) {
-  const std::string data_json = json::serialize(data);
-  std::string message =
-      "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
-  std::string timestamp;
-  const std::uint64_t seq = append(history::Direction::kServer, message, timestamp);
-  const std::optional<std::uint64_t> seq_field = seq ? std::optional(seq) : std::nullopt;
-  auto text = std::make_shared<const std::string>(protocol::serialize(
-      protocol::Outgoing{type, id_, std::nullopt, seq_field, timestamp}, data_json));
-  std::vector<const Connection*> except;
-  for (const auto& requester : requesters) {
-    if (!requester.connection) continue;
-    if (std::find(except.begin(), except.end(), requester.connection.get()) != except.end()) {
-      continue;  // one copy per connection
-    }
-    except.push_back(requester.connection.get());
-    if (requester.request_id) {
-      requester.connection->send(std::make_shared<const std::string>(protocol::serialize(
-          protocol::Outgoing{type, id_, *requester.request_id, seq_field, timestamp}, data_json)));
-    } else {
-      requester.connection->send(text);
-    }
-  }
-  send_all(text, except);
-  return seq;
-}
-
-std::uint64_t Project::publish_marked(std::string_view type, const json::object& data,
-                                      const std::vector<Requester>& requesters,
-                                      std::string_view trailer) {
+PublishResult Project::publish_json(std::string_view type, const json::object& data,
+                                    const std::vector<Requester>& requesters, bool all_or_nothing) {
   const std::string data_json = json::serialize(data);
   const std::string message =
       "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
-  std::string timestamp;
-  const std::uint64_t seq = append(history::Direction::kServer, message, timestamp, trailer);
-  if (seq != 0) send_published(type, seq, timestamp, data_json, requesters);
-  return seq;
+  const Message m{history::Direction::kServer, message, type, data_json, &requesters, {}};
+  return all_or_nothing ? try_write(m) : publish_deferrable(m);
 }
 
-std::uint64_t Project::publish_raw_marked(history::Direction direction,
-                                          std::string_view history_message_json,
-                                          std::string_view type, std::string_view data_json,
-                                          std::string_view trailer) {
+PublishResult Project::write_and_send(const Message& m) {
+  PublishResult result;
   std::string timestamp;
-  const std::uint64_t seq = append(direction, history_message_json, timestamp, trailer);
-  if (seq == 0) return 0;
+  static const std::vector<Requester> kNone;
+  const auto& requesters = m.requesters != nullptr ? *m.requesters : kNone;
+  result.seq = append(m.direction, m.history_json, timestamp, result.error, m.trailer);
+  if (result.seq == 0) {
+    if (!deleted_) report_storage_failure("history", history_path(), result.error, requesters);
+    return result;
+  }
+  if (m.type.empty()) return result;  // recorded only
+  const std::optional<std::uint64_t> seq_field = result.seq;
   auto text = std::make_shared<const std::string>(protocol::serialize(
-      protocol::Outgoing{type, id_, std::nullopt, std::optional(seq), timestamp}, data_json));
-  send_all(text, {});
-  return seq;
-}
-
-void Project::send_published(std::string_view type, std::uint64_t seq, const std::string& timestamp,
-                             const std::string& data_json,
-                             const std::vector<Requester>& requesters) {
-  const std::optional<std::uint64_t> seq_field = seq ? std::optional(seq) : std::nullopt;
-  auto text = std::make_shared<const std::string>(protocol::serialize(
-      protocol::Outgoing{type, id_, std::nullopt, seq_field, timestamp}, data_json));
+      protocol::Outgoing{m.type, id_, std::nullopt, seq_field, timestamp}, m.data_json));
   std::vector<const Connection*> except;
   for (const auto& requester : requesters) {
     if (!requester.connection) continue;
@@ -197,35 +226,181 @@ void Project::send_published(std::string_view type, std::uint64_t seq, const std
     except.push_back(requester.connection.get());
     if (requester.request_id) {
       requester.connection->send(std::make_shared<const std::string>(protocol::serialize(
-          protocol::Outgoing{type, id_, *requester.request_id, seq_field, timestamp}, data_json)));
+          protocol::Outgoing{m.type, id_, *requester.request_id, seq_field, timestamp},
+          m.data_json)));
     } else {
       requester.connection->send(text);
     }
   }
   send_all(text, except);
+  return result;
 }
 
-std::uint64_t Project::publish_raw(history::Direction direction,
+bool Project::drain_deferred(std::error_code& ec) {
+  ec.clear();
+  while (!pending_.empty()) {
+    const auto written = write_and_send(pending_.front().view());
+    if (!written) {
+      ec = written.error;
+      return false;
+    }
+    pending_bytes_ -= pending_.front().bytes();
+    pending_.pop_front();
+  }
+  retry_attempt_ = 0;
+  return true;
+}
+
+PublishResult Project::publish_deferrable(const Message& m) {
+  if (deleted_)
+    return PublishResult{0, false, std::make_error_code(std::errc::bad_file_descriptor)};
+  if (pending_.empty()) {
+    auto written = write_and_send(m);
+    if (written) return written;
+    last_history_error_ = written.error;
+  }
+  // Wait behind what waits already (the order of history is the order of publishing).
+  Deferred d;
+  d.direction = m.direction;
+  d.history_json = std::string(m.history_json);
+  d.type = std::string(m.type);
+  d.data_json = std::string(m.data_json);
+  if (m.requesters != nullptr) {
+    for (const auto& r : *m.requesters) {
+      if (r.connection) d.requesters.push_back(r);
+    }
+  }
+  d.since = std::chrono::steady_clock::now();
+  if (pending_.size() >= kMaxDeferred || pending_bytes_ + d.bytes() > kMaxDeferredBytes) {
+    give_up(last_history_error_, "the retry queue is full");
+  }
+  pending_bytes_ += d.bytes();
+  pending_.push_back(std::move(d));
+  arm_retry();
+  return PublishResult{0, true, last_history_error_};
+}
+
+void Project::arm_retry() {
+  if (retry_armed_ || pending_.empty()) return;
+  retry_armed_ = true;
+  retry_timer_.expires_after(retry_delay(retry_attempt_));
+  retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    self->retry_armed_ = false;
+    if (e || self->deleted_ || self->pending_.empty()) return;
+    ++self->retry_attempt_;
+    std::error_code ec;
+    if (self->drain_deferred(ec)) return;
+    self->last_history_error_ = ec;
+    const auto waited = std::chrono::steady_clock::now() - self->pending_.front().since;
+    if (waited >= self->give_up_after_) {
+      self->give_up(ec, "it could not be written for " +
+                            std::to_string(self->give_up_after_.count()) + " ms");
+      return;
+    }
+    self->arm_retry();
+  });
+}
+
+void Project::give_up(const std::error_code& ec, std::string_view why) {
+  if (pending_.empty()) return;
+  const std::size_t dropped = pending_.size();
+  const std::string error = ec ? ec.message() : std::string("unknown error");
+  const std::string path = history_path();
+  const std::string message = "The history of project " + id_ + " cannot be written (" + error +
+                              "); " + std::to_string(dropped) +
+                              " message(s) waiting for it were dropped: " + std::string(why);
+  ops::log_event(spdlog::level::err, "History messages dropped",
+                 json::object{{"project_id", id_},
+                              {"path", path},
+                              {"error", error},
+                              {"dropped", dropped},
+                              {"reason", why}});
+  const auto details =
+      json::object{{"what", "history"}, {"path", path}, {"error", error}, {"dropped", dropped}};
+  std::vector<const Connection*> told;
+  for (const auto& m : pending_) {
+    for (const auto& requester : m.requesters) {
+      if (!requester.connection || !requester.request_id) continue;
+      storage_errors_.inc();
+      requester.connection->send(std::make_shared<const std::string>(protocol::serialize_error(
+          protocol::make_error(protocol::ErrorCode::kStorageFailed, message, details), id_,
+          *requester.request_id)));
+      told.push_back(requester.connection.get());
+    }
+  }
+  storage_errors_.inc();
+  send_all(std::make_shared<const std::string>(protocol::serialize_error(
+               protocol::make_error(protocol::ErrorCode::kStorageFailed, message, details), id_,
+               std::nullopt)),
+           told);
+  pending_.clear();
+  pending_bytes_ = 0;
+  retry_attempt_ = 0;
+  // A retry timer still armed finds the queue empty (or what was queued since) when it fires.
+}
+
+PublishResult Project::try_write(const Message& m) {
+  if (deleted_)
+    return PublishResult{0, false, std::make_error_code(std::errc::bad_file_descriptor)};
+  std::error_code ec;
+  if (!drain_deferred(ec)) return PublishResult{0, false, ec};
+  return write_and_send(m);
+}
+
+PublishResult Project::record(history::Direction direction, std::string_view message_json) {
+  return publish_deferrable(Message{direction, message_json, {}, {}, nullptr, {}});
+}
+
+PublishResult Project::try_record(history::Direction direction, std::string_view message_json) {
+  return try_write(Message{direction, message_json, {}, {}, nullptr, {}});
+}
+
+PublishResult Project::publish(std::string_view type, const json::object& data,
+                               const Requester* requester) {
+  if (requester == nullptr || !requester->connection) {
+    return publish_json(type, data, {}, false);
+  }
+  return publish_json(type, data, std::vector<Requester>{*requester}, false);
+}
+
+PublishResult Project::publish(std::string_view type, const json::object& data,
+                               const std::vector<Requester>& requesters) {
+  return publish_json(type, data, requesters, false);
+}
+
+PublishResult Project::try_publish(std::string_view type, const json::object& data,
+                                   const std::vector<Requester>& requesters) {
+  return publish_json(type, data, requesters, true);
+}
+
+PublishResult Project::publish_raw(history::Direction direction,
                                    std::string_view history_message_json, std::string_view type,
                                    std::string_view data_json) {
-  std::string timestamp;
-  const std::uint64_t seq = append(direction, history_message_json, timestamp);
-  auto text = std::make_shared<const std::string>(
-      protocol::serialize(protocol::Outgoing{type, id_, std::nullopt,
-                                             seq ? std::optional(seq) : std::nullopt, timestamp},
-                          data_json));
-  send_all(text, {});
-  return seq;
+  return publish_deferrable(Message{direction, history_message_json, type, data_json, nullptr, {}});
 }
 
-void Project::send_error(const json::object& data) {
-  send_all(std::make_shared<const std::string>(protocol::serialize(
-               protocol::Outgoing{"error", id_, std::nullopt, std::nullopt, protocol::now_rfc3339()},
-               json::serialize(data))),
-           {});
+PublishResult Project::try_publish_raw(history::Direction direction,
+                                       std::string_view history_message_json, std::string_view type,
+                                       std::string_view data_json) {
+  return try_write(Message{direction, history_message_json, type, data_json, nullptr, {}});
 }
 
-std::string Project::history_dir() const { return store_.logs_dir(id_).string(); }
+PublishResult Project::try_publish_marked(std::string_view type, const json::object& data,
+                                          const std::vector<Requester>& requesters,
+                                          std::string_view trailer) {
+  const std::string data_json = json::serialize(data);
+  const std::string message =
+      "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
+  return try_write(Message{history::Direction::kServer, message, type, data_json, &requesters,
+                           trailer});
+}
+
+PublishResult Project::try_publish_raw_marked(history::Direction direction,
+                                              std::string_view history_message_json,
+                                              std::string_view type, std::string_view data_json,
+                                              std::string_view trailer) {
+  return try_write(Message{direction, history_message_json, type, data_json, nullptr, trailer});
+}
 
 void Project::reply(const Requester& requester, std::string_view type, const json::object& data) {
   reply_raw(requester, type, json::serialize(data));
@@ -249,10 +424,35 @@ projects::ProjectInfo Project::update(const std::function<void(projects::Project
   }
   if (!deleted_) {
     if (auto ec = store_.save(copy)) {
-      spdlog::error("cannot save metadata of project {}: {}", id_, ec.message());
+      // The state in memory (what clients see) is right; the file catches up at the next save.
+      metadata_failing_ = true;
+      report_storage_failure("metadata", metadata_path(), ec);
+      arm_metadata_retry();
+    } else if (metadata_failing_) {
+      metadata_failing_ = false;
+      metadata_attempt_ = 0;
+      report_storage_recovered(metadata_path());
     }
   }
   return copy;
+}
+
+void Project::arm_metadata_retry() {
+  if (metadata_armed_ || deleted_) return;
+  metadata_armed_ = true;
+  metadata_timer_.expires_after(retry_delay(metadata_attempt_++));
+  metadata_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    self->metadata_armed_ = false;
+    if (e || self->deleted_ || !self->metadata_failing_) return;
+    if (auto ec = self->store_.save(self->snapshot())) {
+      self->report_storage_failure("metadata", self->metadata_path(), ec);
+      self->arm_metadata_retry();
+      return;
+    }
+    self->metadata_failing_ = false;
+    self->metadata_attempt_ = 0;
+    self->report_storage_recovered(self->metadata_path());
+  });
 }
 
 history::Page Project::read_history(const history::Query& query) {
@@ -267,15 +467,31 @@ std::error_code Project::remove_from_disk() {
   deleted_ = true;
   subscribers_.clear();
   sync_timer_.cancel();
+  retry_timer_.cancel();
+  metadata_timer_.cancel();
+  pending_.clear();
+  pending_bytes_ = 0;
+  storage_problems_.clear_project(id_);
   log_.reset();
   return store_.remove(id_);
 }
 
 void Project::flush_history() {
+  std::error_code ec;
+  if (!pending_.empty() && !drain_deferred(ec)) {
+    ops::log_event(spdlog::level::err, "History messages lost at shutdown",
+                   json::object{{"project_id", id_},
+                                {"path", history_path()},
+                                {"error", ec.message()},
+                                {"dropped", pending_.size()}});
+    pending_.clear();
+    pending_bytes_ = 0;
+  }
+  retry_timer_.cancel();
+  metadata_timer_.cancel();
   if (log_ && log_->needs_sync()) {
-    std::error_code ec;
     log_->sync(ec);
-    if (ec) spdlog::error("history fsync failed for project {}: {}", id_, ec.message());
+    if (ec) report_storage_failure("history", history_path(), ec);
   }
   persist_seq_mark();
 }

@@ -21,6 +21,7 @@
 
 #include "history/message_log.hpp"
 #include "ops/metrics.hpp"
+#include "ops/storage_problems.hpp"
 #include "projects/project_info.hpp"
 #include "projects/project_store.hpp"
 #include "server/connection.hpp"
@@ -41,11 +42,23 @@ struct ClosedPermission {
   boost::json::object resolution;  // the permission_resolved data
 };
 
+// What became of a message given to history (publish*, record*, try_*).
+struct PublishResult {
+  std::uint64_t seq = 0;  // > 0: in history with this seq, and sent (if it is a broadcast)
+  // publish/record only: not written yet, kept in the project's retry queue; it is sent with its
+  // seq once written, or dropped with a STORAGE_FAILED error when the queue gives up.
+  bool deferred = false;
+  std::error_code error;  // why it is not written (seq == 0)
+  bool ok() const { return seq != 0; }
+  explicit operator bool() const { return ok(); }
+};
+
 class Project : public std::enable_shared_from_this<Project> {
  public:
   Project(projects::ProjectInfo info, PoolStrand strand, std::unique_ptr<history::MessageLog> log,
           const projects::ProjectStore& store, std::chrono::milliseconds fsync_interval,
-          ops::Counter& history_bytes);
+          ops::Counter& history_bytes, ops::StorageProblems& storage_problems,
+          ops::Counter& storage_errors);
 
   const std::string& id() const { return id_; }
   const std::string& path() const { return path_; }
@@ -65,38 +78,78 @@ class Project : public std::enable_shared_from_this<Project> {
   bool unsubscribe(std::uint64_t connection_id);
   std::size_t subscriber_count() const { return subscribers_.size(); }
 
+  // Nothing is ever sent without its seq. When history cannot be written (disk full, read-only,
+  // I/O error) the storage problem is reported (report_storage_failure: health, log, metrics,
+  // a rate-limited STORAGE_FAILED error to the subscribers), and then:
+  //  - publish*, record: the message waits in the project's retry queue, in order (later
+  //    publishes queue behind it), retried on the strand with backoff (retry_delay); once written
+  //    it is sent with its seq. If the oldest one still cannot be written after kGiveUpAfter (or
+  //    the queue is full), the whole queue is dropped: each requester gets STORAGE_FAILED with its
+  //    request_id, the subscribers one STORAGE_FAILED with details.dropped. Returns deferred.
+  //  - try_*: nothing is sent or kept; the caller still has the message and tries again later
+  //    (e.g. after retry_delay(attempt)), so history stays gap-free and in its order. A try_*
+  //    first writes what waits in the retry queue; if that fails it fails too.
+  // A write that succeeds clears the storage problem.
+
   // Appends {type, data} to history (direction server), then sends it to every subscriber; the
-  // requester (subscribed or not) gets it with its request_id. Returns the seq (0 if the append
-  // failed; the message is still sent).
-  std::uint64_t publish(std::string_view type, const boost::json::object& data,
+  // requester (subscribed or not) gets it with its request_id.
+  PublishResult publish(std::string_view type, const boost::json::object& data,
                         const Requester* requester = nullptr);
   // The same with several requesters (each gets its own request_id; one copy per connection).
-  std::uint64_t publish(std::string_view type, const boost::json::object& data,
+  PublishResult publish(std::string_view type, const boost::json::object& data,
                         const std::vector<Requester>& requesters);
-  // A run's message, with the spool offset it came from written into the same history entry
-  // (`trailer`, see AgentRun): the offset and the entry are one fact on disk. When the append
-  // fails nothing is sent and 0 is returned: the run holds and tries again.
-  std::uint64_t publish_marked(std::string_view type, const boost::json::object& data,
-                               const std::vector<Requester>& requesters, std::string_view trailer);
-  std::uint64_t publish_raw_marked(history::Direction direction,
-                                   std::string_view history_message_json, std::string_view type,
-                                   std::string_view data_json, std::string_view trailer);
   // Appends a raw JSON message with the given direction, then broadcasts `type` whose data is
   // `data_json` (spliced verbatim). Used for CLI lines.
-  std::uint64_t publish_raw(history::Direction direction, std::string_view history_message_json,
+  PublishResult publish_raw(history::Direction direction, std::string_view history_message_json,
                             std::string_view type, std::string_view data_json);
   // Records a message in history without broadcasting it (e.g. a client's execute).
-  std::uint64_t record(history::Direction direction, std::string_view message_json);
+  PublishResult record(history::Direction direction, std::string_view message_json);
+
+  // The same, all or nothing: written and sent now, or neither (error says why).
+  PublishResult try_publish(std::string_view type, const boost::json::object& data,
+                            const std::vector<Requester>& requesters = {});
+  PublishResult try_publish_raw(history::Direction direction, std::string_view history_message_json,
+                                std::string_view type, std::string_view data_json);
+  // A run's message with the spool offset it came from written into the same history entry
+  // (`trailer`, see AgentRun): the offset and the entry are one fact on disk. All or nothing,
+  // like try_*: the run holds its records and tries the same one again.
+  PublishResult try_publish_marked(std::string_view type, const boost::json::object& data,
+                                   const std::vector<Requester>& requesters,
+                                   std::string_view trailer);
+  PublishResult try_publish_raw_marked(history::Direction direction,
+                                       std::string_view history_message_json,
+                                       std::string_view type, std::string_view data_json,
+                                       std::string_view trailer);
+  PublishResult try_record(history::Direction direction, std::string_view message_json);
+
+  // False while the last history write failed or messages wait in the retry queue.
+  bool history_writable() const { return !history_failing_ && pending_.empty(); }
+  std::size_t deferred_count() const { return pending_.size(); }
+  // The backoff between tries: 250 ms doubling per attempt (0-based), at most 5 s.
+  static std::chrono::milliseconds retry_delay(unsigned attempt);
+  static constexpr std::chrono::seconds kGiveUpAfter{30};
+  // How long the oldest held message may wait before the retry queue gives up (kGiveUpAfter;
+  // tests shorten it).
+  void set_give_up_after(std::chrono::milliseconds after) { give_up_after_ = after; }
+  static constexpr std::size_t kMaxDeferred = 10000;
+  static constexpr std::size_t kMaxDeferredBytes = 64u << 20;
+
+  // Storage trouble of this project (what: "history", "metadata", "spool", ...; path: the file or
+  // directory): registers it in the server's StorageProblems (health turns "degraded"), logs it,
+  // counts it in errors_total{code="STORAGE_FAILED"}, and sends an `error` STORAGE_FAILED with
+  // details {what, path, error} (not recorded: history may be what fails) to the subscribers and
+  // `also`, at most once per path per few seconds. publish/record/try_* call it themselves.
+  void report_storage_failure(std::string_view what, const std::string& path,
+                              const std::error_code& ec, const std::vector<Requester>& also = {});
+  // A write to `path` worked: clears its problem (logged). Cheap when there is none.
+  void report_storage_recovered(const std::string& path);
+  std::string history_path() const;   // the history directory, as reported
+  std::string metadata_path() const;  // project.json
+
   // Sends an already serialized message to every subscriber but `except`; not recorded.
   void send_to_subscribers(const protocol::SharedText& text, const Connection* except) {
     send_all(text, {except});
   }
-  // An `error` to every subscriber, not recorded and without a seq: for when history itself
-  // cannot be written (STORAGE_FAILED).
-  void send_error(const boost::json::object& data);
-  // Where history is written, and the last append error (empty after a success).
-  std::string history_dir() const;
-  std::string last_append_error() const { return last_append_error_; }
   // Sends to one connection only, not recorded.
   void reply(const Requester& requester, std::string_view type, const boost::json::object& data);
   void reply_raw(const Requester& requester, std::string_view type, std::string_view data_json);
@@ -119,11 +172,41 @@ class Project : public std::enable_shared_from_this<Project> {
   std::uint64_t history_bytes_written() const;
 
  private:
+  // A message for history and (type not empty) for the subscribers and requesters. The views
+  // point into the caller's strings; a message that has to wait is copied into a Deferred.
+  struct Message {
+    history::Direction direction = history::Direction::kServer;
+    std::string_view history_json;
+    std::string_view type;
+    std::string_view data_json;
+    const std::vector<Requester>* requesters = nullptr;
+    std::string_view trailer;  // spliced into the history entry (a run's spool mark)
+  };
+  struct Deferred {
+    history::Direction direction = history::Direction::kServer;
+    std::string history_json;
+    std::string type;
+    std::string data_json;
+    std::vector<Requester> requesters;
+    std::chrono::steady_clock::time_point since{};  // first try
+    Message view() const { return {direction, history_json, type, data_json, &requesters, {}}; }
+    std::size_t bytes() const { return history_json.size() + data_json.size(); }
+  };
   void send_all(const protocol::SharedText& text, const std::vector<const Connection*>& except);
   std::uint64_t append(history::Direction direction, std::string_view message_json,
-                       std::string& timestamp, std::string_view trailer = {});
-  void send_published(std::string_view type, std::uint64_t seq, const std::string& timestamp,
-                      const std::string& data_json, const std::vector<Requester>& requesters);
+                       std::string& timestamp, std::error_code& ec,
+                       std::string_view trailer = {});
+  // Appends and sends `m`; on failure reports it and sends nothing.
+  PublishResult write_and_send(const Message& m);
+  PublishResult publish_deferrable(const Message& m);
+  PublishResult try_write(const Message& m);
+  PublishResult publish_json(std::string_view type, const boost::json::object& data,
+                             const std::vector<Requester>& requesters, bool all_or_nothing);
+  // Writes the retry queue in order until it is empty (true) or a write fails.
+  bool drain_deferred(std::error_code& ec);
+  void arm_retry();
+  void arm_metadata_retry();
+  void give_up(const std::error_code& ec, std::string_view why);
   void schedule_sync();
 
   const std::string id_;
@@ -141,7 +224,21 @@ class Project : public std::enable_shared_from_this<Project> {
   std::chrono::milliseconds fsync_interval_;
   std::uint64_t seq_mark_ = 0;  // info_.seq_mark, readable without the lock
   ops::Counter& history_bytes_;
-  std::string last_append_error_;
+  ops::StorageProblems& storage_problems_;
+  ops::Counter& storage_errors_;
+  bool history_failing_ = false;   // the last history write failed
+  bool metadata_failing_ = false;  // the last metadata save failed
+  std::error_code last_history_error_;
+  std::deque<Deferred> pending_;  // the retry queue, oldest first
+  std::size_t pending_bytes_ = 0;
+  boost::asio::steady_timer retry_timer_;
+  bool retry_armed_ = false;
+  unsigned retry_attempt_ = 0;
+  std::chrono::milliseconds give_up_after_{kGiveUpAfter};
+  // A failed metadata save is tried again (with the metadata as it is then) until it works.
+  boost::asio::steady_timer metadata_timer_;
+  bool metadata_armed_ = false;
+  unsigned metadata_attempt_ = 0;
 
   mutable std::mutex info_mutex_;
   projects::ProjectInfo info_;

@@ -281,7 +281,7 @@ TEST_F(CoreTest, PersistsAcrossRestart) {
   EXPECT_EQ(str(messages[0].as_object(), "direction"), "server");
 }
 
-TEST_F(CoreTest, UnwritableDataDirIsInternalErrorAndTheConnectionSurvives) {
+TEST_F(CoreTest, UnwritableDataDirIsStorageFailedAndTheConnectionSurvives) {
   auto client = connect();
   // A regular file where the projects directory should be: no project can be saved.
   const auto projects = server_->data_dir() / "projects";
@@ -289,8 +289,9 @@ TEST_F(CoreTest, UnwritableDataDirIsInternalErrorAndTheConnectionSurvives) {
   { std::ofstream(projects) << "not a directory"; }
   const auto dir = make_dir("unsaved");
   const auto failed = create_project(*client, dir);
-  EXPECT_EQ(error_code(failed), "INTERNAL_ERROR") << json::serialize(failed);
+  EXPECT_EQ(error_code(failed), "STORAGE_FAILED") << json::serialize(failed);
   EXPECT_FALSE(str(data(failed), "message").empty());
+  EXPECT_EQ(str(data(failed).at("details").as_object(), "what"), "metadata");
   // Nothing half-made is listed, and once the directory is back the same create works.
   EXPECT_TRUE(
       data(client->request(Json{{"type", "project_list"}})).at("projects").as_array().empty());
@@ -299,25 +300,55 @@ TEST_F(CoreTest, UnwritableDataDirIsInternalErrorAndTheConnectionSurvives) {
   EXPECT_EQ(str(create_project(*client, dir), "type"), "project_state");
 }
 
-TEST_F(CoreTest, CorruptMetadataIsSkippedNotFatal) {
+// A damaged project.json with no history to rebuild the path from: the project is not dropped
+// silently. It is listed without a path (it cannot run), the log and health say so, and it can
+// be deleted; the damaged file is kept aside.
+TEST_F(CoreTest, CorruptMetadataWithoutHistoryIsListedWithoutAPathNotFatal) {
   auto client = connect();
   create_project(*client, make_dir("good"));
   client.reset();
   const auto data_dir = server_->data_dir();
   auto keep_data = std::move(server_);
   keep_data->stop();
-  const auto bad = data_dir / "projects" / "11111111-2222-4333-8444-555555555555";
+  const std::string bad_id = "11111111-2222-4333-8444-555555555555";
+  const auto bad = data_dir / "projects" / bad_id;
   fs::create_directories(bad);
   { std::ofstream(bad / "project.json") << "{ torn"; }
   ServerOptions options;
   options.data_dir = data_dir;
   start_server(options);
   EXPECT_TRUE(server_->wait_for_log(
-      [](const std::string& l) { return l.find("skipping project 11111111") != std::string::npos; },
+      [&](const std::string& l) {
+        return l.find(bad_id) != std::string::npos && l.find("cannot run") != std::string::npos;
+      },
       5s));
   client = connect();
-  EXPECT_EQ(data(client->request(Json{{"type", "project_list"}})).at("projects").as_array().size(),
-            1u);
+  const auto list = client->request(Json{{"type", "project_list"}});
+  const auto& projects = data(list).at("projects").as_array();
+  ASSERT_EQ(projects.size(), 2u) << json::serialize(list);
+  bool listed = false;
+  for (const auto& p : projects) {
+    if (str(p.as_object(), "id") != bad_id) continue;
+    listed = true;
+    EXPECT_EQ(str(p.as_object(), "path"), "");
+  }
+  EXPECT_TRUE(listed);
+  bool kept = false;
+  for (const auto& e : fs::directory_iterator(bad)) {
+    kept |= e.path().filename().string().rfind("project.json.corrupt-", 0) == 0;
+  }
+  EXPECT_TRUE(kept);
+  auto health = client->request(Json{{"type", "health"}});
+  ASSERT_EQ(data(health).at("warnings").as_array().size(), 1u) << json::serialize(health);
+  EXPECT_NE(std::string(data(health).at("warnings").at(0).as_string()).find(bad_id),
+            std::string::npos);
+  // A project elsewhere can still be created (an unknown path nests with nothing).
+  EXPECT_EQ(str(create_project(*client, make_dir("another")), "type"), "project_state");
+  // Deleting it removes it and its warning.
+  const auto deleted = client->request(Json{{"type", "project_delete"}, {"project_id", bad_id}});
+  EXPECT_EQ(str(deleted, "type"), "project_deleted") << json::serialize(deleted);
+  health = client->request(Json{{"type", "health"}});
+  EXPECT_TRUE(data(health).at("warnings").as_array().empty()) << json::serialize(health);
 }
 
 }  // namespace
