@@ -75,6 +75,9 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   static std::shared_ptr<AgentRun> restore(std::shared_ptr<Project> project, RunContext& context,
                                            RunState state);
   void reattach();
+  // Start-up, before the project is shared: true when this run's end is already in history
+  // (then its leftovers are cleaned up and it must not be restored).
+  bool ended_in_history();
   // strand, shutdown.runs = detach: stop reading, save the state, leave the run to the next
   // server.
   void detach();

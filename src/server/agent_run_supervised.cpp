@@ -315,21 +315,24 @@ std::uint64_t AgentRun::applied_offset_in_history(bool& final) const {
   return 0;
 }
 
+bool AgentRun::ended_in_history() {
+  bool final = false;
+  const std::uint64_t in_history = applied_offset_in_history(final);
+  if (!final) return false;
+  // It ended and its end is in history; only its files were left (the server died between
+  // the final state and removing them). Let the supervisor go, if it still waits.
+  finished_ = true;
+  if (agent::supervisor_alive(supervisor_pid_, supervisor_start_) && attach_link(in_history)) {
+    link_->done();
+    link_.reset();
+  }
+  cleanup_run_dir();
+  return true;
+}
+
 void AgentRun::reattach() {
   bool final = false;
   const std::uint64_t in_history = applied_offset_in_history(final);
-  if (final) {
-    // It ended and its end is in history; only its files were left.
-    finished_ = true;
-    if (project_->run.get() == this) project_->run.reset();
-    context_.scheduler.release();
-    if (agent::supervisor_alive(supervisor_pid_, supervisor_start_) && attach_link(in_history)) {
-      link_->done();
-      link_.reset();
-    }
-    cleanup_run_dir();
-    return;
-  }
   applied_offset_ = in_history;
   // Records in history whose effects run.json does not have yet (the server died between the
   // two): apply their effects now, without publishing them again.

@@ -231,6 +231,7 @@ void Hub::restore_runs(std::vector<std::string>& warnings) {
     }
     auto project = it->second;
     auto run = AgentRun::restore(project, *run_context_, std::move(*state));
+    if (run->ended_in_history()) continue;  // nothing to take over: never shown as running
     project->run = run;
     project->update([](projects::ProjectInfo& p) {
       p.state = projects::State::kExecuting;

@@ -3,6 +3,8 @@
 // after a server restart, and twice at once; refused requests are not recorded; bad keys.
 #include <fstream>
 
+#include <algorithm>
+
 #include "integration/fixture.hpp"
 
 namespace pa::test {
@@ -194,6 +196,9 @@ TEST_F(IdempotencyTest, QueueFullRefusalIsForgottenAlsoAcrossARestart) {
   client.reset();
   crash_and_restart(one_slot);
   client = connect();
+  // Runs outlive the server: a's run was taken over and holds the one slot; stop it.
+  client->request(Json{{"type", "project_join"}, {"project_id", a}});
+  client->request(Json{{"type", "agent_kill"}, {"project_id", a}});
   const auto runs = client->request(execute_message(b, "hi", "when-free"));
   ASSERT_TRUE(is_state(runs, "EXECUTING")) << json::serialize(runs);
   EXPECT_FALSE(duplicate(runs));
@@ -335,7 +340,10 @@ TEST_F(IdempotencyTest, PermissionResponseResentReachesTheCliOnce) {
   EXPECT_EQ(str(details, "decision"), "allow");
   EXPECT_NE(str(data(resent), "message").find("idempotency_key"), std::string::npos);
 
-  until_idle(*client);
+  // The run may have ended while the resend was answered: its IDLE is then among the skipped.
+  const auto& skipped = client->skipped();
+  if (std::none_of(skipped.begin(), skipped.end(), [](const Json& m) { return is_state(m, "IDLE"); }))
+    until_idle(*client);
   const auto rec = records();
   ASSERT_EQ(rec.size(), 1u);
   std::size_t answers = 0;
