@@ -98,7 +98,7 @@ void Hub::handle_project_create(Request request) {
     info.path = path;
     info.created_at = protocol::now_rfc3339();
     info.last_active = info.created_at;
-    std::error_code ec = self->store_.save(info);
+    std::error_code ec = self->store_.create(info);
     std::vector<std::string> warnings;
     std::shared_ptr<Project> project;
     if (!ec) project = self->open_project(info, warnings, ec);
@@ -106,6 +106,10 @@ void Hub::handle_project_create(Request request) {
       release_pending();
       self->store_.remove(info.id);
       spdlog::error("cannot create project for {}: {}", path, ec.message());
+      if (projects::out_of_descriptors(ec)) {
+        request.fail(projects::descriptor_exhaustion("storing the new project", ec));
+        return;
+      }
       request.fail(protocol::make_error(
           ErrorCode::kInternalError, "Could not store the project in the data directory: " +
                                          ec.message() + "; check its permissions and free space"));

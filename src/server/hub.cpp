@@ -134,6 +134,9 @@ std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
 }
 
 void Hub::load_projects(std::vector<std::string>& warnings) {
+  std::vector<std::string> notes;
+  store_.remove_leftovers(notes);
+  for (const auto& note : notes) spdlog::info("{}", note);
   auto infos = store_.load_all(warnings);
   std::lock_guard lock(projects_mutex_);
   for (auto& info : infos) {
