@@ -48,8 +48,11 @@ std::error_code ProjectStore::create(const ProjectInfo& info) const {
   if (!ec) fs::rename(staging, dir, ec);
   if (!ec) ec = common::fsync_directory(root_);
   if (ec) {
+    // Usually empty by now (a failed atomic write removes its temporary file): rmdir needs no
+    // descriptor, which matters when the failure was running out of them. What stays is removed
+    // at the next start.
     std::error_code ignored;
-    fs::remove_all(staging, ignored);
+    if (!fs::remove(staging, ignored)) fs::remove_all(staging, ignored);
   }
   return ec;
 }

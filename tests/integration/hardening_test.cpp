@@ -1,8 +1,10 @@
 // Hardening (issue 21): one server per data directory, history descriptors within a budget,
 // leftovers of interrupted writes removed at start, a bounded token file, strict HTTP heads
 // (Host, Transfer-Encoding, Expect) and the Host check against DNS rebinding.
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <set>
 
@@ -250,6 +252,50 @@ TEST_F(HardeningTest, OpenHistoryFilesStayWithinTheBudgetWithManyProjects) {
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[2].at("seq").as_int64(), 3);
   server_.reset();  // before its data directory goes
+}
+
+// Out of descriptors, a request that needs one gets INTERNAL_ERROR saying so (not INVALID_PATH
+// or a vague storage error), and the server recovers once descriptors are free again.
+TEST_F(HardeningTest, OutOfDescriptorsIsReportedAsSuchAndTheServerRecovers) {
+  start_server();
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& l) { return l.find("claude CLI available") != std::string::npos; },
+      20s));
+  auto client = connect();
+  // Lower the running server's limit to a few descriptors above the highest it has open (prlimit
+  // on a process of the same user may lower it), so that filling them is quick.
+  int highest = 0;
+  for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(server_->pid()) + "/fd"))
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  const rlim_t kLimit = static_cast<rlim_t>(highest) + 1 + 8;
+  const rlimit low{kLimit, kLimit};
+  ASSERT_EQ(::prlimit(server_->pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
+  // Fill every descriptor the server has left with connections it accepts.
+  std::vector<std::unique_ptr<RawClient>> fillers;
+  while (open_descriptors(server_->pid()) < kLimit && fillers.size() < kLimit) {
+    const auto before = open_descriptors(server_->pid());
+    fillers.push_back(std::make_unique<RawClient>(server_->port(), true));
+    ASSERT_TRUE(fillers.back()->connect(/*tcp_only=*/true));
+    ASSERT_TRUE(eventually([&] { return open_descriptors(server_->pid()) > before; }, 10s));
+  }
+  ASSERT_EQ(open_descriptors(server_->pid()), kLimit);
+  const auto refused = create_project(*client, make_dir("starved"));
+  EXPECT_EQ(error_code(refused), "INTERNAL_ERROR") << json::serialize(refused);
+  EXPECT_NE(str(data(refused), "message").find("ran out of file descriptors"), std::string::npos)
+      << json::serialize(refused);
+  EXPECT_NE(str(data(refused), "message").find("ulimit -n"), std::string::npos);
+  // Nothing half-made was left in the data directory.
+  std::size_t entries = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(server_->data_dir() / "projects", ec), end; !ec && it != end;
+       it.increment(ec))
+    ++entries;
+  EXPECT_EQ(entries, 0u);
+
+  fillers.clear();
+  ASSERT_TRUE(eventually([&] { return open_descriptors(server_->pid()) < kLimit - 4; }, 10s));
+  const auto created = create_project(*client, make_dir("fed"));
+  EXPECT_EQ(str(created, "type"), "project_state") << json::serialize(created);
 }
 
 // --- HTTP strictness --------------------------------------------------------------------------
