@@ -3,10 +3,10 @@
 // The descriptor is close-on-exec, so the CLI and its children never hold the lock.
 #pragma once
 
+#include <sys/types.h>
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 
 namespace pa::common {
 

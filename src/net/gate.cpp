@@ -19,9 +19,11 @@ std::string lower(std::string_view s) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
+
 bool is_ip_literal(const std::string& host) {
   unsigned char buf[16];
-  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 // "name" matches itself; "*.example.com" matches any name below example.com; "*" matches all.
@@ -58,8 +60,7 @@ std::string Gate::host_name_of(std::string_view authority) {
   if (out.size() > 1 && out.back() == '.') out.pop_back();
   if (out.empty() || out.size() > 253) return {};
   for (unsigned char c : out) {
-    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == ':' || c == '%'))
-      return {};
+    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == ':' || c == '%')) return {};
   }
   return out;
 }

@@ -161,9 +161,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     // body, so one announced that way is refused at once (417) rather than waited for; without
     // a body there is nothing to wait for and the field is ignored. Other expectations: 417.
     if (req.count(http::field::expect) != 0) {
-      const bool continue_only =
-          req.count(http::field::expect) == 1 &&
-          beast::iequals(trim(req[http::field::expect]), "100-continue");
+      const bool continue_only = req.count(http::field::expect) == 1 &&
+                                 beast::iequals(trim(req[http::field::expect]), "100-continue");
       if (!continue_only || !parser_->is_done()) {
         respond(http::status::expectation_failed,
                 continue_only ? "this server takes no request body; send the request without "
@@ -174,8 +173,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       }
     }
     if (!gate_->host_allowed(req[http::field::host])) {
-      spdlog::warn("refused a request from {} for Host '{}': not one of this server's names", remote_,
-                   std::string(req[http::field::host]).substr(0, 256));
+      spdlog::warn("refused a request from {} for Host '{}': not one of this server's names",
+                   remote_, std::string(req[http::field::host]).substr(0, 256));
       respond(http::status::forbidden,
               "Host '" + std::string(req[http::field::host]).substr(0, 256) +
                   "' is not a name of this server (a page from another name must not reach it: "

@@ -22,8 +22,8 @@ std::vector<std::string> certificate_names(asio::ssl::context* tls) {
   if (tls == nullptr) return names;
   X509* cert = SSL_CTX_get0_certificate(tls->native_handle());
   if (cert == nullptr) return names;
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans == nullptr) return names;
   for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);

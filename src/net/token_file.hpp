@@ -1,8 +1,8 @@
 // The generated bearer token, kept in <data_dir>/auth_token (mode 0600) across restarts.
 #pragma once
 
-#include <filesystem>
 #include <cstddef>
+#include <filesystem>
 #include <string>
 
 namespace pa::net {

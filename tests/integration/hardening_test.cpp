@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 std::size_t open_descriptors(pid_t pid) {
   std::size_t n = 0;
   std::error_code ec;
-  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end;
-       !ec && it != end; it.increment(ec))
+  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+       it.increment(ec))
     ++n;
   return n;
 }
@@ -31,13 +31,13 @@ std::string read_file(const fs::path& path) {
 }
 
 // argv for a server on `data_dir` as ServerProcess starts one (port 0, test certificate).
-std::vector<std::string> server_argv(const fs::path& data_dir, std::vector<std::string> extra = {}) {
+std::vector<std::string> server_argv(const fs::path& data_dir,
+                                     std::vector<std::string> extra = {}) {
   const auto& cert = test_certificate();
-  std::vector<std::string> argv = {PA_SERVER_BINARY, "--host",     "127.0.0.1",
-                                   "--port",         "0",          "--data-dir",
-                                   data_dir.string(), "--tls-cert", cert.cert,
-                                   "--tls-key",      cert.key,     "--claude-binary",
-                                   PA_FAKE_CLAUDE,   "--log-format", "text"};
+  std::vector<std::string> argv = {
+      PA_SERVER_BINARY, "--host",          "127.0.0.1",    "--port",       "0",
+      "--data-dir",     data_dir.string(), "--tls-cert",   cert.cert,      "--tls-key",
+      cert.key,         "--claude-binary", PA_FAKE_CLAUDE, "--log-format", "text"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return with_root_flag(std::move(argv));
 }
@@ -78,8 +78,8 @@ TEST_F(HardeningTest, SecondServerOnTheSameDataDirIsRefusedAndTheFirstKeepsServi
   const auto lock = server_->data_dir() / "server.lock";
   EXPECT_EQ(read_file(lock), std::to_string(server_->pid()) + "\n");
 
-  const auto second = run_command(server_argv(server_->data_dir()), {{"PA_AUTH_TOKEN", server_->token()}},
-                                  30s);
+  const auto second =
+      run_command(server_argv(server_->data_dir()), {{"PA_AUTH_TOKEN", server_->token()}}, 30s);
   EXPECT_EQ(second.exit_code, 2) << second.output;
   EXPECT_NE(second.output.find("in use by another pocket-agent-server (pid " +
                                std::to_string(server_->pid()) + ","),
@@ -265,7 +265,8 @@ TEST_F(HardeningTest, OutOfDescriptorsIsReportedAsSuchAndTheServerRecovers) {
   // Lower the running server's limit to a few descriptors above the highest it has open (prlimit
   // on a process of the same user may lower it), so that filling them is quick.
   int highest = 0;
-  for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(server_->pid()) + "/fd"))
+  for (const auto& entry :
+       fs::directory_iterator("/proc/" + std::to_string(server_->pid()) + "/fd"))
     highest = std::max(highest, std::stoi(entry.path().filename().string()));
   const rlim_t kLimit = static_cast<rlim_t>(highest) + 1 + 8;
   const rlimit low{kLimit, kLimit};
@@ -303,8 +304,8 @@ TEST_F(HardeningTest, OutOfDescriptorsIsReportedAsSuchAndTheServerRecovers) {
 TEST_F(HardeningTest, UnknownTransferEncodingIs501) {
   start_server();
   auto got = exchange("POST /health HTTP/1.1\r\nHost: " + host() +
-                      "\r\nTransfer-Encoding: gzip\r\n\r\nGET /health HTTP/1.1\r\nHost: " +
-                      host() + "\r\n\r\n");
+                      "\r\nTransfer-Encoding: gzip\r\n\r\nGET /health HTTP/1.1\r\nHost: " + host() +
+                      "\r\n\r\n");
   EXPECT_EQ(http_status(got), 501) << got;
   EXPECT_NE(got.find("Transfer-Encoding"), std::string::npos) << got;
   // The smuggled second request was not answered.
@@ -351,8 +352,8 @@ TEST_F(HardeningTest, ExpectContinueIsAnsweredNotWaitedOn) {
   EXPECT_TRUE(rest.closed);
 
   // An unknown expectation: 417 too.
-  auto got = exchange("GET /health HTTP/1.1\r\nHost: " + host() +
-                      "\r\nExpect: something-else\r\n\r\n");
+  auto got =
+      exchange("GET /health HTTP/1.1\r\nHost: " + host() + "\r\nExpect: something-else\r\n\r\n");
   EXPECT_EQ(http_status(got), 417) << got;
 
   // Without a body there is nothing to wait for: served as usual.
@@ -396,10 +397,10 @@ TEST_F(HardeningTest, HostThatIsNotTheServersNameIs403) {
   // needs a name), the machine's name, server.allowed_hosts (exact and *.), case-insensitively.
   char hostname[256] = {};
   ASSERT_EQ(::gethostname(hostname, sizeof hostname - 1), 0);
-  for (const std::string& name : {std::string("localhost"), std::string("127.0.0.1"),
-                                 std::string("[::1]"), std::string("192.0.2.7"),
-                                 std::string(hostname), std::string("Agent.Example.COM"),
-                                 std::string("box.lan.example")}) {
+  for (const std::string& name :
+       {std::string("localhost"), std::string("127.0.0.1"), std::string("[::1]"),
+        std::string("192.0.2.7"), std::string(hostname), std::string("Agent.Example.COM"),
+        std::string("box.lan.example")}) {
     EXPECT_EQ(status_of(upgrade_with(name)), 101) << name << ": " << last_head_;
   }
 }
