@@ -96,6 +96,8 @@ TEST_F(HardeningTest, SecondServerOnTheSameDataDirIsRefusedAndTheFirstKeepsServi
   EXPECT_EQ(str(other->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
 
   // Once the first has stopped, the lock is free again (a stale pid in the file does not matter).
+  client.reset();
+  other.reset();
   server_->stop();
   ServerOptions again;
   again.data_dir = server_->data_dir();
@@ -138,6 +140,7 @@ TEST_F(HardeningTest, OversizedOrMultiLineTokenFileStopsTheServerAtStart) {
   o.bearer = "0123456789abcdef0123456789abcdef";
   WsClient client(server_->port(), o);
   EXPECT_EQ(client.connect(), 101);
+  client.close();
   server_.reset();  // before its data directory goes
 }
 
@@ -156,6 +159,7 @@ TEST_F(HardeningTest, LeftoversOfInterruptedCreatesDeletesAndWritesAreRemovedAtS
     const auto created = create_project(*client, make_dir("real"));
     ASSERT_EQ(str(created, "type"), "project_state");
     real_id = str(created, "project_id");
+    client.reset();
     server_->stop();
   }
   const std::string staged = "11111111-1111-4111-8111-111111111111";
@@ -208,6 +212,7 @@ TEST_F(HardeningTest, LeftoversOfInterruptedCreatesDeletesAndWritesAreRemovedAtS
   for (const auto& entry : fs::directory_iterator(projects))
     left.insert(entry.path().filename().string());
   EXPECT_EQ(left, (std::set<std::string>{orphan, str(created, "project_id")}));
+  client.reset();
   server_.reset();  // before its data directory goes
 }
 
@@ -243,6 +248,7 @@ TEST_F(HardeningTest, OpenHistoryFilesStayWithinTheBudgetWithManyProjects) {
   EXPECT_LE(open_descriptors(server_->pid()), before + 64 + 16);
 
   // After a restart the seq numbers go on (nothing was lost when files were closed).
+  client.reset();
   server_->stop();
   start_server(options);
   auto next = connect();
@@ -251,6 +257,7 @@ TEST_F(HardeningTest, OpenHistoryFilesStayWithinTheBudgetWithManyProjects) {
   const auto all = all_history(*next, ids[0]);
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[2].at("seq").as_int64(), 3);
+  next.reset();  // a client that does not answer the close would hold the shutdown 5 s
   server_.reset();  // before its data directory goes
 }
 
