@@ -24,6 +24,8 @@
 
 #include "agent/child_process.hpp"
 #include "agent/supervisor.hpp"
+#include "common/atomic_file.hpp"
+#include "common/data_dir_lock.hpp"
 #include "config/config.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
@@ -139,6 +141,18 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
   std::optional<asio::ssl::context> tls;
   if (cfg.tls.enabled) tls.emplace(pa::net::make_tls_context(cfg.tls));
   if (!prepare_data_dir(cfg.data.dir)) return kExitConfig;
+  // One server per data directory, before anything in it is written: two would both append to
+  // the same histories with their own seq counters. Held until the process ends.
+  std::string lock_error;
+  auto data_lock = pa::common::DataDirLock::acquire(cfg.data.dir, lock_error);
+  if (!data_lock) {
+    pa::ops::log_fatal(lock_error);
+    return kExitConfig;
+  }
+  // What a killed server left half-written in the data directory (a token being generated).
+  for (const auto& name : pa::common::remove_atomic_temp_files(cfg.data.dir))
+    spdlog::info("removed {}, a temporary file left by an interrupted write",
+                 (std::filesystem::path(cfg.data.dir) / name).string());
 
   if (cfg.auth.enabled && cfg.auth.token.empty()) {
     bool created = false;

@@ -11,6 +11,7 @@
 #include <system_error>
 #include <utility>
 
+#include "projects/path_rules.hpp"
 #include "protocol/data_reader.hpp"
 
 namespace pa::agent {
@@ -116,6 +117,12 @@ std::variant<std::string, protocol::Error> canonical_dir(const std::string& fiel
   std::error_code ec;
   const fs::path canonical = fs::canonical(fs::path(path), ec);
   if (ec) {
+    // The server's limit, not the path: INTERNAL_ERROR saying so.
+    if (projects::out_of_descriptors(ec)) {
+      auto error = projects::descriptor_exhaustion("resolving " + field, ec);
+      error.details["field"] = field;
+      return error;
+    }
     if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) {
       return fail("does not exist");
     }

@@ -56,6 +56,26 @@ std::error_code write_file_atomically(const std::filesystem::path& path, std::st
   return fsync_directory(dir);
 }
 
+bool is_atomic_temp_name(std::string_view name) {
+  // "." + target name + ".tmp." + the six characters mkostemp chose.
+  constexpr std::string_view kMark = ".tmp.";
+  if (name.size() < 1 + 1 + kMark.size() + 6 || name.front() != '.') return false;
+  return name.substr(name.size() - 6 - kMark.size(), kMark.size()) == kMark;
+}
+
+std::vector<std::string> remove_atomic_temp_files(const std::filesystem::path& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code tec;
+    if (!is_atomic_temp_name(name) || !it->is_regular_file(tec)) continue;
+    if (std::filesystem::remove(it->path(), tec)) removed.push_back(name);
+  }
+  if (!removed.empty()) fsync_directory(dir);
+  return removed;
+}
+
 std::string read_small_file(const std::filesystem::path& path, std::error_code& ec) {
   ec.clear();
   std::ifstream in(path, std::ios::binary);

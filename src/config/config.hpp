@@ -21,6 +21,9 @@ struct Config {
     std::string host = "0.0.0.0";
     std::uint16_t port = 8443;  // 0 = pick a free port (tests)
     unsigned threads = 0;       // I/O threads; 0 = one per core
+    // Host names browsers may use for this server besides its own (localhost, IP addresses, the
+    // machine's name, the certificate's names, auth.allowed_origins); "*" = any (DNS rebinding).
+    std::vector<std::string> allowed_hosts;
   } server;
 
   struct Tls {

@@ -39,6 +39,13 @@ const std::vector<Setting> kSettings = {
      .max = 1024,
      .zero = "one per CPU core",
      .help = "Number of I/O threads"},
+    {.key = "server.allowed_hosts",
+     .env = "PA_SERVER_ALLOWED_HOSTS",
+     .flags = "--server-allowed-hosts,--allowed-hosts",
+     .field = FIELD(server.allowed_hosts),
+     .help = "Host names a request's Host header may carry besides localhost, IP addresses, the "
+             "machine's name, the certificate's names and the hosts of auth.allowed_origins "
+             "(others get 403: DNS rebinding); *.example.com = its subdomains, * = any"},
     // --- server.tls (also accepted as a top-level `tls:` block in YAML) -------------------
     {.key = "server.tls.enabled",
      .env = "PA_TLS_ENABLED",

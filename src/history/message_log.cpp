@@ -16,6 +16,7 @@
 #include <limits>
 #include <utility>
 
+#include "history/fd_budget.hpp"
 #include "protocol/clock.hpp"
 
 namespace pa::history {
@@ -392,13 +393,16 @@ struct Filter {
 
 }  // namespace
 
-struct MessageLog::Impl {
+// The descriptor-related members (fd, dirty, durable_seq, last_sync) are guarded by
+// descriptor_mutex(): the budget may close `fd` from another thread (release_descriptor).
+struct MessageLog::Impl final : FdBudget::Member {
   fs::path dir;
   Options options;
+  FdBudget* budget = nullptr;
   std::vector<FileIndex> files;  // ordered by first seq; the last one is the append target
   std::uint64_t last_seq = 0;
   std::uint64_t durable_seq = 0;  // entries up to this seq are fdatasync'ed
-  Fd fd;                          // files.back(), opened for append (lazily)
+  Fd fd;                          // files.back(), opened for append (lazily; closed by the budget)
   bool current_usable = true;     // false: the next append starts a new file
   bool dirty = false;             // appended data not fdatasync'ed yet
   bool dir_sync_pending = false;  // a created file's directory entry is not synced yet
@@ -409,6 +413,34 @@ struct MessageLog::Impl {
   void repair_tail(std::size_t i, const Tail& tail, std::vector<std::string>& warnings,
                    std::error_code& ec);
   void start_new_file(SystemTime now, std::error_code& ec);
+  // Makes what was written durable (fdatasync) and closes the append file; the budget's call.
+  void release_descriptor() override {
+    if (!fd.valid()) return;
+    if (dirty) {
+      std::error_code ec;
+      sync_data(fd.get(), ec);
+      if (!ec) {
+        dirty = false;
+        durable_seq = last_seq;
+        last_sync = std::chrono::steady_clock::now();
+      } else {
+        spdlog::warn("history {}: fdatasync before closing failed ({}); retried on the next sync",
+                     dir.string(), ec.message());
+      }
+    }
+    fd.reset();
+  }
+  // MessageLog::sync with descriptor_mutex() held.
+  void sync_locked(std::error_code& ec);
+  // Tells the budget whether the append file is open now (after it may have been (re)opened or
+  // closed). With descriptor_mutex() held.
+  void account_descriptor() {
+    if (fd.valid()) {
+      budget->opened(*this);
+    } else {
+      budget->closed(*this);
+    }
+  }
   // Calls `take(entry)` for each matching entry of `file` in file order until it returns false;
   // false when it did.
   template <class Take>
@@ -499,6 +531,7 @@ std::unique_ptr<MessageLog> MessageLog::open(const fs::path& logs_dir, Options o
   const fs::path dir = logs_dir.has_filename() ? logs_dir : logs_dir.parent_path();
   impl->dir = dir;
   impl->options = options;
+  impl->budget = options.fd_budget != nullptr ? options.fd_budget : &FdBudget::process();
 
   // Directory: parents with default permissions, the log directory itself 0700.
   if (dir.has_parent_path()) {
@@ -615,7 +648,11 @@ std::unique_ptr<MessageLog> MessageLog::open(const fs::path& logs_dir, Options o
 MessageLog::MessageLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 MessageLog::~MessageLog() {
-  if (impl_ && impl_->fd.valid() && impl_->dirty) {
+  if (!impl_) return;
+  impl_->budget->closed(*impl_);
+  // Waits for the budget if it is closing the file right now.
+  std::lock_guard lock(impl_->descriptor_mutex());
+  if (impl_->fd.valid() && impl_->dirty) {
     std::error_code ec;
     sync_data(impl_->fd.get(), ec);
   }
@@ -664,13 +701,36 @@ AppendResult MessageLog::append(Direction direction, std::string_view message_js
     if (f.size == 0) return false;  // never leave a file empty: an oversized line goes in alone
     return f.entries >= s.options.rotate_count || f.size + line.size() > s.options.rotate_bytes;
   };
+  std::lock_guard lock(s.descriptor_mutex());
+  const bool was_open = s.fd.valid();
+  // Whatever happens below, the budget learns whether the file is open now; a file that was
+  // (re)opened may push the least recently used other logs' files out.
+  struct Account {
+    Impl& s;
+    bool was_open;
+    ~Account() {
+      if (!was_open || !s.fd.valid()) {
+        s.account_descriptor();
+      } else {
+        s.budget->used(s);
+      }
+    }
+  } account{s, was_open};
+
   if (s.files.empty() || !s.current_usable || must_rotate(s.files.back())) {
     s.start_new_file(now, ec);
     if (ec) return {};
   } else if (!s.fd.valid()) {
     std::error_code oec;
     s.fd = open_fd(s.files.back().path, O_WRONLY | O_APPEND, oec);
-    if (!s.fd.valid()) {  // gone or unwritable: carry on in a new file
+    if (!s.fd.valid()) {
+      // Out of descriptors: a new file could not be opened either, and must not be tried (the
+      // current one is fine). Anything else (gone, unwritable): carry on in a new file.
+      if (oec == std::errc::too_many_files_open ||
+          oec == std::errc::too_many_files_open_in_system) {
+        ec = oec;
+        return {};
+      }
       spdlog::debug("history {}: cannot append ({}), starting a new file",
                     s.files.back().path.string(), oec.message());
       s.start_new_file(now, ec);
@@ -706,19 +766,31 @@ AppendResult MessageLog::append(Direction direction, std::string_view message_js
   // The entry is written; ec from here on means it is not known to be durable yet.
   const auto steady_now = std::chrono::steady_clock::now();
   if (s.options.fsync_interval.count() <= 0 || steady_now - s.last_sync >= s.options.fsync_interval)
-    sync(ec);
+    s.sync_locked(ec);
   return result;
 }
 
 bool MessageLog::needs_sync() const {
+  std::lock_guard lock(impl_->descriptor_mutex());
   return impl_->dirty;
 }
 
 void MessageLog::sync(std::error_code& ec) {
+  std::lock_guard lock(impl_->descriptor_mutex());
+  impl_->sync_locked(ec);
+}
+
+void MessageLog::Impl::sync_locked(std::error_code& ec) {
   ec.clear();
-  Impl& s = *impl_;
-  if (!s.dirty || !s.fd.valid()) return;
-  sync_data(s.fd.get(), ec);
+  Impl& s = *this;
+  if (!s.dirty) return;
+  if (s.fd.valid()) {
+    sync_data(s.fd.get(), ec);
+  } else if (!s.files.empty()) {
+    // Closed by the budget after a failed fdatasync: sync the file through a new descriptor.
+    Fd once = open_fd(s.files.back().path, O_WRONLY, ec);
+    if (once.valid()) sync_data(once.get(), ec);
+  }
   if (ec) return;
   s.dirty = false;
   s.durable_seq = s.last_seq;
@@ -726,6 +798,7 @@ void MessageLog::sync(std::error_code& ec) {
 }
 
 std::uint64_t MessageLog::durable_seq() const {
+  std::lock_guard lock(impl_->descriptor_mutex());
   return impl_->durable_seq;
 }
 

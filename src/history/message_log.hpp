@@ -4,6 +4,8 @@
 // Layout: <logs_dir>/messages_YYYY-MM-DD_HH-MM-SS[_N].jsonl, one entry per line:
 //   {"seq":N,"timestamp":"2024-01-01T12:00:00.123Z","direction":"client|claude|server","message":{...}}
 // Not thread-safe: the owning project serializes every call (its strand runs off the I/O threads).
+// The one exception is the append file's descriptor, which a shared FdBudget may close from
+// another thread when this log is among the least recently used (it is reopened on next use).
 #pragma once
 
 #include <chrono>
@@ -18,6 +20,8 @@
 
 namespace pa::history {
 
+class FdBudget;
+
 enum class Direction { kClient, kClaude, kServer };
 std::string_view to_string(Direction d);
 
@@ -28,6 +32,9 @@ struct Options {
   // The seq continues above this even if the files hold less (files deleted or archived): the
   // owner keeps durable_seq() somewhere that outlives the files.
   std::uint64_t seq_floor = 0;
+  // Where the append file's descriptor is accounted: it is closed when the budget's least
+  // recently used and reopened on the next append. nullptr = FdBudget::process().
+  FdBudget* fd_budget = nullptr;
 };
 
 // Without before_seq a page is the oldest `limit` matches; with it, the newest `limit` matches

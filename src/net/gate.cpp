@@ -1,5 +1,6 @@
 #include "net/gate.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 
 #include <algorithm>
@@ -18,9 +19,70 @@ std::string lower(std::string_view s) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// "name" matches itself; "*.example.com" matches any name below example.com; "*" matches all.
+bool name_matches(const std::string& pattern, const std::string& name) {
+  if (pattern == "*") return true;
+  if (pattern.starts_with("*.")) {
+    const std::string_view suffix = std::string_view(pattern).substr(1);  // ".example.com"
+    return name.size() > suffix.size() && name.ends_with(suffix);
+  }
+  return pattern == name;
+}
 }  // namespace
 
 Gate::Gate(GateOptions options) : options_(std::move(options)) {}
+
+std::string Gate::host_name_of(std::string_view authority) {
+  std::string_view host = authority;
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return {};
+    const auto rest = host.substr(close + 1);
+    if (!rest.empty() && (rest.front() != ':' || rest.size() == 1 ||
+                          rest.substr(1).find_first_not_of("0123456789") != std::string_view::npos))
+      return {};
+    host = host.substr(1, close - 1);
+  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    const auto port = host.substr(colon + 1);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos ||
+        host.substr(0, colon).find(':') != std::string_view::npos)
+      return {};
+    host = host.substr(0, colon);
+  }
+  std::string out = lower(host);
+  if (out.size() > 1 && out.back() == '.') out.pop_back();
+  if (out.empty() || out.size() > 253) return {};
+  for (unsigned char c : out) {
+    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == ':' || c == '%')) return {};
+  }
+  return out;
+}
+
+void Gate::set_certificate_names(std::vector<std::string> names) {
+  for (auto& n : names) n = lower(n);
+  std::lock_guard lock(names_mutex_);
+  certificate_names_ = std::move(names);
+}
+
+bool Gate::host_allowed(std::string_view host_header) const {
+  const std::string host = host_name_of(host_header);
+  if (host.empty()) return false;
+  if (is_ip_literal(host)) return true;
+  if (host == "localhost" || host.ends_with(".localhost")) return true;
+  for (const auto& allowed : options_.allowed_hosts) {
+    if (name_matches(lower(allowed), host)) return true;
+  }
+  std::lock_guard lock(names_mutex_);
+  return std::any_of(certificate_names_.begin(), certificate_names_.end(),
+                     [&](const std::string& name) { return name_matches(name, host); });
+}
 
 bool Gate::tokens_equal(std::string_view a, std::string_view b) {
   if (a.size() != b.size() || a.empty()) return false;

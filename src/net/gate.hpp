@@ -24,6 +24,10 @@ struct GateOptions {
   bool tls = true;                           // scheme of the server's own origin
   std::uint64_t max_failures = 10;           // per address per minute, then 429 for a minute
   double connection_rate = 10;               // new connections per second per address; 0 = off
+  // Names a Host header may carry (besides IP literals and localhost): the server's own names
+  // (server.host, the machine's name, auth.allowed_origins hosts) and server.allowed_hosts.
+  // "*.example.com" matches its subdomains; "*" matches any host (the check is off).
+  std::vector<std::string> allowed_hosts;
 };
 
 struct UpgradeRequest {
@@ -45,6 +49,16 @@ class Gate {
   // Constant-time comparison (no early exit on the first differing byte).
   static bool tokens_equal(std::string_view a, std::string_view b);
   bool origin_allowed(std::string_view origin, std::string_view host) const;
+  // DNS rebinding: a page from an attacker's name that resolves to this server's address is
+  // same-origin to the browser, so the Origin check passes; its Host header still carries the
+  // attacker's name. True when `host` (a Host header, port optional) is an IP literal (a rebinding
+  // needs a name), localhost or *.localhost, or one of allowed_hosts or the certificate's names.
+  bool host_allowed(std::string_view host) const;
+  // The DNS names of the TLS certificate (subjectAltName), replaced when it is reloaded.
+  void set_certificate_names(std::vector<std::string> names);
+  // The host part of a Host header or URL authority, lower case, without port or trailing dot
+  // ("[::1]:8443" -> "::1", "Example.COM.:443" -> "example.com"); empty when malformed.
+  static std::string host_name_of(std::string_view authority);
 
  private:
   struct Bucket {
@@ -63,6 +77,8 @@ class Gate {
   std::unordered_map<std::string, Bucket> buckets_;
   std::unordered_map<std::string, Failures> failures_;
   Clock::time_point last_prune_;
+  mutable std::mutex names_mutex_;
+  std::vector<std::string> certificate_names_;
 };
 
 }  // namespace pa::net

@@ -38,6 +38,12 @@ struct Target {
 
 constexpr std::size_t kMaxClientNameBytes = 64;
 
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
 std::optional<Target> parse_target(std::string_view target) {
   auto parsed = boost::urls::parse_origin_form(target);
   if (!parsed) return std::nullopt;
@@ -91,26 +97,36 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
     beast::get_lowest_layer(stream_).expires_after(hub_->config().timeouts.handshake);
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&HttpSession::on_read, this->shared_from_this()));
+    // The head first: what it says decides whether a body is read at all (Expect, an unknown
+    // Transfer-Encoding, a bad Host are answered without waiting for one).
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&HttpSession::on_header, this->shared_from_this()));
   }
 
-  void on_read(beast::error_code ec, std::size_t) {
+  // A read failed: answer what deserves an answer, then (respond) close.
+  void read_failed(beast::error_code ec) {
     if (ec == http::error::end_of_stream) {
       shutdown();
       return;
     }
+    if (ec == http::error::header_limit || ec == http::error::body_limit) {
+      respond(http::status::request_header_fields_too_large, "request too large", false);
+    } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+               ec != http::error::partial_message) {
+      // Not HTTP/1.1 (a bad method, version, header line...): say so before closing.
+      spdlog::debug("malformed HTTP request from {}: {}", remote_, ec.message());
+      respond(http::status::bad_request, "malformed HTTP request: " + ec.message(), false);
+    } else {
+      spdlog::debug("HTTP read from {} failed: {}", remote_, ec.message());
+    }
+  }
+
+  // The head is in: refuse what HTTP/1.1 does not allow or this server does not do, then read
+  // the body (if any) and handle the request.
+  void on_header(beast::error_code ec, std::size_t) {
     if (ec) {
-      if (ec == http::error::header_limit || ec == http::error::body_limit) {
-        respond(http::status::request_header_fields_too_large, "request too large", false);
-      } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
-                 ec != http::error::partial_message) {
-        // Not HTTP/1.1 (a bad method, version, header line...): say so before closing.
-        spdlog::debug("malformed HTTP request from {}: {}", remote_, ec.message());
-        respond(http::status::bad_request, "malformed HTTP request: " + ec.message(), false);
-      } else {
-        spdlog::debug("HTTP read from {} failed: {}", remote_, ec.message());
-      }
+      read_failed(ec);
       return;
     }
     auto& req = parser_->get();
@@ -119,6 +135,67 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
               "too many header fields (at most " + std::to_string(kMaxHeaderFields) + ")", false);
       return;
     }
+    // RFC 9112 3.2: exactly one Host; a server must answer 400 to none or several.
+    if (req.count(http::field::host) != 1) {
+      respond(http::status::bad_request,
+              req.count(http::field::host) == 0 ? "the request has no Host header"
+                                                : "the request has more than one Host header",
+              false);
+      return;
+    }
+    // Beast knows only chunked; any other coding would leave the body's length unknown (and its
+    // bytes read as the next request). RFC 9112 6.1: 501 for a coding not understood.
+    if (req.count(http::field::transfer_encoding) != 0) {
+      const bool only_chunked =
+          req.count(http::field::transfer_encoding) == 1 &&
+          beast::iequals(trim(req[http::field::transfer_encoding]), "chunked");
+      if (!only_chunked) {
+        respond(http::status::not_implemented,
+                "Transfer-Encoding '" + std::string(req[http::field::transfer_encoding]) +
+                    "' is not supported (only chunked)",
+                false);
+        return;
+      }
+    }
+    // Expect: 100-continue asks for a go-ahead before the body is sent. No endpoint here takes a
+    // body, so one announced that way is refused at once (417) rather than waited for; without
+    // a body there is nothing to wait for and the field is ignored. Other expectations: 417.
+    if (req.count(http::field::expect) != 0) {
+      const bool continue_only = req.count(http::field::expect) == 1 &&
+                                 beast::iequals(trim(req[http::field::expect]), "100-continue");
+      if (!continue_only || !parser_->is_done()) {
+        respond(http::status::expectation_failed,
+                continue_only ? "this server takes no request body; send the request without "
+                                "one (and without Expect: 100-continue)"
+                              : "unsupported Expect: " + std::string(req[http::field::expect]),
+                false);
+        return;
+      }
+    }
+    if (!gate_->host_allowed(req[http::field::host])) {
+      spdlog::warn("refused a request from {} for Host '{}': not one of this server's names",
+                   remote_, std::string(req[http::field::host]).substr(0, 256));
+      respond(http::status::forbidden,
+              "Host '" + std::string(req[http::field::host]).substr(0, 256) +
+                  "' is not a name of this server (a page from another name must not reach it: "
+                  "DNS rebinding); add it to server.allowed_hosts",
+              false);
+      return;
+    }
+    if (parser_->is_done()) {
+      on_read({}, 0);
+      return;
+    }
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&HttpSession::on_read, this->shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) {
+      read_failed(ec);
+      return;
+    }
+    auto& req = parser_->get();
     if (rate_limited_) {
       respond(http::status::too_many_requests,
               "too many new connections from your address; retry in a few seconds", false);

@@ -22,6 +22,24 @@ protocol::Error invalid(std::string_view requested, std::string reason) {
 }
 }  // namespace
 
+bool out_of_descriptors(const std::error_code& ec) {
+  return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system;
+}
+
+protocol::Error descriptor_exhaustion(std::string_view doing, const std::error_code& ec) {
+  const bool system_wide = ec == std::errc::too_many_files_open_in_system;
+  boost::json::object details;
+  details["reason"] = system_wide ? "ENFILE" : "EMFILE";
+  return protocol::make_error(
+      protocol::ErrorCode::kInternalError,
+      std::string("The server ran out of file descriptors") +
+          (system_wide ? " (the system's limit, ENFILE)" : " (its open file limit, EMFILE)") +
+          " while " + std::string(doing) +
+          "; the operator must raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit)" +
+          (system_wide ? " or the system's (fs.file-max)" : "") + ". Retry later",
+      std::move(details));
+}
+
 std::variant<std::string, protocol::Error> canonical_project_path(std::string_view requested) {
   if (requested.empty()) return invalid(requested, "the path is empty");
   if (requested.find('\0') != std::string_view::npos) {
@@ -32,12 +50,14 @@ std::variant<std::string, protocol::Error> canonical_project_path(std::string_vi
   std::error_code ec;
   const fs::path canonical = fs::canonical(p, ec);
   if (ec) {
+    if (out_of_descriptors(ec)) return descriptor_exhaustion("resolving the path", ec);
     if (ec == std::errc::no_such_file_or_directory) {
       return invalid(requested, "no such directory; create it first");
     }
     return invalid(requested, "cannot resolve it: " + ec.message());
   }
   const auto status = fs::status(canonical, ec);
+  if (out_of_descriptors(ec)) return descriptor_exhaustion("resolving the path", ec);
   if (ec) return invalid(requested, "cannot read it: " + ec.message());
   if (!fs::is_directory(status)) return invalid(requested, "it is not a directory");
   return canonical.string();

@@ -68,12 +68,18 @@ namespace {
 // directory that was checked (fchdir on `project_dir`, no second path lookup). add_dirs were
 // checked when the execute arrived, possibly long before a queued run starts: they must still
 // resolve to themselves and pass the policy. Returns {path, reason} for the first problem.
+// `internal` is set when the trouble is the server's (out of file descriptors), not the path's.
 std::optional<std::pair<std::string, std::string>> directory_problem(
     const projects::PathPolicy& policy, const std::string& project_path,
-    const std::vector<std::string>& add_dirs, agent::detail::UniqueFd& project_dir) {
+    const std::vector<std::string>& add_dirs, agent::detail::UniqueFd& project_dir,
+    std::optional<protocol::Error>& internal) {
   if (auto reason = policy.refusal(project_path)) return std::pair(project_path, *reason);
   std::error_code ec;
   project_dir.reset(projects::open_directory_no_symlinks(project_path, ec));
+  if (!project_dir.valid() && projects::out_of_descriptors(ec)) {
+    internal = projects::descriptor_exhaustion("opening the project directory", ec);
+    return std::pair(project_path, ec.message());
+  }
   if (!project_dir.valid()) {
     return std::pair(
         project_path,
@@ -85,6 +91,10 @@ std::optional<std::pair<std::string, std::string>> directory_problem(
   }
   for (const auto& dir : add_dirs) {
     const auto now = std::filesystem::canonical(dir, ec);
+    if (ec && projects::out_of_descriptors(ec)) {
+      internal = projects::descriptor_exhaustion("resolving add_dirs", ec);
+      return std::pair(dir, ec.message());
+    }
     if (ec || now.string() != dir) {
       return std::pair(
           dir, ec ? "it cannot be resolved any more: " + ec.message()
@@ -143,8 +153,14 @@ void AgentRun::start() {
   }
 
   agent::detail::UniqueFd project_dir;
+  std::optional<protocol::Error> internal;
   if (auto problem = directory_problem(context_.path_policy, project_->path(),
-                                       request_.options.add_dirs, project_dir)) {
+                                       request_.options.add_dirs, project_dir, internal)) {
+    if (internal) {
+      fail(internal->code, internal->message, internal->details);
+      abandon_start("out of file descriptors");
+      return;
+    }
     const auto& [path, reason] = *problem;
     fail(ErrorCode::kInvalidPath, "The directory " + path + " cannot be used: " + reason,
          json::object{{"path", path}, {"reason", reason}});

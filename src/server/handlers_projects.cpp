@@ -166,7 +166,7 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
       return;
     }
   }
-  std::error_code ec = self->store_.save(info);
+  std::error_code ec = self->store_.create(info);
   std::vector<std::string> warnings;
   std::shared_ptr<Project> project;
   if (!ec) project = self->open_project(info, warnings, ec);
@@ -175,6 +175,10 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
     if (key) (void)self->idempotency_.forget(scope);
     self->store_.remove(info.id);
     spdlog::error("cannot create project for {}: {}", path, ec.message());
+    if (projects::out_of_descriptors(ec)) {
+      request.fail(projects::descriptor_exhaustion("storing the new project", ec));
+      return;
+    }
     request.fail(protocol::make_error(
         ErrorCode::kStorageFailed,
         "Could not store the project in the data directory: " + ec.message() +

@@ -159,6 +159,9 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     warnings.push_back("cannot open " + idempotency_options(config_).file.string() + ": " +
                        ec.message() + "; requests with data.idempotency_key will be refused");
   }
+  std::vector<std::string> notes;
+  store_.remove_leftovers(notes);
+  for (const auto& note : notes) spdlog::info("{}", note);
   std::vector<projects::MetadataRecovery> recoveries;
   auto infos = store_.load_all(warnings, &recoveries);
   // Damaged metadata is never silent: an ERROR line each, and health.warnings while this

@@ -98,6 +98,7 @@ TEST(ConfigDefaults, MatchTheSpec) {
   EXPECT_EQ(c.server.host, "0.0.0.0");
   EXPECT_EQ(c.server.port, 8443);
   EXPECT_EQ(c.server.threads, 0u);
+  EXPECT_TRUE(c.server.allowed_hosts.empty());
   EXPECT_TRUE(c.tls.enabled);
   EXPECT_EQ(c.tls.cert, "./certs/server.crt");
   EXPECT_EQ(c.tls.key, "./certs/server.key");
@@ -197,6 +198,7 @@ TEST(ConfigTable, CoversTheYamlSchema) {
   const std::vector<std::string> keys = {"server.host",
                                          "server.port",
                                          "server.threads",
+                                         "server.allowed_hosts",
                                          "server.tls.enabled",
                                          "server.tls.cert",
                                          "server.tls.key",
@@ -945,6 +947,7 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.server.host = "::1";
   c.server.port = 0;
   c.server.threads = 3;
+  c.server.allowed_hosts = {"agent.example.com", "*.lan"};
   c.tls.enabled = false;
   c.tls.cert = "/etc/pa/my cert.pem";
   c.tls.key = "key: with # chars";

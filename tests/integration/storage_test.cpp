@@ -227,12 +227,20 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   const auto filler = fill(mnt);
   { std::ofstream(go) << "go"; }
 
-  // The client is told: STORAGE_FAILED about the history, with where and why.
-  const auto failed =
-      client->read_until([](const Json& m) { return is_storage_failed(m, "history"); }, 20s);
+  // The client is told: STORAGE_FAILED, with where and why. The run's spool (in the same data
+  // directory, written first) or its history: whichever the full disk refuses first.
+  const auto failed = client->read_until(
+      [](const Json& m) { return is_storage_failed(m, "history") || is_storage_failed(m, "spool"); },
+      20s);
   ASSERT_TRUE(failed) << "no STORAGE_FAILED";
   const auto& details = data(*failed).at("details").as_object();
-  EXPECT_EQ(str(details, "path"), (data_dir / "projects" / id / "logs").string());
+  const std::string what = str(details, "what");
+  if (what == "history") {
+    EXPECT_EQ(str(details, "path"), (data_dir / "projects" / id / "logs").string());
+  } else {
+    EXPECT_EQ(fs::path(str(details, "path")).filename(), "spool");
+    EXPECT_EQ(fs::path(str(details, "path")).parent_path().parent_path(), data_dir / "runs");
+  }
   EXPECT_NE(str(details, "error").find("No space left"), std::string::npos)
       << json::serialize(*failed);
   EXPECT_EQ(str(*failed, "project_id"), id);
@@ -245,7 +253,7 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   bool listed = false;
   for (const auto& p : problems) {
     const auto& o = p.as_object();
-    if (str(o, "what") == "history" && str(o, "project_id") == id) {
+    if (str(o, "what") == what && str(o, "project_id") == id) {
       listed = true;
       EXPECT_EQ(str(o, "path"), str(details, "path"));
       EXPECT_FALSE(str(o, "since").empty());
@@ -254,7 +262,7 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   EXPECT_TRUE(listed) << json::serialize(health);
   bool reason = false;
   for (const auto& r : data(health).at("reasons").as_array()) {
-    reason |= std::string(r.as_string()).find("history of project " + id) != std::string::npos;
+    reason |= std::string(r.as_string()).find(what + " of project " + id) != std::string::npos;
   }
   EXPECT_TRUE(reason) << json::serialize(health);
   // Counted in errors_total.
@@ -289,7 +297,7 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   std::set<std::int64_t> seen_seqs;
   for (const auto& m : seen) {
     if (str(m, "type") == "error") {
-      watcher_told |= is_storage_failed(m, "history");
+      watcher_told |= is_storage_failed(m, what);
       continue;
     }
     if (str(m, "project_id") != id) continue;  // server_stats

@@ -122,5 +122,44 @@ TEST(Gate, SlowRatesHoldAcrossTheBucketPruning) {
   EXPECT_TRUE(gate.allow_connection("a", t0 + 21s));
 }
 
+TEST(Gate, HostNameOfStripsThePortAndNormalizes) {
+  EXPECT_EQ(Gate::host_name_of("Example.COM:8443"), "example.com");
+  EXPECT_EQ(Gate::host_name_of("example.com."), "example.com");
+  EXPECT_EQ(Gate::host_name_of("[::1]:8443"), "::1");
+  EXPECT_EQ(Gate::host_name_of("[::1]"), "::1");
+  EXPECT_EQ(Gate::host_name_of("127.0.0.1"), "127.0.0.1");
+  EXPECT_EQ(Gate::host_name_of(""), "");
+  EXPECT_EQ(Gate::host_name_of("a:b:c"), "");       // bare IPv6 without brackets
+  EXPECT_EQ(Gate::host_name_of("host:"), "");       // empty port
+  EXPECT_EQ(Gate::host_name_of("host:80x"), "");    // not a port
+  EXPECT_EQ(Gate::host_name_of("[::1]x"), "");      // junk after the bracket
+  EXPECT_EQ(Gate::host_name_of("evil.com/x"), "");  // not a host
+  EXPECT_EQ(Gate::host_name_of("a b"), "");
+}
+
+TEST(Gate, HostMustBeOneOfTheServersNames) {
+  auto o = options();
+  o.allowed_hosts = {"agent.example.com", "*.lan.example", "MyBox"};
+  Gate gate(o);
+  gate.set_certificate_names({"pocket.test", "*.pocket.test"});
+  for (const char* ok :
+       {"localhost", "localhost:8443", "app.localhost", "127.0.0.1:8443", "[::1]:8443", "10.1.2.3",
+        "agent.example.com:8443", "AGENT.example.com", "box.lan.example", "a.b.lan.example",
+        "mybox", "pocket.test", "phone.pocket.test:443"})
+    EXPECT_TRUE(gate.host_allowed(ok)) << ok;
+  for (const char* bad :
+       {"", "evil.example", "agent.example.com.evil.example", "lan.example", "xlan.example",
+        "evilpocket.test", "localhost.evil.example", "example.com", "[::1", "host:port"})
+    EXPECT_FALSE(gate.host_allowed(bad)) << bad;
+  // A reloaded certificate replaces the names of the old one.
+  gate.set_certificate_names({"renewed.test"});
+  EXPECT_FALSE(gate.host_allowed("pocket.test"));
+  EXPECT_TRUE(gate.host_allowed("renewed.test"));
+
+  auto any = options();
+  any.allowed_hosts = {"*"};
+  EXPECT_TRUE(Gate(any).host_allowed("whatever.example"));
+}
+
 }  // namespace
 }  // namespace pa::net

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "projects/path_rules.hpp"
 #include "support/server_process.hpp"
@@ -155,6 +157,34 @@ TEST(OpenDirectoryNoSymlinks, OpensARealDirectoryAndRefusesSymlinksAndFiles) {
   EXPECT_EQ(ec, std::errc::no_such_file_or_directory);
   EXPECT_LT(open_directory_no_symlinks(base + "/real/../real", ec), 0);
   EXPECT_LT(open_directory_no_symlinks("relative", ec), 0);
+}
+
+// Out of descriptors is the server's limit, not the path's fault: callers can tell (and report
+// INTERNAL_ERROR saying so) instead of answering INVALID_PATH.
+TEST(OpenDirectoryNoSymlinks, OutOfDescriptorsIsDistinguishableAndReportedAsInternal) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> fillers;  // every descriptor below the limit
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(null_fd, 0);
+  fillers.push_back(null_fd);
+  for (int fd; (fd = ::dup(null_fd)) >= 0;) fillers.push_back(fd);
+  std::error_code ec;
+  const int fd = open_directory_no_symlinks("/tmp", ec);
+  for (int f : fillers) ::close(f);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  ASSERT_LT(fd, 0);
+  EXPECT_TRUE(out_of_descriptors(ec)) << ec.message();
+  const auto error = descriptor_exhaustion("opening the project directory", ec);
+  EXPECT_EQ(error.code, protocol::ErrorCode::kInternalError);
+  EXPECT_NE(error.message.find("ran out of file descriptors"), std::string::npos);
+  EXPECT_NE(error.message.find("ulimit -n"), std::string::npos);
+  EXPECT_EQ(error.details.at("reason").as_string(), "EMFILE");
+  EXPECT_TRUE(out_of_descriptors(std::make_error_code(std::errc::too_many_files_open_in_system)));
+  EXPECT_FALSE(out_of_descriptors(std::make_error_code(std::errc::not_a_directory)));
 }
 
 }  // namespace

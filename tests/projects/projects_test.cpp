@@ -90,5 +90,58 @@ TEST(ProjectStore, SaveLoadRemove) {
   EXPECT_FALSE(fs::exists(store.project_dir(info.id)));
 }
 
+TEST(ProjectStore, CreateIsOneRenameAndLeftoversAreRemoved) {
+  test::TempDir dir("pa-store");
+  ProjectStore store(dir.path());
+  ProjectInfo info;
+  info.id = random_uuid();
+  info.path = "/some/where";
+  info.created_at = info.last_active = "2024-01-01T00:00:00.000Z";
+  ASSERT_FALSE(store.create(info));
+  const auto root = dir.path() / "projects";
+  // Only the finished project is there: no staging directory, no temporary file.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(root)) names.push_back(e.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{info.id});
+  names.clear();
+  for (const auto& e : fs::directory_iterator(store.project_dir(info.id)))
+    names.push_back(e.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"project.json"});
+  EXPECT_EQ(fs::status(store.project_dir(info.id)).permissions() & fs::perms::all,
+            fs::perms::owner_all);
+  // Creating the same id twice is refused rather than overwriting.
+  EXPECT_TRUE(store.create(info));
+
+  // What interrupted writes leave behind.
+  const std::string empty_id = random_uuid();
+  const std::string history_id = random_uuid();
+  fs::create_directories(root / (".creating-" + random_uuid()));
+  fs::create_directories(root / (".deleting-" + random_uuid()) / "logs");
+  fs::create_directories(root / empty_id);
+  std::ofstream(root / empty_id / ".project.json.tmp.a1B2c3") << "{";
+  std::ofstream(store.project_dir(info.id) / ".project.json.tmp.XyZ987") << "{";
+  std::ofstream(store.project_dir(info.id) / "notes.tmp.txt") << "kept: not ours";
+  fs::create_directories(root / history_id / "logs");
+  std::ofstream(root / history_id / "logs" / "messages_2024-01-01_00-00-00.jsonl") << "\n";
+
+  std::vector<std::string> notes;
+  store.remove_leftovers(notes);
+  EXPECT_EQ(notes.size(), 5u);  // 2 directories, 2 temp files, 1 emptied project directory
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(root)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{info.id, history_id}));
+  EXPECT_FALSE(fs::exists(store.project_dir(info.id) / ".project.json.tmp.XyZ987"));
+  EXPECT_TRUE(fs::exists(store.project_dir(info.id) / "notes.tmp.txt"));
+  // The project, and the directory with history but no metadata (rebuilt: never a silent loss).
+  std::vector<std::string> warnings;
+  EXPECT_EQ(store.load_all(warnings).size(), 2u);
+
+  // Removal goes through .deleting-<id>: nothing of the project is left.
+  ASSERT_FALSE(store.remove(info.id));
+  left.clear();
+  for (const auto& e : fs::directory_iterator(root)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{history_id}));
+}
+
 }  // namespace
 }  // namespace pa::projects
