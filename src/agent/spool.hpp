@@ -7,6 +7,7 @@
 //   i{"tag":"..."}   a tagged write to the CLI's stdin was accepted (follow-up, answer, close…)
 //   s{"reason":"..."}  the supervisor began stopping the CLI (kill, shutdown, force, timeout,
 //                    idle_timeout, terminated)
+//   s{"step":"sigterm"|"sigkill"}  the CLI did not end in time: the next step of the stop
 //   x{"signaled":b,"code":n,"signal":n,"stderr":"..."}  the CLI ended; always the last record
 //
 // On the socket the supervisor may also send notices between records, which are not in the

@@ -548,6 +548,7 @@ void Supervisor::begin_stop(const std::string& reason) {
 void Supervisor::escalate_term() {
   if (exit_written_) return;
   note("CLI still running after the interrupt; SIGTERM to its group");
+  add_record(RecordKind::kStop, R"({"step":"sigterm"})");
   stdin_closed_ = true;
   child_->close_stdin();
   child_->signal_group(SIGTERM);
@@ -555,6 +556,7 @@ void Supervisor::escalate_term() {
   grace_timer_.async_wait([this](boost::system::error_code e) {
     if (e || exit_written_) return;
     note("CLI ignored SIGTERM; killing its process tree");
+    add_record(RecordKind::kStop, R"({"step":"sigkill"})");
     child_->kill_tree();
   });
 }

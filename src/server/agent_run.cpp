@@ -501,6 +501,15 @@ void AgentRun::on_supervisor_stop(std::string_view payload) {
   if (!ec && value.is_object()) {
     if (const auto* r = value.get_object().if_contains("reason"); r != nullptr && r->is_string())
       reason = std::string(r->get_string());
+    if (const auto* step = value.get_object().if_contains("step"); step != nullptr) {
+      if (*step == "sigterm") {
+        spdlog::info("project {}: CLI still running after interrupt; sending SIGTERM",
+                     project_->id());
+      } else {
+        spdlog::warn("project {}: CLI ignored SIGTERM; killing its process tree", project_->id());
+      }
+      return;
+    }
   }
   if (stop_ != Stop::kNone) return;
   cancel_follow_ups("the run was stopped");
