@@ -756,7 +756,10 @@ AppendResult MessageLog::append(Direction direction, std::string_view message_js
 
   EntryMeta meta;
   meta.seq = result.seq;
-  meta.time = now;
+  // The time as written (millisecond precision), as an index built when the file is opened
+  // sees it: with the clock's own precision, entries of the same millisecond would look later
+  // than a `since` naming that millisecond, and the sparse index could not skip them.
+  meta.time = std::chrono::time_point_cast<std::chrono::milliseconds>(now);
   meta.timestamp = result.timestamp;
   file.add_line(file.size, line.size(), &meta);
   s.last_seq = result.seq;

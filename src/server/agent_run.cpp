@@ -47,6 +47,20 @@ AgentRun::AgentRun(std::shared_ptr<Project> project, RunContext& context, Execut
       retry_timer_(project_->strand()) {}
 
 void AgentRun::set_queued(std::size_t position, const Requester* requester) {
+  if (run_id_.empty()) {
+    // On disk while it waits: a restart admits it again, in its order.
+    queued_order_ = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    std::string error;
+    if (make_run_dir(error)) {
+      save_state();
+    } else {
+      spdlog::error("project {}: a queued run is not kept across restarts: {}", project_->id(),
+                    error);
+    }
+  }
   const auto info = project_->update([&](projects::ProjectInfo& p) {
     p.state = projects::State::kQueued;
     p.queue_position = position;
@@ -117,6 +131,7 @@ void AgentRun::abandon_start(std::string_view reason) {
   context_.metrics.execution_not_started();
   context_.scheduler.release();
   finish_idle();
+  cleanup_run_dir();
 }
 
 void AgentRun::start() {
@@ -185,21 +200,17 @@ void AgentRun::start() {
   spec.term_grace = context_.config.timeouts.term_grace;
   spec.fsync_interval = context_.config.log_rotation.fsync_interval;
 
-  run_id_ = projects::random_uuid().substr(0, 8) + projects::random_uuid().substr(0, 8);
-  paths_ = agent::RunPaths{context_.runs_dir + "/" + run_id_};
   std::error_code ec;
-  std::filesystem::create_directory(paths_.dir, ec);
-  if (!ec) {
-    std::filesystem::permissions(paths_.dir, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::replace, ec);
-  }
   std::string error;
   agent::Launched launched;
-  if (ec) {
-    error = "cannot make the run directory " + paths_.dir + ": " + ec.message();
-  } else {
+  if (!run_id_.empty() || make_run_dir(error)) {  // a queued run has its directory already
+    // No longer queued: a restart from here on takes it for started (lost, if it never was),
+    // never starts it a second time.
+    save_state();
     launched = agent::launch_supervisor(context_.self_exe, paths_, spec, project_dir.get(), ec,
                                         error);
+  } else {
+    ec = std::make_error_code(std::errc::io_error);
   }
   if (ec) {
     if (ec == std::errc::no_such_file_or_directory || ec == std::errc::permission_denied) {
@@ -462,6 +473,7 @@ void AgentRun::stop(Stop reason, const Requester* requester) {
     context_.scheduler.cancel(project_->id());
     cancel_follow_ups("the run was stopped before it started");
     finish_idle();
+    cleanup_run_dir();
     return;
   }
   if (stop_ == Stop::kNone) {

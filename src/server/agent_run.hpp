@@ -61,7 +61,12 @@ struct ExecuteRequest {
   std::string prompt;
   agent::RunOptions options;
   Requester requester;
+  boost::json::object options_json;  // as the client sent it: a queued run keeps it on disk
 };
+
+// A scheduler ticket that starts `run` on its project's strand (or moves it in the queue).
+Scheduler::Ticket make_ticket(const std::shared_ptr<Project>& project,
+                              const std::shared_ptr<class AgentRun>& run);
 
 class AgentRun : public std::enable_shared_from_this<AgentRun> {
  public:
@@ -74,6 +79,12 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   // marked EXECUTING at once; reattach() (strand) then takes it over, or reports it lost.
   static std::shared_ptr<AgentRun> restore(std::shared_ptr<Project> project, RunContext& context,
                                            RunState state);
+  // A run that was waiting for a slot (QUEUED) at the restart: the same execute, to be admitted
+  // again in its original order. nullptr (with `error`) when its options are no longer valid.
+  static std::shared_ptr<AgentRun> restore_queued(std::shared_ptr<Project> project,
+                                                  RunContext& context, RunState state,
+                                                  protocol::Error& error);
+  std::uint64_t queued_order() const { return queued_order_; }
   void reattach();
   // Start-up, before the project is shared: true when this run's end is already in history
   // (then its leftovers are cleaned up and it must not be restored).
@@ -142,6 +153,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void arm_permission_timer(const std::string& permission_id);
   std::string trailer(std::uint64_t offset, bool final = false) const;
   void cleanup_run_dir();
+  bool make_run_dir(std::string& error);
 
   void on_turn_end();
   bool start_next_follow_up();
@@ -184,6 +196,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   bool state_dirty_ = false;  // run.json is behind
   bool detached_ = false;
   std::chrono::steady_clock::time_point started_at_;
+  std::uint64_t queued_order_ = 0;  // when it was queued (ns since the epoch): restart order
   std::vector<Requester> waiters_;                   // get the final IDLE with their request_id
   std::map<std::string, PendingPermission> permissions_;  // by permission_id
   std::deque<FollowUp> follow_ups_;

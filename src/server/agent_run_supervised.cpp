@@ -5,6 +5,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/asio/post.hpp>
 #include <filesystem>
 
 #include "ops/logging.hpp"
@@ -207,6 +208,12 @@ RunState AgentRun::make_state() const {
     s.follow_ups.push_back(RunState::FollowUp{f.queue_id, f.prompt, f.announced});
   }
   s.in_flight = in_flight_;
+  if (!started_) {
+    s.queued = true;
+    s.queued_order = queued_order_;
+    s.prompt = request_.prompt;
+    s.options = request_.options_json;
+  }
   return s;
 }
 
@@ -218,6 +225,20 @@ void AgentRun::save_state() {
                   ec.message());
     state_dirty_ = true;
   }
+}
+
+bool AgentRun::make_run_dir(std::string& error) {
+  run_id_ = projects::random_uuid().substr(0, 8) + projects::random_uuid().substr(0, 8);
+  paths_ = agent::RunPaths{context_.runs_dir + "/" + run_id_};
+  std::error_code ec;
+  std::filesystem::create_directory(paths_.dir, ec);
+  if (!ec) {
+    std::filesystem::permissions(paths_.dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+  }
+  if (!ec) return true;
+  error = "cannot make the run directory " + paths_.dir + ": " + ec.message();
+  return false;
 }
 
 void AgentRun::cleanup_run_dir() {
@@ -285,6 +306,55 @@ std::shared_ptr<AgentRun> AgentRun::restore(std::shared_ptr<Project> project, Ru
     run->permissions_.emplace(p.permission_id, std::move(pending));
   }
   return run;
+}
+
+std::shared_ptr<AgentRun> AgentRun::restore_queued(std::shared_ptr<Project> project,
+                                                   RunContext& context, RunState state,
+                                                   protocol::Error& error) {
+  agent::Policy policy;
+  policy.allow_dangerous = context.config.claude.allow_dangerous;
+  policy.max_prompt_bytes = context.config.limits.prompt_size;
+  policy.paths = &context.path_policy;
+  auto parsed = agent::parse_run_options(state.options.empty() ? nullptr : &state.options, policy);
+  if (auto* e = std::get_if<protocol::Error>(&parsed)) {
+    error = *e;
+    return nullptr;
+  }
+  ExecuteRequest request{std::move(state.prompt), std::get<agent::RunOptions>(std::move(parsed)),
+                         {}, std::move(state.options)};
+  auto run = std::make_shared<AgentRun>(project, context, std::move(request));
+  run->run_id_ = state.run_id;
+  run->paths_ = agent::RunPaths{context.runs_dir + "/" + state.run_id};
+  run->queued_order_ = state.queued_order;
+  run->correlation_id_ = state.correlation_id;
+  for (auto& f : state.follow_ups) {
+    run->follow_ups_.push_back(FollowUp{f.queue_id, f.prompt, f.announced});
+  }
+  return run;
+}
+
+Scheduler::Ticket make_ticket(const std::shared_ptr<Project>& project,
+                              const std::shared_ptr<AgentRun>& run) {
+  std::weak_ptr<AgentRun> weak_run = run;
+  Scheduler::Ticket ticket;
+  ticket.project_id = project->id();
+  ticket.start = [project, weak_run] {
+    boost::asio::post(project->strand(), [weak_run, project] {
+      if (auto queued = weak_run.lock()) {
+        queued->start();
+      } else {
+        project->run.reset();
+      }
+    });
+  };
+  ticket.moved = [project, weak_run](std::size_t position) {
+    boost::asio::post(project->strand(), [weak_run, position] {
+      if (auto queued = weak_run.lock(); queued && !queued->started()) {
+        queued->set_queued(position, nullptr);
+      }
+    });
+  };
+  return ticket;
 }
 
 // The last spool offset this run has in history (0: none), and whether its final entry is.
@@ -376,9 +446,11 @@ void AgentRun::reattach() {
 }
 
 void AgentRun::detach() {
-  if (finished_ || !started_) return;
+  if (finished_) return;
   save_state();
   detached_ = true;
+  // The project no longer holds this run (nor the run its project: no cycle to leak).
+  if (project_->run.get() == this) project_->run.reset();
   retry_timer_.cancel();
   for (auto& [id, pending] : permissions_) pending.timer->cancel();
   if (link_) {

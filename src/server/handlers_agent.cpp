@@ -121,7 +121,8 @@ void Hub::handle_execute(Request request) {
       request.fail(*error);
       return;
     }
-    ExecuteRequest execute{std::move(prompt), std::get<agent::RunOptions>(std::move(parsed)), {}};
+    ExecuteRequest execute{std::move(prompt), std::get<agent::RunOptions>(std::move(parsed)), {},
+                           options_copy ? *options_copy : json::object{}};
     json::object recorded_data{{"prompt", execute.prompt}};
     if (options_copy) recorded_data["options"] = *options_copy;
     if (queue_mode) recorded_data["mode"] = "queue";
@@ -171,25 +172,7 @@ void Hub::handle_execute(Request request) {
       auto shared_project = project.shared_from_this();
       auto run =
           std::make_shared<AgentRun>(shared_project, *self->run_context_, std::move(execute));
-      std::weak_ptr<AgentRun> weak_run = run;
-      Scheduler::Ticket ticket;
-      ticket.project_id = project.id();
-      ticket.start = [shared_project, weak_run] {
-        asio::post(shared_project->strand(), [weak_run, shared_project] {
-          if (auto queued = weak_run.lock()) {
-            queued->start();
-          } else {
-            shared_project->run.reset();
-          }
-        });
-      };
-      ticket.moved = [shared_project, weak_run](std::size_t position) {
-        asio::post(shared_project->strand(), [weak_run, position] {
-          if (auto queued = weak_run.lock(); queued && !queued->started()) {
-            queued->set_queued(position, nullptr);
-          }
-        });
-      };
+      Scheduler::Ticket ticket = make_ticket(shared_project, run);
       // The key is on disk before the run can start (and before the reply): a crash after
       // the reply cannot make a resend run again. Refused after all (queue full): forgotten.
       if (key) {

@@ -214,6 +214,7 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
 // is EXECUTING again before the listener opens, and its run is taken over on its strand.
 void Hub::restore_runs(std::vector<std::string>& warnings) {
   std::error_code ec;
+  std::vector<std::pair<std::shared_ptr<Project>, RunState>> queued;
   for (const auto& entry : std::filesystem::directory_iterator(run_context_->runs_dir, ec)) {
     if (!entry.is_directory()) continue;
     const std::string dir = entry.path().string();
@@ -233,6 +234,10 @@ void Hub::restore_runs(std::vector<std::string>& warnings) {
       continue;
     }
     auto project = it->second;
+    if (state->queued) {
+      queued.emplace_back(project, std::move(*state));
+      continue;
+    }
     auto run = AgentRun::restore(project, *run_context_, std::move(*state));
     if (run->ended_in_history()) continue;  // nothing to take over: never shown as running
     project->run = run;
@@ -242,6 +247,45 @@ void Hub::restore_runs(std::vector<std::string>& warnings) {
     });
     scheduler_->occupy();
     asio::post(project->strand(), [run] { run->reattach(); });
+  }
+  // Executes that waited for a slot wait again, in the order they were queued, behind the
+  // runs taken over above.
+  std::sort(queued.begin(), queued.end(), [](const auto& a, const auto& b) {
+    return a.second.queued_order < b.second.queued_order;
+  });
+  for (auto& [project, state] : queued) {
+    if (project->run) continue;
+    const std::string dir = run_context_->runs_dir + "/" + state.run_id;
+    protocol::Error error;
+    auto run = AgentRun::restore_queued(project, *run_context_, std::move(state), error);
+    if (!run) {
+      warnings.push_back("a queued execute of project " + project->id() +
+                         " cannot run any more: " + error.message);
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+      continue;
+    }
+    project->run = run;
+    std::size_t position = 0;
+    switch (scheduler_->admit(make_ticket(project, run), position)) {
+      case Scheduler::Admit::kStartNow:
+        asio::post(project->strand(), [run] { run->start(); });
+        break;
+      case Scheduler::Admit::kQueued:
+        project->update([&](projects::ProjectInfo& p) {
+          p.state = projects::State::kQueued;
+          p.queue_position = position;
+        });
+        asio::post(project->strand(), [run, position] { run->set_queued(position, nullptr); });
+        break;
+      case Scheduler::Admit::kFull:
+        warnings.push_back("a queued execute of project " + project->id() +
+                           " no longer fits the run queue (execution.queue_size); dropped");
+        project->run.reset();
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+        break;
+    }
   }
 }
 
@@ -574,7 +618,7 @@ void Hub::shutdown() {
     for (const auto& project : all) {
       std::promise<void> done;
       asio::post(project->strand(), [&] {
-        if (auto run = project->run; run && run->started()) {
+        if (auto run = project->run) {  // started or queued: both wait for the next start
           run->detach();
           ++detached;
         }

@@ -46,6 +46,10 @@ json::object to_json(const RunState& s) {
                    {"follow_ups", std::move(follow_ups)},
                    {"in_flight", std::move(in_flight)}};
   out["resumed_session"] = s.resumed_session ? json::value(*s.resumed_session) : nullptr;
+  if (s.queued) {
+    out["queued"] = json::object{
+        {"order", s.queued_order}, {"prompt", s.prompt}, {"options", s.options}};
+  }
   return out;
 }
 
@@ -82,7 +86,8 @@ RunState run_state_from_json(const json::value& value) {
   RunState s;
   s.run_id = text(o, "run_id");
   s.project_id = text(o, "project_id");
-  s.supervisor_pid = static_cast<pid_t>(number(o, "supervisor_pid"));
+  const auto& sup = field(o, "supervisor_pid");  // -1 while queued
+  s.supervisor_pid = static_cast<pid_t>(sup.is_int64() ? sup.get_int64() : -1);
   s.supervisor_start = number(o, "supervisor_start");
   s.cli_pid = static_cast<pid_t>(field(o, "cli_pid").is_int64() ? field(o, "cli_pid").get_int64() : -1);
   s.started_at = text(o, "started_at");
@@ -112,6 +117,13 @@ RunState run_state_from_json(const json::value& value) {
     const auto& f = object(item, "a follow-up");
     s.follow_ups.push_back(RunState::FollowUp{text(f, "queue_id"), text(f, "prompt"),
                                               object(field(f, "announced"), "announced")});
+  }
+  if (const auto* q = o.if_contains("queued"); q != nullptr) {
+    const auto& queued = object(*q, "queued");
+    s.queued = true;
+    s.queued_order = number(queued, "order");
+    s.prompt = text(queued, "prompt");
+    s.options = object(field(queued, "options"), "queued.options");
   }
   for (const auto& [tag, data] : object(field(o, "in_flight"), "in_flight")) {
     if (!data.is_string()) throw std::runtime_error("run.json: in_flight");

@@ -37,6 +37,11 @@ struct RunState {
 
   std::string run_id;
   std::string project_id;
+  // A run still waiting for a slot: no supervisor yet; the execute as it will start.
+  bool queued = false;
+  std::uint64_t queued_order = 0;  // ns since the epoch when it was queued
+  std::string prompt;
+  boost::json::object options;
   pid_t supervisor_pid = -1;
   unsigned long long supervisor_start = 0;
   pid_t cli_pid = -1;

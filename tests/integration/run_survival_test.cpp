@@ -478,5 +478,57 @@ TEST_F(RunSurvivalTest, QueuedFollowUpRunsAfterRestart) {
   expect_nothing_left(dir, 0);
 }
 
+// One slot: project A runs (with a follow-up queued) and project B's execute waits (QUEUED).
+// After a SIGKILL and a restart, A's follow-up runs, then B's execute, each once.
+TEST_F(RunSurvivalTest, QueuedExecuteAndFollowUpRunAfterRestartInOrder) {
+  const std::vector<std::string> one_slot = {"--execution-max-concurrent", "1"};
+  start(one_slot);
+  auto client = connect();
+  const std::string a = new_project(*client, "a");
+  const std::string b = new_project(*client, "b");
+  const TempDir scratch("pa-hold");
+  const auto hold = scratch.path() / "go";
+  execute(*client, a,
+          "[[fake:drip lines=3 interval_ms=1 hold_after=1 hold_file=" + hold.string() + "]]");
+  ASSERT_TRUE(client->read_until(
+      [](const Json& m) { return str(m, "type") == "agent_message"; }, 30s));
+  ASSERT_EQ(str(client->request(Json{{"type", "execute"},
+                                     {"project_id", a},
+                                     {"data", {{"prompt", "a follow-up"}, {"mode", "queue"}}}}),
+                "type"),
+            "prompt_queued");
+  const auto waiting = execute(*client, b, "b waits");
+  ASSERT_TRUE(is_state(waiting, "QUEUED")) << json::serialize(waiting);
+  client.reset();
+  const auto dir = kill_server();
+
+  restart(dir);
+  client = connect();
+  EXPECT_EQ(str(project_listed(*client, a), "state"), "EXECUTING");
+  EXPECT_EQ(str(project_listed(*client, b), "state"), "QUEUED");
+  client->request(Json{{"type", "project_join"}, {"project_id", b}});
+  std::ofstream(hold) << "go";
+  until_idle(*client, 60s);  // b's run, which starts only after a's ended
+  EXPECT_EQ(str(project_listed(*client, a), "state"), "IDLE");
+  const auto history_a = all_history(*client, a);
+  const auto history_b = all_history(*client, b);
+  expect_contiguous(history_a);
+  expect_contiguous(history_b);
+  EXPECT_EQ(cli_entries_of_type(history_a, "result"), 2u) << "a's turn and its follow-up";
+  EXPECT_EQ(cli_entries_of_type(history_b, "result"), 1u) << "b's execute, once";
+  // In order: a's last result before b's first line.
+  std::string a_end, b_start;
+  for (const auto& e : history_a) {
+    if (str(e, "direction") == "claude") a_end = str(e, "timestamp");
+  }
+  for (const auto& e : history_b) {
+    if (str(e, "direction") == "claude" && b_start.empty()) b_start = str(e, "timestamp");
+  }
+  EXPECT_LE(a_end, b_start);
+  const auto recs = records();
+  ASSERT_EQ(recs.size(), 2u) << "one CLI for a (both turns), one for b";
+  expect_nothing_left(dir, 0);
+}
+
 }  // namespace
 }  // namespace pa::test
