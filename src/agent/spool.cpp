@@ -72,8 +72,7 @@ void RecordSplitter::feed(const char* data, std::size_t n,
   }
 }
 
-std::uint64_t read_spool_file(const std::string& path, std::uint64_t offset,
-                              std::size_t max_record,
+std::uint64_t read_spool_file(const std::string& path, std::uint64_t offset, std::size_t max_record,
                               const std::function<void(const SpoolRecord&)>& on_record,
                               std::error_code& ec) {
   ec.clear();
@@ -103,7 +102,7 @@ std::uint64_t read_spool_file(const std::string& path, std::uint64_t offset,
 std::error_code SpoolWriter::open(const std::string& path) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) return {errno, std::generic_category()};
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd_, &st) != 0) return {errno, std::generic_category()};
   size_ = static_cast<std::uint64_t>(st.st_size);
   return {};

@@ -61,7 +61,8 @@ class RecordSplitter {
   RecordSplitter(std::uint64_t offset, std::size_t max_record)
       : offset_(offset), max_record_(max_record) {}
   // Calls on_record for every complete record in data (plus what was buffered).
-  void feed(const char* data, std::size_t n, const std::function<void(const SpoolRecord&)>& on_record);
+  void feed(const char* data, std::size_t n,
+            const std::function<void(const SpoolRecord&)>& on_record);
   std::uint64_t offset() const { return offset_; }  // end of the last record delivered
   std::size_t buffered() const { return partial_.size(); }
 
@@ -74,8 +75,7 @@ class RecordSplitter {
 
 // Reads the records of a spool file from `offset` to the last complete one (blocking; off the
 // I/O threads). Returns the offset after the last record read.
-std::uint64_t read_spool_file(const std::string& path, std::uint64_t offset,
-                              std::size_t max_record,
+std::uint64_t read_spool_file(const std::string& path, std::uint64_t offset, std::size_t max_record,
                               const std::function<void(const SpoolRecord&)>& on_record,
                               std::error_code& ec);
 

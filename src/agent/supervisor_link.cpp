@@ -141,8 +141,8 @@ Launched launch_supervisor(const std::string& self_exe, const RunPaths& paths,
   sup.inherit_fd = project_dir_fd;
   detail::SpawnedProcess sp;
   // The reaper (if installed) reaps it when it ends while this server runs; nothing to do then.
-  ec = detail::spawn_process(sup, detail::Stdio::pipe, detail::Stdio::pipe, detail::Stdio::null,
-                             [](ExitStatus) {}, sp);
+  ec = detail::spawn_process(
+      sup, detail::Stdio::pipe, detail::Stdio::pipe, detail::Stdio::null, [](ExitStatus) {}, sp);
   if (ec) {
     error = "cannot start the run's supervisor (" + self_exe + "): " + ec.message();
     return out;
@@ -170,8 +170,9 @@ Launched launch_supervisor(const std::string& self_exe, const RunPaths& paths,
   if (const auto* ok = r.if_contains("ok"); ok == nullptr || !ok->is_bool() || !ok->get_bool()) {
     const auto* err = r.if_contains("errno");
     const auto* text = r.if_contains("error");
-    ec = std::error_code(err != nullptr && err->is_int64() ? static_cast<int>(err->get_int64()) : EIO,
-                         std::generic_category());
+    ec = std::error_code(
+        err != nullptr && err->is_int64() ? static_cast<int>(err->get_int64()) : EIO,
+        std::generic_category());
     error = text != nullptr && text->is_string() ? std::string(text->get_string()) : ec.message();
     if (!sp.reaper_registered) {
       int st;
@@ -227,8 +228,9 @@ class LinkImpl final : public SupervisorLink {
     char c = 0;
     while (hello.size() < 4096) {
       const std::size_t n = socket_.read_some(boost::asio::buffer(&c, 1), ec);
-      if (ec || n == 0) return ec ? std::error_code(ec.value(), std::generic_category())
-                                  : std::make_error_code(std::errc::connection_reset);
+      if (ec || n == 0)
+        return ec ? std::error_code(ec.value(), std::generic_category())
+                  : std::make_error_code(std::errc::connection_reset);
       if (c == '\n') break;
       hello.push_back(c);
     }
@@ -327,10 +329,9 @@ class LinkImpl final : public SupervisorLink {
 
   void read() {
     if (!socket_.is_open()) return;
-    socket_.async_read_some(boost::asio::buffer(buf_),
-                            [s = self()](boost::system::error_code ec, std::size_t n) {
-                              s->on_read(ec, n);
-                            });
+    socket_.async_read_some(
+        boost::asio::buffer(buf_),
+        [s = self()](boost::system::error_code ec, std::size_t n) { s->on_read(ec, n); });
   }
 
   void on_read(boost::system::error_code ec, std::size_t n) {
@@ -435,11 +436,10 @@ class LinkImpl final : public SupervisorLink {
 
 }  // namespace
 
-std::shared_ptr<SupervisorLink> SupervisorLink::attach(boost::asio::any_io_executor io,
-                                                       boost::asio::any_io_executor handler_executor,
-                                                       const RunPaths& paths, std::uint64_t offset,
-                                                       std::size_t max_record,
-                                                       LinkHandlers handlers, std::error_code& ec) {
+std::shared_ptr<SupervisorLink> SupervisorLink::attach(
+    boost::asio::any_io_executor io, boost::asio::any_io_executor handler_executor,
+    const RunPaths& paths, std::uint64_t offset, std::size_t max_record, LinkHandlers handlers,
+    std::error_code& ec) {
   auto link = std::make_shared<LinkImpl>(std::move(io), std::move(handler_executor), offset,
                                          max_record, std::move(handlers));
   ec = link->connect(paths, offset);

@@ -43,7 +43,8 @@ constexpr std::size_t kSendChunk = 256 * 1024;
 
 // The supervisor writes its own few diagnostics to supervisor.log (stderr is redirected there).
 void note(const std::string& text) {
-  const std::string line = "pocket-agent-supervisor[" + std::to_string(::getpid()) + "]: " + text + "\n";
+  const std::string line =
+      "pocket-agent-supervisor[" + std::to_string(::getpid()) + "]: " + text + "\n";
   if (::write(2, line.data(), line.size()) < 0) {
     // nowhere else to say it
   }
@@ -76,7 +77,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool attached_ = false;
   bool closed_ = false;
   bool writing_ = false;
-  std::uint64_t sent_ = 0;            // spool offset sent so far
+  std::uint64_t sent_ = 0;           // spool offset sent so far
   std::deque<std::string> notices_;  // sent between records
   std::string out_;
 };
@@ -194,10 +195,10 @@ void Session::on_op(const std::string& line) {
   const std::string name = text("op");
   if (name == "attach") {
     const auto* offset = op.if_contains("offset");
-    sent_ = offset != nullptr && offset->is_uint64()  ? offset->get_uint64()
-            : offset != nullptr && offset->is_int64() ? static_cast<std::uint64_t>(
-                                                            std::max<std::int64_t>(0, offset->get_int64()))
-                                                      : 0;
+    sent_ = offset != nullptr && offset->is_uint64() ? offset->get_uint64()
+            : offset != nullptr && offset->is_int64()
+                ? static_cast<std::uint64_t>(std::max<std::int64_t>(0, offset->get_int64()))
+                : 0;
     sent_ = std::min<std::uint64_t>(sent_, owner_.spool_size());
     json::object hello{{"v", kSupervisorProtocol},
                        {"pid", ::getpid()},
@@ -409,8 +410,8 @@ void Supervisor::notify_storage(const std::error_code* ec) {
   if (ec != nullptr) {
     what = json::object{{"path", paths_.spool()}, {"error", ec->message()}, {"errno", ec->value()}};
   }
-  active_->notice(encode_record(RecordKind::kNotice,
-                                json::serialize(json::object{{"storage", what}})));
+  active_->notice(
+      encode_record(RecordKind::kNotice, json::serialize(json::object{{"storage", what}})));
 }
 
 void Supervisor::arm_sync() {
@@ -432,8 +433,9 @@ void Supervisor::on_line(std::string line) {
 
 void Supervisor::on_too_long(std::size_t bytes, const std::string& head) {
   arm_idle();
-  add_record(RecordKind::kOversized,
-             json::serialize(json::object{{"bytes", bytes}, {"head", protocol::sanitize_utf8(head)}}));
+  add_record(
+      RecordKind::kOversized,
+      json::serialize(json::object{{"bytes", bytes}, {"head", protocol::sanitize_utf8(head)}}));
 }
 
 void Supervisor::on_exit(ExitStatus status) {

@@ -49,10 +49,10 @@ AgentRun::AgentRun(std::shared_ptr<Project> project, RunContext& context, Execut
 void AgentRun::set_queued(std::size_t position, const Requester* requester) {
   if (run_id_.empty()) {
     // On disk while it waits: a restart admits it again, in its order.
-    queued_order_ = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    queued_order_ =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
     std::string error;
     if (make_run_dir(error)) {
       save_state();
@@ -207,8 +207,8 @@ void AgentRun::start() {
     // No longer queued: a restart from here on takes it for started (lost, if it never was),
     // never starts it a second time.
     save_state();
-    launched = agent::launch_supervisor(context_.self_exe, paths_, spec, project_dir.get(), ec,
-                                        error);
+    launched =
+        agent::launch_supervisor(context_.self_exe, paths_, spec, project_dir.get(), ec, error);
   } else {
     ec = std::make_error_code(std::errc::io_error);
   }
@@ -236,7 +236,8 @@ void AgentRun::start() {
   if (!attach_link(0)) {
     // The supervisor answered and then could not be reached: it cannot be steered, so stop it.
     ::kill(supervisor_pid_, SIGTERM);
-    fail(ErrorCode::kExecutionFailed, "Could not reach the run's supervisor (" + paths_.socket() + ")",
+    fail(ErrorCode::kExecutionFailed,
+         "Could not reach the run's supervisor (" + paths_.socket() + ")",
          json::object{{"binary", spec.cli.binary}});
     cleanup_run_dir();
     abandon_start("could not reach the supervisor");
@@ -362,8 +363,10 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
           if (!publish) return true;
           for (const auto& [id, pending] : permissions_) {
             if (pending.ask.cli_request_id == request->ask->cli_request_id) {
-              return project_->try_publish_marked("permission_request", pending.announced, {},
-                                              trailer(offset)).seq != 0;
+              return project_
+                         ->try_publish_marked("permission_request", pending.announced, {},
+                                              trailer(offset))
+                         .seq != 0;
             }
           }
           return true;  // refused at once, or already answered: nothing to show
@@ -379,8 +382,10 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
                  line.size());
     const std::string raw =
         json::serialize(json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
-    return project_->try_publish_raw_marked(history::Direction::kClaude, raw, "agent_message", raw,
-                                        trailer(offset)).seq != 0;
+    return project_
+               ->try_publish_raw_marked(history::Direction::kClaude, raw, "agent_message", raw,
+                                        trailer(offset))
+               .seq != 0;
   }
   if (effects) {
     // A rejected resume's result carries an id of its own (a fresh one for a non-UUID value):
@@ -399,8 +404,9 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
     }
   }
   // The line goes to history (and out) before the effects of its turn's end are published.
-  if (publish && project_->try_publish_raw_marked(history::Direction::kClaude, line, "agent_message",
-                                              line, trailer(offset)).seq == 0) {
+  if (publish && project_->try_publish_raw_marked(history::Direction::kClaude, line,
+                                                  "agent_message", line, trailer(offset))
+                         .seq == 0) {
     return false;  // the effects above are idempotent: applying them on the retry is harmless
   }
   if (parsed.is_result && effects) {
@@ -439,16 +445,19 @@ bool AgentRun::on_line_too_long(std::string_view payload, std::uint64_t offset, 
   }
   const std::string line_type = line_type_from_head(head);
   if (mode != Apply::kEffectsOnly) {
-    spdlog::warn("project {}: dropped a CLI line of {} bytes (type {}; claude.max_line_bytes is {})",
-                 project_->id(), bytes, line_type.empty() ? "unknown" : line_type,
-                 context_.config.claude.max_line_bytes);
+    spdlog::warn(
+        "project {}: dropped a CLI line of {} bytes (type {}; claude.max_line_bytes is {})",
+        project_->id(), bytes, line_type.empty() ? "unknown" : line_type,
+        context_.config.claude.max_line_bytes);
     json::object notice{{"type", "oversized_line"},
                         {"bytes", bytes},
                         {"limit", context_.config.claude.max_line_bytes}};
     notice["line_type"] = line_type.empty() ? json::value(nullptr) : json::value(line_type);
     const std::string text = json::serialize(notice);
-    if (project_->try_publish_raw_marked(history::Direction::kServer, text, "agent_message", text,
-                                     trailer(offset)).seq == 0)
+    if (project_
+            ->try_publish_raw_marked(history::Direction::kServer, text, "agent_message", text,
+                                     trailer(offset))
+            .seq == 0)
       return false;
   }
   if (line_type == "result" && mode != Apply::kPublishOnly) {
@@ -655,7 +664,8 @@ void AgentRun::finish_idle(bool marked) {
   });
   if (project_->run.get() == this) project_->run.reset();
   if (!marked || project_->try_publish_marked("project_state", projects::to_json(info), waiters_,
-                                          trailer(applied_offset_, true)).seq == 0) {
+                                              trailer(applied_offset_, true))
+                         .seq == 0) {
     project_->publish("project_state", projects::to_json(info), waiters_);
   }
   waiters_.clear();

@@ -120,7 +120,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
     agent::PermissionAsk ask;
     boost::json::object announced;  // the permission_request data
     std::unique_ptr<boost::asio::steady_timer> timer;
-    std::string control_line;                           // as the CLI wrote it (for run.json)
+    std::string control_line;                          // as the CLI wrote it (for run.json)
     std::chrono::system_clock::time_point deadline{};  // requested_at + permission_timeout
   };
   struct FollowUp {
@@ -186,8 +186,8 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   pid_t cli_pid_ = -1;
   std::string started_at_text_;
   std::uint64_t first_seq_ = 0;
-  std::uint64_t applied_offset_ = 0;   // the last record applied (history and state)
-  std::uint64_t effects_through_ = 0;  // records up to here changed the state already
+  std::uint64_t applied_offset_ = 0;              // the last record applied (history and state)
+  std::uint64_t effects_through_ = 0;             // records up to here changed the state already
   std::map<std::string, std::string> in_flight_;  // tagged writes not confirmed by the spool
   boost::asio::steady_timer retry_timer_;         // history append retries, reconnects
   std::chrono::milliseconds retry_delay_{100};
@@ -197,7 +197,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   bool detached_ = false;
   std::chrono::steady_clock::time_point started_at_;
   std::uint64_t queued_order_ = 0;  // when it was queued (ns since the epoch): restart order
-  std::vector<Requester> waiters_;                   // get the final IDLE with their request_id
+  std::vector<Requester> waiters_;  // get the final IDLE with their request_id
   std::map<std::string, PendingPermission> permissions_;  // by permission_id
   std::deque<FollowUp> follow_ups_;
   std::string mcp_path_;

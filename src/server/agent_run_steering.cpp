@@ -126,19 +126,21 @@ void AgentRun::on_control_request(std::string_view line, const agent::ControlReq
     spdlog::warn("project {}: refusing CLI control request '{}' ({} bytes)", project_->id(),
                  request.subtype, line.size());
     if (!request.request_id.empty()) {
-      send_tagged("control:" + request.request_id, agent::control_error_line(
-          request.request_id, "Pocket Agent Server does not handle control requests of type '" +
-                                  request.subtype + "'"));
+      send_tagged(
+          "control:" + request.request_id,
+          agent::control_error_line(
+              request.request_id, "Pocket Agent Server does not handle control requests of type '" +
+                                      request.subtype + "'"));
     }
     return;
   }
   const agent::PermissionAsk& ask = *request.ask;
   if (!client_permissions_ || stop_ != Stop::kNone || interrupting_) {
-    send_tagged("control:" + ask.cli_request_id,
-                agent::deny_response_line(ask.cli_request_id,
-                                          client_permissions_
-                                              ? "The run is being stopped"
-                                              : "Tool permission requests are not enabled"));
+    send_tagged(
+        "control:" + ask.cli_request_id,
+        agent::deny_response_line(
+            ask.cli_request_id, client_permissions_ ? "The run is being stopped"
+                                                    : "Tool permission requests are not enabled"));
     return;
   }
   const auto timeout = context_.config.claude.permission_timeout;
@@ -155,11 +157,10 @@ void AgentRun::on_control_request(std::string_view line, const agent::ControlReq
       now + std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
 
   if (permissions_.empty()) pause_clocks();
-  PendingPermission pending{ask, announced,
-                            std::make_unique<boost::asio::steady_timer>(project_->strand()),
-                            std::string(line),
-                            now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                      timeout)};
+  PendingPermission pending{
+      ask, announced, std::make_unique<boost::asio::steady_timer>(project_->strand()),
+      std::string(line),
+      now + std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout)};
   permissions_.emplace(permission_id, std::move(pending));
   arm_permission_timer(permission_id);
   state_dirty_ = true;
@@ -177,10 +178,9 @@ void AgentRun::arm_permission_timer(const std::string& permission_id) {
   auto it = permissions_.find(permission_id);
   if (it == permissions_.end()) return;
   const auto left = it->second.deadline - std::chrono::system_clock::now();
-  it->second.timer->expires_after(
-      std::max<std::chrono::steady_clock::duration>(
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(left),
-          std::chrono::steady_clock::duration::zero()));
+  it->second.timer->expires_after(std::max<std::chrono::steady_clock::duration>(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(left),
+      std::chrono::steady_clock::duration::zero()));
   it->second.timer->async_wait(
       [self = shared_from_this(), permission_id](const boost::system::error_code& e) {
         if (!e) self->expire_permission(permission_id);

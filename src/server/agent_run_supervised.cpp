@@ -3,9 +3,9 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <boost/asio/post.hpp>
 #include <filesystem>
 
 #include "ops/logging.hpp"
@@ -94,13 +94,14 @@ void AgentRun::apply_remaining_spool_and_end() {
   }
   std::error_code ec;
   bool held = false;
-  agent::read_spool_file(paths_.spool(), applied_offset_, context_.config.claude.max_line_bytes + 1024,
-                         [&](const agent::SpoolRecord& r) {
-                           if (held || finished_) return;
-                           if (r.end_offset <= applied_offset_) return;
-                           if (!on_record(r)) held = true;
-                         },
-                         ec);
+  agent::read_spool_file(
+      paths_.spool(), applied_offset_, context_.config.claude.max_line_bytes + 1024,
+      [&](const agent::SpoolRecord& r) {
+        if (held || finished_) return;
+        if (r.end_offset <= applied_offset_) return;
+        if (!on_record(r)) held = true;
+      },
+      ec);
   if (finished_) return;
   if (held) {
     // History cannot take it now: come back when it can.
@@ -115,8 +116,9 @@ void AgentRun::apply_remaining_spool_and_end() {
 
 void AgentRun::on_lost() {
   lost_ = true;
-  spdlog::error("project {}: run {} was lost: its supervisor (pid {}) is gone without an exit record",
-                project_->id(), run_id_, supervisor_pid_);
+  spdlog::error(
+      "project {}: run {} was lost: its supervisor (pid {}) is gone without an exit record",
+      project_->id(), run_id_, supervisor_pid_);
   cancel_permissions("run_ended");
   cancel_follow_ups("the run was lost");
   // Whatever the CLI may have left (a host reboot leaves nothing; a killed supervisor may).
@@ -320,8 +322,10 @@ std::shared_ptr<AgentRun> AgentRun::restore_queued(std::shared_ptr<Project> proj
     error = *e;
     return nullptr;
   }
-  ExecuteRequest request{std::move(state.prompt), std::get<agent::RunOptions>(std::move(parsed)),
-                         {}, std::move(state.options)};
+  ExecuteRequest request{std::move(state.prompt),
+                         std::get<agent::RunOptions>(std::move(parsed)),
+                         {},
+                         std::move(state.options)};
   auto run = std::make_shared<AgentRun>(project, context, std::move(request));
   run->run_id_ = state.run_id;
   run->paths_ = agent::RunPaths{context.runs_dir + "/" + state.run_id};

@@ -101,10 +101,10 @@ Hub::Hub(asio::io_context& io, config::Config config)
   std::filesystem::permissions(runs, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace, ec);
   std::string self_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-  run_context_ = std::make_unique<RunContext>(RunContext{
-      config_, io_.get_executor(), *scheduler_,
-      agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_, path_policy_,
-      std::move(self_exe), runs});
+  run_context_ = std::make_unique<RunContext>(
+      RunContext{config_, io_.get_executor(), *scheduler_,
+                 agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_,
+                 path_policy_, std::move(self_exe), runs});
 }
 
 Hub::~Hub() {

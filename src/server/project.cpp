@@ -391,8 +391,8 @@ PublishResult Project::try_publish_marked(std::string_view type, const json::obj
   const std::string data_json = json::serialize(data);
   const std::string message =
       "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
-  return try_write(Message{history::Direction::kServer, message, type, data_json, &requesters,
-                           trailer});
+  return try_write(
+      Message{history::Direction::kServer, message, type, data_json, &requesters, trailer});
 }
 
 PublishResult Project::try_publish_raw_marked(history::Direction direction,

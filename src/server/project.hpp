@@ -117,9 +117,8 @@ class Project : public std::enable_shared_from_this<Project> {
                                    const std::vector<Requester>& requesters,
                                    std::string_view trailer);
   PublishResult try_publish_raw_marked(history::Direction direction,
-                                       std::string_view history_message_json,
-                                       std::string_view type, std::string_view data_json,
-                                       std::string_view trailer);
+                                       std::string_view history_message_json, std::string_view type,
+                                       std::string_view data_json, std::string_view trailer);
   PublishResult try_record(history::Direction direction, std::string_view message_json);
 
   // False while the last history write failed or messages wait in the retry queue.
@@ -194,8 +193,7 @@ class Project : public std::enable_shared_from_this<Project> {
   };
   void send_all(const protocol::SharedText& text, const std::vector<const Connection*>& except);
   std::uint64_t append(history::Direction direction, std::string_view message_json,
-                       std::string& timestamp, std::error_code& ec,
-                       std::string_view trailer = {});
+                       std::string& timestamp, std::error_code& ec, std::string_view trailer = {});
   // Appends and sends `m`; on failure reports it and sends nothing.
   PublishResult write_and_send(const Message& m);
   PublishResult publish_deferrable(const Message& m);

@@ -47,8 +47,8 @@ json::object to_json(const RunState& s) {
                    {"in_flight", std::move(in_flight)}};
   out["resumed_session"] = s.resumed_session ? json::value(*s.resumed_session) : nullptr;
   if (s.queued) {
-    out["queued"] = json::object{
-        {"order", s.queued_order}, {"prompt", s.prompt}, {"options", s.options}};
+    out["queued"] =
+        json::object{{"order", s.queued_order}, {"prompt", s.prompt}, {"options", s.options}};
   }
   return out;
 }
@@ -76,7 +76,8 @@ bool flag(const json::object& o, std::string_view key) {
   return v.get_bool();
 }
 const json::object& object(const json::value& v, std::string_view what) {
-  if (!v.is_object()) throw std::runtime_error("run.json: " + std::string(what) + " is not an object");
+  if (!v.is_object())
+    throw std::runtime_error("run.json: " + std::string(what) + " is not an object");
   return v.get_object();
 }
 }  // namespace
@@ -89,7 +90,8 @@ RunState run_state_from_json(const json::value& value) {
   const auto& sup = field(o, "supervisor_pid");  // -1 while queued
   s.supervisor_pid = static_cast<pid_t>(sup.is_int64() ? sup.get_int64() : -1);
   s.supervisor_start = number(o, "supervisor_start");
-  s.cli_pid = static_cast<pid_t>(field(o, "cli_pid").is_int64() ? field(o, "cli_pid").get_int64() : -1);
+  s.cli_pid =
+      static_cast<pid_t>(field(o, "cli_pid").is_int64() ? field(o, "cli_pid").get_int64() : -1);
   s.started_at = text(o, "started_at");
   s.first_seq = number(o, "first_seq");
   s.correlation_id = text(o, "correlation_id");
@@ -102,7 +104,8 @@ RunState run_state_from_json(const json::value& value) {
   s.result_seen = flag(o, "result_seen");
   s.result_is_error = flag(o, "result_is_error");
   s.session_not_found = flag(o, "session_not_found");
-  if (const auto& r = field(o, "resumed_session"); r.is_string()) s.resumed_session = std::string(r.get_string());
+  if (const auto& r = field(o, "resumed_session"); r.is_string())
+    s.resumed_session = std::string(r.get_string());
   const auto& perms = field(o, "permissions");
   if (!perms.is_array()) throw std::runtime_error("run.json: permissions");
   for (const auto& item : perms.get_array()) {

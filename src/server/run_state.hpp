@@ -25,9 +25,9 @@ namespace pa::server {
 struct RunState {
   struct Permission {
     std::string permission_id;
-    std::string control_line;        // the CLI's control_request line (re-parsed on restore)
-    boost::json::object announced;   // the permission_request data
-    std::string deadline;            // RFC 3339
+    std::string control_line;       // the CLI's control_request line (re-parsed on restore)
+    boost::json::object announced;  // the permission_request data
+    std::string deadline;           // RFC 3339
   };
   struct FollowUp {
     std::string queue_id;
@@ -45,7 +45,7 @@ struct RunState {
   pid_t supervisor_pid = -1;
   unsigned long long supervisor_start = 0;
   pid_t cli_pid = -1;
-  std::string started_at;  // RFC 3339
+  std::string started_at;       // RFC 3339
   std::uint64_t first_seq = 0;  // history seq before the run began
   std::string correlation_id;
   std::optional<std::string> resumed_session;

@@ -100,21 +100,21 @@ TEST(Spool, WriterAppendsWholeRecordsAndTheFileReadsBack) {
     ASSERT_FALSE(w.sync());
     EXPECT_FALSE(w.dirty());
   }
-  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   std::ofstream(path, std::ios::app) << "othree-torn";  // a crash mid-write
   std::vector<std::string> lines;
   std::error_code ec;
-  const auto end = read_spool_file(path, 0, 1 << 20, [&](const SpoolRecord& r) {
-    lines.emplace_back(r.payload);
-  }, ec);
+  const auto end = read_spool_file(
+      path, 0, 1 << 20, [&](const SpoolRecord& r) { lines.emplace_back(r.payload); }, ec);
   EXPECT_FALSE(ec);
   EXPECT_EQ(lines, (std::vector<std::string>{"one", "two"}));
   EXPECT_EQ(end, 10u);
   // Reopened, the writer starts at the file's size (a supervisor never reopens; a reader may
   // start anywhere): from offset 5 only the second record.
   lines.clear();
-  read_spool_file(path, 5, 1 << 20, [&](const SpoolRecord& r) { lines.emplace_back(r.payload); },
-                  ec);
+  read_spool_file(
+      path, 5, 1 << 20, [&](const SpoolRecord& r) { lines.emplace_back(r.payload); }, ec);
   EXPECT_EQ(lines, (std::vector<std::string>{"two"}));
   fs::remove_all(dir);
 }
@@ -135,7 +135,8 @@ TEST(SupervisorSpec, RoundTripsThroughJson) {
   EXPECT_EQ(back.execution, 7s);
   EXPECT_EQ(back.execution_idle, 3s);
   EXPECT_EQ(back.fsync_interval, 0ms);
-  EXPECT_THROW(supervisor_spec_from_json(boost::json::parse(R"({"binary":1})")), std::runtime_error);
+  EXPECT_THROW(supervisor_spec_from_json(boost::json::parse(R"({"binary":1})")),
+               std::runtime_error);
 }
 
 // ---- the supervisor process ----
@@ -143,8 +144,9 @@ TEST(SupervisorSpec, RoundTripsThroughJson) {
 class SupervisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("pa-sup-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = fs::temp_directory_path() /
+            ("pa-sup-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_ / "run");
     fs::create_directories(root_ / "project");
@@ -227,7 +229,8 @@ class SupervisorTest : public ::testing::Test {
   fs::path root_;
   RunPaths paths_;
   boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      io_.get_executor()};
   std::thread thread_;
   Launched launched_;
   std::shared_ptr<SupervisorLink> link_;

@@ -26,10 +26,10 @@ class RunSurvivalTest : public AgentServerTest {
     options.args = std::move(args);
     options.data_dir = data_dir;
     options.server_binary = server_binary;
-    options.args.insert(options.args.end(),
-                        {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
-                                             ",FAKE_CLAUDE_STATE_DIR=" +
-                                             (state_.path() / "sessions").string()});
+    options.args.insert(
+        options.args.end(),
+        {"--claude-env", "FAKE_CLAUDE_RECORD=" + record_file().string() +
+                             ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
     start_server(options);
   }
   // SIGKILL the server (its data dir stays with the old object until the test ends).
@@ -104,10 +104,12 @@ class RunSurvivalTest : public AgentServerTest {
   }
 
   // The CLI lines of `cli_type` in history entries.
-  static std::size_t cli_entries_of_type(const std::vector<Json>& history, std::string_view cli_type) {
+  static std::size_t cli_entries_of_type(const std::vector<Json>& history,
+                                         std::string_view cli_type) {
     std::size_t n = 0;
     for (const auto& e : history) {
-      if (str(e, "direction") == "claude" && str(e.at("message").as_object(), "type") == cli_type) ++n;
+      if (str(e, "direction") == "claude" && str(e.at("message").as_object(), "type") == cli_type)
+        ++n;
     }
     return n;
   }
@@ -172,7 +174,8 @@ TEST_F(RunSurvivalTest, SigkillMidFloodThenRestartLosesAndRepeatsNothing) {
   std::string final_session;
   ASSERT_TRUE(client->read_until(
       [&](const Json& m) {
-        if (m.contains("seq") && str(m, "type") != "project_joined") ++delivered[m.at("seq").as_int64()];
+        if (m.contains("seq") && str(m, "type") != "project_joined")
+          ++delivered[m.at("seq").as_int64()];
         if (is_state(m, "IDLE")) {
           final_session = str(data(m), "session_id");
           return true;
@@ -183,8 +186,8 @@ TEST_F(RunSurvivalTest, SigkillMidFloodThenRestartLosesAndRepeatsNothing) {
       << "the run did not end after the restart";
   std::int64_t after = seen;
   for (;;) {
-    const auto page = client->request(Json{
-        {"type", "get_messages"}, {"project_id", id}, {"data", {{"after_seq", after}}}});
+    const auto page = client->request(
+        Json{{"type", "get_messages"}, {"project_id", id}, {"data", {{"after_seq", after}}}});
     for (const auto& e : data(page).at("messages").as_array()) {
       after = e.at("seq").as_int64();
       if (!delivered.count(after)) delivered[after] = 1;  // live or paged: either is once
@@ -222,7 +225,8 @@ TEST_F(RunSurvivalTest, RunWritesWhileServerIsDownAndIsAppliedAtStart) {
   auto client = connect();
   const std::string id = new_project(*client);
   execute(*client, id, "[[fake:drip lines=300 interval_ms=5]]");
-  ASSERT_TRUE(client->read_until([](const Json& m) { return m.contains("seq") && m.at("seq").as_int64() >= 20; }, 30s));
+  ASSERT_TRUE(client->read_until(
+      [](const Json& m) { return m.contains("seq") && m.at("seq").as_int64() >= 20; }, 30s));
   client.reset();
   const auto dir = kill_server();
   const std::string spool = spool_of_only_run(dir);
@@ -282,7 +286,8 @@ TEST_F(RunSurvivalTest, LostRunIsReportedAndTheNextExecuteResumes) {
   int lost = 0;
   for (const auto& e : history) {
     const auto& m = e.at("message").as_object();
-    if (error_code(m) == "EXECUTION_FAILED" && str(data(m).at("details").as_object(), "reason") == "lost")
+    if (error_code(m) == "EXECUTION_FAILED" &&
+        str(data(m).at("details").as_object(), "reason") == "lost")
       ++lost;
   }
   EXPECT_EQ(lost, 1);
@@ -305,8 +310,8 @@ TEST_F(RunSurvivalTest, ExecutionTimeoutEndsARunWhileTheServerIsDown) {
   auto client = connect();
   const std::string id = new_project(*client);
   execute(*client, id, "[[fake:hang]]");
-  ASSERT_TRUE(client->read_until(
-      [](const Json& m) { return str(m, "type") == "agent_message"; }, 30s));
+  ASSERT_TRUE(
+      client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }, 30s));
   client.reset();
   const auto dir = kill_server();
   const std::string spool = spool_of_only_run(dir);
@@ -382,8 +387,8 @@ TEST_F(RunSurvivalTest, PendingPermissionIsAnsweredAfterRestart) {
   auto client = connect();
   const std::string id = new_project(*client);
   execute(*client, id, "[[fake:permission]]");
-  const auto asked = client->read_until(
-      [](const Json& m) { return str(m, "type") == "permission_request"; }, 30s);
+  const auto asked =
+      client->read_until([](const Json& m) { return str(m, "type") == "permission_request"; }, 30s);
   ASSERT_TRUE(asked);
   const std::string permission_id = str(data(*asked), "permission_id");
   client.reset();
@@ -419,8 +424,8 @@ TEST_F(RunSurvivalTest, UnansweredPermissionIsDeniedAtItsOriginalDeadline) {
   auto client = connect();
   const std::string id = new_project(*client);
   execute(*client, id, "[[fake:permission]]");
-  const auto asked = client->read_until(
-      [](const Json& m) { return str(m, "type") == "permission_request"; }, 30s);
+  const auto asked =
+      client->read_until([](const Json& m) { return str(m, "type") == "permission_request"; }, 30s);
   ASSERT_TRUE(asked);
   const std::string expires_at = str(data(*asked), "expires_at");
   client.reset();
@@ -450,11 +455,12 @@ TEST_F(RunSurvivalTest, QueuedFollowUpRunsAfterRestart) {
   const auto hold = scratch.path() / "go";
   execute(*client, id,
           "[[fake:drip lines=5 interval_ms=1 hold_after=2 hold_file=" + hold.string() + "]]");
-  ASSERT_TRUE(client->read_until(
-      [](const Json& m) { return str(m, "type") == "agent_message"; }, 30s));
-  const auto queued = client->request(Json{{"type", "execute"},
-                                           {"project_id", id},
-                                           {"data", {{"prompt", "second turn"}, {"mode", "queue"}}}});
+  ASSERT_TRUE(
+      client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }, 30s));
+  const auto queued =
+      client->request(Json{{"type", "execute"},
+                           {"project_id", id},
+                           {"data", {{"prompt", "second turn"}, {"mode", "queue"}}}});
   ASSERT_EQ(str(queued, "type"), "prompt_queued");
   client.reset();
   const auto dir = kill_server();
@@ -490,8 +496,8 @@ TEST_F(RunSurvivalTest, QueuedExecuteAndFollowUpRunAfterRestartInOrder) {
   const auto hold = scratch.path() / "go";
   execute(*client, a,
           "[[fake:drip lines=3 interval_ms=1 hold_after=1 hold_file=" + hold.string() + "]]");
-  ASSERT_TRUE(client->read_until(
-      [](const Json& m) { return str(m, "type") == "agent_message"; }, 30s));
+  ASSERT_TRUE(
+      client->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }, 30s));
   ASSERT_EQ(str(client->request(Json{{"type", "execute"},
                                      {"project_id", a},
                                      {"data", {{"prompt", "a follow-up"}, {"mode", "queue"}}}}),

@@ -68,7 +68,8 @@ TEST(RunState, RoundTripsThroughTheFile) {
 }
 
 TEST(RunState, ADamagedFileIsRefusedWithAReason) {
-  const fs::path dir = fs::temp_directory_path() / ("pa-runstate-bad-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("pa-runstate-bad-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string path = (dir / "run.json").string();
   std::string error;
