@@ -39,8 +39,10 @@ class RealCliStubTest : public AgentServerTest {
   }
 
   // The server runs the real CLI against the stub, with a private HOME for the CLI's sessions.
-  void start(std::vector<std::string> extra = {}) {
+  // `data_dir`: reuse a data directory (a restart after the previous server was killed).
+  void start(std::vector<std::string> extra = {}, const fs::path& data_dir = {}) {
     ServerOptions options;
+    options.data_dir = data_dir;
     options.claude_binary = real_cli();
     options.args = {"--claude-home",
                     home_.path().string(),
