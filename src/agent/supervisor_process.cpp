@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "agent/permissions.hpp"
+#include "agent/process_tree.hpp"
 #include "agent/run_options.hpp"
 #include "agent/supervisor.hpp"
 #include "projects/project_info.hpp"
@@ -438,12 +439,56 @@ void Supervisor::on_too_long(std::size_t bytes, const std::string& head) {
       json::serialize(json::object{{"bytes", bytes}, {"head", protocol::sanitize_utf8(head)}}));
 }
 
+// Everything left of the run once the CLI is gone: the supervisor is a child subreaper in a
+// session of its own, so whatever the run started is in that session, or was re-parented to the
+// supervisor (a tool's background job whose shell exited), or shares a session or group with
+// such a process, or descends from one of these. SIGKILL all of it, again until a scan finds
+// nothing (a process may fork while it is being killed). Returns how many were signalled.
+std::size_t kill_run_leftovers() {
+  const pid_t self = ::getpid();
+  const pid_t own_sid = ::getsid(0);
+  std::size_t signalled = 0;
+  for (int round = 0; round < 20; ++round) {
+    const auto snapshot = detail::scan_processes();
+    std::set<pid_t> doomed, sids, pgids;
+    for (const auto& p : snapshot.procs) {
+      if (p.pid == self || p.zombie) continue;
+      if (p.sid == own_sid || p.ppid == self) {
+        doomed.insert(p.pid);
+        if (p.sid != own_sid) sids.insert(p.sid);
+        pgids.insert(p.pgid);
+      }
+    }
+    // Their sessions and groups, then descendants, until nothing new.
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (const auto& p : snapshot.procs) {
+        if (p.pid == self || p.zombie || doomed.count(p.pid)) continue;
+        if (sids.count(p.sid) || (pgids.count(p.pgid) && p.pgid != ::getpgid(0)) ||
+            doomed.count(p.ppid)) {
+          doomed.insert(p.pid);
+          grew = true;
+        }
+      }
+    }
+    if (doomed.empty()) break;
+    for (const pid_t pid : doomed) {
+      if (::kill(pid, SIGKILL) == 0) ++signalled;
+    }
+  }
+  return signalled;
+}
+
 void Supervisor::on_exit(ExitStatus status) {
   wall_timer_.cancel();
   idle_timer_.cancel();
   grace_timer_.cancel();
-  // Nothing the run started outlives it: tools that left the CLI's group included.
+  // Nothing the run started outlives it: tools that left the CLI's group included, and
+  // background jobs whose shell already exited (re-parented here, never seen by a scan).
   child_->kill_tree();
+  if (const std::size_t n = kill_run_leftovers(); n > 0) {
+    note("killed " + std::to_string(n) + " process(es) the run left behind");
+  }
   json::object exit{{"signaled", status.signaled},
                     {"code", status.code},
                     {"signal", status.signal},
