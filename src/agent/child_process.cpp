@@ -503,6 +503,14 @@ void ChildProcessImpl::on_reaped(ExitStatus status) {
       boost::system::error_code ignored;
       s->stdout_.cancel(ignored);
       s->stderr_.cancel(ignored);
+      // Reading was paused (backpressure, or held by the owner): no read is pending to be
+      // cancelled, so take what the pipe holds (the child's own output is all there) and end.
+      if (s->stdout_paused_.exchange(false, std::memory_order_seq_cst) && !s->stdout_eof_ &&
+          s->stdout_.is_open()) {
+        read_available(s->stdout_.native_handle(), pipe_capacity(s->stdout_.native_handle()),
+                       [&](const char* d, std::size_t len) { s->consume_stdout(d, len); });
+        s->finish_stdout();
+      }
     });
   }
   maybe_finish();

@@ -502,16 +502,33 @@ void AgentRun::stop(Stop reason, const Requester* requester) {
   if (link_) link_->stop(reason == Stop::kShutdown ? "shutdown" : "kill");
 }
 
-namespace {
-AgentRun::Stop stop_from_name(std::string_view name) {
-  if (name == "kill" || name == "terminated") return AgentRun::Stop::kKill;
-  if (name == "timeout") return AgentRun::Stop::kTimeout;
-  if (name == "idle_timeout") return AgentRun::Stop::kIdleTimeout;
-  if (name == "shutdown") return AgentRun::Stop::kShutdown;
-  if (name == "force") return AgentRun::Stop::kForce;
-  return AgentRun::Stop::kNone;
+// Stop reasons by name: in run.json, and in the supervisor's `s` records ("terminated": the
+// supervisor itself got SIGTERM, taken as agent_kill).
+std::string_view AgentRun::stop_name(Stop stop) {
+  switch (stop) {
+    case Stop::kNone:
+      return "";
+    case Stop::kKill:
+      return "kill";
+    case Stop::kTimeout:
+      return "timeout";
+    case Stop::kIdleTimeout:
+      return "idle_timeout";
+    case Stop::kShutdown:
+      return "shutdown";
+    case Stop::kForce:
+      return "force";
+  }
+  return "";
 }
-}  // namespace
+
+AgentRun::Stop AgentRun::stop_from_name(std::string_view name) {
+  for (const Stop stop : {Stop::kKill, Stop::kTimeout, Stop::kIdleTimeout, Stop::kShutdown,
+                          Stop::kForce}) {
+    if (name == stop_name(stop)) return stop;
+  }
+  return name == "terminated" ? Stop::kKill : Stop::kNone;
+}
 
 // The supervisor began stopping the CLI. Its own timeouts are news here; a stop the server
 // asked for is already known.

@@ -73,6 +73,9 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   // kForce (a second shutdown signal) skips the graces: SIGKILL to the whole tree at once.
   enum class Stop { kNone, kKill, kTimeout, kIdleTimeout, kShutdown, kForce };
 
+  static std::string_view stop_name(Stop stop);
+  static Stop stop_from_name(std::string_view name);
+
   AgentRun(std::shared_ptr<Project> project, RunContext& context, ExecuteRequest request);
 
   // A run found on disk at start-up (the server restarted while it went on). The project is

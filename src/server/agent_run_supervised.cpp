@@ -181,23 +181,7 @@ RunState AgentRun::make_state() const {
   s.mcp_path = mcp_path_;
   s.prompt_length = prompt_length_;
   s.state_offset = effects_through_;
-  s.stop = [this] {
-    switch (stop_) {
-      case Stop::kNone:
-        return "";
-      case Stop::kKill:
-        return "kill";
-      case Stop::kTimeout:
-        return "timeout";
-      case Stop::kIdleTimeout:
-        return "idle_timeout";
-      case Stop::kShutdown:
-        return "shutdown";
-      case Stop::kForce:
-        return "force";
-    }
-    return "";
-  }();
+  s.stop = std::string(stop_name(stop_));
   s.interrupting = interrupting_;
   s.result_seen = result_seen_;
   s.result_is_error = result_is_error_;
@@ -272,15 +256,7 @@ std::shared_ptr<AgentRun> AgentRun::restore(std::shared_ptr<Project> project, Ru
   run->mcp_path_ = state.mcp_path;
   run->prompt_length_ = state.prompt_length;
   run->effects_through_ = state.state_offset;
-  run->stop_ = [&] {
-    const std::string& n = state.stop;
-    if (n == "kill") return Stop::kKill;
-    if (n == "timeout") return Stop::kTimeout;
-    if (n == "idle_timeout") return Stop::kIdleTimeout;
-    if (n == "shutdown") return Stop::kShutdown;
-    if (n == "force") return Stop::kForce;
-    return Stop::kNone;
-  }();
+  run->stop_ = stop_from_name(state.stop);
   run->interrupting_ = state.interrupting;
   run->result_seen_ = state.result_seen;
   run->result_is_error_ = state.result_is_error;

@@ -238,6 +238,29 @@ TEST_F(ChildProcessTest, LinesArriveInOrderThenExit) {
   EXPECT_EQ(ev->exit_calls, 1);
 }
 
+// hold_output: stdout is not read while held (the child blocks on its full pipe); a child that
+// dies while held still gets its exit reported, with what its pipe held (a supervisor whose
+// disk is full must not wait forever for an EOF nobody reads).
+TEST_F(ChildProcessTest, HeldOutputStillEndsWhenTheChildDies) {
+  auto ev = std::make_shared<Events>();
+  auto child = spawn(sh("i=0; while :; do i=$((i+1)); echo line-$i; done"), ev);
+  ASSERT_TRUE(child);
+  child->hold_output(true);
+  ASSERT_TRUE(ev->wait_lines(1));
+  // Held: after what was already read, no new line arrives while the child fills its pipe.
+  const auto seen = ev->snapshot_lines().size();
+  ASSERT_TRUE(eventually([&] {
+    const auto st = read_stat(child->pid());
+    return st && st->state == 'S';  // blocked in write(2) on the full pipe
+  }));
+  EXPECT_LE(ev->snapshot_lines().size(), seen + 70000u) << "at most one read's worth more";
+  child->signal_group(SIGKILL);
+  const auto status = ev->wait_exit(20s);
+  ASSERT_TRUE(status.has_value()) << "the exit of a held child was never reported";
+  EXPECT_TRUE(status->signaled);
+  EXPECT_GT(ev->snapshot_lines().size(), seen) << "the pipe's lines were taken at the end";
+}
+
 TEST_F(ChildProcessTest, FourMebibyteLineSplitAcrossManyReads) {
   auto ev = std::make_shared<Events>();
   const auto st = run(sh("head -c 4194304 /dev/zero | tr '\\0' x; echo; echo after"), ev, 8 << 20);

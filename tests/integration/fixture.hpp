@@ -1,6 +1,9 @@
 // Shared set-up for integration tests: a running server and helpers to talk to it.
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -48,8 +51,15 @@ struct ProcStat {
   pid_t pgid = 0;
 };
 inline std::optional<ProcStat> proc_stat(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // POSIX reads: a process that exits meanwhile makes read() fail (ESRCH), which std::filebuf
+  // would throw as an exception.
+  std::string text;
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[1024];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+  }
   const auto close = text.rfind(')');
   if (text.empty() || close == std::string::npos) return std::nullopt;
   std::istringstream rest(text.substr(close + 2));

@@ -158,8 +158,14 @@ std::vector<pid_t> supervisors_of(const std::filesystem::path& data_dir) {
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // POSIX reads: a process that exits meanwhile makes read() fail with ESRCH, which
+    // std::filebuf would turn into an exception (fatal in a destructor).
+    std::string cmdline;
+    const int fd = ::open((entry.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) cmdline.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
     std::vector<std::string> args;
     std::size_t start = 0;
     for (std::size_t i = 0; i < cmdline.size(); ++i) {
