@@ -99,7 +99,8 @@ install: $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
-# Microbenchmarks, then every load scenario at a small size (under 3 minutes; bench/run-load.sh).
+# Microbenchmarks, the supervisor's overhead (issue 14; about 40 s), then every load scenario at a
+# small size (under 3 minutes; bench/run-load.sh).
 # Results go to $(BUILD_DIR)/bench-results/; docs/benchmarks.md explains them.
 bench: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target pa_bench
@@ -107,6 +108,9 @@ bench: build
 	@set -e; for b in $(BUILD_DIR)/bench/micro_*_bench; do \
 	  echo "== $$b"; "$$b" --benchmark_min_time=0.2 | tee $(BUILD_DIR)/bench-results/$$(basename $$b).txt; \
 	done
+	@echo "== $(BUILD_DIR)/bench/supervisor_overhead_bench"
+	@$(BUILD_DIR)/bench/supervisor_overhead_bench --lines 20000 --bytes 300 --rate 5000 --reattach 10,100 \
+	  | tee $(BUILD_DIR)/bench-results/supervisor_overhead.txt
 	BUILD_DIR=$(BUILD_DIR) bench/run-load.sh quick
 
 # The full targets table of docs/benchmarks.md (10,000 connections, 1,000,000-entry history, ...).

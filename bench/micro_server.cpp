@@ -17,6 +17,7 @@
 #include "agent/run_options.hpp"
 #include "history/message_log.hpp"
 #include "ops/metrics.hpp"
+#include "ops/storage_problems.hpp"
 #include "projects/project_store.hpp"
 #include "protocol/clock.hpp"
 #include "server/connection.hpp"
@@ -33,6 +34,7 @@ class QueueConnection : public pa::server::Connection {
   explicit QueueConnection(std::uint64_t id) : id_(id) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return remote_; }
+  const std::string& client_name() const override { return client_name_; }
   void send(pa::protocol::SharedText text) override {
     queue_.push_back(std::move(text));
     if (queue_.size() > 64) queue_.clear();
@@ -43,6 +45,7 @@ class QueueConnection : public pa::server::Connection {
  private:
   std::uint64_t id_;
   std::string remote_ = "127.0.0.1";
+  std::string client_name_;
   std::deque<pa::protocol::SharedText> queue_;
 };
 
@@ -53,6 +56,7 @@ class StrandConnection : public pa::server::Connection {
   StrandConnection(std::uint64_t id, asio::io_context& io) : id_(id), strand_(io.get_executor()) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return remote_; }
+  const std::string& client_name() const override { return client_name_; }
   void send(pa::protocol::SharedText text) override {
     asio::dispatch(strand_, [this, text = std::move(text)]() mutable {
       queue_.push_back(std::move(text));
@@ -65,6 +69,7 @@ class StrandConnection : public pa::server::Connection {
  private:
   std::uint64_t id_;
   std::string remote_ = "127.0.0.1";
+  std::string client_name_;
   asio::strand<asio::io_context::executor_type> strand_;
   std::deque<pa::protocol::SharedText> queue_;
 };
@@ -86,9 +91,9 @@ struct Fixture {
       options.fsync_interval = std::chrono::milliseconds(1000);
       log = pa::history::MessageLog::open(store->logs_dir(info.id), options, warnings, ec);
     }
-    project = std::make_shared<pa::server::Project>(info, asio::make_strand(pool.get_executor()),
-                                                    std::move(log), *store,
-                                                    std::chrono::milliseconds(1000), history_bytes);
+    project = std::make_shared<pa::server::Project>(
+        info, asio::make_strand(pool.get_executor()), std::move(log), *store,
+        std::chrono::milliseconds(1000), history_bytes, storage_problems, storage_errors);
   }
   ~Fixture() {
     project.reset();
@@ -111,6 +116,8 @@ struct Fixture {
   fs::path dir;
   asio::thread_pool pool{1};
   pa::ops::Counter history_bytes;
+  pa::ops::StorageProblems storage_problems;
+  pa::ops::Counter storage_errors;
   std::unique_ptr<pa::projects::ProjectStore> store;
   std::shared_ptr<pa::server::Project> project;
 };
