@@ -14,6 +14,7 @@
 #include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
+#include "agent/supervisor.hpp"
 #include "server/agent_run.hpp"
 #include "server/run_state.hpp"
 
@@ -238,14 +239,21 @@ void Hub::restore_runs(std::vector<std::string>& warnings) {
       queued.emplace_back(project, std::move(*state));
       continue;
     }
+    const bool alive = agent::supervisor_alive(state->supervisor_pid, state->supervisor_start);
     auto run = AgentRun::restore(project, *run_context_, std::move(*state));
     if (run->ended_in_history()) continue;  // nothing to take over: never shown as running
     project->run = run;
+    scheduler_->occupy();
+    if (!alive) {
+      // Gone with the host (or killed): apply its spool and report it lost now, before the
+      // listener opens, so no client ever sees it running. Nothing else uses the project yet.
+      run->reattach();
+      continue;
+    }
     project->update([](projects::ProjectInfo& p) {
       p.state = projects::State::kExecuting;
       p.queue_position = 0;
     });
-    scheduler_->occupy();
     asio::post(project->strand(), [run] { run->reattach(); });
   }
   // Executes that waited for a slot wait again, in the order they were queued, behind the
