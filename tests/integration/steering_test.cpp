@@ -186,14 +186,19 @@ TEST_F(SteeringTest, TwoSubscribersAnswerAtOnceAndExactlyOneWins) {
       bool won = false, lost = false;
       int resolved_seen = 0;
     } o;
+    // Until both the run's end and this client's own reply arrived: the losing answer may be
+    // handled after the run already ended (its reply then comes after IDLE).
+    bool idle = false, replied = false;
     client.read_until(
         [&](const Json& m) {
           if (is(m, "permission_resolved")) ++o.resolved_seen;
           if (str(m, "request_id") == request_id) {
             o.won = is(m, "permission_resolved");
             o.lost = error_code(m) == "PERMISSION_NOT_FOUND";
+            replied = true;
           }
-          return is_state(m, "IDLE");
+          idle = idle || is_state(m, "IDLE");
+          return idle && replied;
         },
         std::chrono::seconds(30));
     return o;
