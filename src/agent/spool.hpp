@@ -6,7 +6,7 @@
 //   O{"bytes":N,"head":"..."}   a stdout line longer than claude.max_line_bytes, dropped
 //   i{"tag":"..."}   a tagged write to the CLI's stdin was accepted (follow-up, answer, close…)
 //   s{"reason":"..."}  the supervisor began stopping the CLI (kill, shutdown, force, timeout,
-//                    idle_timeout, terminated)
+//                    idle_timeout, terminated, storage: held by a full disk for execution_idle)
 //   s{"step":"sigterm"|"sigkill"}  the CLI did not end in time: the next step of the stop
 //   x{"signaled":b,"code":n,"signal":n,"stderr":"..."}  the CLI ended; always the last record
 //

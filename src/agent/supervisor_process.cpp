@@ -569,7 +569,9 @@ void Supervisor::arm_idle() {
   if (spec_.execution_idle.count() <= 0 || paused_ || stopping_ || exit_written_) return;
   idle_timer_.expires_after(spec_.execution_idle);
   idle_timer_.async_wait([this](boost::system::error_code e) {
-    if (!e && !paused_) begin_stop("idle_timeout");
+    // Silent because the spool cannot be written (the CLI's output is held): that is the
+    // reason to give, not the CLI's idleness.
+    if (!e && !paused_) begin_stop(storage_failing_ ? "storage" : "idle_timeout");
   });
 }
 

@@ -552,6 +552,19 @@ void AgentRun::on_supervisor_stop(std::string_view payload) {
   if (stop_ != Stop::kNone) return;
   cancel_follow_ups("the run was stopped");
   cancel_permissions("run_ended");
+  if (reason == "storage") {
+    // Held by storage trouble for longer than timeouts.execution_idle: said as what it is.
+    const auto idle = context_.config.timeouts.execution_idle;
+    fail(ErrorCode::kStorageFailed,
+         "The run's output could not be written for longer than timeouts.execution_idle (" +
+             std::to_string(idle.count()) +
+             "s), so the run was stopped; free space on the data directory's disk and send the "
+             "prompt again (the session is kept)",
+         json::object{{"what", "spool"}, {"path", paths_.spool()}, {"stopped", true}});
+    stop_ = Stop::kKill;
+    state_dirty_ = true;
+    return;
+  }
   stop_ = stop_from_name(reason);
   if (stop_ == Stop::kNone) stop_ = Stop::kKill;
   state_dirty_ = true;

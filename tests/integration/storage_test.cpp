@@ -153,6 +153,7 @@ class DiskFullTest : public AgentServerTest {
   void TearDown() override {
     AgentServerTest::TearDown();
     server_.reset();  // stops the server: nothing holds files on the mount any more
+    if (!mounted_.empty()) kill_supervisors_of(mounted_ / "data");  // runs outlive servers
     if (!mounted_.empty() && ::umount2(mounted_.c_str(), 0) != 0) {
       ::umount2(mounted_.c_str(), MNT_DETACH);
     }
@@ -330,6 +331,56 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   const auto later = all_history(*client, id);
   EXPECT_GT(later.size(), history.size());
   expect_contiguous(later);
+}
+
+// A run held by a full disk longer than timeouts.execution_idle is stopped with STORAGE_FAILED
+// (not reported as an idle CLI), and the project is usable again once space is back.
+TEST_F(DiskFullTest, ARunHeldLongerThanExecutionIdleStopsWithStorageFailed) {
+  const auto mnt = mount_small_tmpfs();
+  if (mnt.empty()) {
+    GTEST_SKIP() << "cannot mount a tmpfs to fill (needs root with CAP_SYS_ADMIN): "
+                 << mount_error_;
+  }
+  const auto data_dir = mnt / "data";
+  fs::create_directories(data_dir);
+  start_agent_server({"--timeouts-execution-idle", "2", "--timeouts-kill-grace", "1",
+                      "--timeouts-term-grace", "1"},
+                     {}, data_dir);
+  auto client = connect();
+  const auto id = new_project(*client);
+  const auto go = state_.path() / "go";
+  const auto pidfile = state_.path() / "cli.pid";
+  ASSERT_TRUE(is_state(execute(*client, id,
+                               "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 "
+                               "hold_file=" + go.string() + " self_pidfile=" + pidfile.string() +
+                                   "]]"),
+                       "EXECUTING"));
+  int lines = 0;
+  ASSERT_TRUE(client->read_until(
+      [&](const Json& m) {
+        if (str(m, "type") == "agent_message" && str(data(m), "type") == "assistant") ++lines;
+        return lines == 2;
+      },
+      20s));
+  pid_t cli = 0;
+  std::ifstream(pidfile) >> cli;
+  ASSERT_GT(cli, 0);
+  const auto filler = fill(mnt);
+  { std::ofstream(go) << "go"; }
+  // The supervisor stops the held CLI after execution_idle.
+  ASSERT_TRUE(eventually([&] { return !alive(cli); }, 30s)) << "the held run was not stopped";
+  fs::remove(filler);
+  const auto seen = until_idle(*client, 40s);
+  bool storage_stop = false, idle_timeout = false;
+  for (const auto& m : seen) {
+    if (error_code(m) == "STORAGE_FAILED" && data(m).at("details").as_object().contains("stopped"))
+      storage_stop = true;
+    idle_timeout |= error_code(m) == "EXECUTION_TIMEOUT";
+  }
+  EXPECT_TRUE(storage_stop) << "no STORAGE_FAILED saying the run was stopped";
+  EXPECT_FALSE(idle_timeout) << "a full disk is not an idle CLI";
+  EXPECT_TRUE(is_state(execute(*client, id, "again"), "EXECUTING"));
+  until_idle(*client, 30s);
 }
 
 }  // namespace
