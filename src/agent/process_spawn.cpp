@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 
-#include <algorithm>
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <spdlog/spdlog.h>
 #include <cerrno>

@@ -71,10 +71,9 @@ bool uses_client_permission_prompt(const RunOptions& options,
 struct CliArgs : std::vector<std::string> {
   std::optional<std::string> resumed_session;
 };
-CliArgs build_cli_args(const RunOptions& options,
-                                        const config::Config::Claude& defaults,
-                                        const std::optional<std::string>& resume_session_id,
-                                        const std::optional<std::string>& mcp_config_path);
+CliArgs build_cli_args(const RunOptions& options, const config::Config::Claude& defaults,
+                       const std::optional<std::string>& resume_session_id,
+                       const std::optional<std::string>& mcp_config_path);
 
 // The CLI's whole environment ("KEY=VALUE", sorted by key): PATH, HOME, LANG, LC_ALL, LC_CTYPE,
 // TZ, TMPDIR, USER, LOGNAME, SHELL, TERM and every ANTHROPIC_* / CLAUDE_* from `server_env`, then

@@ -523,8 +523,8 @@ std::string_view AgentRun::stop_name(Stop stop) {
 }
 
 AgentRun::Stop AgentRun::stop_from_name(std::string_view name) {
-  for (const Stop stop : {Stop::kKill, Stop::kTimeout, Stop::kIdleTimeout, Stop::kShutdown,
-                          Stop::kForce}) {
+  for (const Stop stop :
+       {Stop::kKill, Stop::kTimeout, Stop::kIdleTimeout, Stop::kShutdown, Stop::kForce}) {
     if (name == stop_name(stop)) return stop;
   }
   return name == "terminated" ? Stop::kKill : Stop::kNone;

@@ -121,7 +121,9 @@ void Hub::handle_execute(Request request) {
       request.fail(*error);
       return;
     }
-    ExecuteRequest execute{std::move(prompt), std::get<agent::RunOptions>(std::move(parsed)), {},
+    ExecuteRequest execute{std::move(prompt),
+                           std::get<agent::RunOptions>(std::move(parsed)),
+                           {},
                            options_copy ? *options_copy : json::object{}};
     json::object recorded_data{{"prompt", execute.prompt}};
     if (options_copy) recorded_data["options"] = *options_copy;

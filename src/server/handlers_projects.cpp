@@ -179,13 +179,13 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
       request.fail(projects::descriptor_exhaustion("storing the new project", ec));
       return;
     }
-    request.fail(protocol::make_error(
-        ErrorCode::kStorageFailed,
-        "Could not store the project in the data directory: " + ec.message() +
-            "; check its permissions and free space",
-        json::object{{"what", "metadata"},
-                     {"path", self->store_.project_dir(info.id).string()},
-                     {"error", ec.message()}}));
+    request.fail(
+        protocol::make_error(ErrorCode::kStorageFailed,
+                             "Could not store the project in the data directory: " + ec.message() +
+                                 "; check its permissions and free space",
+                             json::object{{"what", "metadata"},
+                                          {"path", self->store_.project_dir(info.id).string()},
+                                          {"error", ec.message()}}));
     return;
   }
   {

@@ -11,10 +11,10 @@
 #include <thread>
 
 #include "agent/run_options.hpp"
+#include "agent/supervisor.hpp"
 #include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
-#include "agent/supervisor.hpp"
 #include "server/agent_run.hpp"
 #include "server/run_state.hpp"
 

@@ -262,7 +262,7 @@ TEST_F(HardeningTest, OpenHistoryFilesStayWithinTheBudgetWithManyProjects) {
   const auto all = all_history(*next, ids[0]);
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[2].at("seq").as_int64(), 3);
-  next.reset();  // a client that does not answer the close would hold the shutdown 5 s
+  next.reset();     // a client that does not answer the close would hold the shutdown 5 s
   server_.reset();  // before its data directory goes
 }
 

@@ -342,7 +342,8 @@ TEST_F(IdempotencyTest, PermissionResponseResentReachesTheCliOnce) {
 
   // The run may have ended while the resend was answered: its IDLE is then among the skipped.
   const auto& skipped = client->skipped();
-  if (std::none_of(skipped.begin(), skipped.end(), [](const Json& m) { return is_state(m, "IDLE"); }))
+  if (std::none_of(skipped.begin(), skipped.end(),
+                   [](const Json& m) { return is_state(m, "IDLE"); }))
     until_idle(*client);
   const auto rec = records();
   ASSERT_EQ(rec.size(), 1u);

@@ -164,8 +164,8 @@ class RealCliSurvivalTest : public RealCliStubTest {
 
   // Polls until the project is IDLE (a subscriber might miss an end that came before it joined).
   void wait_idle(WsClient& client, const std::string& id) {
-    ASSERT_TRUE(eventually([&] { return str(project_listed(client, id), "state") == "IDLE"; },
-                           180s))
+    ASSERT_TRUE(
+        eventually([&] { return str(project_listed(client, id), "state") == "IDLE"; }, 180s))
         << "the run did not end after the restart";
   }
 
@@ -222,7 +222,8 @@ TEST_F(RealCliSurvivalTest, SigkillDuringASlowAnswerThenRestartTheAnswerArrivesO
   std::string answer;
   for (int i = 0; i < 100; ++i) answer += "word" + std::to_string(i) + " ";
   const auto texts = assistant_texts(history);
-  EXPECT_EQ(count(texts, "Starting a long answer."), 1u) << json::serialize(json::value_from(texts));
+  EXPECT_EQ(count(texts, "Starting a long answer."), 1u)
+      << json::serialize(json::value_from(texts));
   std::size_t full_answers = 0;
   for (const auto& t : texts) {
     if (t.find("word99") != std::string::npos) {
@@ -333,7 +334,8 @@ TEST_F(RealCliSurvivalTest, RunEndingNormallyTakesABackgroundProcessOfItsTool) {
       Json{{"allowed_tools", json::array{"Bash"}}});
   ASSERT_TRUE(client->read_until(
       [](const Json& m) {
-        return str(m, "type") == "agent_message" && !tool_result_blocks(std::vector<Json>{m}).empty();
+        return str(m, "type") == "agent_message" &&
+               !tool_result_blocks(std::vector<Json>{m}).empty();
       },
       120s))
       << "no tool_result";
@@ -374,8 +376,7 @@ TEST_F(RunLeftoversTest, AgentInterruptTakesAToolTheCliLeftBehind) {
   ASSERT_TRUE(alive(grandchild));
   ASSERT_EQ(supervisors_of(server_->data_dir()).size(), 1u);
 
-  const auto idle =
-      client->request(Json{{"type", "agent_interrupt"}, {"project_id", id}}, 30s);
+  const auto idle = client->request(Json{{"type", "agent_interrupt"}, {"project_id", id}}, 30s);
   ASSERT_TRUE(is_state(idle, "IDLE")) << json::serialize(idle);
   EXPECT_FALSE(str(data(idle), "session_id").empty());
   bool aborted_tools = false;
