@@ -159,6 +159,16 @@ inline std::vector<Json> all_history(WsClient& client, const std::string& projec
   }
 }
 
+// The project_list entry of project `id` (fails the test when it is not listed).
+inline Json project_listed(WsClient& client, const std::string& id) {
+  const auto list = client.request(Json{{"type", "project_list"}});
+  for (const auto& p : data(list).at("projects").as_array()) {
+    if (str(p.as_object(), "id") == id) return p.as_object();
+  }
+  ADD_FAILURE() << "project " << id << " not listed";
+  return {};
+}
+
 inline bool is_state(const Json& m, std::string_view state) {
   return str(m, "type") == "project_state" && str(data(m), "state") == state;
 }

@@ -99,14 +99,6 @@ std::size_t count(const std::vector<std::string>& v, const std::string& s) {
   return static_cast<std::size_t>(std::count(v.begin(), v.end(), s));
 }
 
-Json project_listed(WsClient& client, const std::string& id) {
-  const auto list = client.request(Json{{"type", "project_list"}});
-  for (const auto& p : data(list).at("projects").as_array()) {
-    if (str(p.as_object(), "id") == id) return p.as_object();
-  }
-  ADD_FAILURE() << "project " << id << " not listed";
-  return {};
-}
 
 // "pid=… ppid=… pgid=… sid=… state=… cmd=…" of a live pid, for failure messages.
 std::string describe(pid_t pid) {

@@ -70,14 +70,6 @@ class RunSurvivalTest : public AgentServerTest {
     return false;
   }
 
-  Json project_listed(WsClient& client, const std::string& id) {
-    const auto list = client.request(Json{{"type", "project_list"}});
-    for (const auto& p : data(list).at("projects").as_array()) {
-      if (str(p.as_object(), "id") == id) return p.as_object();
-    }
-    ADD_FAILURE() << "project " << id << " not listed";
-    return {};
-  }
 
   // Every seq of `history` is 1, 2, 3, ... with no gap and no repeat.
   static void expect_contiguous(const std::vector<Json>& history) {
