@@ -19,7 +19,8 @@
 // "applied up to offset N" names a prefix of the spool exactly. Records are written whole, those
 // that come together in one write(2); a write cut short by a full disk is truncated away before
 // the next try, so the file is always whole records plus, at worst, a torn tail that readers
-// ignore.
+// ignore. The supervisor may send a record to the server just before its write(2) (not with an
+// fsync per write, not the exit record); a failed write is retried at the same offset.
 #pragma once
 
 #include <sys/types.h>

@@ -158,9 +158,11 @@ class Supervisor {
   std::error_code start(std::string& error);
   pid_t cli_pid() const { return child_ ? child_->pid() : -1; }
 
-  // For sessions.
-  std::uint64_t spool_size() const { return spool_.size(); }
-  int spool_read_fd() const { return read_fd_; }
+  // For sessions. The spool's records are the file's plus those still waiting for the disk.
+  std::uint64_t spool_size() const { return spool_.size() + pending_.size(); }
+  // Copies up to `want` bytes of the spool from `from` into `out` (the file, then what waits
+  // for the disk); returns how many.
+  std::size_t read_back(std::uint64_t from, std::size_t want, std::string& out) const;
   bool exited() const { return exit_written_; }
   void on_attach(const std::shared_ptr<Session>& session);
   void on_session_closed(Session* session) {
@@ -203,7 +205,10 @@ class Supervisor {
   SpoolWriter spool_;
   std::unique_ptr<BackgroundSync> background_sync_;  // after spool_: stopped before it closes
   int read_fd_ = -1;
-  std::string pending_;  // whole records waiting for the disk, in order
+  // Whole records waiting for the disk, in order. They have their offsets already (the file's
+  // size plus what precedes them here) and may have been sent: a failed write is retried until
+  // it lands at the same place.
+  std::string pending_;
   bool flush_posted_ = false;
   Clock::duration retry_delay_ = 100ms;
   bool storage_failing_ = false;
@@ -304,12 +309,12 @@ void Session::appended(std::uint64_t start, const std::string& record) {
   } else if (!live_.empty() && live_from_ + live_.size() == start && live_.size() < kSendChunk) {
     live_ += record;  // lines that come while a write is in flight go out together
   } else {
-    live_.clear();  // too far behind: the file has it
+    live_.clear();  // too far behind: read_back has it
   }
 }
 
 // One write in flight: notices first (they sit between whole records), then spool bytes up to
-// the last whole record, from memory when they are the ones just appended, else from the file.
+// the last whole record, from memory when they are the ones just appended, else read back.
 void Session::pump() {
   if (closed_ || writing_ || !attached_) return;
   out_.clear();
@@ -321,20 +326,11 @@ void Session::pump() {
     live_.clear();
     sent_ += out_.size();
   } else if (sent_ < owner_.spool_size()) {
-    live_.clear();  // the read below reaches the end of the file, past whatever it held
+    live_.clear();                                  // what it held is read back below
     const std::uint64_t end = owner_.spool_size();  // always a record boundary
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(end - sent_, kSendChunk));
     for (;;) {
-      out_.resize(want);
-      std::size_t got = 0;
-      while (got < want) {
-        const ssize_t n = ::pread(owner_.spool_read_fd(), out_.data() + got, want - got,
-                                  static_cast<off_t>(sent_ + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += static_cast<std::size_t>(n);
-      }
-      out_.resize(got);
+      const std::size_t got = owner_.read_back(sent_, want, out_);
       const auto last_nl = out_.rfind('\n');
       if (last_nl != std::string::npos) {
         out_.resize(last_nl + 1);
@@ -450,10 +446,38 @@ void Supervisor::on_attach(const std::shared_ptr<Session>& session) {
 }
 
 // Every event goes through here: to the file, or held in memory while the disk refuses it.
-// The flush is posted, not done here: the lines of one pipe read arrive as handlers queued
-// together, and all of them go to the file in one write(2) and to the server in one send.
+std::size_t Supervisor::read_back(std::uint64_t from, std::size_t want, std::string& out) const {
+  out.resize(want);
+  std::size_t got = 0;
+  const std::uint64_t file_end = spool_.size();
+  while (got < want && from + got < file_end) {
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(want - got, file_end - (from + got)));
+    const ssize_t r = ::pread(read_fd_, out.data() + got, n, static_cast<off_t>(from + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  if (got < want && from + got >= file_end && from + got - file_end < pending_.size()) {
+    const auto at = static_cast<std::size_t>(from + got - file_end);
+    const std::size_t n = std::min(want - got, pending_.size() - at);
+    std::memcpy(out.data() + got, pending_.data() + at, n);
+    got += n;
+  }
+  out.resize(got);
+  return got;
+}
+
+// Every event goes through here. It takes its offset at once and goes to the server first and
+// to the file right after (the write(2) would otherwise sit in every line's latency), except with
+// fsync on every write, and for the exit record: then the disk goes first. The flush is posted:
+// the lines of one pipe read arrive in one handler, and all of them go out in one send and one
+// write(2). A record sent but not yet written is no loss: if the supervisor dies the CLI dies with
+// it, and history, which has the record, is ahead of the spool, not behind.
 void Supervisor::add_record(RecordKind kind, std::string_view payload) {
-  pending_ += encode_record(kind, payload);
+  std::string record = encode_record(kind, payload);
+  if (active_) active_->appended(spool_size(), record);
+  pending_ += record;
   if (storage_failing_ || flush_posted_) return;
   flush_posted_ = true;
   boost::asio::post(io_, [this] {
@@ -463,8 +487,9 @@ void Supervisor::add_record(RecordKind kind, std::string_view payload) {
 }
 
 void Supervisor::flush_pending() {
+  const bool disk_first = spec_.fsync_interval.count() == 0 || exit_written_;
+  if (!disk_first && active_) active_->pump();
   if (!pending_.empty()) {
-    const std::uint64_t start = spool_.size();
     if (auto ec = spool_.append(pending_)) {
       if (!storage_failing_) {
         storage_failing_ = true;
@@ -479,7 +504,6 @@ void Supervisor::flush_pending() {
       });
       return;
     }
-    if (active_) active_->appended(start, pending_);
     pending_.clear();
   }
   if (storage_failing_) {
@@ -489,7 +513,7 @@ void Supervisor::flush_pending() {
     if (child_) child_->hold_output(false);
     notify_storage(nullptr);
   }
-  if (spec_.fsync_interval.count() == 0 || exit_written_) {
+  if (disk_first) {
     spool_.sync();
   } else {
     arm_sync();
@@ -723,6 +747,7 @@ void Supervisor::escalate_term() {
 }
 
 void Supervisor::finish() {
+  if (!pending_.empty() && !spool_.append(pending_)) pending_.clear();
   spool_.sync();
   boost::system::error_code ignored;
   acceptor_.close(ignored);
