@@ -319,6 +319,7 @@ void ChildProcessImpl::post_lines() {
                         invoke_guarded("on_stdout_line", h->on_stdout_line, std::move(line));
                         s->line_handled(bytes);
                       }
+                      invoke_guarded("on_lines_done", h->on_lines_done);
                     });
   lines_.clear();
 }

@@ -52,6 +52,9 @@ struct ChildHandlers {
   // `head` is the line's first kLongLineHeadBytes bytes: enough to tell what kind of line it was.
   std::function<void(std::size_t line_bytes, std::string head)> on_line_too_long;
   std::function<void(ExitStatus status)> on_exit;
+  // Optional: after the on_stdout_line calls for the lines of one read (a consumer that batches
+  // its work per read does it here instead of posting).
+  std::function<void()> on_lines_done;
 };
 
 class ChildProcess : public std::enable_shared_from_this<ChildProcess> {

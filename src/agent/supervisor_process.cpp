@@ -390,6 +390,10 @@ std::error_code Supervisor::start(std::string& error) {
     on_too_long(bytes, head);
   };
   handlers.on_exit = [this](ExitStatus status) { on_exit(status); };
+  // The lines of a read are flushed as soon as the last one is handled, not one post later.
+  handlers.on_lines_done = [this] {
+    if (flush_posted_ && !storage_failing_) flush_pending();
+  };
   SpawnSpec cli = spec_.cli;
   cli.cwd_fd = 3;  // the project directory, opened by the server
   std::error_code ec;
@@ -481,12 +485,12 @@ void Supervisor::add_record(RecordKind kind, std::string_view payload) {
   if (storage_failing_ || flush_posted_) return;
   flush_posted_ = true;
   boost::asio::post(io_, [this] {
-    flush_posted_ = false;
-    if (!storage_failing_) flush_pending();
+    if (flush_posted_ && !storage_failing_) flush_pending();
   });
 }
 
 void Supervisor::flush_pending() {
+  flush_posted_ = false;  // a posted flush that finds nothing to do does nothing
   const bool disk_first = spec_.fsync_interval.count() == 0 || exit_written_;
   if (!disk_first && active_) active_->pump();
   if (!pending_.empty()) {
