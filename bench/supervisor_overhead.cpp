@@ -24,6 +24,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -182,8 +183,11 @@ FloodResult run_direct(boost::asio::io_context& io, const Options& o, const fs::
   const double cpu0 = self_cpu_s();
   const auto t0 = Clock::now();
   std::error_code ec;
-  auto child = agent::ChildProcess::spawn(io.get_executor(), io.get_executor(), cli_spec(o, root),
-                                          16 << 20, std::move(h), ec);
+  // As the server did: lines posted from the pipe's strand to another (the project's), not
+  // handled inline on the reading strand.
+  auto child =
+      agent::ChildProcess::spawn(io.get_executor(), boost::asio::make_strand(io.get_executor()),
+                                 cli_spec(o, root), 16 << 20, std::move(h), ec);
   if (!child) {
     std::fprintf(stderr, "direct spawn: %s\n", ec.message().c_str());
     return r;

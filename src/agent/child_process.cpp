@@ -4,8 +4,10 @@
 // Threading: everything about the pipes and the exit runs on a strand of the I/O executor
 // (strand_); user handlers run on a strand of the handler executor (handler_strand_), posted
 // from strand_ in order, so on_stdout_line/on_line_too_long/on_exit keep their order even when
-// the handler executor is a multi-threaded io_context. The object stays alive (async ops and
-// the reaper registration hold it) until the process was reaped and its pipes reached EOF.
+// the handler executor is a multi-threaded io_context. When both executors are the same, the
+// two strands are one and stdout's handlers run inline (dispatch), still in order. The object stays
+// alive (async ops and the reaper registration hold it) until the process was reaped and its pipes
+// reached EOF.
 #include "agent/child_process.hpp"
 
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -107,7 +110,10 @@ class ChildProcessImpl final : public ChildProcess {
   ChildProcessImpl(boost::asio::any_io_executor io, boost::asio::any_io_executor handler_executor,
                    std::size_t max_line_bytes, ChildHandlers handlers)
       : strand_(boost::asio::make_strand(io)),
-        handler_strand_(boost::asio::make_strand(handler_executor)),
+        // One executor for both (the supervisor's single thread): one strand, and the handlers
+        // of a read run in it at once, before the next read is started.
+        handler_strand_(io == handler_executor ? strand_
+                                               : boost::asio::make_strand(handler_executor)),
         stdin_(strand_),
         stdout_(strand_),
         stderr_(strand_),
@@ -312,23 +318,24 @@ void ChildProcessImpl::consume_stdout(const char* data, std::size_t n) {
 // separately posted ones in separate turns), so a consumer can batch its work per read.
 void ChildProcessImpl::post_lines() {
   if (lines_.empty()) return;
-  boost::asio::post(handler_strand_,
-                    [s = self(), h = handlers_, lines = std::move(lines_)]() mutable {
-                      for (auto& line : lines) {
-                        const std::size_t bytes = line.size();
-                        invoke_guarded("on_stdout_line", h->on_stdout_line, std::move(line));
-                        s->line_handled(bytes);
-                      }
-                      invoke_guarded("on_lines_done", h->on_lines_done);
-                    });
+  // dispatch: inline when the handlers share strand_ (we are in it), else posted to theirs.
+  boost::asio::dispatch(handler_strand_,
+                        [s = self(), h = handlers_, lines = std::move(lines_)]() mutable {
+                          for (auto& line : lines) {
+                            const std::size_t bytes = line.size();
+                            invoke_guarded("on_stdout_line", h->on_stdout_line, std::move(line));
+                            s->line_handled(bytes);
+                          }
+                          invoke_guarded("on_lines_done", h->on_lines_done);
+                        });
   lines_.clear();
 }
 
 void ChildProcessImpl::end_line() {
   if (discarding_) {
     post_lines();  // the lines before it go first
-    boost::asio::post(handler_strand_, [h = handlers_, bytes = discard_bytes_,
-                                        head = std::move(long_line_head_)]() mutable {
+    boost::asio::dispatch(handler_strand_, [h = handlers_, bytes = discard_bytes_,
+                                            head = std::move(long_line_head_)]() mutable {
       invoke_guarded("on_line_too_long", h->on_line_too_long, bytes, std::move(head));
     });
     long_line_head_.clear();
