@@ -1,6 +1,7 @@
 // What the per-run supervisor adds (issue 14): per-line latency and CPU of the fake CLI's flood
-// read DIRECT (agent::ChildProcess, as the server used to) and SUPERVISED (launch_supervisor +
-// SupervisorLink: CLI -> pipe -> supervisor -> spool write -> unix socket -> server), and the
+// read DIRECT (agent::ChildProcess, as the server used to), through a bare RELAY process (the
+// floor of any process hop) and SUPERVISED (launch_supervisor + SupervisorLink: CLI -> pipe ->
+// supervisor -> spool write -> unix socket -> server), and the
 // time to re-attach links to N live supervisors and receive each one's backlog.
 //
 // The benchmark process plays the server. Latency = receive time - the `t=` stamp the fake
@@ -12,13 +13,17 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -26,6 +31,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -189,6 +195,107 @@ FloodResult run_direct(boost::asio::io_context& io, const Options& o, const fs::
   r.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
   r.server_cpu_s = self_cpu_s() - cpu0;
   if (!r.ok) w.wait(5s);
+  return r;
+}
+
+// RELAY: the floor of any extra process between the CLI and the server. A forked process that
+// only copies the CLI's stdout pipe to a unix socket with blocking read(2)/write(2) (no spool,
+// no parsing); the benchmark reads the socket with Asio and splits lines. The supervisor's
+// added latency minus the relay's is what the supervisor's own work costs.
+FloodResult run_relay(boost::asio::io_context& io, const Options& o, const fs::path& root,
+                      int rate) {
+  FloodResult r;
+  r.lat_us.reserve(static_cast<std::size_t>(o.lines));
+  const agent::SpawnSpec spec = cli_spec(o, root);
+  // Everything the children need is built before fork: after it only async-signal-safe calls.
+  std::vector<std::string> args{spec.binary};
+  args.insert(args.end(), spec.args.begin(), spec.args.end());
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env = spec.env;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const std::string cwd = spec.cwd;
+  int sv[2], in[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
+      ::pipe2(in, O_CLOEXEC) != 0) {
+    std::perror("relay: socketpair/pipe");
+    return r;
+  }
+  const double cpu0 = self_cpu_s();
+  const auto t0 = Clock::now();
+  const pid_t relay = ::fork();
+  if (relay == 0) {
+    ::close(in[1]);  // the CLI must see its stdin end
+    ::close(sv[0]);
+    int out[2];
+    if (::pipe(out) != 0) ::_exit(1);
+    const pid_t cli = ::fork();
+    if (cli == 0) {
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      if (::chdir(cwd.c_str()) != 0) ::_exit(1);
+      ::execve(argv[0], argv.data(), envp.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::read(out[0], buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      for (ssize_t done = 0; done < n;) {
+        const ssize_t w = ::write(sv[1], buf + done, static_cast<std::size_t>(n - done));
+        if (w <= 0) ::_exit(1);
+        done += w;
+      }
+    }
+    int status = 0;
+    ::waitpid(cli, &status, 0);
+    ::_exit(0);
+  }
+  ::close(sv[1]);
+  ::close(in[0]);
+  const std::string prompt = agent::user_message_line(flood_prompt(o, rate));
+  if (::write(in[1], prompt.data(), prompt.size()) < 0) std::perror("relay: prompt");
+  ::close(in[1]);
+
+  Waiter w;
+  boost::asio::local::stream_protocol::socket socket(io);
+  socket.assign(boost::asio::local::stream_protocol(), sv[0]);
+  std::string pending;
+  std::vector<char> buf(65536);
+  std::function<void()> read_more = [&] {
+    socket.async_read_some(
+        boost::asio::buffer(buf), [&](boost::system::error_code ec, std::size_t n) {
+          if (ec) {
+            w.set();
+            return;
+          }
+          pending.append(buf.data(), n);
+          std::size_t at = 0;
+          for (std::size_t nl; (nl = pending.find('\n', at)) != std::string::npos; at = nl + 1) {
+            int idx = 0;
+            const auto t = stamp_of(std::string_view(pending).substr(at, nl - at), &idx);
+            if (t > 0) {
+              r.lat_us.push_back(now_us() - t);
+              if (r.lat_us.back() > 1000) r.worst.emplace_back(r.lat_us.back(), idx);
+            }
+          }
+          pending.erase(0, at);
+          read_more();
+        });
+  };
+  boost::asio::post(io, read_more);
+  r.ok = w.wait(120s);
+  r.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  r.server_cpu_s = self_cpu_s() - cpu0;
+  boost::asio::post(io, [&] {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  });
+  if (!r.ok) ::kill(relay, SIGKILL);  // the process-wide reaper collects it
   return r;
 }
 
@@ -493,13 +600,17 @@ int main(int argc, char** argv) {
     int k = 0;
     for (int rate : {o.rate, 0}) {
       for (int rep = 0; rep < o.repeat; ++rep) {
-        // Alternate which mode goes first, so that a slow phase of the machine hits both.
-        for (int m = 0; m < 2; ++m) {
-          const bool direct = ((m + rep) % 2) == 0;
+        // Rotate which mode goes first, so that a slow phase of the machine hits all three.
+        for (int m = 0; m < 3; ++m) {
+          const int mode = (m + rep) % 3;
           const std::string load = loadavg();
-          FloodResult r =
-              direct ? run_direct(io, o, root, rate) : run_supervised(io, o, root, rate, k++);
-          print_flood(direct ? "direct" : "supervised", rate, r, o.lines, load);
+          FloodResult r = mode == 0   ? run_direct(io, o, root, rate)
+                          : mode == 1 ? run_relay(io, o, root, rate)
+                                      : run_supervised(io, o, root, rate, k++);
+          print_flood(mode == 0   ? "direct"
+                      : mode == 1 ? "relay"
+                                  : "supervised",
+                      rate, r, o.lines, load);
         }
       }
     }

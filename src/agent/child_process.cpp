@@ -141,6 +141,7 @@ class ChildProcessImpl final : public ChildProcess {
   void on_stdout(const boost::system::error_code& ec, std::size_t n) noexcept;
   void consume_stdout(const char* data, std::size_t n);
   void end_line();
+  void post_lines();
   bool pause_stdout();
   void line_handled(std::size_t bytes);
   void resume_stdout();
@@ -167,6 +168,7 @@ class ChildProcessImpl final : public ChildProcess {
   // stdout line splitting
   std::vector<char> out_buf_;
   std::string partial_;
+  std::vector<std::string> lines_;  // complete lines of this read, posted together
   bool discarding_ = false;
   std::size_t discard_bytes_ = 0;
   std::string long_line_head_;
@@ -298,15 +300,32 @@ void ChildProcessImpl::consume_stdout(const char* data, std::size_t n) {
     } else {
       partial_.append(data, seg);
     }
-    if (nl == nullptr) return;
+    if (nl == nullptr) break;
     end_line();
     data += seg + 1;
     n -= seg + 1;
   }
+  post_lines();
+}
+
+// One handler for all the lines of a read: they reach the handler in one go (a strand would run
+// separately posted ones in separate turns), so a consumer can batch its work per read.
+void ChildProcessImpl::post_lines() {
+  if (lines_.empty()) return;
+  boost::asio::post(handler_strand_,
+                    [s = self(), h = handlers_, lines = std::move(lines_)]() mutable {
+                      for (auto& line : lines) {
+                        const std::size_t bytes = line.size();
+                        invoke_guarded("on_stdout_line", h->on_stdout_line, std::move(line));
+                        s->line_handled(bytes);
+                      }
+                    });
+  lines_.clear();
 }
 
 void ChildProcessImpl::end_line() {
   if (discarding_) {
+    post_lines();  // the lines before it go first
     boost::asio::post(handler_strand_, [h = handlers_, bytes = discard_bytes_,
                                         head = std::move(long_line_head_)]() mutable {
       invoke_guarded("on_line_too_long", h->on_line_too_long, bytes, std::move(head));
@@ -316,13 +335,8 @@ void ChildProcessImpl::end_line() {
     discard_bytes_ = 0;
     return;
   }
-  const std::size_t bytes = partial_.size();
-  unhandled_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-  boost::asio::post(handler_strand_,
-                    [s = self(), h = handlers_, line = std::move(partial_), bytes]() mutable {
-                      invoke_guarded("on_stdout_line", h->on_stdout_line, std::move(line));
-                      s->line_handled(bytes);
-                    });
+  unhandled_bytes_.fetch_add(partial_.size(), std::memory_order_relaxed);
+  lines_.push_back(std::move(partial_));
   partial_ = std::string();
 }
 
@@ -377,6 +391,7 @@ void ChildProcessImpl::resume_stdout() {
 void ChildProcessImpl::finish_stdout() {
   if (stdout_eof_) return;
   if (discarding_ || !partial_.empty()) end_line();  // the final unterminated line
+  post_lines();
   stdout_eof_ = true;
   boost::system::error_code ignored;
   stdout_.close(ignored);

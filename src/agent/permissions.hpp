@@ -1,7 +1,8 @@
 // The CLI's tool-permission exchange (`--permission-prompt-tool stdio`, CLI-BEHAVIOUR.md §7):
 // reading its `control_request can_use_tool` / `control_cancel_request` lines, validating a
 // client's `permission_response`, and writing the `control_response` the CLI's schema accepts.
-// Pure functions: the run (server/agent_run) owns the state and the timers.
+// Pure functions: the run's PermissionBroker (server/permission_broker) owns the state and the
+// timers.
 #pragma once
 
 #include <boost/json/array.hpp>

@@ -16,9 +16,11 @@
 //   N{"storage":null}                          it can again
 //
 // A record's offset is the byte offset of its end in the file (the start of the next one), so
-// "applied up to offset N" names a prefix of the spool exactly. Records are written with one
-// write(2) each; a record cut short by a full disk is truncated away before the next try, so the
-// file is always whole records plus, at worst, a torn tail that readers ignore.
+// "applied up to offset N" names a prefix of the spool exactly. Records are written whole, those
+// that come together in one write(2); a write cut short by a full disk is truncated away before
+// the next try, so the file is always whole records plus, at worst, a torn tail that readers
+// ignore. The supervisor may send a record to the server just before its write(2) (not with an
+// fsync per write, not the exit record); a failed write is retried at the same offset.
 #pragma once
 
 #include <sys/types.h>
@@ -30,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace pa::agent {
 
@@ -85,10 +88,13 @@ class SpoolWriter {
   // Opens (creates, 0600) the file for appending; its current size is the first offset.
   std::error_code open(const std::string& path);
   ~SpoolWriter();
-  // Writes the record whole or not at all (a short write is truncated away). On failure the
-  // caller keeps the record and tries again later.
-  std::error_code append(const std::string& record);
+  // Writes whole records (one, or several back to back) whole or not at all: a short write is
+  // truncated away. On failure the caller keeps the records and tries again later.
+  std::error_code append(const std::string& records);
   std::error_code sync();  // fdatasync if anything was written since the last sync
+  // For a sync done elsewhere (another thread, on fd()): true when something was written since
+  // the last sync, and from now on counts as synced.
+  bool take_dirty() { return std::exchange(dirty_, false); }
   bool dirty() const { return dirty_; }
   std::uint64_t size() const { return size_; }
   int fd() const { return fd_; }

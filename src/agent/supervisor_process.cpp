@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,11 +18,15 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/permissions.hpp"
@@ -51,6 +56,51 @@ void note(const std::string& text) {
   }
 }
 
+// fdatasync on a thread of its own: it can take tens of ms, and on the supervisor's only thread it
+// would stall the pipe and the socket with it (lines reach clients from the page cache; the sync
+// is only about a host crash). Requests that come while one runs are folded into the next one.
+class BackgroundSync {
+ public:
+  explicit BackgroundSync(int fd) : fd_(fd) {}
+  ~BackgroundSync() {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  void request() {
+    {
+      std::lock_guard lock(mutex_);
+      wanted_ = true;
+      // Started on first use: after the CLI is spawned, so the fork sees one thread.
+      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return wanted_ || quit_; });
+      if (quit_) return;
+      wanted_ = false;
+      lock.unlock();
+      if (::fdatasync(fd_) != 0) note("spool fdatasync: " + std::string(std::strerror(errno)));
+      lock.lock();
+    }
+  }
+
+  int fd_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool wanted_ = false;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
 class Supervisor;
 
 // One server connection.
@@ -67,6 +117,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   bool attached() const { return attached_; }
   void notice(std::string record);
+  // A record just appended to the spool at [start, start + record.size()).
+  void appended(std::uint64_t start, const std::string& record);
 
  private:
   void read_op();
@@ -81,6 +133,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t sent_ = 0;           // spool offset sent so far
   std::deque<std::string> notices_;  // sent between records
   std::string out_;
+  // Spool bytes [live_from_, live_from_ + live_.size()) kept from appended(): a session that
+  // keeps up is fed from memory; one that fell behind reads the file (pread) instead.
+  std::string live_;
+  std::uint64_t live_from_ = 0;
 };
 
 class Supervisor {
@@ -102,9 +158,11 @@ class Supervisor {
   std::error_code start(std::string& error);
   pid_t cli_pid() const { return child_ ? child_->pid() : -1; }
 
-  // For sessions.
-  std::uint64_t spool_size() const { return spool_.size(); }
-  int spool_read_fd() const { return read_fd_; }
+  // For sessions. The spool's records are the file's plus those still waiting for the disk.
+  std::uint64_t spool_size() const { return spool_.size() + pending_.size(); }
+  // Copies up to `want` bytes of the spool from `from` into `out` (the file, then what waits
+  // for the disk); returns how many.
+  std::size_t read_back(std::uint64_t from, std::size_t want, std::string& out) const;
   bool exited() const { return exit_written_; }
   void on_attach(const std::shared_ptr<Session>& session);
   void on_session_closed(Session* session) {
@@ -131,6 +189,7 @@ class Supervisor {
   void on_exit(ExitStatus status);
   void arm_wall();
   void arm_idle();
+  void touch_idle();  // the CLI said something
   void begin_stop(const std::string& reason);
   void escalate_term();
   void finish();
@@ -144,8 +203,13 @@ class Supervisor {
   boost::asio::signal_set signals_;
   std::shared_ptr<ChildProcess> child_;
   SpoolWriter spool_;
+  std::unique_ptr<BackgroundSync> background_sync_;  // after spool_: stopped before it closes
   int read_fd_ = -1;
-  std::deque<std::string> pending_;  // records waiting for the disk
+  // Whole records waiting for the disk, in order. They have their offsets already (the file's
+  // size plus what precedes them here) and may have been sent: a failed write is retried until
+  // it lands at the same place.
+  std::string pending_;
+  bool flush_posted_ = false;
   Clock::duration retry_delay_ = 100ms;
   bool storage_failing_ = false;
   std::shared_ptr<Session> active_;
@@ -155,6 +219,11 @@ class Supervisor {
   // The run.
   Clock::time_point wall_deadline_{};
   Clock::duration wall_left_{};
+  // The idle clock: one wait in flight at a time, re-checked when it fires, instead of a timer
+  // re-armed (and a cancelled wait completed) for every line.
+  Clock::time_point last_output_{};
+  bool idle_armed_ = false;
+  std::uint64_t idle_wait_ = 0;  // which wait is current; older ones were cancelled
   bool paused_ = false;
   bool result_seen_ = false;
   bool interrupt_sent_ = false;
@@ -232,28 +301,36 @@ void Session::notice(std::string record) {
   pump();
 }
 
+void Session::appended(std::uint64_t start, const std::string& record) {
+  if (!attached_ || closed_) return;
+  if (live_.empty() && start == sent_) {
+    live_from_ = start;
+    live_ = record;
+  } else if (!live_.empty() && live_from_ + live_.size() == start && live_.size() < kSendChunk) {
+    live_ += record;  // lines that come while a write is in flight go out together
+  } else {
+    live_.clear();  // too far behind: read_back has it
+  }
+}
+
 // One write in flight: notices first (they sit between whole records), then spool bytes up to
-// the last whole record, read back from the file.
+// the last whole record, from memory when they are the ones just appended, else read back.
 void Session::pump() {
   if (closed_ || writing_ || !attached_) return;
   out_.clear();
   if (!notices_.empty()) {
     out_ = std::move(notices_.front());
     notices_.pop_front();
+  } else if (!live_.empty() && live_from_ == sent_) {
+    out_.swap(live_);
+    live_.clear();
+    sent_ += out_.size();
   } else if (sent_ < owner_.spool_size()) {
+    live_.clear();                                  // what it held is read back below
     const std::uint64_t end = owner_.spool_size();  // always a record boundary
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(end - sent_, kSendChunk));
     for (;;) {
-      out_.resize(want);
-      std::size_t got = 0;
-      while (got < want) {
-        const ssize_t n = ::pread(owner_.spool_read_fd(), out_.data() + got, want - got,
-                                  static_cast<off_t>(sent_ + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += static_cast<std::size_t>(n);
-      }
-      out_.resize(got);
+      const std::size_t got = owner_.read_back(sent_, want, out_);
       const auto last_nl = out_.rfind('\n');
       if (last_nl != std::string::npos) {
         out_.resize(last_nl + 1);
@@ -288,6 +365,7 @@ std::error_code Supervisor::start(std::string& error) {
     error = "cannot open the spool " + paths_.spool() + ": " + ec.message();
     return ec;
   }
+  background_sync_ = std::make_unique<BackgroundSync>(spool_.fd());
   read_fd_ = ::open(paths_.spool().c_str(), O_RDONLY | O_CLOEXEC);
   if (read_fd_ < 0) {
     const int err = errno;
@@ -328,6 +406,7 @@ std::error_code Supervisor::start(std::string& error) {
     wall_deadline_ = Clock::now() + spec_.execution;
     arm_wall();
   }
+  last_output_ = Clock::now();
   arm_idle();
   accept();
   return {};
@@ -367,14 +446,51 @@ void Supervisor::on_attach(const std::shared_ptr<Session>& session) {
 }
 
 // Every event goes through here: to the file, or held in memory while the disk refuses it.
+std::size_t Supervisor::read_back(std::uint64_t from, std::size_t want, std::string& out) const {
+  out.resize(want);
+  std::size_t got = 0;
+  const std::uint64_t file_end = spool_.size();
+  while (got < want && from + got < file_end) {
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(want - got, file_end - (from + got)));
+    const ssize_t r = ::pread(read_fd_, out.data() + got, n, static_cast<off_t>(from + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  if (got < want && from + got >= file_end && from + got - file_end < pending_.size()) {
+    const auto at = static_cast<std::size_t>(from + got - file_end);
+    const std::size_t n = std::min(want - got, pending_.size() - at);
+    std::memcpy(out.data() + got, pending_.data() + at, n);
+    got += n;
+  }
+  out.resize(got);
+  return got;
+}
+
+// Every event goes through here. It takes its offset at once and goes to the server first and
+// to the file right after (the write(2) would otherwise sit in every line's latency), except with
+// fsync on every write, and for the exit record: then the disk goes first. The flush is posted:
+// the lines of one pipe read arrive in one handler, and all of them go out in one send and one
+// write(2). A record sent but not yet written is no loss: if the supervisor dies the CLI dies with
+// it, and history, which has the record, is ahead of the spool, not behind.
 void Supervisor::add_record(RecordKind kind, std::string_view payload) {
-  pending_.push_back(encode_record(kind, payload));
-  if (!storage_failing_) flush_pending();
+  std::string record = encode_record(kind, payload);
+  if (active_) active_->appended(spool_size(), record);
+  pending_ += record;
+  if (storage_failing_ || flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(io_, [this] {
+    flush_posted_ = false;
+    if (!storage_failing_) flush_pending();
+  });
 }
 
 void Supervisor::flush_pending() {
-  while (!pending_.empty()) {
-    if (auto ec = spool_.append(pending_.front())) {
+  const bool disk_first = spec_.fsync_interval.count() == 0 || exit_written_;
+  if (!disk_first && active_) active_->pump();
+  if (!pending_.empty()) {
+    if (auto ec = spool_.append(pending_)) {
       if (!storage_failing_) {
         storage_failing_ = true;
         note("spool write failed: " + ec.message() + "; holding the CLI's output");
@@ -388,7 +504,7 @@ void Supervisor::flush_pending() {
       });
       return;
     }
-    pending_.pop_front();
+    pending_.clear();
   }
   if (storage_failing_) {
     storage_failing_ = false;
@@ -397,7 +513,7 @@ void Supervisor::flush_pending() {
     if (child_) child_->hold_output(false);
     notify_storage(nullptr);
   }
-  if (spec_.fsync_interval.count() == 0 || exit_written_) {
+  if (disk_first) {
     spool_.sync();
   } else {
     arm_sync();
@@ -421,19 +537,25 @@ void Supervisor::arm_sync() {
   sync_timer_.expires_after(spec_.fsync_interval);
   sync_timer_.async_wait([this](boost::system::error_code e) {
     sync_armed_ = false;
-    if (!e) spool_.sync();
+    if (!e && spool_.take_dirty()) background_sync_->request();
   });
 }
 
+// Only `result` matters here, so most lines skip the parse: a line that is a result has the
+// string "result" in it, written plainly or with \u escapes.
+bool may_be_result(std::string_view line) {
+  return line.find("result") != std::string_view::npos ||
+         line.find("\\u") != std::string_view::npos;
+}
+
 void Supervisor::on_line(std::string line) {
-  arm_idle();
-  const CliLine parsed = inspect_cli_line(line);
-  if (parsed.is_result) result_seen_ = true;
+  touch_idle();
+  if (may_be_result(line) && inspect_cli_line(line).is_result) result_seen_ = true;
   add_record(RecordKind::kLine, line);
 }
 
 void Supervisor::on_too_long(std::size_t bytes, const std::string& head) {
-  arm_idle();
+  touch_idle();
   add_record(
       RecordKind::kOversized,
       json::serialize(json::object{{"bytes", bytes}, {"head", protocol::sanitize_utf8(head)}}));
@@ -549,6 +671,7 @@ void Supervisor::op_clocks(bool paused) {
       wall_deadline_ = Clock::now() + wall_left_;
       arm_wall();
     }
+    last_output_ = Clock::now();  // a pause restarts the idle clock
     arm_idle();
   }
 }
@@ -565,13 +688,26 @@ void Supervisor::arm_wall() {
   });
 }
 
+void Supervisor::touch_idle() {
+  last_output_ = Clock::now();
+  if (!idle_armed_) arm_idle();
+}
+
 void Supervisor::arm_idle() {
   if (spec_.execution_idle.count() <= 0 || paused_ || stopping_ || exit_written_) return;
-  idle_timer_.expires_after(spec_.execution_idle);
-  idle_timer_.async_wait([this](boost::system::error_code e) {
+  idle_armed_ = true;
+  idle_timer_.expires_at(last_output_ + spec_.execution_idle);
+  idle_timer_.async_wait([this, wait = ++idle_wait_](boost::system::error_code e) {
+    if (wait != idle_wait_) return;  // a newer wait owns the timer
+    idle_armed_ = false;
+    if (e || paused_) return;
+    if (Clock::now() - last_output_ < spec_.execution_idle) {
+      arm_idle();  // output came since this wait began
+      return;
+    }
     // Silent because the spool cannot be written (the CLI's output is held): that is the
     // reason to give, not the CLI's idleness.
-    if (!e && !paused_) begin_stop(storage_failing_ ? "storage" : "idle_timeout");
+    begin_stop(storage_failing_ ? "storage" : "idle_timeout");
   });
 }
 
@@ -611,6 +747,7 @@ void Supervisor::escalate_term() {
 }
 
 void Supervisor::finish() {
+  if (!pending_.empty() && !spool_.append(pending_)) pending_.clear();
   spool_.sync();
   boost::system::error_code ignored;
   acceptor_.close(ignored);

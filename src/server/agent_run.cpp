@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/assert.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <filesystem>
@@ -44,9 +45,17 @@ AgentRun::AgentRun(std::shared_ptr<Project> project, RunContext& context, Execut
     : project_(std::move(project)),
       context_(context),
       request_(std::move(request)),
-      retry_timer_(project_->strand()) {}
+      retry_timer_(project_->strand()),
+      permissions_(*this, project_->strand(), project_->id(),
+                   context_.config.claude.permission_timeout) {}
+
+void AgentRun::assert_on_strand() const {
+  BOOST_ASSERT_MSG(project_->strand().running_in_this_thread(),
+                   "AgentRun is used on its project's strand only");
+}
 
 void AgentRun::set_queued(std::size_t position, const Requester* requester) {
+  assert_on_strand();
   if (run_id_.empty()) {
     // On disk while it waits: a restart admits it again, in its order.
     queued_order_ =
@@ -124,7 +133,7 @@ std::optional<std::pair<std::string, std::string>> directory_problem(
 void AgentRun::abandon_start(std::string_view reason) {
   std::error_code ec;
   if (!mcp_path_.empty()) std::filesystem::remove(mcp_path_, ec);
-  cancel_follow_ups("the run could not start");
+  publish_dequeued(follow_ups_.cancel_all("the run could not start"));
   json::object fields{{"project_id", project_->id()}, {"reason", reason}};
   if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
   ops::log_event(spdlog::level::warn, "Execution failed to start", fields);
@@ -135,12 +144,14 @@ void AgentRun::abandon_start(std::string_view reason) {
 }
 
 void AgentRun::start() {
-  if (finished_) {
-    // Cancelled while the scheduler was handing it a slot: give the slot back.
+  assert_on_strand();
+  if (ended()) {
+    // Cancelled (or left to the next server) while the scheduler was handing it a slot: give
+    // the slot back.
     context_.scheduler.release();
     return;
   }
-  started_ = true;
+  phase_ = Phase::kRunning;
   prompt_length_ = request_.prompt.size();
   if (request_.requester.request_id) correlation_id_ = *request_.requester.request_id;
   started_at_ = std::chrono::steady_clock::now();
@@ -268,7 +279,7 @@ std::string AgentRun::trailer(std::uint64_t offset, bool final) const {
 // before (at or below effects_through_: before a restart, or before its history append failed)
 // is only published.
 bool AgentRun::on_record(const agent::SpoolRecord& record) {
-  if (finished_ || detached_) return true;
+  if (ended()) return true;
   const Apply mode = record.end_offset <= effects_through_ ? Apply::kPublishOnly : Apply::kFull;
   if (!apply_record(record, mode)) return hold_for_storage();
   if (held_since_) {
@@ -304,7 +315,7 @@ bool AgentRun::apply_record(const agent::SpoolRecord& record, Apply mode) {
       return true;  // notices take no offset
   }
   if (!applied) return false;
-  if (finished_) return true;
+  if (ended()) return true;
   if (effects && record.end_offset > effects_through_) {
     effects_through_ = record.end_offset;
     if (state_dirty_) save_state();
@@ -361,18 +372,18 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
         if (request->ask) {
           // In history as the permission_request, marked with this record's offset.
           if (!publish) return true;
-          for (const auto& [id, pending] : permissions_) {
-            if (pending.ask.cli_request_id == request->ask->cli_request_id) {
-              return project_
-                         ->try_publish_marked("permission_request", pending.announced, {},
-                                              trailer(offset))
-                         .seq != 0;
-            }
+          if (const auto* announced = permissions_.announced_for(request->ask->cli_request_id)) {
+            return project_
+                       ->try_publish_marked("permission_request", *announced, {}, trailer(offset))
+                       .seq != 0;
           }
           return true;  // refused at once, or already answered: nothing to show
         }
       } else if (auto id = agent::parse_control_cancel(value.get_object())) {
-        if (effects) on_control_cancel(*id);
+        // The CLI withdrew its ask (it was interrupted, or its turn ended).
+        if (effects)
+          permissions_.cancel_ask(*id,
+                                  phase_ == Phase::kInterrupting ? "interrupted" : "run_ended");
       }
     }
   }
@@ -471,32 +482,38 @@ bool AgentRun::on_line_too_long(std::string_view payload, std::uint64_t offset, 
 }
 
 void AgentRun::stop(Stop reason, const Requester* requester) {
-  if (finished_) {
+  assert_on_strand();
+  if (ended()) {
     return;
   }
   if (requester != nullptr && requester->connection) waiters_.push_back(*requester);
-  if (!started_) {
+  if (phase_ == Phase::kQueued) {
     // Still queued: leave the queue (if the scheduler is starting it right now, start() will
     // find the project no longer waiting and give the slot back).
     stop_ = reason;
     context_.scheduler.cancel(project_->id());
-    cancel_follow_ups("the run was stopped before it started");
+    publish_dequeued(follow_ups_.cancel_all("the run was stopped before it started"));
     finish_idle();
     cleanup_run_dir();
     return;
   }
-  if (stop_ == Stop::kNone) {
-    cancel_follow_ups(reason == Stop::kKill ? "the run was stopped (agent_kill)"
-                                            : "the run was stopped");
-    cancel_permissions(reason == Stop::kKill ? "killed" : "run_ended");
+  const bool stopping = phase_ == Phase::kStopping;
+  if (!stopping) {
+    publish_dequeued(follow_ups_.cancel_all(
+        reason == Stop::kKill ? "the run was stopped (agent_kill)" : "the run was stopped"));
+    permissions_.cancel_all(reason == Stop::kKill ? "killed" : "run_ended");
   }
   if (reason == Stop::kForce) {
-    if (stop_ == Stop::kNone) stop_ = reason;
+    if (!stopping) {
+      phase_ = Phase::kStopping;
+      stop_ = reason;
+    }
     if (link_) link_->stop("force");
     save_state();
     return;
   }
-  if (stop_ != Stop::kNone) return;  // already stopping
+  if (stopping) return;  // already stopping
+  phase_ = Phase::kStopping;
   stop_ = reason;
   save_state();
   if (link_) link_->stop(reason == Stop::kShutdown ? "shutdown" : "kill");
@@ -549,9 +566,10 @@ void AgentRun::on_supervisor_stop(std::string_view payload) {
       return;
     }
   }
-  if (stop_ != Stop::kNone) return;
-  cancel_follow_ups("the run was stopped");
-  cancel_permissions("run_ended");
+  if (phase_ == Phase::kStopping) return;
+  publish_dequeued(follow_ups_.cancel_all("the run was stopped"));
+  permissions_.cancel_all("run_ended");
+  phase_ = Phase::kStopping;
   if (reason == "storage") {
     // Held by storage trouble for longer than timeouts.execution_idle: said as what it is.
     const auto idle = context_.config.timeouts.execution_idle;
@@ -600,10 +618,10 @@ bool AgentRun::on_exit_record(std::string_view payload) {
 }
 
 void AgentRun::on_exit(agent::ExitStatus status, std::string stderr_tail) {
-  if (finished_) return;
-  cancel_permissions("run_ended");
-  cancel_follow_ups(result_seen_ ? "the CLI exited before it could be sent"
-                                 : "the run ended before it could be sent");
+  if (ended()) return;
+  permissions_.cancel_all("run_ended");
+  publish_dequeued(follow_ups_.cancel_all(result_seen_ ? "the CLI exited before it could be sent"
+                                                       : "the run ended before it could be sent"));
   retry_timer_.cancel();
   // (The supervisor killed whatever the CLI left behind before it wrote the exit record.)
 
@@ -663,7 +681,7 @@ void AgentRun::on_exit(agent::ExitStatus status, std::string stderr_tail) {
   ops::ExecutionOutcome outcome = ops::ExecutionOutcome::kFailed;
   if (stop_ == Stop::kTimeout || stop_ == Stop::kIdleTimeout) {
     outcome = ops::ExecutionOutcome::kTimeout;
-  } else if (stop_ != Stop::kNone || interrupting_) {
+  } else if (winding_down()) {
     outcome = ops::ExecutionOutcome::kKilled;
   } else if (result_seen_ && !result_is_error_) {
     outcome = ops::ExecutionOutcome::kSuccess;
@@ -686,7 +704,7 @@ void AgentRun::on_exit(agent::ExitStatus status, std::string stderr_tail) {
 // `marked` (a run that had a supervisor): the final state is marked as the run's last entry, so
 // a restart right after this does not finish the run a second time.
 void AgentRun::finish_idle(bool marked) {
-  finished_ = true;
+  phase_ = Phase::kFinished;
   const auto info = project_->update([](projects::ProjectInfo& p) {
     p.state = projects::State::kIdle;
     p.queue_position = 0;

@@ -4,17 +4,28 @@
 // the record's spool offset in the same entry, and broadcasts it. A restarted server finds the
 // run again (run_state.hpp, AgentRun::restore) and goes on from the last offset in history.
 //
+// The run's code, by file:
+//   agent_run.cpp             life cycle (start, stop, exit), records from the supervisor,
+//                             history and broadcasts;
+//   agent_run_steering.cpp    follow-ups, agent_interrupt, the CLI's control requests, and the
+//                             run's side of the permission broker (publishing, clocks);
+//   agent_run_supervised.cpp  the supervisor link, tagged writes, run.json, storage holds,
+//                             restart (reattach, lost, detach);
+//   follow_up_queue.hpp       the queued follow-up prompts (FollowUpQueue);
+//   permission_broker.hpp     the tool-permission asks waiting for a person, with their
+//                             deadlines (PermissionBroker).
+//
 // Stopping (agent_kill, timeouts, shutdown) is the supervisor's: the CLI's `interrupt` control
 // request first, then after timeouts.kill_grace SIGTERM to its group, then after
 // timeouts.term_grace SIGKILL to every descendant. timeouts.execution and execution_idle are
 // enforced by the supervisor too, so a run never outlives them while the server is down.
 //
-// Steering (agent_run_steering.cpp): follow-up prompts queued by clients are written to the
-// CLI's stdin one at a time, each after the previous turn's result (a user line written mid-turn
-// would be folded into that turn); stdin is closed after the last one. `agent_interrupt` ends
-// the current turn with the interrupt request alone. Tool-permission asks of the CLI become
-// permission_request broadcasts; the first client answer (or the timeout) is sent back. While
-// an ask waits for a person, the run's wall-clock and idle timeouts are paused.
+// Steering: follow-up prompts queued by clients are written to the CLI's stdin one at a time,
+// each after the previous turn's result (a user line written mid-turn would be folded into that
+// turn); stdin is closed after the last one. `agent_interrupt` ends the current turn with the
+// interrupt request alone. Tool-permission asks of the CLI become permission_request
+// broadcasts; the first client answer (or the timeout) is sent back. While an ask waits for a
+// person, the run's wall-clock and idle timeouts are paused.
 //
 // Every write to the CLI that must happen once (a follow-up, an answer, the interrupt, closing
 // stdin) carries a tag: it is kept in run.json until the spool confirms it (an `i` record), is
@@ -24,7 +35,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +48,8 @@
 #include "config/config.hpp"
 #include "ops/metrics.hpp"
 #include "projects/path_policy.hpp"
+#include "server/follow_up_queue.hpp"
+#include "server/permission_broker.hpp"
 #include "server/project.hpp"
 #include "server/run_state.hpp"
 #include "server/scheduler.hpp"
@@ -68,7 +80,7 @@ struct ExecuteRequest {
 Scheduler::Ticket make_ticket(const std::shared_ptr<Project>& project,
                               const std::shared_ptr<class AgentRun>& run);
 
-class AgentRun : public std::enable_shared_from_this<AgentRun> {
+class AgentRun : public std::enable_shared_from_this<AgentRun>, private PermissionBroker::Host {
  public:
   // kForce (a second shutdown signal) skips the graces: SIGKILL to the whole tree at once.
   enum class Stop { kNone, kKill, kTimeout, kIdleTimeout, kShutdown, kForce };
@@ -88,6 +100,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
                                                   RunContext& context, RunState state,
                                                   protocol::Error& error);
   std::uint64_t queued_order() const { return queued_order_; }
+  // (strand; or at start-up, before the project is shared)
   void reattach();
   // Start-up, before the project is shared: true when this run's end is already in history
   // (then its leftovers are cleaned up and it must not be restored).
@@ -100,7 +113,8 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void start();
   // strand: the run is queued at `position` (1-based).
   void set_queued(std::size_t position, const Requester* requester);
-  bool started() const { return started_; }
+  // strand: still waiting for a slot.
+  bool queued() const { return phase_ == Phase::kQueued; }
   // strand: stop the run (or cancel it while queued). `requester` gets the final IDLE state.
   void stop(Stop reason, const Requester* requester);
   // strand: end the current turn through the CLI's interrupt request, without signals; queued
@@ -108,8 +122,8 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void interrupt(const Requester* requester);
 
   // strand: execute with mode "queue" while this run is active.
-  enum class Enqueue { kQueued, kFull, kStopping };
-  static constexpr std::size_t kMaxFollowUps = 16;
+  using Enqueue = FollowUpQueue::Enqueue;
+  static constexpr std::size_t kMaxFollowUps = FollowUpQueue::kMaxFollowUps;
   Enqueue enqueue_follow_up(std::string prompt, const Requester& requester);
 
   // strand: a client's permission_response; false when `permission_id` is not pending here.
@@ -119,18 +133,19 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   boost::json::array queued_prompts() const;
 
  private:
-  struct PendingPermission {
-    agent::PermissionAsk ask;
-    boost::json::object announced;  // the permission_request data
-    std::unique_ptr<boost::asio::steady_timer> timer;
-    std::string control_line;                          // as the CLI wrote it (for run.json)
-    std::chrono::system_clock::time_point deadline{};  // requested_at + permission_timeout
+  // Where the run is in its life. Only one holds at a time; stop_ says why a run is kStopping.
+  enum class Phase {
+    kQueued,        // waiting for a slot: no supervisor yet
+    kRunning,       // started: takes follow-ups, asks go to clients
+    kInterrupting,  // agent_interrupt: the turn ends; no follow-ups, asks are refused
+    kStopping,      // agent_kill, a timeout, shutdown, storage (stop_ says which)
+    kFinished,      // ended and IDLE published (also a queued run that was cancelled)
+    kDetached,      // left to the next server (shutdown.runs = detach)
   };
-  struct FollowUp {
-    std::string queue_id;
-    std::string prompt;
-    boost::json::object announced;  // the prompt_queued data
-  };
+  bool ended() const { return phase_ == Phase::kFinished || phase_ == Phase::kDetached; }
+  // Interrupting or stopping: the run takes no more follow-ups and puts no asks to anyone.
+  bool winding_down() const { return phase_ == Phase::kInterrupting || phase_ == Phase::kStopping; }
+  void assert_on_strand() const;
 
   // Records from the supervisor (false: not applied, e.g. history cannot be written; the link
   // holds and the same record comes again).
@@ -153,24 +168,23 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   void send_tagged(std::string tag, std::string data);
   void save_state();
   RunState make_state() const;
-  void arm_permission_timer(const std::string& permission_id);
   std::string trailer(std::uint64_t offset, bool final = false) const;
   void cleanup_run_dir();
   bool make_run_dir(std::string& error);
 
   void on_turn_end();
   bool start_next_follow_up();
-  void cancel_follow_ups(const std::string& message);
+  void publish_dequeued(std::vector<boost::json::object> dequeued);
   void on_control_request(std::string_view line, const agent::ControlRequest& request);
-  void on_control_cancel(const std::string& cli_request_id);
-  void close_permission(std::string permission_id, std::string_view decision,
-                        std::string_view reason, boost::json::object by,
-                        const std::vector<Requester>& requesters,
-                        const std::optional<std::string>& message, bool remember);
-  void expire_permission(const std::string& permission_id);
-  void cancel_permissions(std::string_view reason);
-  void pause_clocks();
-  void resume_clocks();
+
+  // PermissionBroker::Host
+  void send_control(const std::string& cli_request_id, std::string line) override;
+  void permission_closed(const std::string& permission_id, ClosedPermission closed,
+                         const std::vector<Requester>& requesters) override;
+  void permissions_changed() override { state_dirty_ = true; }
+  void waiting_for_person(bool waiting) override;
+  std::shared_ptr<void> keep_alive() override { return shared_from_this(); }
+
   bool on_line(const std::string& line, std::uint64_t offset, Apply mode);
   bool on_line_too_long(std::string_view payload, std::uint64_t offset, Apply mode);
   void on_exit(agent::ExitStatus status, std::string stderr_tail);
@@ -195,25 +209,21 @@ class AgentRun : public std::enable_shared_from_this<AgentRun> {
   boost::asio::steady_timer retry_timer_;         // history append retries, reconnects
   std::chrono::milliseconds retry_delay_{100};
   std::optional<std::chrono::steady_clock::time_point> held_since_;
-  bool lost_ = false;
   bool state_dirty_ = false;  // run.json is behind
-  bool detached_ = false;
   std::chrono::steady_clock::time_point started_at_;
   std::uint64_t queued_order_ = 0;  // when it was queued (ns since the epoch): restart order
   std::vector<Requester> waiters_;  // get the final IDLE with their request_id
-  std::map<std::string, PendingPermission> permissions_;  // by permission_id
-  std::deque<FollowUp> follow_ups_;
+  PermissionBroker permissions_;    // the asks waiting for a person
+  FollowUpQueue follow_ups_;
   std::string mcp_path_;
   std::optional<std::string> resumed_session_;  // the id passed to --resume, if any
   std::string interrupt_id_;
   std::string correlation_id_;  // the execute's request_id, for logs
-  Stop stop_ = Stop::kNone;
-  bool started_ = false;
+  Phase phase_ = Phase::kQueued;
+  Stop stop_ = Stop::kNone;  // why it is (or was) stopping; kNone while not
   bool result_seen_ = false;
   bool result_is_error_ = false;
   bool session_not_found_ = false;
-  bool finished_ = false;
-  bool interrupting_ = false;
   bool client_permissions_ = false;  // --permission-prompt-tool=stdio
   std::size_t prompt_length_ = 0;
   std::size_t response_bytes_ = 0;

@@ -60,14 +60,14 @@ void AgentRun::send_tagged(std::string tag, std::string data) {
 // The socket ended before the exit record: the supervisor is gone (killed, or the host is
 // going down), or its socket failed while it lives on.
 void AgentRun::on_disconnect(std::error_code ec) {
-  if (finished_ || detached_) return;
+  if (ended()) return;
   if (agent::supervisor_alive(supervisor_pid_, supervisor_start_)) {
     spdlog::warn("project {}: lost the socket of run {} ({}); reconnecting", project_->id(),
                  run_id_, ec.message());
     retry_timer_.expires_after(retry_delay_);
     retry_delay_ = std::min<std::chrono::milliseconds>(retry_delay_ * 2, kRetryMax);
     retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-      if (e || self->finished_) return;
+      if (e || self->ended()) return;
       if (self->attach_link(self->applied_offset_)) {
         for (const auto& [tag, data] : self->in_flight_) {
           if (tag == "close") {
@@ -97,17 +97,17 @@ void AgentRun::apply_remaining_spool_and_end() {
   agent::read_spool_file(
       paths_.spool(), applied_offset_, context_.config.claude.max_line_bytes + 1024,
       [&](const agent::SpoolRecord& r) {
-        if (held || finished_) return;
+        if (held || ended()) return;
         if (r.end_offset <= applied_offset_) return;
         if (!on_record(r)) held = true;
       },
       ec);
-  if (finished_) return;
+  if (ended()) return;
   if (held) {
     // History cannot take it now: come back when it can.
     retry_timer_.expires_after(retry_delay_);
     retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-      if (!e && !self->finished_) self->apply_remaining_spool_and_end();
+      if (!e && !self->ended()) self->apply_remaining_spool_and_end();
     });
     return;
   }
@@ -115,12 +115,11 @@ void AgentRun::apply_remaining_spool_and_end() {
 }
 
 void AgentRun::on_lost() {
-  lost_ = true;
   spdlog::error(
       "project {}: run {} was lost: its supervisor (pid {}) is gone without an exit record",
       project_->id(), run_id_, supervisor_pid_);
-  cancel_permissions("run_ended");
-  cancel_follow_ups("the run was lost");
+  permissions_.cancel_all("run_ended");
+  publish_dequeued(follow_ups_.cancel_all("the run was lost"));
   // Whatever the CLI may have left (a host reboot leaves nothing; a killed supervisor may).
   if (cli_pid_ > 0) ::kill(-cli_pid_, SIGKILL);
   const auto session = project_->snapshot().session_id;
@@ -149,7 +148,7 @@ bool AgentRun::hold_for_storage() {
   const auto now = std::chrono::steady_clock::now();
   if (!held_since_) held_since_ = now;
   const auto idle = context_.config.timeouts.execution_idle;
-  if (idle.count() > 0 && now - *held_since_ > idle && stop_ == Stop::kNone) {
+  if (idle.count() > 0 && now - *held_since_ > idle && phase_ != Phase::kStopping) {
     fail(ErrorCode::kStorageFailed,
          "History could not be written for longer than timeouts.execution_idle (" +
              std::to_string(idle.count()) + "s); the run was stopped",
@@ -182,19 +181,14 @@ RunState AgentRun::make_state() const {
   s.prompt_length = prompt_length_;
   s.state_offset = effects_through_;
   s.stop = std::string(stop_name(stop_));
-  s.interrupting = interrupting_;
+  s.interrupting = phase_ == Phase::kInterrupting;
   s.result_seen = result_seen_;
   s.result_is_error = result_is_error_;
   s.session_not_found = session_not_found_;
-  for (const auto& [id, p] : permissions_) {
-    s.permissions.push_back(RunState::Permission{id, p.control_line, p.announced,
-                                                 protocol::format_rfc3339(p.deadline)});
-  }
-  for (const auto& f : follow_ups_) {
-    s.follow_ups.push_back(RunState::FollowUp{f.queue_id, f.prompt, f.announced});
-  }
+  permissions_.save(s);
+  follow_ups_.save(s);
   s.in_flight = in_flight_;
-  if (!started_) {
+  if (phase_ == Phase::kQueued) {
     s.queued = true;
     s.queued_order = queued_order_;
     s.prompt = request_.prompt;
@@ -205,7 +199,7 @@ RunState AgentRun::make_state() const {
 
 void AgentRun::save_state() {
   state_dirty_ = false;
-  if (run_id_.empty() || finished_ || detached_) return;
+  if (run_id_.empty() || ended()) return;
   if (auto ec = save_run_state(paths_.dir + "/run.json", make_state())) {
     spdlog::error("project {}: cannot save the state of run {}: {}", project_->id(), run_id_,
                   ec.message());
@@ -257,32 +251,21 @@ std::shared_ptr<AgentRun> AgentRun::restore(std::shared_ptr<Project> project, Ru
   run->prompt_length_ = state.prompt_length;
   run->effects_through_ = state.state_offset;
   run->stop_ = stop_from_name(state.stop);
-  run->interrupting_ = state.interrupting;
+  // A stopping run that had been interrupted first is stopping.
+  run->phase_ = run->stop_ != Stop::kNone ? Phase::kStopping
+                : state.interrupting      ? Phase::kInterrupting
+                                          : Phase::kRunning;
   run->result_seen_ = state.result_seen;
   run->result_is_error_ = state.result_is_error;
   run->session_not_found_ = state.session_not_found;
   run->in_flight_ = state.in_flight;
-  run->started_ = true;
   run->started_at_ = std::chrono::steady_clock::now();
   if (auto started = protocol::parse_rfc3339(state.started_at)) {
     run->started_at_ -= std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::system_clock::now() - *started);
   }
-  for (auto& f : state.follow_ups) {
-    run->follow_ups_.push_back(FollowUp{f.queue_id, f.prompt, f.announced});
-  }
-  for (auto& p : state.permissions) {
-    boost::system::error_code ec;
-    const json::value line = json::parse(p.control_line, ec);
-    std::optional<agent::ControlRequest> request;
-    if (!ec && line.is_object()) request = agent::parse_control_request(line.get_object());
-    if (!request || !request->ask) continue;
-    PendingPermission pending{*request->ask, p.announced,
-                              std::make_unique<boost::asio::steady_timer>(project->strand()),
-                              p.control_line, std::chrono::system_clock::now()};
-    if (auto deadline = protocol::parse_rfc3339(p.deadline)) pending.deadline = *deadline;
-    run->permissions_.emplace(p.permission_id, std::move(pending));
-  }
+  run->follow_ups_.restore(state);
+  run->permissions_.restore(state);
   return run;
 }
 
@@ -307,9 +290,7 @@ std::shared_ptr<AgentRun> AgentRun::restore_queued(std::shared_ptr<Project> proj
   run->paths_ = agent::RunPaths{context.runs_dir + "/" + state.run_id};
   run->queued_order_ = state.queued_order;
   run->correlation_id_ = state.correlation_id;
-  for (auto& f : state.follow_ups) {
-    run->follow_ups_.push_back(FollowUp{f.queue_id, f.prompt, f.announced});
-  }
+  run->follow_ups_.restore(state);
   return run;
 }
 
@@ -329,7 +310,7 @@ Scheduler::Ticket make_ticket(const std::shared_ptr<Project>& project,
   };
   ticket.moved = [project, weak_run](std::size_t position) {
     boost::asio::post(project->strand(), [weak_run, position] {
-      if (auto queued = weak_run.lock(); queued && !queued->started()) {
+      if (auto queued = weak_run.lock(); queued && queued->queued()) {
         queued->set_queued(position, nullptr);
       }
     });
@@ -371,7 +352,7 @@ bool AgentRun::ended_in_history() {
   if (!final) return false;
   // It ended and its end is in history; only its files were left (the server died between
   // the final state and removing them). Let the supervisor go, if it still waits.
-  finished_ = true;
+  phase_ = Phase::kFinished;
   if (agent::supervisor_alive(supervisor_pid_, supervisor_start_) && attach_link(in_history)) {
     link_->done();
     link_.reset();
@@ -391,14 +372,14 @@ void AgentRun::reattach() {
     agent::read_spool_file(
         paths_.spool(), effects_through_, context_.config.claude.max_line_bytes + 1024,
         [&](const agent::SpoolRecord& r) {
-          if (r.end_offset > in_history || finished_) return;
+          if (r.end_offset > in_history || ended()) return;
           apply_record(r, Apply::kEffectsOnly);
           effects_through_ = r.end_offset;
         },
         ec);
     applied_offset_ = in_history;
   }
-  for (const auto& [id, pending] : permissions_) arm_permission_timer(id);
+  permissions_.arm_all();
   json::object fields{{"project_id", project_->id()},
                       {"run_id", run_id_},
                       {"supervisor_pid", supervisor_pid_},
@@ -421,18 +402,19 @@ void AgentRun::reattach() {
   if (!permissions_.empty()) link_->pause_clocks(true);
   if (stop_ != Stop::kNone) link_->stop(stop_ == Stop::kShutdown ? "shutdown" : "kill");
   // A turn that ended while nobody could act on it: send the next follow-up or close stdin.
-  if (result_seen_ && in_flight_.empty() && stop_ == Stop::kNone && !interrupting_) on_turn_end();
+  if (result_seen_ && in_flight_.empty() && phase_ == Phase::kRunning) on_turn_end();
   save_state();
 }
 
 void AgentRun::detach() {
-  if (finished_) return;
+  assert_on_strand();
+  if (ended()) return;
   save_state();
-  detached_ = true;
+  phase_ = Phase::kDetached;
   // The project no longer holds this run (nor the run its project: no cycle to leak).
   if (project_->run.get() == this) project_->run.reset();
   retry_timer_.cancel();
-  for (auto& [id, pending] : permissions_) pending.timer->cancel();
+  permissions_.cancel_timers();
   if (link_) {
     link_->detach();
     link_.reset();

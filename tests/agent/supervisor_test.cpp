@@ -327,6 +327,48 @@ TEST_F(SupervisorTest, ReattachingAtAnOffsetReplaysFromThere) {
   second->detach();
 }
 
+// The idle clock restarts with every line: a run that keeps talking for longer than
+// execution_idle in all is not stopped; one that falls silent is.
+TEST_F(SupervisorTest, IdleTimeoutCountsFromTheLastLine) {
+  auto s = spec();
+  s.execution_idle = 2s;
+  launch(s);
+  link_->write(user_message_line("[[fake:drip lines=30 interval_ms=100]]"), "prompt");
+  ASSERT_TRUE(wait_for('o', "\"type\":\"result\""));
+  EXPECT_EQ(count('s'), 0) << "3 s of output, never 2 s of silence";
+  link_->write(user_message_line("[[fake:hang]]"), "follow_up:1");
+  ASSERT_TRUE(wait_for('s', "\"idle_timeout\""));
+  ASSERT_TRUE(wait_for('x'));
+}
+
+// A flood goes out from memory while the reader keeps up and from the file when it falls
+// behind (lines are batched per pipe read): the link gets exactly the file's records, in order.
+TEST_F(SupervisorTest, AFloodReachesTheLinkWholeAndInTheFilesOrder) {
+  launch(spec());
+  link_->write(user_message_line("[[fake:flood lines=20000 bytes=300]]"), "prompt");
+  link_->close_stdin();
+  ASSERT_TRUE(wait_for('x', {}, 120s));
+  std::vector<std::pair<char, std::string>> from_file;
+  std::error_code ec;
+  read_spool_file(
+      paths_.spool(), 0, 1 << 24,
+      [&](const SpoolRecord& r) {
+        from_file.emplace_back(static_cast<char>(r.kind), std::string(r.payload));
+      },
+      ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::lock_guard lk(mu_);
+  ASSERT_EQ(records_.size(), from_file.size());
+  EXPECT_TRUE(records_ == from_file);
+  int floods = 0;
+  for (const auto& [kind, payload] : records_) {
+    if (kind == 'o' && payload.find("\"#" + std::to_string(floods) + " t=") != std::string::npos) {
+      ++floods;
+    }
+  }
+  EXPECT_EQ(floods, 20000) << "every flood line, numbered in order";
+}
+
 TEST_F(SupervisorTest, AMissingCliIsReportedWithItsErrno) {
   auto s = spec();
   s.cli.binary = (root_ / "no-such-claude").string();
