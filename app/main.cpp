@@ -18,6 +18,7 @@
 #include <functional>
 #include <future>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -27,6 +28,8 @@
 #include "common/atomic_file.hpp"
 #include "common/data_dir_lock.hpp"
 #include "config/config.hpp"
+#include "history/fd_budget.hpp"
+#include "net/descriptor_plan.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
 #include "net/token_file.hpp"
@@ -39,16 +42,42 @@ namespace {
 
 constexpr int kExitConfig = 2;
 
-// Many connections need many descriptors: raise the soft limit to the hard limit.
-void raise_fd_limit() {
+// Many connections need many descriptors: raise the soft limit to the hard limit. Returns the
+// soft limit now in force.
+std::uint64_t raise_fd_limit() {
   rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::numeric_limits<std::uint64_t>::max();
   const rlim_t before = lim.rlim_cur;
   if (lim.rlim_cur < lim.rlim_max) {
     lim.rlim_cur = lim.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) lim.rlim_cur = before;
   }
   spdlog::info("open file limit: {} (was {})", lim.rlim_cur, before);
+  return lim.rlim_cur == RLIM_INFINITY ? std::numeric_limits<std::uint64_t>::max()
+                                       : static_cast<std::uint64_t>(lim.rlim_cur);
+}
+
+// limits.max_connections as the open file limit allows (net/descriptor_plan.hpp): lowered, with
+// a warning, when the configured value does not fit. Returns the plan.
+pa::net::DescriptorPlan fit_connections_to_fd_limit(pa::config::Config& cfg,
+                                                    std::uint64_t open_file_limit) {
+  pa::net::DescriptorInputs in;
+  in.open_file_limit = open_file_limit;
+  in.configured_max_connections = cfg.limits.max_connections;
+  in.max_concurrent_runs = cfg.execution.max_concurrent;
+  // The hub's blocking pool: one thread per core, at least two (server/hub.cpp).
+  in.worker_threads = std::max(2u, std::thread::hardware_concurrency());
+  in.history_files = pa::history::FdBudget::kDefaultLimit;
+  in.listeners = cfg.metrics.enabled && cfg.metrics.port != 0 ? 2 : 1;
+  const auto plan = pa::net::plan_descriptors(in);
+  if (plan.capped()) {
+    spdlog::warn("{}", plan.warning());
+    cfg.limits.configured_max_connections = plan.configured_max_connections;
+    cfg.limits.open_file_limit = plan.open_file_limit;
+    cfg.limits.max_connections = plan.max_connections;
+  }
+  spdlog::info("{}", plan.describe());
+  return plan;
 }
 
 // Creates `dir` (and its parents) when missing, the directory itself 0700; logs nothing.
@@ -175,7 +204,10 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
         cfg.server.host, cfg.tls.enabled ? "authentication" : "TLS");
     return kExitConfig;
   }
-  raise_fd_limit();
+  const auto fd_plan = fit_connections_to_fd_limit(cfg, raise_fd_limit());
+  // Sockets the listeners may hold that are not connections yet (handshakes, HTTP requests).
+  const auto socket_slots = pa::net::SocketSlots::create(static_cast<std::size_t>(
+      std::min<std::uint64_t>(fd_plan.max_pending_sockets, std::numeric_limits<int>::max())));
 
   const unsigned threads = cfg.server.threads != 0
                                ? cfg.server.threads
@@ -196,7 +228,8 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     return kExitConfig;
   }
   auto listener = std::make_shared<pa::net::Listener>(
-      io, hub, std::move(tls), asio::ip::tcp::endpoint(address, cfg.server.port));
+      io, hub, std::move(tls), asio::ip::tcp::endpoint(address, cfg.server.port),
+      pa::net::Serve::kAll, socket_slots);
   const auto bound = listener->local_endpoint();
   listener->start();
   // Optionally, /metrics alone on a loopback port (plain HTTP) for a local Prometheus.
@@ -205,7 +238,7 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
     metrics_listener = std::make_shared<pa::net::Listener>(
         io, hub, std::nullopt,
         asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), cfg.metrics.port),
-        pa::net::Serve::kMetricsOnly);
+        pa::net::Serve::kMetricsOnly, socket_slots);
     metrics_listener->start();
     spdlog::info("metrics on http://127.0.0.1:{}/metrics", cfg.metrics.port);
   }

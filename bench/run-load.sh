@@ -5,6 +5,8 @@
 #   bench/run-load.sh quick   # every scenario at a size that finishes in well under 3 minutes
 #   bench/run-load.sh full    # the sizes of the targets table (docs/benchmarks.md)
 #   bench/run-load.sh fanout  # only the unpaced fan-out runs of `full`
+#   bench/run-load.sh smoke   # every scenario at a tiny size, TLS only, a few seconds; fails on
+#                             # any error, lost or reordered line (ctest bench_smoke_load)
 #
 # Environment: BUILD_DIR (default build), OUT (default $BUILD_DIR/bench-results/<size>).
 set -euo pipefail
@@ -75,11 +77,15 @@ stop_server() {
   server_pid=""
 }
 
-# bench <args...>: one pocket-agent-bench run against the current server.
+# bench <args...>: one pocket-agent-bench run against the current server. A failed run is
+# reported and the others go on; in smoke mode the script then fails.
+failed=0
 bench() {
-  "$bench_bin" --url "$url" --token "$token" --insecure --project-dir "$work/projects" \
-    --server-pid "$server_pid" --json "$@" | tee -a "$results" ||
+  if ! "$bench_bin" --url "$url" --token "$token" --insecure --project-dir "$work/projects" \
+    --server-pid "$server_pid" --json "$@" | tee -a "$results"; then
     echo "run-load.sh: pocket-agent-bench $* failed (its error is above); going on" >&2
+    failed=1
+  fi
 }
 
 # An unpaced flood outruns 100 subscribers on 2 cores, and on this shared machine a paced one
@@ -129,8 +135,25 @@ elif [[ $size == fanout ]]; then
     bench --subscribers 100 --lines 20000 --line-bytes 300 fanout
     stop_server
   done
+elif [[ $size == smoke ]]; then
+  # A check that the load generator still speaks the protocol, not a measurement: a few
+  # connections and a few hundred messages per scenario.
+  start_server tls "${big_queue[@]}"
+  bench --timeout 60 --connections 20 --concurrency 8 --idle-seconds 1 idle
+  bench --timeout 60 --subscribers 4 --lines 300 --line-bytes 100 fanout
+  bench --timeout 60 --rpc-connections 4 --rpc-rate 200 --rpc-seconds 1 rpc
+  bench --timeout 60 --history-entries 300 --history-repeats 2 history
+  bench --timeout 60 --churn-workers 2 --churn-seconds 1 churn
+  stop_server
+  python3 "$here/check-results.py" "$results" idle fanout rpc history churn || failed=1
+  if [[ $failed -ne 0 ]]; then
+    echo "run-load.sh smoke: FAILED (the server's log: $out/server-tls.log)" >&2
+    exit 1
+  fi
+  echo "run-load.sh smoke: every scenario ran without errors"
+  exit 0
 else
-  echo "usage: $0 quick|full|fanout" >&2
+  echo "usage: $0 quick|full|fanout|smoke" >&2
   exit 2
 fi
 

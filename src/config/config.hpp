@@ -55,6 +55,10 @@ struct Config {
     double connection_rate = 10;            // new connections per second per address; 0 = off
     std::uint64_t history_page_max = 1000;  // cap on get_messages limit
     std::uint64_t prompt_size = 262144;     // bytes
+    // Not settings: set at start when the open file limit caps max_connections (which then
+    // holds the effective value; net/descriptor_plan.hpp). 0 = not capped.
+    std::uint64_t configured_max_connections = 0;
+    std::uint64_t open_file_limit = 0;
   } limits;
 
   struct Timeouts {

@@ -111,7 +111,8 @@ const std::vector<Setting> kSettings = {
      .flags = "--limits-max-connections,--max-connections",
      .field = FIELD(limits.max_connections),
      .min = 1,
-     .help = "Maximum concurrent WebSocket connections"},
+     .help = "Maximum concurrent WebSocket connections; lowered at start, with a warning, to what "
+             "the open file limit holds besides the descriptors reserved for runs and history"},
     {.key = "limits.max_projects",
      .env = "PA_MAX_PROJECTS",
      .flags = "--limits-max-projects,--max-projects",

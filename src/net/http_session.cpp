@@ -29,6 +29,9 @@ namespace {
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr std::size_t kMaxHeaderFields = 100;
 constexpr std::uint64_t kBodyLimit = 4 * 1024;
+// How long a connection answered 503 for lack of descriptors may take for its TLS handshake and
+// request head (see handshake_deadline()).
+constexpr auto kRefusalDeadline = std::chrono::seconds(2);
 
 struct Target {
   std::string path;
@@ -37,6 +40,16 @@ struct Target {
 };
 
 constexpr std::size_t kMaxClientNameBytes = 64;
+
+// The 503 body when limits.max_connections connections are open, naming the open file limit
+// when that lowered it (net/descriptor_plan.hpp).
+std::string at_limit_message(const config::Config::Limits& limits) {
+  std::string text = "server at limits.max_connections (" + std::to_string(limits.max_connections);
+  if (limits.configured_max_connections > limits.max_connections)
+    text += ", lowered from " + std::to_string(limits.configured_max_connections) +
+            " to fit the open file limit " + std::to_string(limits.open_file_limit);
+  return text + "); try again later";
+}
 
 std::string_view trim(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -61,13 +74,16 @@ template <class Stream>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   HttpSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::shared_ptr<Gate> gate,
-              std::string remote, bool rate_limited, Serve serve)
-      : stream_(std::move(stream)),
+              std::string remote, bool rate_limited, Serve serve, std::shared_ptr<void> hold,
+              std::string refuse)
+      : hold_(std::move(hold)),
+        stream_(std::move(stream)),
         hub_(std::move(hub)),
         gate_(std::move(gate)),
         remote_(std::move(remote)),
         rate_limited_(rate_limited),
-        serve_(serve) {}
+        serve_(serve),
+        refuse_(std::move(refuse)) {}
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
@@ -76,8 +92,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  private:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
+  // TLS and the request head must be in within this. A connection being refused holds the
+  // listener's spare descriptor, and the listener accepts nothing else meanwhile: a client that
+  // stays silent gets little time.
+  std::chrono::steady_clock::duration handshake_deadline() const {
+    const std::chrono::steady_clock::duration configured = hub_->config().timeouts.handshake;
+    if (refuse_.empty()) return configured;
+    return std::min(configured, std::chrono::steady_clock::duration(kRefusalDeadline));
+  }
+
   void start() {
-    beast::get_lowest_layer(stream_).expires_after(hub_->config().timeouts.handshake);
+    beast::get_lowest_layer(stream_).expires_after(handshake_deadline());
     if constexpr (kTls) {
       stream_.async_handshake(
           asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
@@ -96,7 +121,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
-    beast::get_lowest_layer(stream_).expires_after(hub_->config().timeouts.handshake);
+    beast::get_lowest_layer(stream_).expires_after(handshake_deadline());
     // The head first: what it says decides whether a body is read at all (Expect, an unknown
     // Transfer-Encoding, a bad Host are answered without waiting for one).
     http::async_read_header(
@@ -127,6 +152,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void on_header(beast::error_code ec, std::size_t) {
     if (ec) {
       read_failed(ec);
+      return;
+    }
+    if (!refuse_.empty()) {
+      respond(http::status::service_unavailable, refuse_, false);
       return;
     }
     auto& req = parser_->get();
@@ -310,9 +339,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     if (!hub_->admit_connection()) {
       respond(http::status::service_unavailable,
               hub_->stopping() ? std::string("server shutting down; try again later")
-                               : "server at limits.max_connections (" +
-                                     std::to_string(hub_->config().limits.max_connections) +
-                                     "); try again later",
+                               : at_limit_message(hub_->config().limits),
               false);
       return;
     }
@@ -391,6 +418,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
   }
 
+  // Released with the session (net/listener.cpp), after the socket is closed: declared first.
+  const std::shared_ptr<void> hold_;
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -399,13 +428,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   const std::string remote_;
   const bool rate_limited_;
   const Serve serve_;
+  const std::string refuse_;
 };
 
 }  // namespace
 
 void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::Hub> hub,
                         std::shared_ptr<Gate> gate, std::shared_ptr<asio::ssl::context> tls,
-                        Serve serve) {
+                        Serve serve, std::shared_ptr<void> hold, std::string refuse) {
   beast::error_code ec;
   const auto endpoint = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
@@ -415,12 +445,13 @@ void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::Hu
   if (tls) {
     std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(
         beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls),
-        std::move(hub), std::move(gate), std::move(remote), rate_limited, serve)
+        std::move(hub), std::move(gate), std::move(remote), rate_limited, serve, std::move(hold),
+        std::move(refuse))
         ->run();
   } else {
-    std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
-                                                     std::move(hub), std::move(gate),
-                                                     std::move(remote), rate_limited, serve)
+    std::make_shared<HttpSession<beast::tcp_stream>>(
+        beast::tcp_stream(std::move(socket)), std::move(hub), std::move(gate), std::move(remote),
+        rate_limited, serve, std::move(hold), std::move(refuse))
         ->run();
   }
 }

@@ -1,7 +1,11 @@
 #include "net/listener.hpp"
 
+#include <fcntl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/v6_only.hpp>
@@ -16,6 +20,24 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
+constexpr auto kAcceptLogInterval = std::chrono::seconds(10);
+constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
+
+int open_spare() {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+bool is_out_of_descriptors(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors ||
+         ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+std::string open_file_limit_text() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return "unknown";
+  return lim.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(lim.rlim_cur);
+}
+
 // The DNS names of the context's certificate (subjectAltName); IP addresses need no entry.
 std::vector<std::string> certificate_names(asio::ssl::context* tls) {
   std::vector<std::string> names;
@@ -56,8 +78,18 @@ std::vector<std::string> own_host_names(const config::Config& cfg) {
 }  // namespace
 
 Listener::Listener(asio::io_context& io, std::shared_ptr<server::Hub> hub,
-                   std::optional<asio::ssl::context> tls, const tcp::endpoint& at, Serve serve)
-    : io_(io), acceptor_(io), backoff_(io), hub_(std::move(hub)), serve_(serve) {
+                   std::optional<asio::ssl::context> tls, const tcp::endpoint& at, Serve serve,
+                   std::shared_ptr<SocketSlots> slots)
+    : io_(io),
+      acceptor_(io),
+      backoff_(io),
+      hub_(std::move(hub)),
+      serve_(serve),
+      slots_(std::move(slots)),
+      spare_fd_(open_spare()),
+      out_of_descriptors_log_(kAcceptLogInterval),
+      other_errors_log_(kAcceptLogInterval),
+      log_timer_(io) {
   if (tls) tls_ = std::make_shared<asio::ssl::context>(std::move(*tls));
   const auto& cfg = hub_->config();
   GateOptions gate;
@@ -111,29 +143,147 @@ void Listener::stop() {
   asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
     boost::system::error_code ec;
     self->acceptor_.close(ec);
+    self->backoff_.cancel();
+    self->log_timer_.cancel();
   });
 }
 
+Listener::~Listener() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+}
+
 void Listener::do_accept() {
-  acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](
-                                                     boost::system::error_code ec,
-                                                     tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-    if (ec) {
-      // EMFILE and friends: back off briefly instead of spinning, then keep accepting.
-      spdlog::warn("accept failed: {}", ec.message());
-      self->backoff_.expires_after(std::chrono::milliseconds(100));
-      self->backoff_.async_wait([self](const boost::system::error_code&) { self->do_accept(); });
-      return;
-    }
-    std::shared_ptr<asio::ssl::context> tls;
-    {
-      std::lock_guard lock(self->tls_mutex_);
-      tls = self->tls_;
-    }
-    start_http_session(std::move(socket), self->hub_, self->gate_, std::move(tls), self->serve_);
+  if (!acceptor_.is_open()) return;
+  // A slot for the socket about to be accepted; with none free, wait for one (the kernel's
+  // backlog holds the clients meanwhile).
+  std::shared_ptr<void> slot;
+  if (slots_) {
+    slot = slots_->take([weak = weak_from_this()] {
+      if (auto self = weak.lock())
+        asio::post(self->acceptor_.get_executor(), [self] { self->do_accept(); });
+    });
+    if (!slot) return;
+  }
+  acceptor_.async_accept(
+      asio::make_strand(io_),
+      [self = shared_from_this(), slot](boost::system::error_code ec, tcp::socket socket) mutable {
+        if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+        if (ec) {
+          slot.reset();
+          self->on_accept_error(ec);
+          return;
+        }
+        std::shared_ptr<asio::ssl::context> tls;
+        {
+          std::lock_guard lock(self->tls_mutex_);
+          tls = self->tls_;
+        }
+        start_http_session(std::move(socket), self->hub_, self->gate_, std::move(tls), self->serve_,
+                           std::move(slot));
+        self->do_accept();
+      });
+}
+
+void Listener::on_accept_error(const boost::system::error_code& ec) {
+  const bool out_of_descriptors = is_out_of_descriptors(ec);
+  if (out_of_descriptors && refuse_with_spare(ec)) return;
+  log_accept_error(ec, out_of_descriptors);
+  retry_later();
+}
+
+void Listener::retry_later() {
+  // Back off briefly instead of spinning on an error that persists, then keep accepting.
+  backoff_.expires_after(kAcceptRetry);
+  backoff_.async_wait([self = shared_from_this()](const boost::system::error_code&) {
+    if (self->spare_fd_ < 0) self->spare_fd_ = open_spare();
     self->do_accept();
   });
+}
+
+bool Listener::refuse_with_spare(const boost::system::error_code& ec) {
+  if (spare_fd_ < 0) spare_fd_ = open_spare();
+  if (spare_fd_ < 0) return false;
+  // Only when a client waits (the listening socket is non-blocking for Asio's async accepts
+  // already; poll makes sure accept cannot block).
+  pollfd waiting{acceptor_.native_handle(), POLLIN, 0};
+  if (::poll(&waiting, 1, 0) != 1 || (waiting.revents & POLLIN) == 0) return false;
+  ::close(spare_fd_);
+  spare_fd_ = -1;
+  const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) {
+    spare_fd_ = open_spare();  // the descriptor went elsewhere meanwhile, or the client left
+    return false;
+  }
+  log_accept_error(ec, true);
+  boost::system::error_code assign_ec;
+  tcp::socket socket(asio::make_strand(io_));
+  socket.assign(acceptor_.local_endpoint(assign_ec).protocol(), fd, assign_ec);
+  if (assign_ec) {
+    ::close(fd);
+    spare_fd_ = open_spare();
+    return false;
+  }
+  std::shared_ptr<asio::ssl::context> tls;
+  {
+    std::lock_guard lock(tls_mutex_);
+    tls = tls_;
+  }
+  // Accepting goes on when this connection is done and the spare is open again.
+  auto self = shared_from_this();
+  std::shared_ptr<void> done(self.get(), [self](void*) {
+    asio::post(self->acceptor_.get_executor(), [self] { self->after_refusal(); });
+  });
+  start_http_session(std::move(socket), hub_, gate_, std::move(tls), serve_, std::move(done),
+                     "server out of file descriptors (open file limit " + open_file_limit_text() +
+                         "); try again later");
+  return true;
+}
+
+void Listener::after_refusal() {
+  if (spare_fd_ < 0) spare_fd_ = open_spare();
+  do_accept();
+}
+
+void Listener::log_accept_error(const boost::system::error_code& ec, bool out_of_descriptors) {
+  std::lock_guard lock(log_mutex_);
+  auto& throttle = out_of_descriptors ? out_of_descriptors_log_ : other_errors_log_;
+  const auto decision = throttle.note(LogThrottle::Clock::now());
+  if (decision.log) {
+    const std::string earlier =
+        decision.suppressed == 0
+            ? std::string()
+            : " (" + std::to_string(decision.suppressed) + " more since the last report)";
+    if (out_of_descriptors) {
+      spdlog::warn(
+          "accept: out of file descriptors ({}; open file limit {}): new connections are "
+          "answered 503 one at a time until descriptors are free{}. Raise the limit (ulimit -n, "
+          "LimitNOFILE= in the systemd unit) or lower limits.max_connections",
+          ec.message(), open_file_limit_text(), earlier);
+    } else {
+      spdlog::warn("accept failed: {}{}", ec.message(), earlier);
+    }
+    return;
+  }
+  if (log_timer_armed_) return;
+  // Report what was not logged when the interval ends (if nothing logs it before).
+  log_timer_armed_ = true;
+  log_timer_.expires_at(throttle.next_line_at());
+  log_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& wait_ec) {
+    if (wait_ec) return;
+    self->flush_accept_log();
+  });
+}
+
+void Listener::flush_accept_log() {
+  std::lock_guard lock(log_mutex_);
+  log_timer_armed_ = false;
+  const auto now = LogThrottle::Clock::now();
+  if (const auto n = out_of_descriptors_log_.flush(now); n != 0)
+    spdlog::warn("accept: out of file descriptors: {} more times in the last {} s", n,
+                 std::chrono::duration_cast<std::chrono::seconds>(kAcceptLogInterval).count());
+  if (const auto n = other_errors_log_.flush(now); n != 0)
+    spdlog::warn("accept failed {} more times in the last {} s", n,
+                 std::chrono::duration_cast<std::chrono::seconds>(kAcceptLogInterval).count());
 }
 
 }  // namespace pa::net

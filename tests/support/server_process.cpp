@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,9 +41,11 @@ TempDir::~TempDir() {
 
 namespace {
 
-// stdin is `in_fd`, or /dev/null when it is -1; stdout and stderr go to `out_fd`.
+// stdin is `in_fd`, or /dev/null when it is -1; stdout and stderr go to `out_fd`. A non-zero
+// `open_file_limit` becomes the child's RLIMIT_NOFILE (soft and hard) before exec.
 pid_t spawn(const std::vector<std::string>& argv,
-            const std::map<std::string, std::string>& extra_env, int out_fd, int in_fd = -1) {
+            const std::map<std::string, std::string>& extra_env, int out_fd, int in_fd = -1,
+            rlim_t open_file_limit = 0) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string entry(*e);
@@ -62,6 +65,10 @@ pid_t spawn(const std::vector<std::string>& argv,
     ::dup2(out_fd, 1);
     ::dup2(out_fd, 2);
     ::dup2(in_fd >= 0 ? in_fd : ::open("/dev/null", O_RDONLY), 0);
+    if (open_file_limit != 0) {
+      const rlimit lim{open_file_limit, open_file_limit};
+      if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) ::_exit(126);
+    }
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
@@ -164,7 +171,8 @@ std::vector<pid_t> supervisors_of(const std::filesystem::path& data_dir) {
     const int fd = ::open((entry.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     char buf[4096];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) cmdline.append(buf, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+      cmdline.append(buf, static_cast<std::size_t>(n));
     ::close(fd);
     std::vector<std::string> args;
     std::size_t start = 0;
@@ -185,18 +193,18 @@ void kill_supervisors_of(const std::filesystem::path& data_dir) {
 }
 
 void ServerProcess::start() {
-  std::vector<std::string> argv = {options_.server_binary.empty() ? std::string(PA_SERVER_BINARY)
-                                                                  : options_.server_binary,
-                                   "--host",
-                                   "127.0.0.1",
-                                   "--port",
-                                   "0",
-                                   "--data-dir",
-                                   data_dir_.string(),
-                                   "--log-format",
-                                   options_.json_logs ? "json" : "text",
-                                   "--log-level",
-                                   "debug"};
+  std::vector<std::string> argv = {
+      options_.server_binary.empty() ? std::string(PA_SERVER_BINARY) : options_.server_binary,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--data-dir",
+      data_dir_.string(),
+      "--log-format",
+      options_.json_logs ? "json" : "text",
+      "--log-level",
+      "debug"};
   if (options_.tls) {
     const auto& cert = test_certificate();
     argv.insert(argv.end(),
@@ -220,7 +228,7 @@ void ServerProcess::start() {
     lines_.clear();
     eof_ = false;
   }
-  pid_ = spawn(argv, env, fds[1]);
+  pid_ = spawn(argv, env, fds[1], -1, options_.open_file_limit);
   ::close(fds[1]);
   if (reader_.joinable()) reader_.join();
   reader_ = std::thread([this, fd = fds[0]] { reader_loop(fd); });

@@ -49,6 +49,7 @@ struct ServerOptions {
   std::string tls_cert;                               // empty = the shared test certificate
   std::string tls_key;
   bool json_logs = false;
+  unsigned long open_file_limit = 0;  // non-zero: the server's RLIMIT_NOFILE (soft and hard)
 };
 
 class ServerProcess {
