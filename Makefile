@@ -99,8 +99,8 @@ install: $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
-# Microbenchmarks, the supervisor's overhead (issue 14; about 40 s), then every load scenario at a
-# small size (under 3 minutes; bench/run-load.sh).
+# Microbenchmarks, the supervisor's overhead and a restart with 10 and 100 live runs (issue 14;
+# about 1 minute), then every load scenario at a small size (under 3 minutes; bench/run-load.sh).
 # Results go to $(BUILD_DIR)/bench-results/; docs/benchmarks.md explains them.
 bench: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target pa_bench
@@ -111,6 +111,8 @@ bench: build
 	@echo "== $(BUILD_DIR)/bench/supervisor_overhead_bench"
 	@$(BUILD_DIR)/bench/supervisor_overhead_bench --lines 20000 --bytes 300 --rate 5000 --reattach 10,100 \
 	  | tee $(BUILD_DIR)/bench-results/supervisor_overhead.txt
+	@echo "== $(BUILD_DIR)/bench/reattach_bench"
+	@$(BUILD_DIR)/bench/reattach_bench --runs 10,100 | tee $(BUILD_DIR)/bench-results/reattach.txt
 	BUILD_DIR=$(BUILD_DIR) bench/run-load.sh quick
 
 # The full targets table of docs/benchmarks.md (10,000 connections, 1,000,000-entry history, ...).

@@ -73,7 +73,7 @@ bool poll_until(const std::function<bool()>& done, std::chrono::seconds deadline
   return done();
 }
 
-void run_once(std::size_t runs) {
+bool run_once(std::size_t runs) {
   pa::test::TempDir projects("pa-reattach-projects");
   pa::test::TempDir data("pa-reattach-data");
   const std::string n = std::to_string(runs + 10);
@@ -118,6 +118,7 @@ void run_once(std::size_t runs) {
   client.reset();
   pa::test::kill_supervisors_of(data.path());
   second.stop();
+  return all && executing == runs;
 }
 
 }  // namespace
@@ -141,13 +142,16 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << "reattach: " << std::thread::hardware_concurrency() << " cores" << std::endl;
+  bool failed = false;  // a run not re-attached, or not EXECUTING after: exit 1
   try {
     for (int r = 0; r < repeat; ++r) {
-      for (const std::size_t runs : counts) run_once(runs);
+      for (const std::size_t runs : counts) {
+        if (!run_once(runs)) failed = true;
+      }
     }
   } catch (const std::exception& e) {
     std::cerr << "reattach_bench: " << e.what() << "\n";
     return 1;
   }
-  return 0;
+  return failed ? 1 : 0;
 }

@@ -104,8 +104,10 @@ struct LinkHandlers {
   std::function<void(std::error_code ec)> on_disconnect;
 };
 
-// The server's connection to one supervisor. Records are delivered on `handler_executor` (the
-// project's strand), in order; socket I/O runs on `io`. Thread-safe methods.
+// The server's connection to one supervisor. Records are delivered on `handler_executor`, in
+// order; socket I/O runs on `io`. The server passes the project's strand as both: the socket is
+// read on the project's thread pool and each read's records are applied in the same handler
+// (no hop from an I/O thread to the project's). Thread-safe methods.
 class SupervisorLink : public std::enable_shared_from_this<SupervisorLink> {
  public:
   // Connects to paths.socket() and attaches at `offset` (blocking connect, call off the I/O

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -209,7 +210,10 @@ class LinkImpl final : public SupervisorLink {
   LinkImpl(boost::asio::any_io_executor io, boost::asio::any_io_executor handler_executor,
            std::uint64_t offset, std::size_t max_record, LinkHandlers handlers)
       : strand_(boost::asio::make_strand(io)),
-        handler_strand_(boost::asio::make_strand(handler_executor)),
+        // The same executor for both (the server passes the project's strand): one strand, and
+        // the records of a read are handled in it at once, with no hop to another thread.
+        handler_strand_(io == handler_executor ? strand_
+                                               : boost::asio::make_strand(handler_executor)),
         socket_(strand_),
         splitter_(offset, max_record),
         handlers_(std::make_shared<LinkHandlers>(std::move(handlers))),
@@ -343,7 +347,8 @@ class LinkImpl final : public SupervisorLink {
         std::lock_guard lk(mu_);
         queue_.push_back(std::move(owned));
       });
-      boost::asio::post(handler_strand_, [s = self()] { s->deliver(); });
+      // Inline when the handlers share strand_ (we are in it), else posted to theirs.
+      boost::asio::dispatch(handler_strand_, [s = self()] { s->deliver(); });
     }
     if (!ec) {
       if (unhandled_.load() > kPauseAbove) {

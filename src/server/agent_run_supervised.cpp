@@ -34,7 +34,9 @@ bool AgentRun::attach_link(std::uint64_t offset) {
   };
   std::error_code ec;
   // Records at most max_line_bytes plus the kind byte; an oversized notice is small.
-  link_ = agent::SupervisorLink::attach(context_.io, project_->strand(), paths_, offset,
+  // The socket is read on the project's strand itself (supervisor.hpp): one thread hop less
+  // per record than reading on an I/O thread and posting here.
+  link_ = agent::SupervisorLink::attach(project_->strand(), project_->strand(), paths_, offset,
                                         context_.config.claude.max_line_bytes + 1024,
                                         std::move(handlers), ec);
   if (!link_) {
