@@ -1,7 +1,9 @@
 // TLS session resumption (issue 15): a client that kept its session from one connection resumes
 // it on the next (TLS 1.3 tickets and TLS 1.2 tickets), and a restarted server, whose ticket keys
-// are new, makes a full handshake instead.
+// are new, makes a full handshake instead; so does a server that reloaded its context (SIGHUP).
 #include <openssl/ssl.h>
+
+#include <csignal>
 
 #include "integration/fixture.hpp"
 
@@ -68,6 +70,26 @@ TEST_F(TlsResumptionTest, ARestartedServerMakesAFullHandshake) {
   start_server();
   auto second = connect_with(session);
   EXPECT_FALSE(second->tls_session_reused());
+}
+
+TEST_F(TlsResumptionTest, ASighupReloadMakesAFullHandshake) {
+  auto first = connect_with(nullptr);
+  const auto session = first->tls_session();
+  ASSERT_NE(session, nullptr);
+  first->close();
+
+  // The reload builds a new TLS context, whose ticket keys are new too.
+  server_->send_signal(SIGHUP);
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& l) { return l.find("SIGHUP: TLS certificate") != std::string::npos; },
+      10s));
+  auto second = connect_with(session);
+  EXPECT_FALSE(second->tls_session_reused());
+  // The new context's tickets resume.
+  const auto fresh = second->tls_session();
+  second->close();
+  auto third = connect_with(fresh);
+  EXPECT_TRUE(third->tls_session_reused());
 }
 
 }  // namespace
