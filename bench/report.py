@@ -44,8 +44,11 @@ def main():
                 cpu = r.get("server_cpu_ms_per_connect")
                 extra = (f"; server CPU {cpu} ms per connection (≈ {1000 / cpu:,.0f}/s per core)"
                          if cpu else "")
-                row("TLS handshakes/s (connect + TLS + upgrade)", "—", "≥ 2,000", f"{n} conns",
-                    f"{r['connects_per_s']:.0f}/s{extra}", r["connects_per_s"] >= 2000, n >= 1000)
+                kind = (f"resumed, {r.get('tls_resumed', 0)} of {n} resumed"
+                        if r.get("resume") else "full")
+                row(f"TLS handshakes/s (connect + TLS + upgrade; {kind})", "—", "≥ 2,000",
+                    f"{n} conns", f"{r['connects_per_s']:.0f}/s{extra}",
+                    r["connects_per_s"] >= 2000, n >= 1000)
         elif s == "fanout":
             lat = r["latency"]
             size = f"{r['subscribers']} subs × {r['lines']} lines × {r['line_bytes']} B"

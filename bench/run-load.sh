@@ -5,6 +5,7 @@
 #   bench/run-load.sh quick   # every scenario at a size that finishes in well under 3 minutes
 #   bench/run-load.sh full    # the sizes of the targets table (docs/benchmarks.md)
 #   bench/run-load.sh fanout  # only the unpaced fan-out runs of `full`
+#   bench/run-load.sh resume  # TLS handshakes, full and resumed (--resume): idle, CONNECTIONS=1000
 #   bench/run-load.sh smoke   # every scenario at a tiny size, TLS only, a few seconds; fails on
 #                             # any error, lost or reordered line (ctest bench_smoke_load)
 #
@@ -135,6 +136,14 @@ elif [[ $size == fanout ]]; then
     bench --subscribers 100 --lines 20000 --line-bytes 300 fanout
     stop_server
   done
+elif [[ $size == resume ]]; then
+  # Full and resumed TLS handshakes (docs/benchmarks.md "TLS resumption"), each on a fresh
+  # server: `idle` opens the connections and reports connects/s and server CPU per connection.
+  for flag in "" --resume; do
+    start_server tls
+    bench $flag --connections "${CONNECTIONS:-1000}" --idle-seconds 2 idle
+    stop_server
+  done
 elif [[ $size == smoke ]]; then
   # A check that the load generator still speaks the protocol, not a measurement: a few
   # connections and a few hundred messages per scenario.
@@ -153,7 +162,7 @@ elif [[ $size == smoke ]]; then
   echo "run-load.sh smoke: every scenario ran without errors"
   exit 0
 else
-  echo "usage: $0 quick|full|fanout|smoke" >&2
+  echo "usage: $0 quick|full|fanout|resume|smoke" >&2
   exit 2
 fi
 

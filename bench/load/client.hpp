@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+struct ssl_session_st;  // OpenSSL's SSL_SESSION
+
 namespace pa::bench {
 
 namespace asio = boost::asio;
@@ -30,6 +32,10 @@ struct Target {
   bool insecure = false;
   asio::ip::tcp::endpoint endpoint;  // resolved once
   std::shared_ptr<asio::ssl::context> ssl;
+  // --resume: the first TLS connection's session is kept in `session` and every later one
+  // resumes it (an abbreviated handshake); otherwise every connection makes a full handshake.
+  bool resume = false;
+  mutable std::shared_ptr<ssl_session_st> session;
 
   // Parses ws:// or wss:// URLs; throws std::runtime_error.
   static Target parse(const std::string& url, const std::string& token, bool insecure);
@@ -46,6 +52,7 @@ class Ws {
   virtual asio::awaitable<void> write(std::string text) = 0;
   virtual asio::awaitable<void> close() = 0;  // close handshake; never throws
   virtual void abort() = 0;                   // drops the socket; pending reads fail
+  virtual bool resumed() const = 0;           // the TLS handshake resumed a session
 };
 
 std::unique_ptr<Ws> make_ws(asio::io_context& io, const Target& target);

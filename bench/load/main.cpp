@@ -1,6 +1,6 @@
 // pocket-agent-bench: a load generator that speaks only the public protocol (docs/protocol.md).
 //   pocket-agent-bench --url wss://127.0.0.1:8443/ws --token T --insecure --project-dir /tmp/p
-//       [--server-pid PID] [--json] idle fanout rpc history churn
+//       [--server-pid PID] [--json] [--resume] idle fanout rpc history churn
 #include <CLI/CLI.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
                  "history, churn)");
   app.add_option("--server-pid", o.server_pid,
                  "Server process id: RSS and CPU come from /proc/<pid> instead of health");
+  bool resume = false;
+  app.add_flag("--resume", resume,
+               "TLS: every connection resumes the first one's session (abbreviated handshakes)");
   app.add_flag("--json", json_out, "One JSON object per scenario instead of a table");
   app.add_option("--timeout", timeout, "Give up after this many seconds")->capture_default_str();
   app.add_option("--concurrency", o.concurrency, "Connection attempts in flight")
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
   int status = 0;
   try {
     o.target = Target::parse(url, token, insecure);
+    o.target.resume = resume && o.target.tls;
     o.target.resolve(io);
   } catch (const std::exception& e) {
     std::cerr << "pocket-agent-bench: " << e.what() << "\n";

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -249,6 +250,12 @@ asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o) {
   r.fields["tls"] = o.target.tls;
   r.fields["connections"] = ok;
   r.fields["connect_failures"] = opened.failures;
+  if (o.target.tls) {
+    // With --resume, the control connection's session: every connection here should resume it.
+    r.fields["resume"] = o.target.resume;
+    r.fields["tls_resumed"] = static_cast<std::size_t>(std::count_if(
+        opened.conns.begin(), opened.conns.end(), [](const auto& ws) { return ws->resumed(); }));
+  }
   if (!opened.first_error.empty()) r.fields["first_error"] = opened.first_error;
   r.fields["connect_seconds"] = round3(opened.seconds);
   r.fields["connects_per_s"] = round3(static_cast<double>(ok) / opened.seconds);

@@ -1,5 +1,7 @@
 #include "support/ws_client.hpp"
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -63,7 +65,12 @@ using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
 struct WsClient::Impl {
   Impl(unsigned short p, ClientOptions o) : port(p), options(std::move(o)) {
     if (options.tls) {
-      ws.emplace<TlsWs>(io, client_tls());
+      auto& t = ws.emplace<TlsWs>(io, client_tls());
+      SSL* native = t.next_layer().native_handle();
+      if (options.tls_max_version != 0) SSL_set_max_proto_version(native, options.tls_max_version);
+      if (options.tls_session && SSL_set_session(native, options.tls_session.get()) != 1) {
+        throw std::runtime_error("SSL_set_session failed");
+      }
     } else {
       ws.emplace<PlainWs>(io);
     }
@@ -160,6 +167,20 @@ int WsClient::connect(std::chrono::milliseconds deadline) {
   extensions_ = std::string(response[http::field::sec_websocket_extensions]);
   impl_->open = status == 101;
   return status;
+}
+
+std::shared_ptr<ssl_session_st> WsClient::tls_session() const {
+  const auto* t = std::get_if<TlsWs>(&impl_->ws);
+  if (t == nullptr) return nullptr;
+  SSL_SESSION* session = SSL_get1_session(const_cast<TlsWs*>(t)->next_layer().native_handle());
+  if (session == nullptr) return nullptr;
+  return {session, SSL_SESSION_free};
+}
+
+bool WsClient::tls_session_reused() const {
+  const auto* t = std::get_if<TlsWs>(&impl_->ws);
+  return t != nullptr &&
+         SSL_session_reused(const_cast<TlsWs*>(t)->next_layer().native_handle()) == 1;
 }
 
 void WsClient::send_text(const std::string& text) {

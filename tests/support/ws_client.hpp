@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+struct ssl_session_st;  // OpenSSL's SSL_SESSION
+
 namespace pa::test {
 
 using namespace std::chrono_literals;
@@ -22,6 +24,10 @@ struct ClientOptions {
   std::string target = "/ws";
   int receive_buffer = 0;    // SO_RCVBUF before connecting (a small one makes a slow reader)
   bool compression = false;  // offer permessage-deflate
+  // TLS: a session to resume (WsClient::tls_session() of an earlier connection); null makes a
+  // full handshake. tls_max_version (TLS1_2_VERSION, ...) caps the version; 0 leaves it.
+  std::shared_ptr<ssl_session_st> tls_session;
+  int tls_max_version = 0;
 };
 
 struct CloseInfo {
@@ -59,6 +65,10 @@ class WsClient {
   const std::string& response_body() const { return response_body_; }
   // The server's Sec-WebSocket-Extensions answer (empty when it accepted none).
   const std::string& extensions() const { return extensions_; }
+  // TLS: this connection's session, to resume later (with TLS 1.3 the server's ticket arrives
+  // after the handshake: read a message first); null without TLS. Whether the handshake resumed.
+  std::shared_ptr<ssl_session_st> tls_session() const;
+  bool tls_session_reused() const;
 
  private:
   struct Impl;
