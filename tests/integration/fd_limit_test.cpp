@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "integration/descriptors.hpp"
 #include "integration/fixture.hpp"
 #include "integration/raw_client.hpp"
 
@@ -17,15 +18,6 @@ namespace pa::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::size_t open_descriptors(pid_t pid) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
-       it.increment(ec))
-    ++n;
-  return n;
-}
 
 std::size_t count_lines(const std::vector<std::string>& lines, std::string_view needle) {
   std::size_t n = 0;
@@ -154,20 +146,9 @@ TEST_F(FdLimitTest, OutOfDescriptorsAtAcceptIsAnswered503AndLoggedOnce) {
   auto driver = connect();
   const auto id = new_project(*driver);
   ASSERT_FALSE(id.empty());
-  int highest = 0;
-  for (const auto& entry :
-       fs::directory_iterator("/proc/" + std::to_string(server_->pid()) + "/fd"))
-    highest = std::max(highest, std::stoi(entry.path().filename().string()));
-  const rlim_t kLimit = static_cast<rlim_t>(highest) + 1 + 8;
-  const rlimit low{kLimit, kLimit};
-  ASSERT_EQ(::prlimit(server_->pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
-  std::vector<std::unique_ptr<RawClient>> fillers;
-  while (open_descriptors(server_->pid()) < kLimit && fillers.size() < kLimit) {
-    const auto before = open_descriptors(server_->pid());
-    fillers.push_back(std::make_unique<RawClient>(server_->port(), true));
-    ASSERT_TRUE(fillers.back()->connect(/*tcp_only=*/true));
-    ASSERT_TRUE(eventually([&] { return open_descriptors(server_->pid()) > before; }, 10s));
-  }
+  auto exhausted = exhaust_descriptors(*server_);
+  auto& fillers = exhausted.fillers;
+  const rlim_t kLimit = exhausted.limit;
   ASSERT_EQ(open_descriptors(server_->pid()), kLimit);
   // (A filler may itself have been accepted with the spare descriptor when a transient one was
   // open: it says nothing, so it is closed after 2 s and the clients below come next.)

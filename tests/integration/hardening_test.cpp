@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "integration/descriptors.hpp"
 #include "integration/fixture.hpp"
 #include "integration/raw_client.hpp"
 
@@ -15,15 +16,6 @@ namespace pa::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::size_t open_descriptors(pid_t pid) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
-       it.increment(ec))
-    ++n;
-  return n;
-}
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path);
@@ -274,23 +266,9 @@ TEST_F(HardeningTest, OutOfDescriptorsIsReportedAsSuchAndTheServerRecovers) {
       [](const std::string& l) { return l.find("claude CLI available") != std::string::npos; },
       20s));
   auto client = connect();
-  // Lower the running server's limit to a few descriptors above the highest it has open (prlimit
-  // on a process of the same user may lower it), so that filling them is quick.
-  int highest = 0;
-  for (const auto& entry :
-       fs::directory_iterator("/proc/" + std::to_string(server_->pid()) + "/fd"))
-    highest = std::max(highest, std::stoi(entry.path().filename().string()));
-  const rlim_t kLimit = static_cast<rlim_t>(highest) + 1 + 8;
-  const rlimit low{kLimit, kLimit};
-  ASSERT_EQ(::prlimit(server_->pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
-  // Fill every descriptor the server has left with connections it accepts.
-  std::vector<std::unique_ptr<RawClient>> fillers;
-  while (open_descriptors(server_->pid()) < kLimit && fillers.size() < kLimit) {
-    const auto before = open_descriptors(server_->pid());
-    fillers.push_back(std::make_unique<RawClient>(server_->port(), true));
-    ASSERT_TRUE(fillers.back()->connect(/*tcp_only=*/true));
-    ASSERT_TRUE(eventually([&] { return open_descriptors(server_->pid()) > before; }, 10s));
-  }
+  auto exhausted = exhaust_descriptors(*server_);
+  auto& fillers = exhausted.fillers;
+  const rlim_t kLimit = exhausted.limit;
   ASSERT_EQ(open_descriptors(server_->pid()), kLimit);
   const auto refused = create_project(*client, make_dir("starved"));
   EXPECT_EQ(error_code(refused), "INTERNAL_ERROR") << json::serialize(refused);

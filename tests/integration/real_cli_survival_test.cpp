@@ -99,7 +99,6 @@ std::size_t count(const std::vector<std::string>& v, const std::string& s) {
   return static_cast<std::size_t>(std::count(v.begin(), v.end(), s));
 }
 
-
 // "pid=… ppid=… pgid=… sid=… state=… cmd=…" of a live pid, for failure messages.
 std::string describe(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -161,6 +160,38 @@ class RealCliSurvivalTest : public RealCliStubTest {
         << "the run did not end after the restart";
   }
 
+  // SIGKILL mid-run: the CLI and the run's supervisor must live on. Returns the run's spool.
+  struct Killed {
+    fs::path dir;
+    std::string spool;
+  };
+  Killed kill_mid_run(pid_t cli) {
+    Killed k{kill_server(), {}};
+    EXPECT_TRUE(alive(cli)) << "the CLI died with the server";
+    EXPECT_EQ(supervisors_of(k.dir).size(), 1u) << "the run lost its supervisor with the server";
+    k.spool = spool_of_only_run(k.dir);
+    EXPECT_FALSE(k.spool.empty());
+    return k;
+  }
+
+  // Restarts on the killed server's data dir, sees the run taken over and waits for its end.
+  // Returns the project's whole history, checked contiguous and ending IDLE.
+  std::vector<Json> restart_until_idle(const Killed& k, std::unique_ptr<WsClient>& client,
+                                       const std::string& id) {
+    restart(k.dir);
+    client = connect();
+    expect_reattached(*client, id, k.spool);
+    wait_idle(*client, id);
+    auto history = all_history(*client, id);
+    expect_contiguous(history);
+    EXPECT_FALSE(history.empty());
+    if (!history.empty()) {
+      EXPECT_TRUE(is_state(history.back().at("message").as_object(), "IDLE"))
+          << json::serialize(history.back());
+    }
+    return history;
+  }
+
   std::vector<std::unique_ptr<ServerProcess>> killed_;
 };
 
@@ -187,30 +218,19 @@ TEST_F(RealCliSurvivalTest, SigkillDuringASlowAnswerThenRestartTheAnswerArrivesO
   const pid_t cli = cli_pid();
   ASSERT_GT(cli, 0);
   client.reset();
-  const auto dir = kill_server();
   const auto stream_ended = [&] {
     for (const auto& e : stub_->events()) {
       if (str(e, "event") == "stream_end") return true;
     }
     return false;
   };
+  const auto killed = kill_mid_run(cli);
+  ASSERT_FALSE(HasFailure());
   ASSERT_FALSE(stream_ended()) << "the answer ended before the SIGKILL (machine too slow?)";
-  ASSERT_TRUE(alive(cli)) << "the CLI died with the server";
-  ASSERT_EQ(supervisors_of(dir).size(), 1u) << "the run lost its supervisor with the server";
-  const std::string spool = spool_of_only_run(dir);
-  ASSERT_FALSE(spool.empty());
 
-  restart(dir);
-  client = connect();
-  expect_reattached(*client, id, spool);
-  wait_idle(*client, id);
+  const auto history = restart_until_idle(killed, client, id);
+  ASSERT_FALSE(HasFailure());
   EXPECT_TRUE(stream_ended());
-
-  const auto history = all_history(*client, id);
-  expect_contiguous(history);
-  ASSERT_FALSE(history.empty());
-  EXPECT_TRUE(is_state(history.back().at("message").as_object(), "IDLE"))
-      << json::serialize(history.back());
   std::string answer;
   for (int i = 0; i < 100; ++i) answer += "word" + std::to_string(i) + " ";
   const auto texts = assistant_texts(history);
@@ -236,7 +256,7 @@ TEST_F(RealCliSurvivalTest, SigkillDuringASlowAnswerThenRestartTheAnswerArrivesO
   const auto listed = project_listed(*client, id);
   EXPECT_EQ(str(listed, "state"), "IDLE");
   EXPECT_EQ(str(listed, "session_id"), session);
-  expect_nothing_left(dir, {cli});
+  expect_nothing_left(killed.dir, {cli});
 }
 
 // 2. SIGKILL while the CLI's Bash tool runs `sleep`: the tool finishes without a server, and
@@ -272,23 +292,12 @@ TEST_F(RealCliSurvivalTest, SigkillDuringABashSleepThenRestartTheToolResultArriv
   const pid_t cli = cli_pid();
   ASSERT_GT(cli, 0);
   client.reset();
-  const auto dir = kill_server();
-  ASSERT_TRUE(alive(cli)) << "the CLI died with the server";
+  const auto killed = kill_mid_run(cli);
   ASSERT_TRUE(alive(tool)) << "the tool died with the server";
-  ASSERT_EQ(supervisors_of(dir).size(), 1u) << "the run lost its supervisor with the server";
-  const std::string spool = spool_of_only_run(dir);
-  ASSERT_FALSE(spool.empty());
+  ASSERT_FALSE(HasFailure());
 
-  restart(dir);
-  client = connect();
-  expect_reattached(*client, id, spool);
-  wait_idle(*client, id);
-
-  const auto history = all_history(*client, id);
-  expect_contiguous(history);
-  ASSERT_FALSE(history.empty());
-  EXPECT_TRUE(is_state(history.back().at("message").as_object(), "IDLE"))
-      << json::serialize(history.back());
+  const auto history = restart_until_idle(killed, client, id);
+  ASSERT_FALSE(HasFailure());
   const auto results_of_tool = tool_results(history);
   ASSERT_EQ(results_of_tool.size(), 1u) << "the tool's result is in history once";
   EXPECT_EQ(text_of(results_of_tool[0]), "slept") << json::serialize(results_of_tool[0]);
@@ -309,7 +318,7 @@ TEST_F(RealCliSurvivalTest, SigkillDuringABashSleepThenRestartTheToolResultArriv
   const auto listed = project_listed(*client, id);
   EXPECT_EQ(str(listed, "state"), "IDLE");
   EXPECT_EQ(str(listed, "session_id"), session);
-  expect_nothing_left(dir, {cli, tool});
+  expect_nothing_left(killed.dir, {cli, tool});
 }
 
 // 3. (issue 21) A run that ends normally leaves nothing behind: a background process its Bash

@@ -70,7 +70,6 @@ class RunSurvivalTest : public AgentServerTest {
     return false;
   }
 
-
   // Every seq of `history` is 1, 2, 3, ... with no gap and no repeat.
   static void expect_contiguous(const std::vector<Json>& history) {
     for (std::size_t i = 0; i < history.size(); ++i) {

@@ -231,7 +231,9 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   // The client is told: STORAGE_FAILED, with where and why. The run's spool (in the same data
   // directory, written first) or its history: whichever the full disk refuses first.
   const auto failed = client->read_until(
-      [](const Json& m) { return is_storage_failed(m, "history") || is_storage_failed(m, "spool"); },
+      [](const Json& m) {
+        return is_storage_failed(m, "history") || is_storage_failed(m, "spool");
+      },
       20s);
   ASSERT_TRUE(failed) << "no STORAGE_FAILED";
   const auto& details = data(*failed).at("details").as_object();
@@ -352,8 +354,8 @@ TEST_F(DiskFullTest, ARunHeldLongerThanExecutionIdleStopsWithStorageFailed) {
   const auto pidfile = state_.path() / "cli.pid";
   ASSERT_TRUE(is_state(execute(*client, id,
                                "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 "
-                               "hold_file=" + go.string() + " self_pidfile=" + pidfile.string() +
-                                   "]]"),
+                               "hold_file=" +
+                                   go.string() + " self_pidfile=" + pidfile.string() + "]]"),
                        "EXECUTING"));
   int lines = 0;
   ASSERT_TRUE(client->read_until(

@@ -1,0 +1,61 @@
+// A running server's open descriptors, and a way to use up all it may have (EMFILE tests).
+#pragma once
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "integration/fixture.hpp"
+#include "integration/raw_client.hpp"
+
+namespace pa::test {
+
+inline std::size_t open_descriptors(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end;
+       !ec && it != end; it.increment(ec))
+    ++n;
+  return n;
+}
+
+// Lowers the server's RLIMIT_NOFILE to 8 above the highest descriptor it has open (prlimit on a
+// process of the same user may lower it, so filling them is quick), then fills every one left
+// with TCP connections the server accepts. Keep `fillers` to keep it starved; `limit` is the new
+// limit. Check `open_descriptors(pid) == limit` afterwards (failures are reported here).
+struct Starved {
+  rlim_t limit = 0;
+  std::vector<std::unique_ptr<RawClient>> fillers;
+};
+inline Starved exhaust_descriptors(ServerProcess& server) {
+  Starved out;
+  int highest = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/fd"))
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  out.limit = static_cast<rlim_t>(highest) + 1 + 8;
+  const rlimit low{out.limit, out.limit};
+  if (::prlimit(server.pid(), RLIMIT_NOFILE, &low, nullptr) != 0) {
+    ADD_FAILURE() << "prlimit: " << std::strerror(errno);
+    return out;
+  }
+  while (open_descriptors(server.pid()) < out.limit && out.fillers.size() < out.limit) {
+    const auto before = open_descriptors(server.pid());
+    out.fillers.push_back(std::make_unique<RawClient>(server.port(), true));
+    if (!out.fillers.back()->connect(/*tcp_only=*/true) ||
+        !eventually([&] { return open_descriptors(server.pid()) > before; },
+                    std::chrono::seconds(10))) {
+      ADD_FAILURE() << "a filler connection was not accepted";
+      return out;
+    }
+  }
+  return out;
+}
+
+}  // namespace pa::test
