@@ -187,6 +187,24 @@ class DiskFullTest : public AgentServerTest {
     return filler;
   }
 
+  // A run of 6 big lines that waits after the 2nd until `go` exists; returns once the client
+  // saw those 2 (the run is certainly in progress).
+  void start_held_run(WsClient& client, const std::string& id, const fs::path& go,
+                      const std::string& extra = {}) {
+    ASSERT_TRUE(is_state(execute(client, id,
+                                 "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 "
+                                 "hold_file=" +
+                                     go.string() + extra + "]]"),
+                         "EXECUTING"));
+    int lines = 0;
+    ASSERT_TRUE(client.read_until(
+        [&](const Json& m) {
+          if (str(m, "type") == "agent_message" && str(data(m), "type") == "assistant") ++lines;
+          return lines == 2;
+        },
+        20s));
+  }
+
   TempDir mount_dir_{"pa-diskfull"};
   fs::path mounted_;
   std::string mount_error_;
@@ -212,18 +230,8 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   // A run that prints two lines, waits until `go` exists, then prints four more (each over a
   // page, so no append fits into a page the log file already has) and its result.
   const auto go = state_.path() / "go";
-  ASSERT_TRUE(is_state(
-      execute(*client, id,
-              "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 hold_file=" + go.string() +
-                  "]]"),
-      "EXECUTING"));
-  int lines = 0;
-  ASSERT_TRUE(client->read_until(
-      [&](const Json& m) {
-        if (str(m, "type") == "agent_message" && str(data(m), "type") == "assistant") ++lines;
-        return lines == 2;
-      },
-      20s));
+  start_held_run(*client, id, go);
+  ASSERT_FALSE(HasFailure());
 
   const auto filler = fill(mnt);
   { std::ofstream(go) << "go"; }
@@ -352,18 +360,8 @@ TEST_F(DiskFullTest, ARunHeldLongerThanExecutionIdleStopsWithStorageFailed) {
   const auto id = new_project(*client);
   const auto go = state_.path() / "go";
   const auto pidfile = state_.path() / "cli.pid";
-  ASSERT_TRUE(is_state(execute(*client, id,
-                               "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 "
-                               "hold_file=" +
-                                   go.string() + " self_pidfile=" + pidfile.string() + "]]"),
-                       "EXECUTING"));
-  int lines = 0;
-  ASSERT_TRUE(client->read_until(
-      [&](const Json& m) {
-        if (str(m, "type") == "agent_message" && str(data(m), "type") == "assistant") ++lines;
-        return lines == 2;
-      },
-      20s));
+  start_held_run(*client, id, go, " self_pidfile=" + pidfile.string());
+  ASSERT_FALSE(HasFailure());
   pid_t cli = 0;
   std::ifstream(pidfile) >> cli;
   ASSERT_GT(cli, 0);
