@@ -31,10 +31,12 @@ inline std::size_t open_descriptors(pid_t pid) {
 // limit. Check `open_descriptors(pid) == limit` afterwards (failures are reported here).
 struct Starved {
   rlim_t limit = 0;
+  std::size_t open_before = 0;  // the server's open descriptors before it was starved
   std::vector<std::unique_ptr<RawClient>> fillers;
 };
 inline Starved exhaust_descriptors(ServerProcess& server) {
   Starved out;
+  out.open_before = open_descriptors(server.pid());
   int highest = 0;
   for (const auto& entry :
        std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/fd"))
@@ -56,6 +58,16 @@ inline Starved exhaust_descriptors(ServerProcess& server) {
     }
   }
   return out;
+}
+
+// Closes the fillers and waits until the server has closed its side of every one: back to what
+// it had open before, give or take `kept` descriptors the starved requests opened since (a
+// history log). Waiting for only a few to be free raced the rest still closing: a run started
+// then found too few for its supervisor (EMFILE) under ASan's slower server.
+inline bool release_descriptors(ServerProcess& server, Starved& starved, std::size_t kept = 0) {
+  starved.fillers.clear();
+  return eventually([&] { return open_descriptors(server.pid()) <= starved.open_before + kept; },
+                    std::chrono::seconds(20));
 }
 
 }  // namespace pa::test
