@@ -67,6 +67,7 @@ struct Config {
     Seconds idle{300};          // connection idle; 0 = off
     Seconds ping_interval{30};
     Seconds pong_timeout{30};
+    Seconds slow_consumer{60};   // no write progress for this long: close 1013
     Seconds handshake{10};       // TLS + HTTP upgrade must finish within this
     Seconds shutdown_grace{30};  // graceful shutdown waits this long for runs
     Seconds kill_grace{3};       // after interrupt, before SIGTERM

@@ -180,6 +180,14 @@ const std::vector<Setting> kSettings = {
      .help = "A peer that has not answered a ping with a pong (or sent anything) this long "
              "after it was sent is dropped (TCP closed without a close frame); pings go on "
              "meanwhile"},
+    {.key = "timeouts.slow_consumer",
+     .env = "PA_TIMEOUTS_SLOW_CONSUMER",
+     .flags = "--timeouts-slow-consumer",
+     .field = FIELD(timeouts.slow_consumer),
+     .min = 1,
+     .help = "A connection whose outbound writes make no progress at all for this long (the "
+             "client stopped reading) is closed with 1013; one that reads slowly is fed from "
+             "history and never closed for it"},
     {.key = "timeouts.handshake",
      .env = "PA_TIMEOUTS_HANDSHAKE",
      .flags = "--timeouts-handshake",

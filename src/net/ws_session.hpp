@@ -8,6 +8,16 @@
 // all arrives (no message, no pong, no ping) for timeouts.idle is closed with 1000. The timer
 // handlers hold only a weak_ptr, and finish() cancels them: they never keep a session alive.
 //
+// Backpressure: a project's broadcasts go through a SubscriberCursor per project. While the queue
+// has room they are queued as they come; when it is full the connection falls behind on that
+// project, declines its live frames, and once the queue is below half its bounds asks the project
+// for what it missed, a page at a time (read from history off the I/O threads), until a page
+// reaches the live stream again. Memory stays within the queue's bounds whatever the burst, and a
+// client that reads slowly is never closed for it. Only one whose writes make no progress at all
+// for timeouts.slow_consumer is closed with 1013 (and dropped if even that does not get out
+// within as long again). Frames that are not a feed's (replies, server_stats) are queued up to
+// twice the bounds; past that the client is sending requests without reading, and is closed.
+//
 // Corking: while more messages wait behind the one being written, that message's frame is held
 // back by CorkStream (below the WebSocket layer) and goes out together with the next ones in one
 // socket write (one TLS record per 16 KiB instead of one per message). Frames still leave in
@@ -30,14 +40,18 @@
 #include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "config/config.hpp"
+#include "net/outbound_queue.hpp"
 #include "server/connection.hpp"
 #include "server/hub.hpp"
+#include "server/subscriber_cursor.hpp"
 
 namespace pa::net {
 
@@ -142,6 +156,7 @@ class WsSession : public server::Connection,
         ping_timer_(ws_.get_executor()),
         pong_timer_(ws_.get_executor()),
         idle_timer_(ws_.get_executor()),
+        progress_timer_(ws_.get_executor()),
         hub_(std::move(hub)),
         id_(hub_->next_connection_id()),
         remote_(std::move(remote)),
@@ -188,8 +203,8 @@ class WsSession : public server::Connection,
     }
     ws_.read_message_max(cfg.limits.message_size);
     ws_.write_buffer_bytes(static_cast<std::size_t>(cfg.websocket.write_buffer));  // >= 8
-    max_queue_messages_ = cfg.websocket.message_buffer;
-    max_queue_bytes_ = cfg.websocket.max_queue_bytes;
+    queue_ = OutboundQueue(cfg.websocket.message_buffer, cfg.websocket.max_queue_bytes);
+    slow_consumer_ = cfg.timeouts.slow_consumer;
     buffer_.reserve(cfg.websocket.read_buffer);
     ws_.async_accept(request,
                      beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
@@ -197,16 +212,18 @@ class WsSession : public server::Connection,
 
   // Messages wait in an inbox (in call order) and one hop onto the connection's strand moves
   // every message that arrived meanwhile into the queue, instead of one hop per message.
-  void send(protocol::SharedText text) override {
-    {
-      std::lock_guard lock(inbox_mutex_);
-      inbox_.push_back(std::move(text));
-      if (inbox_wake_pending_) return;
-      inbox_wake_pending_ = true;
-    }
-    boost::asio::dispatch(ws_.get_executor(),
-                          [self = this->shared_from_this()] { self->drain_inbox(); });
+  void send(protocol::SharedText text) override { post_to_inbox(PlainFrame{std::move(text)}); }
+
+  void send_seq(const std::shared_ptr<server::Feed>& feed, std::uint64_t seq,
+                protocol::SharedText text, bool reply) override {
+    post_to_inbox(FeedFrame{feed, seq, std::move(text), reply});
   }
+
+  void deliver_page(const server::Feed* feed, server::CatchUpPage page) override {
+    post_to_inbox(Page{feed, std::move(page)});
+  }
+
+  void end_feed(const server::Feed* feed) override { post_to_inbox(EndFeed{feed}); }
 
   void close_after_queued(std::uint16_t code, std::string reason) override {
     boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), code,
@@ -288,8 +305,10 @@ class WsSession : public server::Connection,
       return;
     }
     // While the hub handles this peer's last message nothing is read, so its pong may be
-    // waiting unread: give it another period.
-    if (handling_message_ && !closing_) {
+    // waiting unread; while our writes to it make no progress the ping may not even have gone
+    // out (timeouts.slow_consumer judges that): give it another period.
+    const bool output_blocked = queue_.writing() && last_progress_ <= ping_sent_at_;
+    if ((handling_message_ || output_blocked) && !closing_) {
       arm_pong(pong_timeout_);
       return;
     }
@@ -360,37 +379,159 @@ class WsSession : public server::Connection,
     });
   }
 
+  // --- the outbound queue ----------------------------------------------------------------------
+  struct PlainFrame {
+    protocol::SharedText text;
+  };
+  struct FeedFrame {
+    std::shared_ptr<server::Feed> feed;
+    std::uint64_t seq = 0;
+    protocol::SharedText text;
+    bool reply = false;
+  };
+  struct Page {
+    const server::Feed* feed = nullptr;
+    server::CatchUpPage page;
+  };
+  struct EndFeed {
+    const server::Feed* feed = nullptr;
+  };
+  using InboxItem = std::variant<PlainFrame, FeedFrame, Page, EndFeed>;
+
+  // One project's cursor, and the project to ask for pages.
+  struct FeedState {
+    std::weak_ptr<server::Feed> feed;
+    server::SubscriberCursor cursor;
+  };
+
+  void post_to_inbox(InboxItem item) {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_.push_back(std::move(item));
+      if (inbox_wake_pending_) return;
+      inbox_wake_pending_ = true;
+    }
+    boost::asio::dispatch(ws_.get_executor(),
+                          [self = this->shared_from_this()] { self->drain_inbox(); });
+  }
+
   void drain_inbox() {
-    std::vector<protocol::SharedText> batch;
+    BOOST_ASSERT(ws_.get_executor().running_in_this_thread());
+    std::vector<InboxItem> batch;
     {
       std::lock_guard lock(inbox_mutex_);
       batch.swap(inbox_);
       inbox_wake_pending_ = false;
     }
-    for (auto& text : batch) enqueue(std::move(text));
+    for (auto& item : batch) {
+      std::visit([this](auto& i) { take(i); }, item);
+    }
+    ask_for_pages();
   }
 
-  void enqueue(protocol::SharedText text) {
+  void take(PlainFrame& f) {
     if (closing_ || finished_) return;
-    // The byte bound is on what waits behind the message being written: a message always fits
-    // when nothing waits, however large (limits.message_size, claude.max_line_bytes and the
-    // history page bound it), so one big message never closes a client that keeps up.
-    const std::size_t in_flight = writing_ ? queue_.front()->size() : 0;
-    const bool waiting = queue_.size() > (writing_ ? 1u : 0u);
-    if (queue_.size() >= max_queue_messages_ ||
-        (waiting && queued_bytes_ - in_flight + text->size() > max_queue_bytes_)) {
-      spdlog::warn("closing slow connection {} from {}: {} messages / {} bytes queued", id_,
-                   remote_, queue_.size(), queued_bytes_);
-      hub_->metrics().slow_consumer_closes.inc();
-      begin_close(
-          kCloseSlowConsumer,
-          "slow consumer: outbound queue full; reconnect and catch up with get_messages after_seq");
+    // Twice the feed's bounds: only a client that sends requests without reading gets here.
+    if (!queue_.has_room(f.text->size(), 2)) {
+      close_slow("outbound queue full of replies");
       return;
     }
-    queued_bytes_ += text->size();
-    queue_.push_back(std::move(text));
+    push(std::move(f.text));
+  }
+
+  void take(FeedFrame& f) {
+    if (closing_ || finished_) return;
+    auto& state = feeds_[f.feed.get()];
+    if (state.feed.expired()) state.feed = f.feed;
+    const auto verdict =
+        state.cursor.on_live(f.seq, queue_.has_room(f.text->size()), f.text, f.reply);
+    if (verdict == server::SubscriberCursor::Verdict::kQueue) {
+      push(std::move(f.text));
+    } else if (verdict == server::SubscriberCursor::Verdict::kDeclined) {
+      hub_->metrics().frames_deferred_to_history.inc();
+    }
+  }
+
+  void take(Page& p) {
+    const auto it = feeds_.find(p.feed);
+    if (it == feeds_.end()) return;
+    if (it->second.cursor.state() == server::SubscriberCursor::State::kFetching)
+      page_in_flight_ = false;
+    auto frames = it->second.cursor.on_page(std::move(p.page));
+    if (closing_ || finished_) return;
+    hub_->metrics().catch_up_pages.inc();
+    for (auto& text : frames) push(std::move(text));
+  }
+
+  void take(EndFeed& e) {
+    const auto it = feeds_.find(e.feed);
+    if (it == feeds_.end()) return;
+    if (it->second.cursor.state() == server::SubscriberCursor::State::kFetching)
+      page_in_flight_ = false;
+    feeds_.erase(it);
+  }
+
+  void push(protocol::SharedText text) {
+    queue_.push(std::move(text));
     report_queue_depth();
-    if (!writing_) do_write();
+    if (!queue_.writing()) do_write();
+  }
+
+  // Asks one project that this connection is behind on for a page, once the queue has drained
+  // below half its bounds; one page at a time per connection, the projects in turn.
+  void ask_for_pages() {
+    if (page_in_flight_ || closing_ || finished_ || feeds_.empty() || !queue_.below_low_water())
+      return;
+    auto it = feeds_.upper_bound(last_paged_);
+    for (std::size_t n = 0; n < feeds_.size(); ++n, ++it) {
+      if (it == feeds_.end()) it = feeds_.begin();
+      if (!it->second.cursor.take_page_request(true)) continue;
+      auto feed = it->second.feed.lock();
+      if (!feed) {  // the project is gone
+        feeds_.erase(it);
+        return;
+      }
+      page_in_flight_ = true;
+      last_paged_ = it->first;
+      feed->request_catch_up(this->shared_from_this(), it->second.cursor.position(),
+                             queue_.free_messages(), queue_.free_bytes());
+      return;
+    }
+  }
+
+  void close_slow(const char* why) {
+    spdlog::warn("closing slow connection {} from {}: {} ({} messages / {} bytes queued)", id_,
+                 remote_, why, queue_.size(), queue_.bytes());
+    hub_->metrics().slow_consumer_closes.inc();
+    begin_close(
+        kCloseSlowConsumer,
+        "slow consumer: outbound queue full; reconnect and catch up with get_messages after_seq");
+  }
+
+  // The slow-consumer clock: armed when a write starts and none is timed yet; re-checked when it
+  // fires (no re-arming per write).
+  void arm_progress_check() {
+    if (progress_armed_ || finished_) return;
+    progress_armed_ = true;
+    progress_timer_.expires_at(last_progress_ + slow_consumer_);
+    progress_timer_.async_wait(if_alive([](WsSession& s) { s.on_progress_check(); }));
+  }
+
+  void on_progress_check() {
+    progress_armed_ = false;
+    if (finished_ || !queue_.writing()) return;
+    const auto now = Clock::now();
+    if (now < last_progress_ + slow_consumer_) {
+      arm_progress_check();
+      return;
+    }
+    if (!closing_) {
+      close_slow("no write progress for timeouts.slow_consumer");
+      last_progress_ = now;  // the close gets as long again to get out
+      arm_progress_check();
+      return;
+    }
+    drop("the close frame could not be written within timeouts.slow_consumer");
   }
 
   // Keeps the server-wide queue-depth gauge equal to the sum of every connection's queue.
@@ -401,22 +542,21 @@ class WsSession : public server::Connection,
   }
 
   void do_write() {
-    writing_ = true;
+    if (!progress_armed_) last_progress_ = Clock::now();  // the clock starts now
+    const auto& text = queue_.start_write();
+    arm_progress_check();
     ws_.text(true);
     // More behind this one: hold its frame back and send it with the next (corking).
     ws_.next_layer().cork_next(queue_.size() > 1);
-    ws_.async_write(boost::asio::buffer(*queue_.front()),
+    ws_.async_write(boost::asio::buffer(*text),
                     beast::bind_front_handler(&WsSession::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
-    writing_ = false;
-    const std::size_t size = queue_.front()->size();
-    queued_bytes_ -= size;
-    queue_.pop_front();
+    last_progress_ = Clock::now();
+    const std::size_t size = queue_.finish_write();
     if (ec) {
       queue_.clear();
-      queued_bytes_ = 0;
       report_queue_depth();
       finish();
       return;
@@ -426,9 +566,14 @@ class WsSession : public server::Connection,
     hub_->metrics().bytes_sent.inc(size);
     if (!queue_.empty() && (!closing_ || drain_before_close_)) {
       do_write();
+      ask_for_pages();
       return;
     }
-    if (closing_) do_close();
+    if (closing_) {
+      do_close();
+      return;
+    }
+    ask_for_pages();
   }
 
   void begin_close(std::uint16_t code, std::string reason) {
@@ -437,12 +582,9 @@ class WsSession : public server::Connection,
     close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
     // A slow consumer keeps only the frame being written; the rest is dropped (clients catch up
     // from history). A shutdown close sends what is queued first.
-    while (!drain_before_close_ && queue_.size() > (writing_ ? 1u : 0u)) {
-      queued_bytes_ -= queue_.back()->size();
-      queue_.pop_back();
-    }
+    if (!drain_before_close_) queue_.drop_waiting();
     report_queue_depth();
-    if (!writing_) {
+    if (!queue_.writing()) {
       if (!queue_.empty()) {
         do_write();
       } else {
@@ -468,6 +610,8 @@ class WsSession : public server::Connection,
     ping_timer_.cancel();
     pong_timer_.cancel();
     idle_timer_.cancel();
+    progress_timer_.cancel();
+    feeds_.clear();
     if (open_) {
       std::string by;
       if (drop_reason_ != nullptr) {
@@ -484,6 +628,10 @@ class WsSession : public server::Connection,
   boost::asio::steady_timer ping_timer_;
   boost::asio::steady_timer pong_timer_;
   boost::asio::steady_timer idle_timer_;
+  boost::asio::steady_timer progress_timer_;
+  std::chrono::seconds slow_consumer_{60};
+  Clock::time_point last_progress_;  // the last write completed (or the first one started)
+  bool progress_armed_ = false;
   std::chrono::seconds ping_interval_{30};
   std::chrono::seconds pong_timeout_{30};
   std::chrono::seconds idle_timeout_{0};  // 0 = off
@@ -499,14 +647,13 @@ class WsSession : public server::Connection,
   const std::uint64_t id_;
   const std::string remote_;
   const std::string client_name_;
-  std::deque<protocol::SharedText> queue_;
+  OutboundQueue queue_{100, 16u << 20};
+  std::map<const server::Feed*, FeedState> feeds_;  // the projects it gets broadcasts of
+  const server::Feed* last_paged_ = nullptr;
+  bool page_in_flight_ = false;
   std::mutex inbox_mutex_;
-  std::vector<protocol::SharedText> inbox_;  // guarded by inbox_mutex_
-  bool inbox_wake_pending_ = false;          // guarded by inbox_mutex_
-  std::size_t queued_bytes_ = 0;
-  std::size_t max_queue_messages_ = 100;
-  std::size_t max_queue_bytes_ = 16u << 20;
-  bool writing_ = false;
+  std::vector<InboxItem> inbox_;     // guarded by inbox_mutex_
+  bool inbox_wake_pending_ = false;  // guarded by inbox_mutex_
   bool open_ = false;
   bool closing_ = false;
   bool close_sent_ = false;

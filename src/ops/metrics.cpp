@@ -450,7 +450,13 @@ ServerMetrics::ServerMetrics(std::function<Clock::time_point()> now)
                                  "Outbound messages queued across all connections")),
       slow_consumer_closes(
           registry.counter("pocket_agent_slow_consumer_closes_total",
-                           "Connections closed because their outbound queue overflowed")),
+                           "Connections closed because their writes made no progress for "
+                           "timeouts.slow_consumer (or replies piled up unread)")),
+      frames_deferred_to_history(registry.counter(
+          "pocket_agent_catch_up_deferred_total",
+          "Broadcasts a lagging connection declined, to get them from history instead")),
+      catch_up_pages(registry.counter("pocket_agent_catch_up_pages_total",
+                                      "History pages sent to connections catching up")),
       bytes_sent(registry.counter("pocket_agent_bytes_sent_total",
                                   "Bytes of WebSocket messages sent to clients")),
       history_bytes_written(registry.counter("pocket_agent_history_bytes_written_total",

@@ -262,25 +262,27 @@ struct ServerMetrics {
 
   Registry registry;
 
-  Gauge& connections_active;       // pocket_agent_connections_active
-  Gauge& projects;                 // pocket_agent_projects_total (a gauge despite the name)
-  CounterFamily& executions;       // pocket_agent_executions_total{outcome}
-  Counter& executions_success;     //   outcome="success"
-  Counter& executions_failed;      //   outcome="failed"
-  Counter& executions_timeout;     //   outcome="timeout"
-  Counter& executions_killed;      //   outcome="killed"
-  Histogram& execution_duration;   // pocket_agent_execution_duration_seconds
-  CounterFamily& messages;         // pocket_agent_messages_total{direction}
-  Counter& messages_sent;          //   direction="sent"
-  Counter& messages_received;      //   direction="received"
-  CounterFamily& errors;           // pocket_agent_errors_total{code}
-  Gauge& queue_depth;              // pocket_agent_queue_depth
-  Counter& slow_consumer_closes;   // pocket_agent_slow_consumer_closes_total
-  Counter& bytes_sent;             // pocket_agent_bytes_sent_total
-  Counter& history_bytes_written;  // pocket_agent_history_bytes_written_total
-  Gauge& executions_active;        // pocket_agent_executions_active
-  Gauge& executions_queued;        // pocket_agent_executions_queued
-  Counter& connections_accepted;   // pocket_agent_connections_total
+  Gauge& connections_active;            // pocket_agent_connections_active
+  Gauge& projects;                      // pocket_agent_projects_total (a gauge despite the name)
+  CounterFamily& executions;            // pocket_agent_executions_total{outcome}
+  Counter& executions_success;          //   outcome="success"
+  Counter& executions_failed;           //   outcome="failed"
+  Counter& executions_timeout;          //   outcome="timeout"
+  Counter& executions_killed;           //   outcome="killed"
+  Histogram& execution_duration;        // pocket_agent_execution_duration_seconds
+  CounterFamily& messages;              // pocket_agent_messages_total{direction}
+  Counter& messages_sent;               //   direction="sent"
+  Counter& messages_received;           //   direction="received"
+  CounterFamily& errors;                // pocket_agent_errors_total{code}
+  Gauge& queue_depth;                   // pocket_agent_queue_depth
+  Counter& slow_consumer_closes;        // pocket_agent_slow_consumer_closes_total
+  Counter& frames_deferred_to_history;  // pocket_agent_catch_up_deferred_total
+  Counter& catch_up_pages;              // pocket_agent_catch_up_pages_total
+  Counter& bytes_sent;                  // pocket_agent_bytes_sent_total
+  Counter& history_bytes_written;       // pocket_agent_history_bytes_written_total
+  Gauge& executions_active;             // pocket_agent_executions_active
+  Gauge& executions_queued;             // pocket_agent_executions_queued
+  Counter& connections_accepted;        // pocket_agent_connections_total
   // pocket_agent_uptime_seconds: a callback gauge, seconds since construction.
 
  private:

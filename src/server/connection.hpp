@@ -2,12 +2,37 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "protocol/envelope.hpp"
 
 namespace pa::server {
+
+class Connection;
+
+// Broadcasts a connection missed while it was behind, rebuilt from history: the frames with their
+// seqs, in order, and how far the page reached. `live`: through_seq was the project's last seq
+// when the page was read, so the live frames that follow it continue exactly there.
+struct CatchUpPage {
+  std::vector<std::pair<std::uint64_t, protocol::SharedText>> frames;
+  std::uint64_t through_seq = 0;  // the last seq the page covers (entries not broadcast too)
+  bool live = false;
+};
+
+// A project's stream of broadcasts as a connection sees it. Implemented by server::Project.
+class Feed {
+ public:
+  virtual ~Feed() = default;
+  // Reads the broadcasts after `after_seq` from history (off the I/O threads), at most
+  // `max_frames` of them and about `max_bytes`, and answers with connection->deliver_page(), or
+  // with connection->end_feed() if the connection is no longer subscribed. Thread-safe.
+  virtual void request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
+                                std::size_t max_frames, std::size_t max_bytes) = 0;
+};
 
 class Connection {
  public:
@@ -16,9 +41,27 @@ class Connection {
   virtual const std::string& remote_address() const = 0;
   // The name the client gave at connect (`/ws?client_name=`), empty if none. For audit records.
   virtual const std::string& client_name() const = 0;
-  // Queues a text frame. Thread-safe; never blocks. When the bounded outbound queue is full the
-  // connection is closed as a slow consumer (it can catch up from history after reconnecting).
+  // Queues a text frame that is not part of a feed (a reply, server_stats, a notice). Thread-safe;
+  // never blocks. Bounded: a client that lets such frames pile up (requests without reading the
+  // replies) is closed as a slow consumer.
   virtual void send(protocol::SharedText text) = 0;
+  // A broadcast of `feed` with its seq (in seq order per feed). `reply`: a subscribed requester's
+  // own copy, with its request_id. A connection that is behind declines it and later asks the
+  // feed for what it missed (SubscriberCursor). Thread-safe; calls keep their order with send().
+  virtual void send_seq(const std::shared_ptr<Feed>& feed, std::uint64_t seq,
+                        protocol::SharedText text, bool reply) {
+    (void)feed;
+    (void)seq;
+    (void)reply;
+    send(std::move(text));
+  }
+  // The answer to Feed::request_catch_up. Thread-safe; keeps its order with send_seq().
+  virtual void deliver_page(const Feed* feed, CatchUpPage page) {
+    (void)feed;
+    for (auto& frame : page.frames) send(std::move(frame.second));
+  }
+  // The connection left the feed (or it was deleted): its cursor goes.
+  virtual void end_feed(const Feed* feed) { (void)feed; }
   // Closes with a WebSocket close code and reason, after the write in flight. Idempotent.
   virtual void close(std::uint16_t code, std::string reason) = 0;
   // Closes after everything already queued has been written (shutdown). Idempotent.

@@ -10,6 +10,7 @@
 #include "ops/logging.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/error_codes.hpp"
+#include "server/catch_up_frames.hpp"
 
 namespace pa::server {
 
@@ -58,7 +59,61 @@ bool Project::subscribe(const std::shared_ptr<Connection>& connection) {
 }
 
 bool Project::unsubscribe(std::uint64_t connection_id) {
-  return subscribers_.erase(connection_id) > 0;
+  const auto it = subscribers_.find(connection_id);
+  if (it == subscribers_.end()) return false;
+  if (auto connection = it->second.lock()) connection->end_feed(this);
+  subscribers_.erase(it);
+  return true;
+}
+
+void Project::request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
+                               std::size_t max_frames, std::size_t max_bytes) {
+  boost::asio::post(strand_, [self = shared_from_this(), connection = std::move(connection),
+                              after_seq, max_frames, max_bytes] {
+    // Left (or the project was deleted) since it asked: nothing more is owed.
+    if (self->deleted_ || !self->subscribed(connection->id())) {
+      connection->end_feed(self.get());
+      return;
+    }
+    history::Query query;
+    query.after_seq = after_seq;
+    query.limit = std::max<std::size_t>(1, max_frames);
+    query.max_bytes = std::max<std::size_t>(1, max_bytes);
+    const auto page = self->read_history(query);
+    CatchUpPage out;
+    out.through_seq = after_seq;
+    for (const auto& entry : page.entries) {
+      auto rebuilt = frame_from_history_entry(entry, self->id_);
+      if (rebuilt.seq == 0) continue;  // unreadable: read_history already warned
+      out.through_seq = std::max(out.through_seq, rebuilt.seq);
+      if (rebuilt.frame) {
+        out.frames.emplace_back(rebuilt.seq,
+                                std::make_shared<const std::string>(std::move(*rebuilt.frame)));
+      }
+    }
+    // On the strand nothing is appended meanwhile: without more, the page reaches the last seq
+    // and the live frames sent after this one continue right after it.
+    if (!page.has_more) {
+      out.live = true;
+      out.through_seq = std::max(out.through_seq, self->last_seq());
+    }
+    connection->deliver_page(self.get(), std::move(out));
+  });
+}
+
+void Project::send_feed(std::uint64_t seq, const protocol::SharedText& text,
+                        const std::vector<const Connection*>& except) {
+  const std::shared_ptr<Feed> feed = shared_from_this();
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    if (auto connection = it->second.lock()) {
+      if (std::find(except.begin(), except.end(), connection.get()) == except.end()) {
+        connection->send_seq(feed, seq, text, false);
+      }
+      ++it;
+    } else {
+      it = subscribers_.erase(it);  // closed; its hub cleanup may still be on the way
+    }
+  }
 }
 
 void Project::send_all(const protocol::SharedText& text,
@@ -224,15 +279,22 @@ PublishResult Project::write_and_send(const Message& m) {
       continue;  // one copy per connection
     }
     except.push_back(requester.connection.get());
+    auto own = text;
     if (requester.request_id) {
-      requester.connection->send(std::make_shared<const std::string>(protocol::serialize(
+      own = std::make_shared<const std::string>(protocol::serialize(
           protocol::Outgoing{m.type, id_, *requester.request_id, seq_field, timestamp},
-          m.data_json)));
+          m.data_json));
+    }
+    // A subscriber's reply is part of its feed (it must not overtake what it missed); a
+    // requester that is not subscribed just gets its reply.
+    if (subscribed(requester.connection->id())) {
+      requester.connection->send_seq(shared_from_this(), result.seq, std::move(own),
+                                     requester.request_id.has_value());
     } else {
-      requester.connection->send(text);
+      requester.connection->send(std::move(own));
     }
   }
-  send_all(text, except);
+  send_feed(result.seq, text, except);
   return result;
 }
 
@@ -465,6 +527,8 @@ history::Page Project::read_history(const history::Query& query) {
 
 std::error_code Project::remove_from_disk() {
   deleted_ = true;
+  for (auto& [id, weak] : subscribers_)
+    if (auto connection = weak.lock()) connection->end_feed(this);
   subscribers_.clear();
   sync_timer_.cancel();
   retry_timer_.cancel();

@@ -2,6 +2,8 @@
 // marked thread-safe must run on strand(), which lives on the blocking pool (history appends and
 // fsync never run on an I/O thread). Broadcasts leave the strand in seq order, and each
 // connection queues them in the order received, so every subscriber sees the same order.
+// It is the Feed of its subscribers: one that falls behind is sent what it missed from history
+// (request_catch_up, read on the strand, so a page and the live frames after it meet exactly).
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
@@ -53,7 +55,7 @@ struct PublishResult {
   explicit operator bool() const { return ok(); }
 };
 
-class Project : public std::enable_shared_from_this<Project> {
+class Project : public Feed, public std::enable_shared_from_this<Project> {
  public:
   Project(projects::ProjectInfo info, PoolStrand strand, std::unique_ptr<history::MessageLog> log,
           const projects::ProjectStore& store, std::chrono::milliseconds fsync_interval,
@@ -75,7 +77,16 @@ class Project : public std::enable_shared_from_this<Project> {
   bool deleted() const { return deleted_; }
   std::uint64_t last_seq() const;
   bool subscribe(const std::shared_ptr<Connection>& connection);  // true if newly added
+  // The connection's cursor on this feed goes too (Connection::end_feed).
   bool unsubscribe(std::uint64_t connection_id);
+  bool subscribed(std::uint64_t connection_id) const {
+    return subscribers_.find(connection_id) != subscribers_.end();
+  }
+
+  // Feed (thread-safe: runs on the strand). Pages are the broadcasts among the history entries
+  // after `after_seq` (catch_up_frames.hpp), within `max_frames` entries and `max_bytes`.
+  void request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
+                        std::size_t max_frames, std::size_t max_bytes) override;
   std::size_t subscriber_count() const { return subscribers_.size(); }
 
   // Nothing is ever sent without its seq. When history cannot be written (disk full, read-only,
@@ -191,7 +202,11 @@ class Project : public std::enable_shared_from_this<Project> {
     Message view() const { return {direction, history_json, type, data_json, &requesters, {}}; }
     std::size_t bytes() const { return history_json.size() + data_json.size(); }
   };
+  // Not part of the feed (no seq): notices, storage errors.
   void send_all(const protocol::SharedText& text, const std::vector<const Connection*>& except);
+  // A broadcast with its seq, through each subscriber's cursor.
+  void send_feed(std::uint64_t seq, const protocol::SharedText& text,
+                 const std::vector<const Connection*>& except);
   std::uint64_t append(history::Direction direction, std::string_view message_json,
                        std::string& timestamp, std::error_code& ec, std::string_view trailer = {});
   // Appends and sends `m`; on failure reports it and sends nothing.

@@ -116,6 +116,7 @@ TEST(ConfigDefaults, MatchTheSpec) {
   EXPECT_EQ(c.timeouts.idle, 5min);
   EXPECT_EQ(c.timeouts.ping_interval, 30s);
   EXPECT_EQ(c.timeouts.pong_timeout, 30s);
+  EXPECT_EQ(c.timeouts.slow_consumer, 60s);
   EXPECT_EQ(c.timeouts.shutdown_grace, 30s);  // "Wait for active executions to complete (max 30s)"
   EXPECT_EQ(c.log_rotation.size, 104857600u);
   EXPECT_EQ(c.log_rotation.count, 10000u);
@@ -220,6 +221,7 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "timeouts.idle",
                                          "timeouts.ping_interval",
                                          "timeouts.pong_timeout",
+                                         "timeouts.slow_consumer",
                                          "timeouts.handshake",
                                          "timeouts.shutdown_grace",
                                          "timeouts.kill_grace",
@@ -969,6 +971,7 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.timeouts.idle = Seconds{7200};
   c.timeouts.ping_interval = Seconds{1};
   c.timeouts.pong_timeout = Seconds{61};
+  c.timeouts.slow_consumer = Seconds{95};
   c.timeouts.handshake = Seconds{2};
   c.timeouts.shutdown_grace = Seconds{0};
   c.timeouts.kill_grace = Seconds{4};

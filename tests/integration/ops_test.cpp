@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "integration/fixture.hpp"
 #include "integration/raw_client.hpp"
@@ -191,8 +192,10 @@ TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
   // 12 MB of output at about 2 MB/s: the slow reader's socket buffers plus a 1 MB queue cannot
   // hold it; the fast reader drains as it goes (at that pace also in a sanitizer build on a
   // loaded machine).
-  start_server(
-      with_args({"--websocket-message-buffer", "1000", "--websocket-max-queue-bytes", "1000000"}));
+  // A reader that stops is closed once its writes made no progress for 3 s (and dropped if it
+  // does not read the close within 3 s more).
+  start_server(with_args({"--websocket-message-buffer", "1000", "--websocket-max-queue-bytes",
+                          "1000000", "--timeouts-slow-consumer", "3"}));
   auto fast = connect();
   const std::string id = str(create_project(*fast, make_dir("flood")), "project_id");
   ClientOptions slow_options;
@@ -202,7 +205,16 @@ TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
   ASSERT_EQ(slow.connect(), 101);
   ASSERT_EQ(str(slow.request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
             "project_joined");
-  // From here on the slow client reads nothing until the end.
+  // From here on the slow client reads nothing until the server gave up on it.
+  std::optional<CloseInfo> closed;
+  std::thread slow_reader([&] {
+    if (server_->wait_for_log(
+            [](const std::string& l) {
+              return l.find("closing slow connection") != std::string::npos;
+            },
+            60s))
+      closed = slow.wait_closed(60s);
+  });
   constexpr int kLines = 1500;
   const auto reply = fast->request(
       Json{{"type", "execute"},
@@ -221,7 +233,7 @@ TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
       },
       120s));
   EXPECT_EQ(lines, kLines);
-  const auto closed = slow.wait_closed(60s);
+  slow_reader.join();
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->code, 1013);
   EXPECT_NE(closed->reason.find("slow consumer"), std::string::npos);
@@ -301,7 +313,8 @@ TEST_F(OpsTest, AWatcherAnsweringPingsIsNotIdleAndASilentOneIs) {
 
 TEST_F(OpsTest, AMessageLargerThanTheQueueBoundReachesAFastClientWhileASlowOneIsClosed) {
   // Each agent_message (about 100 KB) is five times websocket.max_queue_bytes (20 KB).
-  start_server(with_args({"--websocket-max-queue-bytes", "20000"}));
+  start_server(
+      with_args({"--websocket-max-queue-bytes", "20000", "--timeouts-slow-consumer", "2"}));
   auto fast = connect();
   const std::string id = str(create_project(*fast, make_dir("big")), "project_id");
   const auto reply = fast->request(
