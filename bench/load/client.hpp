@@ -3,7 +3,6 @@
 // every operation on it must start on that io_context's thread (Ws::executor()).
 #pragma once
 
-#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -99,7 +98,8 @@ class Latch {
 
 // --threads N: N io_contexts, each run by one thread. main() (the first) runs on the thread that
 // calls run() and carries the scenario drivers; connections are spread over all N round-robin
-// (next()), so a connection's reads, writes and timers never take a lock.
+// (at(w): connection attempt worker or churn worker w on thread w % N), so a connection's reads,
+// writes and timers never take a lock.
 class Pool {
  public:
   explicit Pool(std::size_t threads);
@@ -110,7 +110,6 @@ class Pool {
   std::size_t size() const { return ios_.size(); }
   asio::io_context& main() { return *ios_.front(); }
   asio::io_context& at(std::size_t i) { return *ios_[i % ios_.size()]; }
-  asio::io_context& next() { return at(next_++); }  // round-robin; any thread
   // Runs main() on this thread and the others on their own; returns after stop().
   void run();
   void stop();  // any thread
@@ -119,7 +118,6 @@ class Pool {
   std::vector<std::unique_ptr<asio::io_context>> ios_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
-  std::atomic<std::size_t> next_{0};
 };
 
 }  // namespace pa::bench
