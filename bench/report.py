@@ -69,10 +69,18 @@ def main():
                 f"{r['lost']} / {r['reordered']}", r["lost"] == 0 and r["reordered"] == 0, True)
         elif s == "rpc":
             rtt = r["rtt"]
+            # Results since --threads: the round trip counts from each request's scheduled send
+            # time, and late_send_share says how many left > late_send_threshold_ms late.
+            late = ""
+            if "late_send_share" in r:
+                late = (f", {100 * r['late_send_share']:.2f} % sent > "
+                        f"{r.get('late_send_threshold_ms', 1):g} ms late"
+                        f" ({r.get('threads', 1)} generator threads)")
+            lost = f", {r['unanswered']} unanswered" if r.get("unanswered") else ""
             row(f"request round trip, {m}", "< 10 ms", "p99 < 1 ms at 5,000 req/s",
                 f"{r['connections']} conns at {r['target_rate']:.0f} req/s",
-                f"{r['achieved_rate']:.0f} req/s achieved, p50 {rtt['p50_ms']} / p99 {rtt['p99_ms']} / p99.9 {rtt['p999_ms']} ms, {r['errors']} errors",
-                rtt["p99_ms"] < 1 and r["errors"] == 0,
+                f"{r['achieved_rate']:.0f} req/s achieved, p50 {rtt['p50_ms']} / p99 {rtt['p99_ms']} / p99.9 {rtt['p999_ms']} ms, {r['errors']} errors{lost}{late}",
+                rtt["p99_ms"] < 1 and r["errors"] == 0 and not r.get("unanswered"),
                 r["connections"] >= 1000 and r["target_rate"] >= 5000)
         elif s == "history":
             worst = max(r[k]["p99_ms"] for k in r if k.startswith(("after_seq_", "since_")))

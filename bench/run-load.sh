@@ -9,7 +9,9 @@
 #   bench/run-load.sh smoke   # every scenario at a tiny size, TLS only, a few seconds; fails on
 #                             # any error, lost or reordered line (ctest bench_smoke_load)
 #
-# Environment: BUILD_DIR (default build), OUT (default $BUILD_DIR/bench-results/<size>).
+# Environment: BUILD_DIR (default build), OUT (default $BUILD_DIR/bench-results/<size>),
+# THREADS (pocket-agent-bench --threads: the threads its connections are spread over; default the
+# number of cores).
 set -euo pipefail
 size=${1:-quick}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +22,7 @@ server_bin="$build/app/pocket-agent-server"
 bench_bin="$build/bench/pocket-agent-bench"
 fake="$build/tests/fixtures/fake-claude"
 out=${OUT:-$build/bench-results/$size}
+threads=${THREADS:-$(nproc)}
 for f in "$server_bin" "$bench_bin" "$fake"; do
   [[ -x $f ]] || { echo "run-load.sh: $f is missing; build it first (make bench builds the pa_bench target)" >&2; exit 2; }
 done
@@ -83,7 +86,7 @@ stop_server() {
 failed=0
 bench() {
   if ! "$bench_bin" --url "$url" --token "$token" --insecure --project-dir "$work/projects" \
-    --server-pid "$server_pid" --json "$@" | tee -a "$results"; then
+    --server-pid "$server_pid" --threads "$threads" --json "$@" | tee -a "$results"; then
     echo "run-load.sh: pocket-agent-bench $* failed (its error is above); going on" >&2
     failed=1
   fi

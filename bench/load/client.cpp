@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -15,6 +16,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
+#include <mutex>
 #include <stdexcept>
 #include <type_traits>
 
@@ -68,6 +70,15 @@ void Target::resolve(asio::io_context& io) {
 
 namespace {
 
+// Target::session: set by the first connection that gets a resumable session, read by every
+// later one, on any thread.
+std::mutex session_mutex;
+
+std::shared_ptr<ssl_session_st> load_session(const Target& t) {
+  std::lock_guard lock(session_mutex);
+  return t.session;
+}
+
 template <bool kTls>
 class WsImpl final : public Ws {
   using Next = std::conditional_t<kTls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
@@ -84,8 +95,8 @@ class WsImpl final : public Ws {
       if (!SSL_set_tlsext_host_name(ws_.next_layer().native_handle(), target_.host.c_str())) {
         throw std::runtime_error("cannot set SNI");
       }
-      if (target_.resume && target_.session &&
-          SSL_set_session(ws_.next_layer().native_handle(), target_.session.get()) != 1) {
+      const auto session = target_.resume ? load_session(target_) : nullptr;
+      if (session && SSL_set_session(ws_.next_layer().native_handle(), session.get()) != 1) {
         throw std::runtime_error("cannot set the TLS session to resume");
       }
       co_await ws_.next_layer().async_handshake(asio::ssl::stream_base::client, use_awaitable);
@@ -101,13 +112,16 @@ class WsImpl final : public Ws {
     ws_.text(true);
     if constexpr (kTls) {
       // A TLS 1.3 ticket comes after the server's Finished, before the 101: it has been read.
-      if (target_.resume && !target_.session) {
+      if (target_.resume && !load_session(target_)) {
         SSL_SESSION* s = SSL_get1_session(ws_.next_layer().native_handle());
         if (s != nullptr && SSL_SESSION_is_resumable(s) == 1) {
-          target_.session.reset(s, SSL_SESSION_free);
-        } else if (s != nullptr) {
-          SSL_SESSION_free(s);
+          std::lock_guard lock(session_mutex);
+          if (!target_.session) {
+            target_.session.reset(s, SSL_SESSION_free);
+            s = nullptr;
+          }
         }
+        if (s != nullptr) SSL_SESSION_free(s);
       }
     }
   }
@@ -141,6 +155,8 @@ class WsImpl final : public Ws {
     beast::error_code ec;
     beast::get_lowest_layer(ws_).socket().close(ec);
   }
+
+  asio::any_io_executor executor() override { return ws_.get_executor(); }
 
  private:
   Next make_next(asio::io_context& io) {
@@ -211,7 +227,11 @@ asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
 }
 
 void Latch::count_down() {
-  if (count_ > 0 && --count_ == 0 && waiting_) timer_.cancel();
+  // The decrement runs on the latch's thread. The waiter returns only at zero, after the last
+  // posted decrement ran, so no posted handler outlives the latch.
+  asio::post(timer_.get_executor(), [this] {
+    if (count_ > 0 && --count_ == 0 && waiting_) timer_.cancel();
+  });
 }
 
 asio::awaitable<void> Latch::wait() {
@@ -222,6 +242,35 @@ asio::awaitable<void> Latch::wait() {
     (void)ec;
   }
   waiting_ = false;
+}
+
+Pool::Pool(std::size_t threads) {
+  if (threads == 0) threads = 1;
+  for (std::size_t i = 0; i < threads; ++i) {
+    ios_.push_back(std::make_unique<asio::io_context>(1));
+    guards_.push_back(asio::make_work_guard(*ios_.back()));
+  }
+}
+
+Pool::~Pool() {
+  stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void Pool::run() {
+  for (std::size_t i = 1; i < ios_.size(); ++i) {
+    threads_.emplace_back([io = ios_[i].get()] { io->run(); });
+  }
+  ios_.front()->run();
+  stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Pool::stop() {
+  for (auto& io : ios_) io->stop();
 }
 
 }  // namespace pa::bench

@@ -1,12 +1,14 @@
 // pocket-agent-bench: a load generator that speaks only the public protocol (docs/protocol.md).
 //   pocket-agent-bench --url wss://127.0.0.1:8443/ws --token T --insecure --project-dir /tmp/p
-//       [--server-pid PID] [--json] [--resume] idle fanout rpc history churn
+//       [--server-pid PID] [--json] [--resume] [--threads N] idle fanout rpc history churn
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "scenarios.hpp"
 
@@ -33,6 +35,12 @@ int main(int argc, char** argv) {
   bool resume = false;
   app.add_flag("--resume", resume,
                "TLS: every connection resumes the first one's session (abbreviated handshakes)");
+  std::size_t threads = std::max(1U, std::thread::hardware_concurrency());
+  app.add_option("--threads", threads,
+                 "Threads (one io_context each) the connections are spread over (default: the "
+                 "number of cores)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_flag("--json", json_out, "One JSON object per scenario instead of a table");
   app.add_option("--timeout", timeout, "Give up after this many seconds")->capture_default_str();
   app.add_option("--concurrency", o.concurrency, "Connection attempts in flight")
@@ -71,7 +79,8 @@ int main(int argc, char** argv) {
   const auto fd_limit = raise_fd_limit();
   if (!json_out) std::cout << "file descriptor limit: " << fd_limit << "\n";
 
-  boost::asio::io_context io(1);
+  Pool pool(threads);
+  auto& io = pool.main();
   int status = 0;
   try {
     o.target = Target::parse(url, token, insecure);
@@ -95,18 +104,19 @@ int main(int argc, char** argv) {
           try {
             Result r;
             if (name == "idle") {
-              r = co_await run_idle(io, o);
+              r = co_await run_idle(pool, o);
             } else if (name == "fanout") {
-              r = co_await run_fanout(io, o);
+              r = co_await run_fanout(pool, o);
             } else if (name == "rpc") {
-              r = co_await run_rpc(io, o);
+              r = co_await run_rpc(pool, o);
             } else if (name == "history") {
-              r = co_await run_history(io, o);
+              r = co_await run_history(pool, o);
             } else if (name == "churn") {
-              r = co_await run_churn(io, o);
+              r = co_await run_churn(pool, o);
             } else {
               throw std::runtime_error("unknown scenario " + name);
             }
+            r.fields["threads"] = pool.size();
             print_result(r, json_out);
           } catch (const std::exception& e) {
             std::cerr << "pocket-agent-bench: " << name << ": " << e.what() << "\n";
@@ -115,7 +125,12 @@ int main(int argc, char** argv) {
         }
         watchdog.cancel();
       },
-      [](std::exception_ptr) {});
-  io.run();
-  return status;
+      [&pool](std::exception_ptr) { pool.stop(); });
+  pool.run();
+  // A scenario that failed half-way may leave coroutines behind that hold connections of other
+  // threads' io_contexts; destroying the io_contexts one after the other could then touch a
+  // destroyed one. Nothing is left to clean up on the server's side: exit without destructors.
+  std::cout.flush();
+  std::cerr.flush();
+  std::_Exit(status);
 }

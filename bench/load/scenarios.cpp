@@ -3,8 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -13,7 +18,9 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <unordered_map>
 #include <vector>
 
 namespace pa::bench {
@@ -84,16 +91,37 @@ double round3(double v) {
   return std::round(v * 1000.0) / 1000.0;
 }
 
-// Starts a coroutine that counts `latch` down when it ends, however it ends.
-template <class F>
-void spawn(asio::io_context& io, Latch& latch, F&& f) {
-  asio::co_spawn(io, std::forward<F>(f), [&latch](std::exception_ptr) { latch.count_down(); });
+// Starts a coroutine on `ex` (an io_context or a connection's executor) that counts `latch`
+// down when it ends, however it ends.
+template <class Ex, class F>
+void spawn(Ex&& ex, Latch& latch, F&& f) {
+  asio::co_spawn(std::forward<Ex>(ex), std::forward<F>(f),
+                 [&latch](std::exception_ptr) { latch.count_down(); });
 }
 
+// Runs the coroutine f() on the connection's thread and resumes the caller on its own, with
+// f's result or exception.
+// Pass a named function object, not a temporary (GCC 12, see run_fanout).
+template <class F>
+auto on(const std::shared_ptr<Ws>& ws, F&& f) {
+  return asio::co_spawn(ws->executor(), std::forward<F>(f), asio::use_awaitable);
+}
+
+// A connection that belongs to `io` (connected on io's thread).
 asio::awaitable<std::shared_ptr<Ws>> connect(asio::io_context& io, const Options& o) {
-  std::shared_ptr<Ws> ws = make_ws(io, o.target);
-  co_await ws->connect();
-  co_return ws;
+  co_return co_await asio::co_spawn(
+      io,
+      [&io, &o]() -> asio::awaitable<std::shared_ptr<Ws>> {
+        std::shared_ptr<Ws> ws = make_ws(io, o.target);
+        co_await ws->connect();
+        co_return ws;
+      },
+      asio::use_awaitable);
+}
+
+// Drops every connection, each on its own thread.
+void abort_all(const std::vector<std::shared_ptr<Ws>>& conns) {
+  for (const auto& ws : conns) asio::post(ws->executor(), [ws] { ws->abort(); });
 }
 
 // A project in a fresh subdirectory of --project-dir; deleted (history included) at the end.
@@ -111,37 +139,41 @@ asio::awaitable<std::string> create_project(Ws& ws, const Options& o, const std:
 // Deletes the project (its history too). The driver may have been closed meanwhile: a client
 // without a read pending does not answer the server's keep-alive pings, and the server then
 // closes it (timeouts.ping_interval + pong_timeout). Then a new connection does it.
-asio::awaitable<void> delete_project(asio::io_context& io, const Options& o,
-                                     std::shared_ptr<Ws>& ws, const std::string& id) {
+asio::awaitable<void> delete_project(Pool& pool, const Options& o, std::shared_ptr<Ws>& ws,
+                                     const std::string& id) {
   try {
     co_await request(*ws, message("project_delete", id), false);
     co_return;
   } catch (const std::exception&) {
   }
-  ws = co_await connect(io, o);
+  ws = co_await connect(pool.main(), o);
   co_await request(*ws, message("project_delete", id), false);
 }
 
-// Opens `n` connections, at most o.concurrency attempts at a time.
+// Opens `n` connections, at most o.concurrency attempts at a time, spread over the pool's
+// threads: attempt worker w runs on thread w % threads and its connections belong to it.
 struct Opened {
   std::vector<std::shared_ptr<Ws>> conns;
   std::size_t failures = 0;
   std::string first_error;
   double seconds = 0;
 };
-asio::awaitable<Opened> open_many(asio::io_context& io, const Options& o, std::size_t n) {
+asio::awaitable<Opened> open_many(Pool& pool, const Options& o, std::size_t n) {
   Opened out;
   out.conns.resize(n);
-  std::size_t next = 0;
-  Latch latch(io, std::min(n, o.concurrency));
+  std::atomic<std::size_t> next{0};
+  std::mutex failure_mutex;  // failures and first_error; not on the hot path
+  const std::size_t workers = std::min(n, o.concurrency);
+  Latch latch(pool.main(), workers);
   const auto start = Clock::now();
-  for (std::size_t w = 0; w < std::min(n, o.concurrency); ++w) {
-    spawn(io, latch, [&]() -> asio::awaitable<void> {
-      while (next < n) {
-        const std::size_t i = next++;
+  for (std::size_t w = 0; w < workers; ++w) {
+    asio::io_context* io = &pool.at(w);
+    spawn(*io, latch, [&, io]() -> asio::awaitable<void> {
+      for (std::size_t i = next++; i < n; i = next++) {
         try {
-          out.conns[i] = co_await connect(io, o);
+          out.conns[i] = co_await connect(*io, o);
         } catch (const std::exception& e) {
+          std::lock_guard lock(failure_mutex);
           if (out.failures++ == 0) out.first_error = e.what();
         }
       }
@@ -153,22 +185,21 @@ asio::awaitable<Opened> open_many(asio::io_context& io, const Options& o, std::s
   co_return out;
 }
 
-// Reads (and drops) everything until the connection ends, answering pings meanwhile.
-void hold(asio::io_context& io, std::shared_ptr<Ws> ws, Latch& latch) {
+// Reads (and drops) everything until the connection ends, answering pings meanwhile. On the
+// connection's thread; call on the latch's.
+void hold(std::shared_ptr<Ws> ws, Latch& latch) {
   latch.add();
-  spawn(io, latch, [ws]() -> asio::awaitable<void> {
+  spawn(ws->executor(), latch, [ws]() -> asio::awaitable<void> {
     for (;;) co_await ws->read();
   });
 }
 
-asio::awaitable<void> close_all(asio::io_context& io, std::vector<std::shared_ptr<Ws>>& conns,
-                                Latch& readers) {
-  for (auto& ws : conns) ws->abort();
+asio::awaitable<void> close_all(std::vector<std::shared_ptr<Ws>>& conns, Latch& readers) {
+  abort_all(conns);
   co_await readers.wait();
   conns.clear();
   // Let the server notice and free them before the next scenario measures anything.
   co_await sleep_for(std::chrono::milliseconds(500));
-  (void)io;
 }
 
 // The server's RSS and CPU ticks: /proc when --server-pid is given, else `health`.
@@ -210,7 +241,8 @@ bool is_idle_state(std::string_view text) {
 
 // Waits until the run of `project` is over. `ws` is subscribed (its execute did that) and is
 // drained; if the server closes it (a slow consumer, 1013) a new connection polls project_list.
-asio::awaitable<void> wait_idle(asio::io_context& io, const Options& o, std::shared_ptr<Ws>& ws,
+// `ws` belongs to the caller's thread, pool.main().
+asio::awaitable<void> wait_idle(Pool& pool, const Options& o, std::shared_ptr<Ws>& ws,
                                 const std::string& project) {
   try {
     for (;;) {
@@ -219,7 +251,7 @@ asio::awaitable<void> wait_idle(asio::io_context& io, const Options& o, std::sha
     }
   } catch (const std::exception&) {
   }
-  ws = co_await connect(io, o);  // the old one was closed: the caller goes on with this one
+  ws = co_await connect(pool.main(), o);  // the old one was closed: the caller goes on with this
   for (;;) {
     const auto list = co_await request(*ws, message("project_list"));
     for (const auto& p : at(list, "data", "projects").as_array()) {
@@ -235,17 +267,21 @@ asio::awaitable<void> wait_idle(asio::io_context& io, const Options& o, std::sha
 }  // namespace
 
 // --- idle -------------------------------------------------------------------------------------
-asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o) {
+asio::awaitable<Result> run_idle(Pool& pool, const Options& o) {
   Result r{"idle", {}};
+  auto& io = pool.main();
   auto control = co_await connect(io, o);
   co_await sleep_for(std::chrono::milliseconds(500));
   const auto before = co_await sample_server(*control, o);
 
   const auto cpu_before = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
-  auto opened = co_await open_many(io, o, o.idle_connections);
+  auto opened = co_await open_many(pool, o, o.idle_connections);
   const auto cpu_after = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
+  // Before any read is pending on another thread.
+  const auto resumed = static_cast<std::size_t>(std::count_if(
+      opened.conns.begin(), opened.conns.end(), [](const auto& ws) { return ws->resumed(); }));
   Latch readers(io, 0);
-  for (auto& ws : opened.conns) hold(io, ws, readers);
+  for (auto& ws : opened.conns) hold(ws, readers);
   const std::size_t ok = opened.conns.size();
   r.fields["tls"] = o.target.tls;
   r.fields["connections"] = ok;
@@ -253,8 +289,7 @@ asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o) {
   if (o.target.tls) {
     // With --resume, the control connection's session: every connection here should resume it.
     r.fields["resume"] = o.target.resume;
-    r.fields["tls_resumed"] = static_cast<std::size_t>(std::count_if(
-        opened.conns.begin(), opened.conns.end(), [](const auto& ws) { return ws->resumed(); }));
+    r.fields["tls_resumed"] = resumed;
   }
   if (!opened.first_error.empty()) r.fields["first_error"] = opened.first_error;
   r.fields["connect_seconds"] = round3(opened.seconds);
@@ -284,7 +319,7 @@ asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o) {
   r.fields["idle_cpu_percent"] =
       o.server_pid != 0 ? cpu_percent(*a.proc, *b.proc) : round3(b.health_cpu);
 
-  co_await close_all(io, opened.conns, readers);
+  co_await close_all(opened.conns, readers);
   co_await control->close();
   // Wait until the server has let them all go (closing thousands of TLS connections takes it a
   // while), so that the next scenario does not measure that.
@@ -300,6 +335,8 @@ asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o) {
 
 // --- fanout -----------------------------------------------------------------------------------
 namespace {
+// One subscriber's counters and latencies, touched only on its connection's thread until its
+// reader has ended; merged afterwards.
 struct Subscriber {
   std::uint64_t expected = 0;  // next line index
   std::uint64_t received = 0;
@@ -307,30 +344,35 @@ struct Subscriber {
   std::uint64_t bytes = 0;
   bool done = false;
   std::string ended;  // why the connection ended early
-};
-}  // namespace
-
-asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o) {
-  Result r{"fanout", {}};
-  auto driver = co_await connect(io, o);
-  const std::string project = co_await create_project(*driver, o, "fanout");
-
-  auto opened = co_await open_many(io, o, o.subscribers);
-  if (opened.failures != 0)
-    throw std::runtime_error("fanout: connect failed: " + opened.first_error);
-  for (auto& ws : opened.conns) {
-    co_await request(*ws, join_message(project));
-  }
-
-  std::vector<Subscriber> subs(opened.conns.size());
   Samples latency;
   std::int64_t first_emit = INT64_MAX;
   std::int64_t last_recv = 0;
+};
+}  // namespace
+
+asio::awaitable<Result> run_fanout(Pool& pool, const Options& o) {
+  Result r{"fanout", {}};
+  auto& io = pool.main();
+  auto driver = co_await connect(io, o);
+  const std::string project = co_await create_project(*driver, o, "fanout");
+
+  auto opened = co_await open_many(pool, o, o.subscribers);
+  if (opened.failures != 0)
+    throw std::runtime_error("fanout: connect failed: " + opened.first_error);
+  for (auto& ws : opened.conns) {
+    // A named lambda: GCC 12 destroys a temporary one (its shared_ptr) twice across co_await.
+    auto join = [ws, &project]() -> asio::awaitable<void> {
+      co_await request(*ws, join_message(project));
+    };
+    co_await on(ws, join);
+  }
+
+  std::vector<Subscriber> subs(opened.conns.size());
   Latch readers(io, opened.conns.size());
   for (std::size_t i = 0; i < opened.conns.size(); ++i) {
     asio::co_spawn(
-        io,
-        [&, ws = opened.conns[i], &sub = subs[i]]() -> asio::awaitable<void> {
+        opened.conns[i]->executor(),
+        [ws = opened.conns[i], &sub = subs[i]]() -> asio::awaitable<void> {
           for (;;) {
             const auto text = co_await ws->read();
             const auto head = peek_head(text);
@@ -339,13 +381,13 @@ asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o) {
               std::int64_t emitted = 0;
               if (!parse_flood_line(text, index, emitted)) continue;  // init, result
               const std::int64_t now = now_us_since_epoch();
-              latency.add(now - emitted);
+              sub.latency.add(now - emitted);
               if (index != sub.expected) ++sub.out_of_order;
               sub.expected = index + 1;
               ++sub.received;
               sub.bytes += text.size();
-              if (emitted < first_emit) first_emit = emitted;
-              if (now > last_recv) last_recv = now;
+              if (emitted < sub.first_emit) sub.first_emit = emitted;
+              if (now > sub.last_recv) sub.last_recv = now;
             } else if (head.type == "project_state" && sub.received > 0 && is_idle_state(text)) {
               sub.done = true;
               co_return;
@@ -374,14 +416,21 @@ asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o) {
   const auto start = Clock::now();
   co_await request(*driver, execute_message(project, prompt));
   // The driver is subscribed by its execute: drain it until the run is over.
-  co_await wait_idle(io, o, driver, project);
+  co_await wait_idle(pool, o, driver, project);
   co_await readers.wait();
   const double wall = seconds_since(start);
   const auto cpu_after = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
 
+  // Every reader has ended (the latch's posts order their writes before this).
   std::uint64_t delivered = 0, bytes = 0, out_of_order = 0, complete = 0;
   std::string ended;
+  Samples latency;
+  std::int64_t first_emit = INT64_MAX;
+  std::int64_t last_recv = 0;
   for (const auto& s : subs) {
+    latency.merge(s.latency);
+    first_emit = std::min(first_emit, s.first_emit);
+    last_recv = std::max(last_recv, s.last_recv);
     delivered += s.received;
     bytes += s.bytes;
     out_of_order += s.out_of_order;
@@ -414,91 +463,242 @@ asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o) {
     r.fields["server_cpu_us_per_delivery"] = round3(cpu * 1e6 / static_cast<double>(delivered));
   }
 
-  co_await delete_project(io, o, driver, project);
-  for (auto& ws : opened.conns) ws->abort();
+  co_await delete_project(pool, o, driver, project);
+  abort_all(opened.conns);
   co_await driver->close();
   co_await sleep_for(std::chrono::milliseconds(300));
   co_return r;
 }
 
 // --- rpc --------------------------------------------------------------------------------------
-asio::awaitable<Result> run_rpc(asio::io_context& io, const Options& o) {
+// Open loop, on schedule: request g (0, 1, 2, ... over all connections) is due at
+// start + g / rate and goes out on connection g % n, whatever happened to the earlier ones (a
+// connection's writer sends while its reader waits for replies, matched by request_id). Its
+// round trip is measured from the scheduled time, so a request the generator sent late, or one
+// that queued behind a slow reply, shows up as latency (no coordinated omission); how late each
+// send left is reported on its own (send_lag, late_sends, late_send_share).
+namespace {
+
+// One connection's figures, touched only on its thread until its coroutine has ended.
+struct RpcConn {
+  std::map<std::string, Samples> rtt;  // by request type
+  Samples all;                         // from the scheduled time
+  Samples from_send;                   // from the actual send
+  Samples send_lag;                    // actual send - scheduled time
+  std::size_t sent = 0;
+  std::size_t late = 0;
+  std::size_t errors = 0;
+  std::size_t unanswered = 0;
+  std::string first_error;
+  Clock::time_point last_reply{};
+
+  void fail(std::string what) {
+    if (errors++ == 0) first_error = std::move(what);
+  }
+};
+
+struct Pending {
+  Clock::time_point scheduled;
+  Clock::time_point sent;
+  std::size_t type;
+};
+
+// Requests without their request_id, serialized up to (not including) the closing brace.
+struct RpcRequest {
+  std::string type;
+  std::string head;
+};
+
+asio::awaitable<void> rpc_connection(std::shared_ptr<Ws> ws, RpcConn& st,
+                                     const std::vector<RpcRequest>& requests, std::size_t index,
+                                     std::size_t n, double rate, Clock::time_point start,
+                                     Clock::time_point end) {
+  auto ex = co_await asio::this_coro::executor;
+  std::unordered_map<std::string, Pending> pending;
+  bool writer_done = false;
+  bool reader_done = false;
+  asio::steady_timer wake(ex);  // the writer's schedule, then the drain wait
+
+  asio::co_spawn(
+      ex,
+      [&]() -> asio::awaitable<void> {
+        for (;;) {
+          const auto text = co_await ws->read();
+          const auto head = peek_head(text);
+          if (head.request_id.empty()) continue;  // a broadcast
+          const auto it = pending.find(std::string(head.request_id));
+          if (it == pending.end()) continue;
+          const auto now = Clock::now();
+          const Pending p = it->second;
+          pending.erase(it);
+          st.last_reply = now;
+          if (head.type == "error") {
+            st.fail("error reply to " + requests[p.type].type + ": " +
+                    std::string(text.substr(0, 300)));
+          } else {
+            const auto us = duration_cast<microseconds>(now - p.scheduled).count();
+            st.all.add(us);
+            st.rtt[requests[p.type].type].add(us);
+            st.from_send.add(duration_cast<microseconds>(now - p.sent).count());
+          }
+          if (writer_done && pending.empty()) wake.cancel();
+        }
+      },
+      [&](std::exception_ptr e) {
+        // Aborted by us at the end, or the connection failed (then the writer fails too).
+        if (e && !writer_done) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& err) {
+            st.fail(std::string("connection ended: ") + err.what());
+          }
+        }
+        reader_done = true;
+        wake.cancel();
+      });
+
+  const auto period = duration<double>(1.0 / rate);
+  for (std::size_t g = index;; g += n) {
+    const auto scheduled = start + duration_cast<Clock::duration>(period * static_cast<double>(g));
+    if (scheduled >= end || reader_done) break;
+    wake.expires_at(scheduled);
+    auto [ec] = co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+    if (reader_done) break;
+    const auto now = Clock::now();
+    const auto lag = now - scheduled;
+    st.send_lag.add(duration_cast<microseconds>(lag).count());
+    if (lag > kLateSendThreshold) ++st.late;
+    const std::size_t type = g % requests.size();
+    std::string id = "q" + std::to_string(g);
+    std::string text = requests[type].head + ",\"request_id\":\"" + id + "\"}";
+    pending.emplace(std::move(id), Pending{scheduled, now, type});
+    ++st.sent;
+    try {
+      co_await ws->write(std::move(text));
+    } catch (const std::exception& e) {
+      st.fail(std::string("write: ") + e.what());
+      break;
+    }
+  }
+  writer_done = true;
+
+  // The replies still on their way, then stop the reader.
+  const auto deadline = Clock::now() + kRpcDrainTimeout;
+  while (!reader_done && !pending.empty() && Clock::now() < deadline) {
+    wake.expires_at(deadline);
+    auto [ec] = co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+  }
+  st.unanswered = pending.size();
+  ws->abort();
+  while (!reader_done) {
+    wake.expires_at(Clock::time_point::max());
+    auto [ec] = co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<Result> run_rpc(Pool& pool, const Options& o) {
   Result r{"rpc", {}};
+  auto& io = pool.main();
   auto driver = co_await connect(io, o);
   const std::string project = co_await create_project(*driver, o, "rpc");
   // A little history so that get_messages returns entries.
   co_await request(*driver, execute_message(project, "[[fake:flood lines=50 bytes=200]]"));
-  co_await wait_idle(io, o, driver, project);
+  co_await wait_idle(pool, o, driver, project);
 
-  auto opened = co_await open_many(io, o, o.rpc_connections);
+  auto opened = co_await open_many(pool, o, o.rpc_connections);
   if (opened.failures != 0) throw std::runtime_error("rpc: connect failed: " + opened.first_error);
   const std::size_t n = opened.conns.size();
-  const auto period =
-      duration_cast<Clock::duration>(duration<double>(static_cast<double>(n) / o.rpc_rate));
-  const auto start = Clock::now() + std::chrono::milliseconds(100);
+  std::vector<json::object> kinds;  // no braced list across co_await (GCC 12, see message())
+  kinds.push_back(message("project_list"));
+  kinds.push_back(message("health"));
+  kinds.push_back(page_message(project, 10, std::nullopt, 20));
+  std::vector<RpcRequest> requests;
+  for (const auto& req : kinds) {
+    auto text = json::serialize(req);
+    text.pop_back();  // '}': the request_id goes there
+    requests.push_back({std::string(req.at("type").as_string()), std::move(text)});
+  }
+  std::vector<RpcConn> conns(n);
+  // Time to start n coroutines on their threads before the first send is due.
+  const auto start = Clock::now() + std::chrono::milliseconds(200);
   const auto end = start + duration_cast<Clock::duration>(duration<double>(o.rpc_seconds));
-  std::map<std::string, Samples> rtt;
-  Samples all;
-  std::size_t sent = 0, errors = 0, late = 0;
-  std::string first_error;
   Latch workers(io, n);
-  std::vector<json::object> requests;
-  requests.push_back(message("project_list"));
-  requests.push_back(message("health"));
-  requests.push_back(page_message(project, 10, std::nullopt, 20));
+  const auto cpu_before = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
   for (std::size_t i = 0; i < n; ++i) {
-    spawn(io, workers, [&, i, ws = opened.conns[i]]() -> asio::awaitable<void> {
-      auto next = start + period * i / n;  // spread the connections over one period
-      asio::steady_timer timer(io);
-      for (std::size_t k = i; next < end; ++k, next += period) {
-        timer.expires_at(next);
-        co_await timer.async_wait(asio::use_awaitable);
-        if (Clock::now() - next > std::chrono::milliseconds(1)) ++late;
-        const auto& req = requests[k % requests.size()];
-        const auto t0 = Clock::now();
-        ++sent;
-        try {
-          co_await request(*ws, req);
-        } catch (const std::exception& e) {
-          if (errors++ == 0) first_error = e.what();
-          co_return;
-        }
-        const auto us = duration_cast<microseconds>(Clock::now() - t0).count();
-        rtt[std::string(req.at("type").as_string())].add(us);
-        all.add(us);
-      }
-    });
+    spawn(opened.conns[i]->executor(), workers,
+          [ws = opened.conns[i], &st = conns[i], &requests, i, n, rate = o.rpc_rate, start,
+           end]() -> asio::awaitable<void> {
+            co_await rpc_connection(ws, st, requests, i, n, rate, start, end);
+          });
   }
   co_await workers.wait();
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto cpu_after = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
+
+  // Every connection's coroutine has ended: merge.
+  std::map<std::string, Samples> rtt;
+  Samples all, from_send, send_lag;
+  std::size_t sent = 0, late = 0, errors = 0, unanswered = 0;
+  std::string first_error;
+  Clock::time_point last_reply = start;
+  for (auto& c : conns) {
+    for (auto& [type, samples] : c.rtt) rtt[type].merge(samples);
+    all.merge(c.all);
+    from_send.merge(c.from_send);
+    send_lag.merge(c.send_lag);
+    sent += c.sent;
+    late += c.late;
+    errors += c.errors;
+    unanswered += c.unanswered;
+    if (first_error.empty()) first_error = c.first_error;
+    last_reply = std::max(last_reply, c.last_reply);
+  }
+  const double secs = std::chrono::duration<double>(last_reply - start).count();
   r.fields["tls"] = o.target.tls;
   r.fields["connections"] = n;
   r.fields["target_rate"] = o.rpc_rate;
+  r.fields["sent"] = sent;
   r.fields["requests"] = all.count();
   r.fields["errors"] = errors;
+  r.fields["unanswered"] = unanswered;
   if (!first_error.empty()) r.fields["first_error"] = first_error;
   r.fields["late_sends"] = late;
-  r.fields["achieved_rate"] = std::round(static_cast<double>(all.count()) / secs);
-  r.fields["rtt"] = all.summary_ms();
+  r.fields["late_send_threshold_ms"] =
+      std::chrono::duration<double, std::milli>(kLateSendThreshold).count();
+  r.fields["late_send_share"] =
+      sent > 0 ? std::round(static_cast<double>(late) / static_cast<double>(sent) * 1e4) / 1e4 : 0;
+  r.fields["send_lag"] = send_lag.summary_ms();
+  r.fields["achieved_rate"] = secs > 0 ? std::round(static_cast<double>(all.count()) / secs) : 0;
+  r.fields["rtt"] = all.summary_ms();  // from the scheduled send time
+  r.fields["rtt_from_send"] = from_send.summary_ms();
   for (auto& [type, samples] : rtt) r.fields["rtt_" + type] = samples.summary_ms();
+  if (cpu_before && cpu_after) {
+    // Over the whole run (sends and the drain): near 200 on two cores means the server was
+    // saturated and its queueing, not the generator, is the round trip.
+    r.fields["server_cpu_percent"] = cpu_percent(*cpu_before, *cpu_after);
+  }
 
-  for (auto& ws : opened.conns) ws->abort();
-  co_await delete_project(io, o, driver, project);
+  abort_all(opened.conns);
+  co_await delete_project(pool, o, driver, project);
   co_await driver->close();
   co_await sleep_for(std::chrono::milliseconds(300));
   co_return r;
 }
 
 // --- history ----------------------------------------------------------------------------------
-asio::awaitable<Result> run_history(asio::io_context& io, const Options& o) {
+asio::awaitable<Result> run_history(Pool& pool, const Options& o) {
   Result r{"history", {}};
-  auto driver = co_await connect(io, o);
+  auto driver = co_await connect(pool.main(), o);
   const std::string project = co_await create_project(*driver, o, "history");
   const auto build_start = Clock::now();
   const std::string prompt = "[[fake:flood lines=" + std::to_string(o.history_entries) +
                              " bytes=" + std::to_string(o.history_bytes) + "]]";
   co_await request(*driver, execute_message(project, prompt));
-  co_await wait_idle(io, o, driver, project);
+  co_await wait_idle(pool, o, driver, project);
   const double build_secs = seconds_since(build_start);
 
   auto page = [&](std::optional<std::uint64_t> after, std::optional<std::string> since,
@@ -536,41 +736,60 @@ asio::awaitable<Result> run_history(asio::io_context& io, const Options& o) {
     r.fields[std::string("since_") + name] = by_since.summary_ms();
     r.fields[std::string("page_entries_") + name] = returned;
   }
-  co_await delete_project(io, o, driver, project);
+  co_await delete_project(pool, o, driver, project);
   co_await driver->close();
   co_return r;
 }
 
 // --- churn ------------------------------------------------------------------------------------
-asio::awaitable<Result> run_churn(asio::io_context& io, const Options& o) {
+namespace {
+// One churn worker's figures, touched only on its thread until it has ended.
+struct ChurnWorker {
+  std::size_t cycles = 0;
+  std::size_t failures = 0;
+  std::string first_error;
+  Samples cycle;
+};
+}  // namespace
+
+asio::awaitable<Result> run_churn(Pool& pool, const Options& o) {
   Result r{"churn", {}};
-  auto driver = co_await connect(io, o);
+  auto driver = co_await connect(pool.main(), o);
   const std::string project = co_await create_project(*driver, o, "churn");
   const auto start = Clock::now();
   const auto end = start + duration_cast<Clock::duration>(duration<double>(o.churn_seconds));
-  std::size_t cycles = 0, failures = 0;
-  std::string first_error;
-  Samples cycle;
-  Latch workers(io, o.churn_workers);
+  std::vector<ChurnWorker> workers(o.churn_workers);
+  Latch done(pool.main(), o.churn_workers);
   for (std::size_t w = 0; w < o.churn_workers; ++w) {
-    spawn(io, workers, [&]() -> asio::awaitable<void> {
+    // Worker w runs on thread w % threads, and so do the connections it opens.
+    asio::io_context* io = &pool.at(w);
+    spawn(*io, done, [&, io, &me = workers[w]]() -> asio::awaitable<void> {
       while (Clock::now() < end) {
         const auto t0 = Clock::now();
         try {
-          auto ws = co_await connect(io, o);
+          auto ws = co_await connect(*io, o);
           co_await request(*ws, join_message(project));
           co_await request(*ws, message("project_leave", project));
           co_await ws->close();
-          ++cycles;
-          cycle.add(duration_cast<microseconds>(Clock::now() - t0).count());
+          ++me.cycles;
+          me.cycle.add(duration_cast<microseconds>(Clock::now() - t0).count());
         } catch (const std::exception& e) {
-          if (failures++ == 0) first_error = e.what();
+          if (me.failures++ == 0) me.first_error = e.what();
         }
       }
     });
   }
-  co_await workers.wait();
+  co_await done.wait();
   const double secs = seconds_since(start);
+  std::size_t cycles = 0, failures = 0;
+  std::string first_error;
+  Samples cycle;
+  for (const auto& w : workers) {
+    cycles += w.cycles;
+    failures += w.failures;
+    if (first_error.empty()) first_error = w.first_error;
+    cycle.merge(w.cycle);
+  }
   r.fields["tls"] = o.target.tls;
   r.fields["workers"] = o.churn_workers;
   r.fields["cycles"] = cycles;
@@ -578,7 +797,7 @@ asio::awaitable<Result> run_churn(asio::io_context& io, const Options& o) {
   if (!first_error.empty()) r.fields["first_error"] = first_error;
   r.fields["cycles_per_s"] = std::round(static_cast<double>(cycles) / secs);
   r.fields["cycle"] = cycle.summary_ms();
-  co_await delete_project(io, o, driver, project);
+  co_await delete_project(pool, o, driver, project);
   co_await driver->close();
   co_await sleep_for(std::chrono::milliseconds(300));
   co_return r;

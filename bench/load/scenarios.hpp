@@ -1,16 +1,26 @@
 // The load scenarios of pocket-agent-bench. Each opens its own connections, measures, cleans up
-// (closes connections, deletes the project it created) and returns one Result.
+// (closes connections, deletes the project it created) and returns one Result. A scenario runs on
+// the pool's main() thread; the connections it measures with are spread over all of the pool's
+// threads, each with its own statistics, merged when they are done.
 #pragma once
 
 #include <sys/types.h>
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <string>
 
 #include "client.hpp"
 #include "stats.hpp"
 
 namespace pa::bench {
+
+// rpc: a request sent more than this after its scheduled time counts as a late send
+// (late_sends, late_send_share): the generator, not the server, was behind.
+inline constexpr std::chrono::microseconds kLateSendThreshold{1000};
+// rpc: how long, after the last scheduled send, a connection waits for its outstanding replies;
+// those still missing then count as `unanswered`.
+inline constexpr std::chrono::seconds kRpcDrainTimeout{10};
 
 struct Options {
   Target target;
@@ -43,10 +53,10 @@ struct Options {
   double churn_seconds = 10;
 };
 
-asio::awaitable<Result> run_idle(asio::io_context& io, const Options& o);
-asio::awaitable<Result> run_fanout(asio::io_context& io, const Options& o);
-asio::awaitable<Result> run_rpc(asio::io_context& io, const Options& o);
-asio::awaitable<Result> run_history(asio::io_context& io, const Options& o);
-asio::awaitable<Result> run_churn(asio::io_context& io, const Options& o);
+asio::awaitable<Result> run_idle(Pool& pool, const Options& o);
+asio::awaitable<Result> run_fanout(Pool& pool, const Options& o);
+asio::awaitable<Result> run_rpc(Pool& pool, const Options& o);
+asio::awaitable<Result> run_history(Pool& pool, const Options& o);
+asio::awaitable<Result> run_churn(Pool& pool, const Options& o);
 
 }  // namespace pa::bench
