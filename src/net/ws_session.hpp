@@ -416,7 +416,6 @@ class WsSession : public server::Connection,
   }
 
   void drain_inbox() {
-    BOOST_ASSERT(ws_.get_executor().running_in_this_thread());
     std::vector<InboxItem> batch;
     {
       std::lock_guard lock(inbox_mutex_);
