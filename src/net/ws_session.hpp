@@ -2,11 +2,12 @@
 // Strand-per-connection, one read and one write in flight, a bounded queue of shared immutable
 // buffers, and a deferred, idempotent close. Only http_session.cpp includes this file.
 //
-// Keep-alive: the session's own timers, on its strand (Beast's keep-alive pings are off). A ping
-// goes out every timeouts.ping_interval; a ping not answered by a pong within timeouts.pong_timeout
-// drops the peer (TCP closed, no close frame: it is presumed gone); a peer from which nothing at
-// all arrives (no message, no pong, no ping) for timeouts.idle is closed with 1000. The timer
-// handlers hold only a weak_ptr, and finish() cancels them: they never keep a session alive.
+// Keep-alive: one timer of the session's own, on its strand (Beast's keep-alive pings are off). A
+// ping goes out every timeouts.ping_interval; a ping not answered by a pong within
+// timeouts.pong_timeout drops the peer (TCP closed, no close frame: it is presumed gone); a peer
+// from which nothing at all arrives (no message, no pong, no ping) for timeouts.idle is closed with
+// 1000. The timer handler holds only a weak_ptr, and finish() cancels it: it never keeps a session
+// alive.
 //
 // Backpressure: a project's broadcasts go through a SubscriberCursor per project. While the queue
 // has room they are queued as they come; when it is full the connection falls behind on that
@@ -153,10 +154,7 @@ class WsSession : public server::Connection,
   WsSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::string remote,
             std::string client_name)
       : ws_(std::move(stream)),
-        ping_timer_(ws_.get_executor()),
-        pong_timer_(ws_.get_executor()),
-        idle_timer_(ws_.get_executor()),
-        progress_timer_(ws_.get_executor()),
+        keepalive_timer_(ws_.get_executor()),
         hub_(std::move(hub)),
         id_(hub_->next_connection_id()),
         remote_(std::move(remote)),
@@ -187,10 +185,7 @@ class WsSession : public server::Connection,
     // Runs inside a read on the strand (the read holds a shared_ptr), so `this` is alive.
     ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
       last_heard_ = Clock::now();
-      if (kind == websocket::frame_type::pong && awaiting_pong_) {
-        awaiting_pong_ = false;
-        pong_timer_.cancel();
-      }
+      if (kind == websocket::frame_type::pong) awaiting_pong_ = false;  // the timer re-checks
     });
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
       res.set(http::field::server, "pocket-agent-server");
@@ -249,8 +244,8 @@ class WsSession : public server::Connection,
     open_ = true;
     last_heard_ = Clock::now();
     hub_->on_open(this->shared_from_this());
-    arm_ping();
-    if (idle_timeout_.count() > 0) arm_idle(last_heard_ + idle_timeout_);
+    next_ping_at_ = last_heard_ + ping_interval_;
+    schedule_keepalive();
     do_read();
   }
 
@@ -266,38 +261,51 @@ class WsSession : public server::Connection,
     };
   }
 
-  void arm_ping() {
-    ping_timer_.expires_after(ping_interval_);
-    ping_timer_.async_wait(if_alive([](WsSession& s) { s.on_ping_timer(); }));
+  // One timer per connection for every deadline: the next ping, the pong awaited, idleness, and
+  // write progress (timeouts.slow_consumer). It waits for the earliest. Deadlines that move later
+  // (a pong, a message, a completed write) do not touch it: it re-checks when it fires and then
+  // waits for whatever is earliest, so a busy connection costs no timer operation per frame.
+  void schedule_keepalive() {
+    if (finished_) return;
+    auto due = next_ping_at_;
+    if (awaiting_pong_) due = std::min(due, pong_deadline_);
+    if (idle_timeout_.count() > 0 && !closing_) due = std::min(due, last_heard_ + idle_timeout_);
+    if (queue_.writing()) due = std::min(due, last_progress_ + slow_consumer_);
+    if (keepalive_armed_ && keepalive_at_ <= due) return;
+    keepalive_armed_ = true;  // (re-arming cancels the earlier wait; its handler does nothing)
+    keepalive_at_ = due;
+    keepalive_timer_.expires_at(due);
+    keepalive_timer_.async_wait(if_alive([](WsSession& s) { s.on_keepalive_timer(); }));
   }
 
-  void on_ping_timer() {
-    if (finished_ || close_sent_) return;  // no ping after the close frame (Beast's rule)
-    if (!ping_in_flight_) {
-      ping_in_flight_ = true;
-      ws_.async_ping({}, [self = this->shared_from_this()](beast::error_code) {
-        self->ping_in_flight_ = false;  // a failed write ends the read too, which finishes
-      });
-      // The pong deadline runs from the first unanswered ping: later pings do not extend it.
-      if (!awaiting_pong_) {
-        awaiting_pong_ = true;
-        ping_sent_at_ = Clock::now();
-        arm_pong(pong_timeout_);
-      }
+  void on_keepalive_timer() {
+    keepalive_armed_ = false;
+    const auto now = Clock::now();
+    if (!finished_) check_progress(now);
+    if (!finished_) check_pong(now);
+    if (!finished_) check_idle(now);
+    if (!finished_ && now >= next_ping_at_) send_ping(now);
+    schedule_keepalive();
+  }
+
+  // A ping each ping_interval; none after the close frame (Beast's rule).
+  void send_ping(Clock::time_point now) {
+    next_ping_at_ = now + ping_interval_;
+    if (close_sent_ || ping_in_flight_) return;
+    ping_in_flight_ = true;
+    ws_.async_ping({}, [self = this->shared_from_this()](beast::error_code) {
+      self->ping_in_flight_ = false;  // a failed write ends the read too, which finishes
+    });
+    // The pong deadline runs from the first unanswered ping: later pings do not extend it.
+    if (!awaiting_pong_) {
+      awaiting_pong_ = true;
+      ping_sent_at_ = now;
+      pong_deadline_ = now + pong_timeout_;
     }
-    arm_ping();
   }
 
-  void arm_pong(std::chrono::steady_clock::duration after) {
-    const auto generation = ++pong_generation_;
-    pong_timer_.expires_after(after);
-    pong_timer_.async_wait(
-        if_alive([generation](WsSession& s) { s.on_pong_deadline(generation); }));
-  }
-
-  void on_pong_deadline(std::uint64_t generation) {
-    // A pong that came just as the timer fired, or a newer deadline, makes this one stale.
-    if (finished_ || !awaiting_pong_ || generation != pong_generation_) return;
+  void check_pong(Clock::time_point now) {
+    if (!awaiting_pong_ || now < pong_deadline_) return;
     // Anything heard since the ping proves the peer alive, as a pong would: a pong queued behind
     // a big reply on a slow link can come late.
     if (last_heard_ >= ping_sent_at_) {
@@ -309,28 +317,30 @@ class WsSession : public server::Connection,
     // out (timeouts.slow_consumer judges that): give it another period.
     const bool output_blocked = queue_.writing() && last_progress_ <= ping_sent_at_;
     if ((handling_message_ || output_blocked) && !closing_) {
-      arm_pong(pong_timeout_);
+      pong_deadline_ = now + pong_timeout_;
       return;
     }
     drop("no pong within timeouts.pong_timeout");
   }
 
-  void arm_idle(Clock::time_point at) {
-    idle_timer_.expires_at(at);
-    idle_timer_.async_wait(if_alive([](WsSession& s) { s.on_idle_timer(); }));
-  }
-
-  void on_idle_timer() {
-    if (finished_ || closing_) return;
-    const auto now = Clock::now();
+  void check_idle(Clock::time_point now) {
+    if (idle_timeout_.count() == 0 || closing_) return;
     if (handling_message_) last_heard_ = now;  // it just sent a message
-    const auto due = last_heard_ + idle_timeout_;
-    if (now < due) {
-      arm_idle(due);
-      return;
-    }
+    if (now < last_heard_ + idle_timeout_) return;
     spdlog::info("closing connection {} from {}: nothing received for timeouts.idle", id_, remote_);
     begin_close(kCloseNormal, "idle: nothing received for timeouts.idle");
+  }
+
+  // The slow-consumer rule: writes that make no progress for timeouts.slow_consumer close the
+  // connection with 1013, and a close that cannot get out within as long again drops it.
+  void check_progress(Clock::time_point now) {
+    if (!queue_.writing() || now < last_progress_ + slow_consumer_) return;
+    if (!closing_) {
+      close_slow("no write progress for timeouts.slow_consumer");
+      last_progress_ = now;  // the close gets as long again to get out
+      return;
+    }
+    drop("the close frame could not be written within timeouts.slow_consumer");
   }
 
   // Ends the connection without a close frame: the peer is presumed gone.
@@ -507,32 +517,6 @@ class WsSession : public server::Connection,
         "slow consumer: outbound queue full; reconnect and catch up with get_messages after_seq");
   }
 
-  // The slow-consumer clock: armed when a write starts and none is timed yet; re-checked when it
-  // fires (no re-arming per write).
-  void arm_progress_check() {
-    if (progress_armed_ || finished_) return;
-    progress_armed_ = true;
-    progress_timer_.expires_at(last_progress_ + slow_consumer_);
-    progress_timer_.async_wait(if_alive([](WsSession& s) { s.on_progress_check(); }));
-  }
-
-  void on_progress_check() {
-    progress_armed_ = false;
-    if (finished_ || !queue_.writing()) return;
-    const auto now = Clock::now();
-    if (now < last_progress_ + slow_consumer_) {
-      arm_progress_check();
-      return;
-    }
-    if (!closing_) {
-      close_slow("no write progress for timeouts.slow_consumer");
-      last_progress_ = now;  // the close gets as long again to get out
-      arm_progress_check();
-      return;
-    }
-    drop("the close frame could not be written within timeouts.slow_consumer");
-  }
-
   // Keeps the server-wide queue-depth gauge equal to the sum of every connection's queue.
   void report_queue_depth() {
     const auto depth = static_cast<double>(queue_.size());
@@ -541,9 +525,9 @@ class WsSession : public server::Connection,
   }
 
   void do_write() {
-    if (!progress_armed_) last_progress_ = Clock::now();  // the clock starts now
+    last_progress_ = Clock::now();  // the slow-consumer clock runs from here
     const auto& text = queue_.start_write();
-    arm_progress_check();
+    schedule_keepalive();
     ws_.text(true);
     // More behind this one: hold its frame back and send it with the next (corking).
     ws_.next_layer().cork_next(queue_.size() > 1);
@@ -606,10 +590,7 @@ class WsSession : public server::Connection,
   void finish() {
     if (finished_) return;
     finished_ = true;
-    ping_timer_.cancel();
-    pong_timer_.cancel();
-    idle_timer_.cancel();
-    progress_timer_.cancel();
+    keepalive_timer_.cancel();
     feeds_.clear();
     if (open_) {
       std::string by;
@@ -624,13 +605,13 @@ class WsSession : public server::Connection,
   }
 
   websocket::stream<detail::CorkStream<Stream>> ws_;
-  boost::asio::steady_timer ping_timer_;
-  boost::asio::steady_timer pong_timer_;
-  boost::asio::steady_timer idle_timer_;
-  boost::asio::steady_timer progress_timer_;
+  boost::asio::steady_timer keepalive_timer_;
+  Clock::time_point keepalive_at_;  // when it fires, while keepalive_armed_
+  bool keepalive_armed_ = false;
   std::chrono::seconds slow_consumer_{60};
-  Clock::time_point last_progress_;  // the last write completed (or the first one started)
-  bool progress_armed_ = false;
+  Clock::time_point last_progress_;  // the last write completed (or the one in flight started)
+  Clock::time_point next_ping_at_;
+  Clock::time_point pong_deadline_;  // while awaiting_pong_
   std::chrono::seconds ping_interval_{30};
   std::chrono::seconds pong_timeout_{30};
   std::chrono::seconds idle_timeout_{0};  // 0 = off
@@ -638,7 +619,6 @@ class WsSession : public server::Connection,
   Clock::time_point ping_sent_at_;        // when the ping now awaiting its pong was queued
   bool ping_in_flight_ = false;
   bool awaiting_pong_ = false;
-  std::uint64_t pong_generation_ = 0;
   bool handling_message_ = false;  // the hub has its message; no read is pending
   const char* drop_reason_ = nullptr;
   beast::flat_buffer buffer_;
