@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -11,6 +12,7 @@
 #include <boost/url/parse.hpp>
 #include <optional>
 
+#include "config/config.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/utf8.hpp"
 #include "web/static_assets.hpp"
@@ -73,7 +75,7 @@ std::optional<Target> parse_target(std::string_view target) {
 template <class Stream>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::shared_ptr<Gate> gate,
+  HttpSession(Stream&& stream, std::shared_ptr<server::SessionHost> hub, std::shared_ptr<Gate> gate,
               std::string remote, bool rate_limited, Serve serve, std::shared_ptr<void> hold,
               std::string refuse)
       : hold_(std::move(hold)),
@@ -423,7 +425,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<server::Hub> hub_;
+  std::shared_ptr<server::SessionHost> hub_;
   std::shared_ptr<Gate> gate_;
   const std::string remote_;
   const bool rate_limited_;
@@ -433,7 +435,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
 }  // namespace
 
-void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::Hub> hub,
+void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::SessionHost> hub,
                         std::shared_ptr<Gate> gate, std::shared_ptr<asio::ssl::context> tls,
                         Serve serve, std::shared_ptr<void> hold, std::string refuse) {
   beast::error_code ec;

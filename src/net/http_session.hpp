@@ -8,7 +8,7 @@
 #include <string>
 
 #include "net/gate.hpp"
-#include "server/hub.hpp"
+#include "server/session_host.hpp"
 
 namespace pa::net {
 
@@ -18,9 +18,9 @@ enum class Serve { kAll, kMetricsOnly };
 // `hold` is kept until the session ends (its socket is closed or handed to a WebSocket session):
 // the listener's socket slot, or what lets it accept again. A non-empty `refuse` answers the
 // request, whatever it is, with 503 and that text (the listener is out of descriptors).
-void start_http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<server::Hub> hub,
-                        std::shared_ptr<Gate> gate, std::shared_ptr<boost::asio::ssl::context> tls,
-                        Serve serve = Serve::kAll, std::shared_ptr<void> hold = nullptr,
-                        std::string refuse = {});
+void start_http_session(boost::asio::ip::tcp::socket socket,
+                        std::shared_ptr<server::SessionHost> hub, std::shared_ptr<Gate> gate,
+                        std::shared_ptr<boost::asio::ssl::context> tls, Serve serve = Serve::kAll,
+                        std::shared_ptr<void> hold = nullptr, std::string refuse = {});
 
 }  // namespace pa::net

@@ -12,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 #include <stdexcept>
 
+#include "config/config.hpp"
 #include "net/http_session.hpp"
 
 namespace pa::net {
@@ -77,7 +78,7 @@ std::vector<std::string> own_host_names(const config::Config& cfg) {
 }
 }  // namespace
 
-Listener::Listener(asio::io_context& io, std::shared_ptr<server::Hub> hub,
+Listener::Listener(asio::io_context& io, std::shared_ptr<server::SessionHost> hub,
                    std::optional<asio::ssl::context> tls, const tcp::endpoint& at, Serve serve,
                    std::shared_ptr<SocketSlots> slots)
     : io_(io),

@@ -24,14 +24,14 @@
 #include "net/http_session.hpp"
 #include "net/log_throttle.hpp"
 #include "net/socket_slots.hpp"
-#include "server/hub.hpp"
+#include "server/session_host.hpp"
 
 namespace pa::net {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   // Binds and listens; throws std::runtime_error with a clear message when it cannot.
-  Listener(boost::asio::io_context& io, std::shared_ptr<server::Hub> hub,
+  Listener(boost::asio::io_context& io, std::shared_ptr<server::SessionHost> hub,
            std::optional<boost::asio::ssl::context> tls, const boost::asio::ip::tcp::endpoint& at,
            Serve serve = Serve::kAll, std::shared_ptr<SocketSlots> slots = nullptr);
   ~Listener();
@@ -56,7 +56,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_;
-  std::shared_ptr<server::Hub> hub_;
+  std::shared_ptr<server::SessionHost> hub_;
   mutable std::mutex tls_mutex_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::shared_ptr<Gate> gate_;

@@ -50,8 +50,9 @@
 
 #include "config/config.hpp"
 #include "net/outbound_queue.hpp"
+#include "ops/metrics.hpp"
 #include "server/connection.hpp"
-#include "server/hub.hpp"
+#include "server/session_host.hpp"
 #include "server/subscriber_cursor.hpp"
 
 namespace pa::net {
@@ -151,7 +152,7 @@ template <class Stream>
 class WsSession : public server::Connection,
                   public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(Stream&& stream, std::shared_ptr<server::Hub> hub, std::string remote,
+  WsSession(Stream&& stream, std::shared_ptr<server::SessionHost> hub, std::string remote,
             std::string client_name)
       : ws_(std::move(stream)),
         keepalive_timer_(ws_.get_executor()),
@@ -216,6 +217,10 @@ class WsSession : public server::Connection,
 
   void deliver_page(const server::Feed* feed, server::CatchUpPage page) override {
     post_to_inbox(Page{feed, std::move(page)});
+  }
+
+  void feed_joined(const std::shared_ptr<server::Feed>& feed) override {
+    post_to_inbox(JoinFeed{feed});
   }
 
   void end_feed(const server::Feed* feed) override { post_to_inbox(EndFeed{feed}); }
@@ -403,12 +408,17 @@ class WsSession : public server::Connection,
     const server::Feed* feed = nullptr;
     server::CatchUpPage page;
   };
+  struct JoinFeed {
+    std::shared_ptr<server::Feed> feed;
+  };
   struct EndFeed {
     const server::Feed* feed = nullptr;
   };
-  using InboxItem = std::variant<PlainFrame, FeedFrame, Page, EndFeed>;
+  using InboxItem = std::variant<PlainFrame, FeedFrame, Page, JoinFeed, EndFeed>;
 
-  // One project's cursor, and the project to ask for pages.
+  // One project's cursor, and the project to ask for pages (and to leave on close). Made when
+  // the connection joins; a cursor's first frame starts it, so this is the same as making it
+  // then.
   struct FeedState {
     std::weak_ptr<server::Feed> feed;
     server::SubscriberCursor cursor;
@@ -470,6 +480,15 @@ class WsSession : public server::Connection,
     if (closing_ || finished_) return;
     hub_->metrics().catch_up_pages.inc();
     for (auto& text : frames) push(std::move(text));
+  }
+
+  void take(JoinFeed& j) {
+    if (finished_) {  // joined after the close: nothing will leave it later
+      j.feed->leave(id_);
+      return;
+    }
+    auto& state = feeds_[j.feed.get()];
+    if (state.feed.expired()) state.feed = j.feed;
   }
 
   void take(EndFeed& e) {
@@ -586,11 +605,14 @@ class WsSession : public server::Connection,
                     [self = this->shared_from_this()](beast::error_code) { self->finish(); });
   }
 
-  // The connection is over: unsubscribe everywhere, once.
+  // The connection is over: leave every project it joined, once.
   void finish() {
     if (finished_) return;
     finished_ = true;
     keepalive_timer_.cancel();
+    for (auto& [key, state] : feeds_) {
+      if (auto feed = state.feed.lock()) feed->leave(id_);
+    }
     feeds_.clear();
     if (open_) {
       std::string by;
@@ -622,12 +644,12 @@ class WsSession : public server::Connection,
   bool handling_message_ = false;  // the hub has its message; no read is pending
   const char* drop_reason_ = nullptr;
   beast::flat_buffer buffer_;
-  std::shared_ptr<server::Hub> hub_;
+  std::shared_ptr<server::SessionHost> hub_;
   const std::uint64_t id_;
   const std::string remote_;
   const std::string client_name_;
   OutboundQueue queue_{100, 16u << 20};
-  std::map<const server::Feed*, FeedState> feeds_;  // the projects it gets broadcasts of
+  std::map<const server::Feed*, FeedState> feeds_;  // the projects it joined
   const server::Feed* last_paged_ = nullptr;
   bool page_in_flight_ = false;
   std::mutex inbox_mutex_;

@@ -1,4 +1,4 @@
-// What the hub knows of a client connection. Implemented by net::WsSession; a fake in tests.
+// What the server knows of a client connection. Implemented by net::WsSession; a fake in tests.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,9 @@ class Feed {
   // with connection->end_feed() if the connection is no longer subscribed. Thread-safe.
   virtual void request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
                                 std::size_t max_frames, std::size_t max_bytes) = 0;
+  // Unsubscribes the connection (on the feed's own strand; its cursor goes, as on
+  // project_leave). A connection that closes calls it for every feed it joined. Thread-safe.
+  virtual void leave(std::uint64_t connection_id) = 0;
 };
 
 class Connection {
@@ -60,6 +63,13 @@ class Connection {
     (void)feed;
     for (auto& frame : page.frames) send(std::move(frame.second));
   }
+  // The connection was subscribed to `feed` (Project::subscribe, the one way to join). It keeps
+  // the feed until end_feed() and, when it closes, leaves each such feed (Feed::leave): the
+  // projects hold the only subscriber sets, and a closed connection is unsubscribed from exactly
+  // the projects it joined. A join that arrives after the close is left at once. Thread-safe;
+  // keeps its order with end_feed() and send_seq(). A connection that ignores it (a test's fake)
+  // is dropped by its projects only when it is destroyed.
+  virtual void feed_joined(const std::shared_ptr<Feed>& feed) { (void)feed; }
   // The connection left the feed (or it was deleted): its cursor goes.
   virtual void end_feed(const Feed* feed) { (void)feed; }
   // Closes with a WebSocket close code and reason, after the write in flight. Idempotent.

@@ -9,6 +9,8 @@
 #include "protocol/data_reader.hpp"
 #include "server/agent_run.hpp"
 #include "server/hub.hpp"
+#include "server/request.hpp"
+#include "server/scheduler.hpp"
 
 namespace pa::server {
 
@@ -141,8 +143,7 @@ void Hub::handle_execute(Request request) {
             "execute for project {} from connection {}: duplicate idempotency key, not "
             "run again",
             project.id(), r.connection->id());
-        if (project.subscribe(r.connection))
-          self->note_joined(r.connection->id(), project.id(), true);
+        project.subscribe(r.connection);
         auto state = projects::to_json(project.snapshot());
         state["duplicate"] = true;
         r.reply("project_state", state);
@@ -168,8 +169,7 @@ void Hub::handle_execute(Request request) {
                           "it next in the same session, or stop the run with agent_kill"));
         return;
       }
-      if (project.subscribe(r.connection))
-        self->note_joined(r.connection->id(), project.id(), true);
+      project.subscribe(r.connection);
       execute.requester = r.requester();
       auto shared_project = project.shared_from_this();
       auto run =
@@ -252,7 +252,7 @@ void Hub::handle_agent_interrupt(Request request) {
 // strand: execute mode "queue" while a run is active.
 void Hub::queue_follow_up(Request& r, Project& project, std::string prompt,
                           const std::string& recorded, const std::optional<std::string>& key) {
-  if (project.subscribe(r.connection)) note_joined(r.connection->id(), project.id(), true);
+  project.subscribe(r.connection);
   const IdempotencyScope scope{"execute", project.id(), key ? *key : std::string_view()};
   if (key) {
     if (const auto ec = idempotency_.record(scope, "")) {

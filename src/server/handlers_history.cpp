@@ -6,6 +6,8 @@
 #include "protocol/clock.hpp"
 #include "protocol/data_reader.hpp"
 #include "server/hub.hpp"
+#include "server/project.hpp"
+#include "server/request.hpp"
 
 namespace pa::server {
 

@@ -9,6 +9,8 @@
 #include "protocol/data_reader.hpp"
 #include "server/agent_run.hpp"
 #include "server/hub.hpp"
+#include "server/project.hpp"
+#include "server/request.hpp"
 
 namespace pa::server {
 
@@ -87,8 +89,7 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
           gone(request, project->id());
           return;
         }
-        if (project->subscribe(request.connection))
-          self->note_joined(request.connection->id(), project->id(), true);
+        project->subscribe(request.connection);
         auto state = projects::to_json(project->snapshot());
         state["duplicate"] = true;
         request.reply("project_state", state);
@@ -110,45 +111,29 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
         json::object{{"path", requested}, {"canonical_path", path}, {"reason", *reason}}));
     return;
   }
-  {
-    std::lock_guard lock(self->projects_mutex_);
-    if (self->projects_.size() + self->pending_paths_.size() >= self->config_.limits.max_projects) {
-      request.fail(
-          protocol::make_error(ErrorCode::kProjectLimit,
-                               "Maximum number of projects reached (" +
-                                   std::to_string(self->config_.limits.max_projects) +
-                                   "); delete a project or raise limits.max_projects",
-                               json::object{{"limit", self->config_.limits.max_projects}}));
-      return;
-    }
-    const auto nests = [&](const std::string& other_path, const std::string& other_id) {
-      // A project whose path is unknown (metadata rebuilt without one) nests with nothing.
-      if (other_path.empty() || !projects::paths_nest(other_path, path)) return false;
-      json::object details{{"path", path}, {"existing_path", other_path}};
-      if (!other_id.empty()) details["existing_project_id"] = other_id;
-      const char* relation =
-          other_path == path ? "is the same as"
-          : projects::paths_nest(other_path, path) && other_path.size() < path.size() ? "is inside"
-                                                                                      : "contains";
-      request.fail(protocol::make_error(ErrorCode::kProjectNesting,
-                                        "Path " + path + " " + relation + " existing project " +
-                                            other_path + "; projects cannot nest",
-                                        std::move(details)));
-      return true;
-    };
-    for (const auto& [id, project] : self->projects_) {
-      if (nests(project->path(), id)) return;
-    }
-    for (const auto& pending : self->pending_paths_) {
-      if (nests(pending, "")) return;
-    }
-    self->pending_paths_.push_back(path);
+  const auto reservation = self->projects_.reserve_path(path, self->config_.limits.max_projects);
+  if (reservation.outcome == ProjectRegistry::Reservation::Outcome::kLimit) {
+    request.fail(protocol::make_error(ErrorCode::kProjectLimit,
+                                      "Maximum number of projects reached (" +
+                                          std::to_string(self->config_.limits.max_projects) +
+                                          "); delete a project or raise limits.max_projects",
+                                      json::object{{"limit", self->config_.limits.max_projects}}));
+    return;
   }
-  const auto release_pending = [&] {
-    std::lock_guard lock(self->projects_mutex_);
-    auto& pending = self->pending_paths_;
-    pending.erase(std::find(pending.begin(), pending.end(), path));
-  };
+  if (reservation.outcome == ProjectRegistry::Reservation::Outcome::kNests) {
+    const std::string& other_path = reservation.other_path;
+    json::object details{{"path", path}, {"existing_path", other_path}};
+    if (!reservation.other_id.empty()) details["existing_project_id"] = reservation.other_id;
+    const char* relation = other_path == path                ? "is the same as"
+                           : other_path.size() < path.size() ? "is inside"
+                                                             : "contains";
+    request.fail(protocol::make_error(ErrorCode::kProjectNesting,
+                                      "Path " + path + " " + relation + " existing project " +
+                                          other_path + "; projects cannot nest",
+                                      std::move(details)));
+    return;
+  }
+  const auto release_pending = [&] { self->projects_.release_path(path); };
 
   projects::ProjectInfo info;
   info.id = projects::random_uuid();
@@ -188,17 +173,11 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
                                           {"error", ec.message()}}));
     return;
   }
-  {
-    std::lock_guard lock(self->projects_mutex_);
-    auto& pending = self->pending_paths_;
-    pending.erase(std::find(pending.begin(), pending.end(), path));
-    self->projects_.emplace(info.id, project);
-  }
+  self->projects_.add_reserved(path, project);
   spdlog::info("project created: id={} path={}", info.id, path);
   request.message.project_id = info.id;
-  asio::post(project->strand(), [self, project, request = std::move(request)]() mutable {
+  asio::post(project->strand(), [project, request = std::move(request)]() mutable {
     project->subscribe(request.connection);
-    self->note_joined(request.connection->id(), project->id(), true);
     const auto requester = request.requester();
     project->publish("project_state", projects::to_json(project->snapshot()), &requester);
   });
@@ -206,13 +185,10 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
 
 void Hub::handle_project_list(Request request) {
   if (!request.expect_no_data()) return;
+  const auto all = projects_.all();
   json::array list;
-  {
-    std::lock_guard lock(projects_mutex_);
-    list.reserve(projects_.size());
-    for (const auto& [id, project] : projects_)
-      list.push_back(projects::to_json(project->snapshot()));
-  }
+  list.reserve(all.size());
+  for (const auto& project : all) list.push_back(projects::to_json(project->snapshot()));
   std::sort(list.begin(), list.end(), [](const json::value& a, const json::value& b) {
     return a.at("created_at").get_string() < b.at("created_at").get_string();
   });
@@ -232,20 +208,14 @@ void Hub::handle_project_delete(Request request) {
                        {"state", projects::to_string(project.snapshot().state)}}));
       return;
     }
-    {
-      std::lock_guard lock(self->projects_mutex_);
-      self->projects_.erase(project.id());
-    }
+    self->projects_.remove(project.id());
     // Tell the others first; the requester gets the reply with its request_id.
     auto notice = std::make_shared<const std::string>(protocol::serialize(
         protocol::Outgoing{"project_deleted", project.id(), std::nullopt, std::nullopt, {}},
         json::object{{"project_id", project.id()}}));
     project.send_to_subscribers(notice, r.connection.get());
-    self->forget_project_subscriptions(project.id());
-    {
-      std::lock_guard lock(self->warnings_mutex_);
-      std::erase_if(self->health_warnings_, [&](const auto& w) { return w.first == project.id(); });
-    }
+    self->forget_health_warnings(project.id());
+    // Unsubscribes everyone (each connection's cursor goes: Connection::end_feed).
     const auto ec = project.remove_from_disk();
     if (ec) spdlog::error("project {}: could not remove its data: {}", project.id(), ec.message());
     spdlog::info("project deleted: id={}", project.id());
@@ -255,9 +225,8 @@ void Hub::handle_project_delete(Request request) {
 
 void Hub::handle_project_join(Request request) {
   if (!request.expect_no_data()) return;
-  with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
+  with_project(std::move(request), [](Request& r, Project& project) {
     project.subscribe(r.connection);
-    self->note_joined(r.connection->id(), project.id(), true);
     json::object joined{{"project", projects::to_json(project.snapshot())},
                         {"last_seq", project.last_seq()}};
     // What waits for a person: a phone that reconnects sees it at once.
@@ -270,9 +239,8 @@ void Hub::handle_project_join(Request request) {
 
 void Hub::handle_project_leave(Request request) {
   if (!request.expect_no_data()) return;
-  with_project(std::move(request), [self = shared_from_this()](Request& r, Project& project) {
+  with_project(std::move(request), [](Request& r, Project& project) {
     project.unsubscribe(r.connection->id());
-    self->note_joined(r.connection->id(), project.id(), false);
     r.reply("project_left", json::object{{"project_id", project.id()}});
   });
 }

@@ -16,7 +16,11 @@
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
 #include "server/agent_run.hpp"
+#include "server/connection.hpp"
+#include "server/project.hpp"
+#include "server/request.hpp"
 #include "server/run_state.hpp"
+#include "server/scheduler.hpp"
 
 #include "protocol/data_reader.hpp"
 
@@ -86,7 +90,8 @@ Hub::Hub(asio::io_context& io, config::Config config)
       probe_timer_(io),
       stats_timer_(io),
       idempotency_(idempotency_options(config_)),
-      create_strand_(asio::make_strand(pool_.get_executor())) {
+      create_strand_(asio::make_strand(pool_.get_executor())),
+      connections_(config_.limits.max_connections) {
   const std::string scratch = (std::filesystem::path(config_.data.dir) / "tmp").string();
   std::error_code ec;
   std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
@@ -174,15 +179,14 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     fields["path_source"] =
         recovery.path_source.empty() ? json::value(nullptr) : json::value(recovery.path_source);
     ops::log_event(spdlog::level::err, message, fields);
-    std::lock_guard lock(warnings_mutex_);
-    health_warnings_.emplace_back(recovery.id, message);
+    add_health_warning(recovery.id, message);
   }
-  std::lock_guard lock(projects_mutex_);
+  std::vector<std::pair<std::string, std::string>> loaded;  // {id, path}
   for (auto& info : infos) {
     const std::string id = info.id;
-    for (const auto& [other_id, other] : projects_) {
-      if (info.path.empty() || other->path().empty()) continue;  // path unknown: nests nothing
-      if (projects::paths_nest(other->path(), info.path)) {
+    for (const auto& [other_id, other_path] : loaded) {
+      if (info.path.empty() || other_path.empty()) continue;  // path unknown: nests nothing
+      if (projects::paths_nest(other_path, info.path)) {
         warnings.push_back("project " + id + " (" + info.path + ") nests with project " + other_id +
                            "; loaded anyway, fix by deleting one of them");
       }
@@ -202,13 +206,22 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
       const std::string message = "skipping project " + id + ": cannot open its history in " +
                                   store_.logs_dir(id).string() + ": " + ec.message();
       ops::log_event(spdlog::level::err, message, json::object{{"project_id", id}});
-      std::lock_guard warnings_lock(warnings_mutex_);
-      health_warnings_.emplace_back(id, message);
+      add_health_warning(id, message);
       continue;
     }
-    projects_.emplace(id, std::move(project));
+    if (projects_.add(project)) loaded.emplace_back(id, project->path());
   }
   restore_runs(warnings);
+}
+
+void Hub::add_health_warning(std::string project_id, std::string text) {
+  std::lock_guard lock(warnings_mutex_);
+  health_warnings_.emplace_back(std::move(project_id), std::move(text));
+}
+
+void Hub::forget_health_warnings(const std::string& project_id) {
+  std::lock_guard lock(warnings_mutex_);
+  std::erase_if(health_warnings_, [&](const auto& w) { return w.first == project_id; });
 }
 
 // Runs that went on while no server was there (a crash, a restart, an upgrade): each project
@@ -228,13 +241,12 @@ void Hub::restore_runs(std::vector<std::string>& warnings) {
       std::filesystem::remove_all(entry.path(), ignored);
       continue;
     }
-    auto it = projects_.find(state->project_id);
-    if (it == projects_.end() || it->second->run) {
+    auto project = projects_.find(state->project_id);
+    if (!project || project->run) {
       warnings.push_back("run " + state->run_id + " belongs to no loaded project (" +
                          state->project_id + "); its directory is kept: " + dir);
       continue;
     }
-    auto project = it->second;
     if (state->queued) {
       queued.emplace_back(project, std::move(*state));
       continue;
@@ -305,7 +317,6 @@ void Hub::start() {
 void Hub::refresh_gauges() {
   metrics_.executions_active.set(static_cast<double>(scheduler_->active()));
   metrics_.executions_queued.set(static_cast<double>(scheduler_->queued()));
-  std::lock_guard lock(projects_mutex_);
   metrics_.projects.set(static_cast<double>(projects_.size()));
 }
 
@@ -328,16 +339,12 @@ void Hub::schedule_stats() {
 void Hub::broadcast_stats() {
   refresh_gauges();
   const auto s = metrics_.stats_snapshot();
-  std::size_t project_count = 0;
-  {
-    std::lock_guard lock(projects_mutex_);
-    project_count = projects_.size();
-  }
+  const std::size_t project_count = projects_.size();
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
           .count();
   const json::object data{
-      {"connections", connections_open_.load()},
+      {"connections", connections_.admitted()},
       {"projects", project_count},
       {"executions",
        {{"active", s.executions_active},
@@ -353,14 +360,7 @@ void Hub::broadcast_stats() {
       {"uptime", uptime}};
   auto text = std::make_shared<const std::string>(
       protocol::serialize(protocol::Outgoing{"server_stats", {}, {}, {}, {}}, data));
-  std::vector<std::shared_ptr<Connection>> open;
-  {
-    std::lock_guard lock(connections_mutex_);
-    for (auto& [id, entry] : connections_) {
-      if (auto c = entry.connection.lock()) open.push_back(std::move(c));
-    }
-  }
-  for (auto& c : open) c->send(text);
+  for (auto& c : connections_.open_connections()) c->send(text);
 }
 
 void Hub::schedule_probe() {
@@ -375,68 +375,28 @@ void Hub::schedule_probe() {
 }
 
 bool Hub::admit_connection() {
-  std::size_t current = connections_open_.load();
-  do {
-    if (current >= config_.limits.max_connections || stopping_) return false;
-  } while (!connections_open_.compare_exchange_weak(current, current + 1));
+  if (stopping_ || !connections_.admit()) return false;
   metrics_.connections_active.add(1);
   return true;
 }
 
 void Hub::release_connection() {
-  --connections_open_;
+  connections_.release();
   metrics_.connections_active.sub(1);
 }
 
 void Hub::on_open(const std::shared_ptr<Connection>& connection) {
-  std::lock_guard lock(connections_mutex_);
-  connections_.emplace(connection->id(), OpenConnection{connection, {}});
+  connections_.add(connection);
   metrics_.connections_accepted.inc();
 }
 
 void Hub::close_connections() {
-  std::vector<std::shared_ptr<Connection>> open;
-  {
-    std::lock_guard lock(connections_mutex_);
-    for (auto& [id, entry] : connections_) {
-      if (auto c = entry.connection.lock()) open.push_back(std::move(c));
-    }
-  }
-  for (auto& c : open) c->close_after_queued(1001, "server shutting down");
+  connections_.close_all(1001, "server shutting down");
 }
 
+// The connection leaves the projects it joined itself (Connection::feed_joined).
 void Hub::on_close(const std::shared_ptr<Connection>& connection) {
-  std::set<std::string> joined;
-  {
-    std::lock_guard lock(connections_mutex_);
-    auto it = connections_.find(connection->id());
-    if (it == connections_.end()) return;
-    joined = std::move(it->second.joined);
-    connections_.erase(it);
-    if (connections_.empty()) connections_closed_.notify_all();
-  }
-  for (const auto& id : joined) {
-    if (auto project = find_project(id)) {
-      asio::post(project->strand(),
-                 [project, cid = connection->id()] { project->unsubscribe(cid); });
-    }
-  }
-}
-
-void Hub::note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined) {
-  std::lock_guard lock(connections_mutex_);
-  auto it = connections_.find(connection_id);
-  if (it == connections_.end()) return;
-  if (joined) {
-    it->second.joined.insert(project_id);
-  } else {
-    it->second.joined.erase(project_id);
-  }
-}
-
-void Hub::forget_project_subscriptions(const std::string& project_id) {
-  std::lock_guard lock(connections_mutex_);
-  for (auto& [connection_id, entry] : connections_) entry.joined.erase(project_id);
+  connections_.remove(connection->id());
 }
 
 void Hub::on_binary_message(const std::shared_ptr<Connection>& connection) {
@@ -479,9 +439,7 @@ void Hub::on_message(const std::shared_ptr<Connection>& connection, std::string 
 }
 
 std::shared_ptr<Project> Hub::find_project(const std::string& id) const {
-  std::lock_guard lock(projects_mutex_);
-  const auto it = projects_.find(id);
-  return it == projects_.end() ? nullptr : it->second;
+  return projects_.find(id);
 }
 
 void Hub::with_project(Request request, std::function<void(Request&, Project&)> fn) {
@@ -514,13 +472,10 @@ void Hub::with_project(Request request, std::function<void(Request&, Project&)> 
 json::object Hub::health_data() {
   const auto resources = sampler_.sample();
   const auto claude = claude_probe_.status();
-  std::size_t count = 0;
+  const auto all = projects_.all();
+  const std::size_t count = all.size();
   std::size_t executing = 0;
-  {
-    std::lock_guard lock(projects_mutex_);
-    count = projects_.size();
-    for (const auto& [id, project] : projects_) executing += project->executing() ? 1 : 0;
-  }
+  for (const auto& project : all) executing += project->executing() ? 1 : 0;
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
           .count();
@@ -570,7 +525,7 @@ json::object Hub::health_data() {
       {"uptime", uptime},
       {"version", ops::server_version()},
       {"connections",
-       {{"active", connections_open_.load()}, {"limit", config_.limits.max_connections}}},
+       {{"active", connections_.admitted()}, {"limit", config_.limits.max_connections}}},
       {"projects",
        {{"count", count}, {"limit", config_.limits.max_projects}, {"executing", executing}}},
       {"resources",
@@ -585,13 +540,9 @@ json::object Hub::health_data() {
   };
 }
 
-void Hub::stop_all_runs(AgentRun::Stop reason) {
-  std::vector<std::shared_ptr<Project>> all;
-  {
-    std::lock_guard lock(projects_mutex_);
-    for (const auto& [id, project] : projects_) all.push_back(project);
-  }
-  for (const auto& project : all) {
+void Hub::stop_all_runs(bool force) {
+  const auto reason = force ? AgentRun::Stop::kForce : AgentRun::Stop::kShutdown;
+  for (const auto& project : projects_.all()) {
     asio::post(project->strand(), [project, reason] {
       if (auto run = project->run) run->stop(reason, nullptr);
     });
@@ -602,7 +553,7 @@ void Hub::force_shutdown() {
   if (forced_.exchange(true)) return;
   if (config_.shutdown.runs == "detach") return;  // runs are left running, not killed
   spdlog::warn("second signal: killing every run now");
-  stop_all_runs(AgentRun::Stop::kForce);
+  stop_all_runs(true);
   scheduler_->wake_waiters();
 }
 
@@ -617,11 +568,7 @@ void Hub::shutdown() {
   claude_probe_.stop();
   if (config_.shutdown.runs == "detach") {
     // Runs go on under their supervisors; the next server start takes them over.
-    std::vector<std::shared_ptr<Project>> all;
-    {
-      std::lock_guard lock(projects_mutex_);
-      for (const auto& [id, project] : projects_) all.push_back(project);
-    }
+    const auto all = projects_.all();
     std::size_t detached = 0;
     for (const auto& project : all) {
       std::promise<void> done;
@@ -638,9 +585,7 @@ void Hub::shutdown() {
     spdlog::info("shutdown: {} runs left running for the next start (shutdown.runs: detach)",
                  detached);
     close_connections();
-    std::unique_lock lock(connections_mutex_);
-    connections_closed_.wait_for(lock, std::chrono::seconds(5),
-                                 [&] { return connections_.empty(); });
+    connections_.wait_until_empty(std::chrono::seconds(5));
     return;
   }
   // Runs get timeouts.shutdown_grace to finish on their own while clients still watch them;
@@ -649,18 +594,14 @@ void Hub::shutdown() {
   if (!idle && !forced_) {
     spdlog::info("shutdown: stopping {} running and {} queued runs", scheduler_->active(),
                  scheduler_->queued());
-    stop_all_runs(AgentRun::Stop::kShutdown);
+    stop_all_runs(false);
     idle = scheduler_->wait_until_idle(config_.timeouts.kill_grace + config_.timeouts.term_grace +
                                        std::chrono::seconds(5));
   }
   if (!idle && forced_) idle = scheduler_->wait_until_idle(std::chrono::seconds(5));
   if (!idle) spdlog::error("shutdown: runs did not stop in time");
 
-  std::vector<std::shared_ptr<Project>> all;
-  {
-    std::lock_guard lock(projects_mutex_);
-    for (const auto& [id, project] : projects_) all.push_back(project);
-  }
+  const auto all = projects_.all();
   for (const auto& project : all) {
     std::promise<void> flushed;
     asio::post(project->strand(), [&] {
@@ -672,11 +613,7 @@ void Hub::shutdown() {
   // The flush above ran on every project strand after its last broadcast, so each final
   // project_state is queued by now: clients get it, then the close 1001.
   close_connections();
-  {
-    std::unique_lock lock(connections_mutex_);
-    connections_closed_.wait_for(lock, std::chrono::seconds(5),
-                                 [&] { return connections_.empty(); });
-  }
+  connections_.wait_until_empty(std::chrono::seconds(5));
   spdlog::info("shutdown: history flushed, {} projects saved", all.size());
 }
 

@@ -1,22 +1,27 @@
-// The hub routes client requests to projects and keeps the registries of projects and
-// connections. Requests arrive on a connection's strand (an I/O thread); anything that touches
-// the disk or a project runs on the blocking pool, a project's work on that project's strand.
+// The hub routes client requests to their handlers (handlers_*.cpp) and owns the two
+// registries: the projects (ProjectRegistry) and the connections (ConnectionRegistry), each
+// with its own private lock. Requests arrive on a connection's strand (an I/O thread); anything
+// that touches the disk or a project runs on the blocking pool, a project's work on that
+// project's strand. A project's subscribers are the project's own (Project::subscribe and
+// unsubscribe, on its strand); a connection that closes leaves the projects it joined itself
+// (Connection::feed_joined). net/ sees the hub only as a SessionHost.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -25,27 +30,33 @@
 #include "ops/storage_problems.hpp"
 #include "projects/path_policy.hpp"
 #include "projects/project_store.hpp"
-#include "server/agent_run.hpp"
-#include "server/connection.hpp"
+#include "server/connection_registry.hpp"
 #include "server/idempotency_store.hpp"
-#include "server/project.hpp"
-#include "server/request.hpp"
-#include "server/scheduler.hpp"
+#include "server/project_registry.hpp"
+#include "server/session_host.hpp"
 
 namespace pa::server {
 
-class Hub : public std::enable_shared_from_this<Hub> {
+class AgentRun;
+class Connection;
+class Project;
+class Scheduler;
+struct Request;
+struct Requester;
+struct RunContext;
+
+class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
  public:
   Hub(boost::asio::io_context& io, config::Config config);
-  ~Hub();
+  ~Hub() override;
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
-  const config::Config& config() const { return config_; }
-  ops::ServerMetrics& metrics() { return metrics_; }
+  const config::Config& config() const override { return config_; }
+  ops::ServerMetrics& metrics() override { return metrics_; }
   // Prometheus text of every metric (gauges refreshed first).
-  std::string render_metrics();
-  boost::asio::thread_pool& blocking_pool() { return pool_; }
+  std::string render_metrics() override;
+  boost::asio::thread_pool& blocking_pool() override { return pool_; }
   const projects::PathPolicy& path_policy() const { return path_policy_; }
 
   // Start-up (blocking, before the listener opens): loads every project from the data dir, and
@@ -55,21 +66,21 @@ class Hub : public std::enable_shared_from_this<Hub> {
 
   // Connection admission: false when max_connections are open or the server is shutting down
   // (answer 503; stopping() tells which).
-  bool admit_connection();
-  bool stopping() const { return stopping_; }
-  void release_connection();
-  std::size_t connection_count() const { return connections_open_.load(); }
-  std::uint64_t next_connection_id() { return ++last_connection_id_; }
+  bool admit_connection() override;
+  bool stopping() const override { return stopping_; }
+  void release_connection() override;
+  std::size_t connection_count() const { return connections_.admitted(); }
+  std::uint64_t next_connection_id() override { return connections_.next_id(); }
 
-  void on_open(const std::shared_ptr<Connection>& connection);
+  void on_open(const std::shared_ptr<Connection>& connection) override;
   // `done` runs when the request is fully handled (the connection then reads its next message).
   void on_message(const std::shared_ptr<Connection>& connection, std::string text,
-                  std::function<void()> done);
-  void on_binary_message(const std::shared_ptr<Connection>& connection);
-  void on_close(const std::shared_ptr<Connection>& connection);
+                  std::function<void()> done) override;
+  void on_binary_message(const std::shared_ptr<Connection>& connection) override;
+  void on_close(const std::shared_ptr<Connection>& connection) override;
 
   // The health document (blocking: /proc and statvfs). Call off the I/O threads.
-  boost::json::object health_data();
+  boost::json::object health_data() override;
   // Storage the server cannot write now (history, metadata): health reports it.
   ops::StorageProblems& storage_problems() { return storage_problems_; }
 
@@ -115,13 +126,14 @@ class Hub : public std::enable_shared_from_this<Hub> {
   std::shared_ptr<Project> find_project(const std::string& id) const;
   std::shared_ptr<Project> open_project(projects::ProjectInfo info,
                                         std::vector<std::string>& warnings, std::error_code& ec);
-  void forget_project_subscriptions(const std::string& project_id);
-  void note_joined(std::uint64_t connection_id, const std::string& project_id, bool joined);
+  void add_health_warning(std::string project_id, std::string text);
+  void forget_health_warnings(const std::string& project_id);  // the project was deleted
   void schedule_probe();
   void schedule_stats();
   void broadcast_stats();
   void refresh_gauges();
-  void stop_all_runs(AgentRun::Stop reason);
+  // Stops every run and queued execute as shutdown does (`force`: as a second signal does).
+  void stop_all_runs(bool force);
   void restore_runs(std::vector<std::string>& warnings);
 
   boost::asio::io_context& io_;
@@ -144,24 +156,13 @@ class Hub : public std::enable_shared_from_this<Hub> {
   IdempotencyStore idempotency_;
   // project_create with an idempotency key runs here, so that two copies of one request
   // arriving at once are checked and recorded one after the other (one project, not two).
-  PoolStrand create_strand_;
+  boost::asio::strand<boost::asio::thread_pool::executor_type> create_strand_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
-  mutable std::mutex projects_mutex_;
-  std::map<std::string, std::shared_ptr<Project>> projects_;
-  std::vector<std::string> pending_paths_;  // being created; count toward limits and nesting
-
-  std::mutex connections_mutex_;
-  struct OpenConnection {
-    std::weak_ptr<Connection> connection;
-    std::set<std::string> joined;  // project ids
-  };
-  std::map<std::uint64_t, OpenConnection> connections_;
-  std::atomic<std::size_t> connections_open_{0};
-  std::atomic<std::uint64_t> last_connection_id_{0};
+  ProjectRegistry projects_;
+  ConnectionRegistry connections_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> forced_{false};
-  std::condition_variable connections_closed_;
 };
 
 }  // namespace pa::server

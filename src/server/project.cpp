@@ -55,7 +55,9 @@ std::uint64_t Project::last_seq() const {
 }
 
 bool Project::subscribe(const std::shared_ptr<Connection>& connection) {
-  return subscribers_.emplace(connection->id(), connection).second;
+  if (!subscribers_.emplace(connection->id(), connection).second) return false;
+  connection->feed_joined(shared_from_this());
+  return true;
 }
 
 bool Project::unsubscribe(std::uint64_t connection_id) {
@@ -64,6 +66,11 @@ bool Project::unsubscribe(std::uint64_t connection_id) {
   if (auto connection = it->second.lock()) connection->end_feed(this);
   subscribers_.erase(it);
   return true;
+}
+
+void Project::leave(std::uint64_t connection_id) {
+  boost::asio::post(
+      strand_, [self = shared_from_this(), connection_id] { self->unsubscribe(connection_id); });
 }
 
 void Project::request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
@@ -111,7 +118,7 @@ void Project::send_feed(std::uint64_t seq, const protocol::SharedText& text,
       }
       ++it;
     } else {
-      it = subscribers_.erase(it);  // closed; its hub cleanup may still be on the way
+      it = subscribers_.erase(it);  // closed; its leave() may still be on the way
     }
   }
 }
@@ -125,7 +132,7 @@ void Project::send_all(const protocol::SharedText& text,
       }
       ++it;
     } else {
-      it = subscribers_.erase(it);  // closed; its hub cleanup may still be on the way
+      it = subscribers_.erase(it);  // closed; its leave() may still be on the way
     }
   }
 }

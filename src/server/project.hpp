@@ -76,8 +76,12 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
 
   bool deleted() const { return deleted_; }
   std::uint64_t last_seq() const;
-  bool subscribe(const std::shared_ptr<Connection>& connection);  // true if newly added
-  // The connection's cursor on this feed goes too (Connection::end_feed).
+  // The subscriber set lives here and nowhere else. subscribe() is the one way to join
+  // (project_join, execute, project_create, their idempotent resends): it also tells the
+  // connection (Connection::feed_joined), which leaves again when it closes. True if newly added.
+  bool subscribe(const std::shared_ptr<Connection>& connection);
+  // The one way to leave (project_leave; leave() on a connection's close): the connection's
+  // cursor on this feed goes too (Connection::end_feed). remove_from_disk() ends them all.
   bool unsubscribe(std::uint64_t connection_id);
   bool subscribed(std::uint64_t connection_id) const {
     return subscribers_.find(connection_id) != subscribers_.end();
@@ -87,6 +91,8 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
   // after `after_seq` (catch_up_frames.hpp), within `max_frames` entries and `max_bytes`.
   void request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
                         std::size_t max_frames, std::size_t max_bytes) override;
+  // Feed: unsubscribe(connection_id) posted to the strand (thread-safe).
+  void leave(std::uint64_t connection_id) override;
   std::size_t subscriber_count() const { return subscribers_.size(); }
 
   // Nothing is ever sent without its seq. When history cannot be written (disk full, read-only,
