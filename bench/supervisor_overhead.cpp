@@ -295,11 +295,20 @@ FloodResult run_relay(boost::asio::io_context& io, const Options& o, const fs::p
   r.ok = w.wait(120s);
   r.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
   r.server_cpu_s = self_cpu_s() - cpu0;
+  // The socket, the buffers and `w` live on this stack: close on the I/O thread and wait for
+  // it (and for a read it cancels) before they go. Returning at once raced the close (SIGSEGV
+  // under load).
+  Waiter closed;
   boost::asio::post(io, [&] {
     boost::system::error_code ignored;
     socket.close(ignored);
+    closed.set();
   });
-  if (!r.ok) ::kill(relay, SIGKILL);  // the process-wide reaper collects it
+  closed.wait(30s);
+  if (!r.ok) {
+    w.wait(30s);             // the cancelled read's handler has run
+    ::kill(relay, SIGKILL);  // the process-wide reaper collects it
+  }
   return r;
 }
 
