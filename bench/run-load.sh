@@ -10,6 +10,7 @@
 #                             # any error, lost or reordered line (ctest bench_smoke_load)
 #
 # Environment: BUILD_DIR (default build), OUT (default $BUILD_DIR/bench-results/<size>),
+# SERVER_BIN (default $BUILD_DIR/app/pocket-agent-server), FANOUT_QUEUE (default|big), THREADS.
 # THREADS (pocket-agent-bench --threads: the threads its connections are spread over; default the
 # number of cores).
 set -euo pipefail
@@ -18,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${BUILD_DIR:-build}
 [[ $build = /* ]] || build="$root/$build"
-server_bin="$build/app/pocket-agent-server"
+server_bin=${SERVER_BIN:-$build/app/pocket-agent-server}  # SERVER_BIN: another build to compare
 bench_bin="$build/bench/pocket-agent-bench"
 fake="$build/tests/fixtures/fake-claude"
 out=${OUT:-$build/bench-results/$size}
@@ -92,17 +93,17 @@ bench() {
   fi
 }
 
-# An unpaced flood outruns 100 subscribers on 2 cores, and on this shared machine a paced one
-# stalls for a few hundred ms now and then; the default bound of 100 queued messages per
-# connection then (correctly) closes them as slow consumers (1013). The fan-out runs therefore
-# raise that bound (the byte bound, 16 MiB, stays). Everything else runs with the defaults.
-# On a quiet machine an unpaced 20,000-line flood also outruns the 16 MiB byte bound, so the
-# throughput runs raise that too (64 MiB).
+# The fan-out runs use the default outbound queue (100 messages, 16 MiB): subscribers that fall
+# behind an unpaced flood are fed from history and never closed (issue 15). FANOUT_QUEUE=big
+# runs them with a queue that never fills instead (the setting before catch-up existed), to
+# compare. The history scenario pages with get_messages and keeps the big queue.
 big_queue=(--websocket-message-buffer 1000000 --websocket-max-queue-bytes 67108864)
+fanout_queue=()
+if [[ ${FANOUT_QUEUE:-default} == big ]]; then fanout_queue=("${big_queue[@]}"); fi
 
 if [[ $size == quick ]]; then
   for mode in tls plain; do
-    start_server "$mode" "${big_queue[@]}"
+    start_server "$mode" ${fanout_queue[@]+"${fanout_queue[@]}"}
     bench --subscribers 100 --lines 2000 --line-bytes 300 fanout
     bench --subscribers 100 --lines 2000 --line-bytes 300 --line-rate 1000 fanout
     stop_server
@@ -117,7 +118,7 @@ if [[ $size == quick ]]; then
   stop_server
 elif [[ $size == full ]]; then
   for mode in tls plain; do
-    start_server "$mode" "${big_queue[@]}"
+    start_server "$mode" ${fanout_queue[@]+"${fanout_queue[@]}"}
     bench --subscribers 100 --lines 20000 --line-bytes 300 fanout
     bench --subscribers 100 --lines 10000 --line-bytes 300 --line-rate 1000 fanout
     stop_server
@@ -135,7 +136,7 @@ elif [[ $size == full ]]; then
 elif [[ $size == fanout ]]; then
   # Only the unpaced fan-out runs of `full`.
   for mode in tls plain; do
-    start_server "$mode" "${big_queue[@]}"
+    start_server "$mode" ${fanout_queue[@]+"${fanout_queue[@]}"}
     bench --subscribers 100 --lines 20000 --line-bytes 300 fanout
     stop_server
   done
@@ -150,7 +151,7 @@ elif [[ $size == resume ]]; then
 elif [[ $size == smoke ]]; then
   # A check that the load generator still speaks the protocol, not a measurement: a few
   # connections and a few hundred messages per scenario.
-  start_server tls "${big_queue[@]}"
+  start_server tls
   bench --timeout 60 --connections 20 --concurrency 8 --idle-seconds 1 idle
   bench --timeout 60 --subscribers 4 --lines 300 --line-bytes 100 fanout
   bench --timeout 60 --rpc-connections 4 --rpc-rate 200 --rpc-seconds 1 rpc
