@@ -25,6 +25,7 @@ Project::Project(projects::ProjectInfo info, PoolStrand strand,
       strand_(std::move(strand)),
       store_(store),
       log_(std::move(log)),
+      recent_(kRecentFrameBytes, (log_ ? log_->last_seq() : 0) + 1),
       sync_timer_(strand_),
       fsync_interval_(fsync_interval),
       seq_mark_(info.seq_mark),
@@ -55,6 +56,8 @@ std::uint64_t Project::last_seq() const {
 }
 
 bool Project::subscribe(const std::shared_ptr<Connection>& connection) {
+  // The first subscriber: recent broadcasts are kept from now on (none were while nobody was).
+  if (subscribers_.empty()) recent_.clear(last_seq() + 1);
   if (!subscribers_.emplace(connection->id(), connection).second) return false;
   connection->feed_joined(shared_from_this());
   return true;
@@ -65,6 +68,7 @@ bool Project::unsubscribe(std::uint64_t connection_id) {
   if (it == subscribers_.end()) return false;
   if (auto connection = it->second.lock()) connection->end_feed(this);
   subscribers_.erase(it);
+  if (subscribers_.empty()) recent_.clear(last_seq() + 1);  // nobody can fall behind
   return true;
 }
 
@@ -82,13 +86,26 @@ void Project::request_catch_up(std::shared_ptr<Connection> connection, std::uint
       connection->end_feed(self.get());
       return;
     }
+    CatchUpPage out;
+    out.through_seq = after_seq;
+    // Recent enough: the frames sent live, shared with every other subscriber catching up.
+    if (self->recent_.covers(after_seq)) {
+      auto slice = self->recent_.after(after_seq, std::max<std::size_t>(1, max_frames),
+                                       std::max<std::size_t>(1, max_bytes));
+      if (!slice.frames.empty()) out.through_seq = slice.frames.back().first;
+      if (slice.rest_empty) {
+        out.live = true;
+        out.through_seq = std::max(out.through_seq, self->last_seq());
+      }
+      out.frames = std::move(slice.frames);
+      connection->deliver_page(self.get(), std::move(out));
+      return;
+    }
     history::Query query;
     query.after_seq = after_seq;
     query.limit = std::max<std::size_t>(1, max_frames);
     query.max_bytes = std::max<std::size_t>(1, max_bytes);
     const auto page = self->read_history(query);
-    CatchUpPage out;
-    out.through_seq = after_seq;
     for (const auto& entry : page.entries) {
       auto rebuilt = frame_from_history_entry(entry, self->id_);
       if (rebuilt.seq == 0) continue;  // unreadable: read_history already warned
@@ -301,6 +318,7 @@ PublishResult Project::write_and_send(const Message& m) {
       requester.connection->send(std::move(own));
     }
   }
+  if (!subscribers_.empty()) recent_.add(result.seq, text);
   send_feed(result.seq, text, except);
   return result;
 }
@@ -537,6 +555,7 @@ std::error_code Project::remove_from_disk() {
   for (auto& [id, weak] : subscribers_)
     if (auto connection = weak.lock()) connection->end_feed(this);
   subscribers_.clear();
+  recent_.clear(last_seq() + 1);
   sync_timer_.cancel();
   retry_timer_.cancel();
   metadata_timer_.cancel();

@@ -27,6 +27,7 @@
 #include "projects/project_info.hpp"
 #include "projects/project_store.hpp"
 #include "server/connection.hpp"
+#include "server/recent_frames.hpp"
 
 namespace pa::server {
 
@@ -234,6 +235,9 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
   const projects::ProjectStore& store_;
   std::unique_ptr<history::MessageLog> log_;
   std::map<std::uint64_t, std::weak_ptr<Connection>> subscribers_;
+  // The newest broadcasts while anyone is subscribed, for catch-up pages without a history read.
+  static constexpr std::size_t kRecentFrameBytes = 16u << 20;
+  RecentFrames recent_;
   bool deleted_ = false;
   static constexpr std::size_t kClosedPermissionsKept = 256;
   std::map<std::string, ClosedPermission> closed_permissions_;

@@ -16,6 +16,7 @@
 
 #include "server/catch_up_frames.hpp"
 #include "server/project.hpp"
+#include "server/recent_frames.hpp"
 
 namespace pa::server {
 namespace {
@@ -184,13 +185,20 @@ TEST_F(CatchUpTest, ASubscribedRequestersCopyIsPartOfItsFeed) {
   EXPECT_TRUE(subscriber_->plain_.empty());
 }
 
-TEST_F(CatchUpTest, PagesAreBoundedSkipRecordsAndReachTheLiveStream) {
+TEST_F(CatchUpTest, PagesFromHistoryAreBoundedSkipRecordsAndReachTheLiveStream) {
+  // Published while nobody was subscribed: not among the recent frames, so read from history.
   on_strand([&] {
+    project_->unsubscribe(subscriber_->id());
     for (int i = 1; i <= 5; ++i) {
       project_->publish("note", json::object{{"i", i}});
       project_->record(history::Direction::kClient, R"({"type":"execute"})");
     }
+    project_->subscribe(subscriber_);
   });  // seqs 1..10: odd ones broadcast, even ones records
+  {
+    std::lock_guard lock(subscriber_->mutex_);
+    subscriber_->ended_ = 0;  // the unsubscribe above ended its feed: not an answer
+  }
   project_->request_catch_up(subscriber_, 2, 4, 1u << 20);
   ASSERT_TRUE(subscriber_->wait_answers(1));
   {
@@ -223,6 +231,67 @@ TEST_F(CatchUpTest, PagesAreBoundedSkipRecordsAndReachTheLiveStream) {
   EXPECT_TRUE(subscriber_->pages_.at(3).frames.empty());
   EXPECT_EQ(subscriber_->pages_.at(3).through_seq, 10u);
   EXPECT_TRUE(subscriber_->pages_.at(3).live);
+}
+
+// Broadcast while subscribed: pages are the very frames sent live (shared, not re-read), and
+// history is read only for what the bounded window no longer holds.
+TEST_F(CatchUpTest, PagesOfRecentBroadcastsAreTheFramesSentLive) {
+  on_strand([&] {
+    for (int i = 1; i <= 5; ++i) {
+      project_->publish("note", json::object{{"i", i}});
+      project_->record(history::Direction::kClient, R"({"type":"execute"})");
+    }
+  });
+  project_->request_catch_up(subscriber_, 2, 2, 1u << 20);
+  ASSERT_TRUE(subscriber_->wait_answers(1));
+  {
+    const auto& p = subscriber_->pages_.at(0);
+    ASSERT_EQ(p.frames.size(), 2u);
+    EXPECT_EQ(p.frames[0].first, 3u);
+    EXPECT_EQ(p.frames[1].first, 5u);
+    EXPECT_EQ(p.through_seq, 5u);
+    EXPECT_FALSE(p.live);
+    EXPECT_EQ(*p.frames[0].second, subscriber_->live_.at(1).second);
+  }
+  project_->request_catch_up(subscriber_, 5, 100, 1u << 20);
+  ASSERT_TRUE(subscriber_->wait_answers(2));
+  {
+    const auto& p = subscriber_->pages_.at(1);
+    ASSERT_EQ(p.frames.size(), 2u);
+    EXPECT_EQ(p.frames[1].first, 9u);
+    EXPECT_EQ(p.through_seq, 10u) << "reaches the last seq, a record";
+    EXPECT_TRUE(p.live);
+  }
+}
+
+TEST(RecentFramesTest, BoundedInBytesAndCoversOnlyWhatItHolds) {
+  auto frame = [](std::size_t n) { return std::make_shared<const std::string>(n, 'x'); };
+  RecentFrames recent(100, 1);
+  EXPECT_TRUE(recent.covers(0));
+  recent.add(1, frame(40));
+  recent.add(3, frame(40));  // 2 was never broadcast
+  EXPECT_TRUE(recent.covers(0));
+  recent.add(4, frame(40));  // 120 bytes: 1 goes
+  EXPECT_EQ(recent.size(), 2u);
+  EXPECT_FALSE(recent.covers(0)) << "1 is gone";
+  EXPECT_TRUE(recent.covers(1));
+  EXPECT_TRUE(recent.covers(2));
+  auto slice = recent.after(1, 10, 1000);
+  ASSERT_EQ(slice.frames.size(), 2u);
+  EXPECT_EQ(slice.frames[0].first, 3u);
+  EXPECT_TRUE(slice.rest_empty);
+  slice = recent.after(1, 1, 1000);
+  EXPECT_EQ(slice.frames.size(), 1u);
+  EXPECT_FALSE(slice.rest_empty);
+  slice = recent.after(1, 10, 1);  // the byte bound still lets one through
+  EXPECT_EQ(slice.frames.size(), 1u);
+  EXPECT_FALSE(slice.rest_empty);
+  EXPECT_TRUE(recent.after(4, 10, 1000).frames.empty());
+  EXPECT_TRUE(recent.after(4, 10, 1000).rest_empty);
+  recent.clear(9);
+  EXPECT_EQ(recent.bytes(), 0u);
+  EXPECT_FALSE(recent.covers(7));
+  EXPECT_TRUE(recent.covers(8));
 }
 
 TEST_F(CatchUpTest, AConnectionThatLeftGetsEndFeedNotAPage) {
