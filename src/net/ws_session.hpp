@@ -49,11 +49,11 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "net/feed_cursors.hpp"
 #include "net/outbound_queue.hpp"
 #include "ops/metrics.hpp"
 #include "server/connection.hpp"
 #include "server/session_host.hpp"
-#include "server/subscriber_cursor.hpp"
 
 namespace pa::net {
 
@@ -416,14 +416,6 @@ class WsSession : public server::Connection,
   };
   using InboxItem = std::variant<PlainFrame, FeedFrame, Page, JoinFeed, EndFeed>;
 
-  // One project's cursor, and the project to ask for pages (and to leave on close). Made when
-  // the connection joins; a cursor's first frame starts it, so this is the same as making it
-  // then.
-  struct FeedState {
-    std::weak_ptr<server::Feed> feed;
-    server::SubscriberCursor cursor;
-  };
-
   void post_to_inbox(InboxItem item) {
     {
       std::lock_guard lock(inbox_mutex_);
@@ -460,23 +452,17 @@ class WsSession : public server::Connection,
 
   void take(FeedFrame& f) {
     if (closing_ || finished_) return;
-    auto& state = feeds_[f.feed.get()];
-    if (state.feed.expired()) state.feed = f.feed;
     const auto verdict =
-        state.cursor.on_live(f.seq, queue_.has_room(f.text->size()), f.text, f.reply);
-    if (verdict == server::SubscriberCursor::Verdict::kQueue) {
+        cursors_.on_frame(f.feed, f.seq, queue_.has_room(f.text->size()), f.text, f.reply);
+    if (verdict == FeedCursors::Verdict::kQueue) {
       push(std::move(f.text));
-    } else if (verdict == server::SubscriberCursor::Verdict::kDeclined) {
+    } else if (verdict == FeedCursors::Verdict::kDeclined) {
       hub_->metrics().frames_deferred_to_history.inc();
     }
   }
 
   void take(Page& p) {
-    const auto it = feeds_.find(p.feed);
-    if (it == feeds_.end()) return;
-    if (it->second.cursor.state() == server::SubscriberCursor::State::kFetching)
-      page_in_flight_ = false;
-    auto frames = it->second.cursor.on_page(std::move(p.page));
+    auto frames = cursors_.on_page(p.feed, std::move(p.page));
     if (closing_ || finished_) return;
     hub_->metrics().catch_up_pages.inc();
     for (auto& text : frames) push(std::move(text));
@@ -487,17 +473,10 @@ class WsSession : public server::Connection,
       j.feed->leave(id_);
       return;
     }
-    auto& state = feeds_[j.feed.get()];
-    if (state.feed.expired()) state.feed = j.feed;
+    cursors_.joined(j.feed);
   }
 
-  void take(EndFeed& e) {
-    const auto it = feeds_.find(e.feed);
-    if (it == feeds_.end()) return;
-    if (it->second.cursor.state() == server::SubscriberCursor::State::kFetching)
-      page_in_flight_ = false;
-    feeds_.erase(it);
-  }
+  void take(EndFeed& e) { cursors_.ended(e.feed); }
 
   void push(protocol::SharedText text) {
     queue_.push(std::move(text));
@@ -508,22 +487,10 @@ class WsSession : public server::Connection,
   // Asks one project that this connection is behind on for a page, once the queue has drained
   // below half its bounds; one page at a time per connection, the projects in turn.
   void ask_for_pages() {
-    if (page_in_flight_ || closing_ || finished_ || feeds_.empty() || !queue_.below_low_water())
-      return;
-    auto it = feeds_.upper_bound(last_paged_);
-    for (std::size_t n = 0; n < feeds_.size(); ++n, ++it) {
-      if (it == feeds_.end()) it = feeds_.begin();
-      if (!it->second.cursor.take_page_request(true)) continue;
-      auto feed = it->second.feed.lock();
-      if (!feed) {  // the project is gone
-        feeds_.erase(it);
-        return;
-      }
-      page_in_flight_ = true;
-      last_paged_ = it->first;
-      feed->request_catch_up(this->shared_from_this(), it->second.cursor.position(),
-                             queue_.free_messages(), queue_.free_bytes());
-      return;
+    if (closing_ || finished_ || !queue_.below_low_water()) return;
+    if (auto request = cursors_.next_request()) {
+      request->feed->request_catch_up(this->shared_from_this(), request->after_seq,
+                                      queue_.free_messages(), queue_.free_bytes());
     }
   }
 
@@ -610,10 +577,7 @@ class WsSession : public server::Connection,
     if (finished_) return;
     finished_ = true;
     keepalive_timer_.cancel();
-    for (auto& [key, state] : feeds_) {
-      if (auto feed = state.feed.lock()) feed->leave(id_);
-    }
-    feeds_.clear();
+    for (const auto& feed : cursors_.take_all()) feed->leave(id_);
     if (open_) {
       std::string by;
       if (drop_reason_ != nullptr) {
@@ -649,9 +613,7 @@ class WsSession : public server::Connection,
   const std::string remote_;
   const std::string client_name_;
   OutboundQueue queue_{100, 16u << 20};
-  std::map<const server::Feed*, FeedState> feeds_;  // the projects it joined
-  const server::Feed* last_paged_ = nullptr;
-  bool page_in_flight_ = false;
+  FeedCursors cursors_;  // the projects it joined, and where it stands in each
   std::mutex inbox_mutex_;
   std::vector<InboxItem> inbox_;     // guarded by inbox_mutex_
   bool inbox_wake_pending_ = false;  // guarded by inbox_mutex_

@@ -27,7 +27,7 @@ struct CatchUpPage {
 class Feed {
  public:
   virtual ~Feed() = default;
-  // Reads the broadcasts after `after_seq` from history (off the I/O threads), at most
+  // Reads the broadcasts after `after_seq` (recent frames or history, off the I/O threads), at most
   // `max_frames` of them and about `max_bytes`, and answers with connection->deliver_page(), or
   // with connection->end_feed() if the connection is no longer subscribed. Thread-safe.
   virtual void request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
