@@ -62,6 +62,9 @@ double round_to(double value, double per_unit) {
 }  // namespace
 
 Resources ResourceSampler::sample() {
+  std::lock_guard lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  if (sampled_ && now - last_wall_ < kMinInterval) return last_;
   Resources r;
   read_status(r.memory_mb, r.threads);
   r.memory_mb = round_to(r.memory_mb, 10);
@@ -73,13 +76,13 @@ Resources ResourceSampler::sample() {
                                   static_cast<double>(vfs.f_frsize) / (1024.0 * 1024.0 * 1024.0),
                               10);
   }
-  std::lock_guard lock(mutex_);
-  const auto now = std::chrono::steady_clock::now();
   const double cpu = process_cpu_seconds();
   const double wall = std::chrono::duration<double>(now - last_wall_).count();
   if (wall > 0) r.cpu_percent = round_to(100.0 * (cpu - last_cpu_seconds_) / wall, 10);
   last_wall_ = now;
   last_cpu_seconds_ = cpu;
+  sampled_ = true;
+  last_ = r;
   return r;
 }
 

@@ -19,9 +19,13 @@ struct Resources {
   double disk_free_gb = 0;  // available to the server in the data directory's file system
 };
 
-// Reads /proc/self and statvfs. Thread-safe; blocking (call off the I/O threads).
+// Reads /proc/self and statvfs. Thread-safe; blocking (call off the I/O threads). At most one
+// reading per kMinInterval: a health request within it gets the last one (at thousands of
+// health requests a second the file reads were most of their cost, and a CPU percentage over a
+// few microseconds means nothing).
 class ResourceSampler {
  public:
+  static constexpr std::chrono::milliseconds kMinInterval{1000};
   explicit ResourceSampler(std::filesystem::path data_dir);
   Resources sample();
 
@@ -30,6 +34,8 @@ class ResourceSampler {
   std::mutex mutex_;
   std::chrono::steady_clock::time_point last_wall_;
   double last_cpu_seconds_ = 0;
+  bool sampled_ = false;
+  Resources last_;
 };
 
 struct ClaudeStatus {
