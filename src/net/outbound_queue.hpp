@@ -18,8 +18,6 @@ class OutboundQueue {
   OutboundQueue(std::size_t max_messages, std::size_t max_bytes)
       : max_messages_(max_messages), max_bytes_(max_bytes) {}
 
-  std::size_t max_messages() const { return max_messages_; }
-  std::size_t max_bytes() const { return max_bytes_; }
   std::size_t size() const { return queue_.size(); }
   bool empty() const { return queue_.empty(); }
   std::size_t bytes() const { return bytes_; }

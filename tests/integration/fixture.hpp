@@ -127,6 +127,14 @@ class ServerTest : public ::testing::Test {
     return client.request(Json{{"type", "project_create"}, {"data", {{"path", path.string()}}}});
   }
 
+  // GET /metrics with the token.
+  std::string metrics() {
+    const auto r = http_get(server_->port(), server_->tls(), "/metrics",
+                            {{"Authorization", "Bearer " + server_->token()}});
+    EXPECT_EQ(r.status, 200);
+    return r.body;
+  }
+
   std::unique_ptr<ServerProcess> server_;
   TempDir projects_root_{"pa-projects"};
 };
@@ -171,6 +179,18 @@ inline Json project_listed(WsClient& client, const std::string& id) {
 
 inline bool is_state(const Json& m, std::string_view state) {
   return str(m, "type") == "project_state" && str(data(m), "state") == state;
+}
+inline bool is_idle(const Json& m) {
+  return is_state(m, "IDLE");
+}
+
+// The value of one sample in Prometheus text (`series` with its labels, if any), or -1 when absent.
+inline double metric_sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
 }
 
 // The CLI lines (agent_message data) of type `cli_type` among `messages`, in order.

@@ -10,19 +10,6 @@
 namespace pa::test {
 namespace {
 
-bool is_idle(const Json& m) {
-  return str(m, "type") == "project_state" && str(data(m), "state") == "IDLE";
-}
-
-// The value of one sample in Prometheus text, or -1 when absent.
-double sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 // A /proc/<pid>/status field in KiB (VmRSS, VmHWM), or 0.
 std::uint64_t proc_status_kib(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -49,11 +36,16 @@ SeqRun seqs_of(const std::vector<Json>& messages) {
 class LaggingClientTest : public AgentServerTest {
  protected:
   void SetUp() override {}
-  std::string metrics() {
-    const auto r = http_get(server_->port(), server_->tls(), "/metrics",
-                            {{"Authorization", "Bearer " + server_->token()}});
-    EXPECT_EQ(r.status, 200);
-    return r.body;
+  // A client with a small receive buffer that joined project `id`; it reads only when told.
+  std::unique_ptr<WsClient> join_without_reading(const std::string& id) {
+    ClientOptions o;
+    o.bearer = server_->token();
+    o.receive_buffer = 4096;
+    auto client = std::make_unique<WsClient>(server_->port(), o);
+    EXPECT_EQ(client->connect(), 101);
+    EXPECT_EQ(str(client->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+              "project_joined");
+    return client;
   }
   // Reads until IDLE, keeping every message.
   std::vector<Json> read_to_idle(WsClient& client, std::chrono::seconds deadline) {
@@ -88,10 +80,10 @@ TEST_F(LaggingClientTest, AFastReaderGetsAWholeBurstThroughASmallQueue) {
   EXPECT_TRUE(client->is_open());
   EXPECT_EQ(str(client->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
   const auto m = metrics();
-  EXPECT_EQ(sample(m, "pocket_agent_slow_consumer_closes_total"), 0);
-  std::cout << "history pages sent to catch up: " << sample(m, "pocket_agent_catch_up_pages_total")
-            << ", live frames declined: " << sample(m, "pocket_agent_catch_up_deferred_total")
-            << "\n";
+  EXPECT_EQ(metric_sample(m, "pocket_agent_slow_consumer_closes_total"), 0);
+  std::cout << "history pages sent to catch up: "
+            << metric_sample(m, "pocket_agent_catch_up_pages_total") << ", live frames declined: "
+            << metric_sample(m, "pocket_agent_catch_up_deferred_total") << "\n";
 }
 
 // A watcher that stops reading for 20 s while the run floods its project (more than its socket
@@ -101,13 +93,7 @@ TEST_F(LaggingClientTest, AClientPausedFor20SecondsGetsEveryLineItMissedInOrder)
   start_agent_server({});
   auto driver = connect();
   const auto id = new_project(*driver);
-  ClientOptions o;
-  o.bearer = server_->token();
-  o.receive_buffer = 4096;
-  WsClient paused(server_->port(), o);
-  ASSERT_EQ(paused.connect(), 101);
-  ASSERT_EQ(str(paused.request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
-            "project_joined");
+  auto paused = join_without_reading(id);
   const auto pause_from = std::chrono::steady_clock::now();
   // 2,000 lines of 10 KB: 20 MB, far beyond the 100-message queue and the socket buffers.
   const auto started = execute(*driver, id, "[[fake:flood lines=2000 bytes=10000]]");
@@ -119,11 +105,11 @@ TEST_F(LaggingClientTest, AClientPausedFor20SecondsGetsEveryLineItMissedInOrder)
   ASSERT_EQ(expected.cli_lines, 2000);
   // The pause is the scenario: 20 s without reading, whatever the server does meanwhile.
   std::this_thread::sleep_until(pause_from + 20s);
-  ASSERT_GT(sample(metrics(), "pocket_agent_catch_up_deferred_total"), 0)
+  ASSERT_GT(metric_sample(metrics(), "pocket_agent_catch_up_deferred_total"), 0)
       << "the paused client's queue never filled: the test would prove nothing";
 
   std::vector<Json> seen;
-  ASSERT_TRUE(paused.read_until(
+  ASSERT_TRUE(paused->read_until(
       [&](const Json& m) {
         if (str(m, "type") != "server_stats") seen.push_back(m);
         return m.contains("seq") && m.at("seq").as_int64() == expected.seqs.back();
@@ -133,8 +119,8 @@ TEST_F(LaggingClientTest, AClientPausedFor20SecondsGetsEveryLineItMissedInOrder)
   const auto got = seqs_of(seen);
   EXPECT_EQ(got.cli_lines, 2000);
   EXPECT_EQ(got.seqs, expected.seqs);
-  EXPECT_TRUE(paused.is_open());
-  EXPECT_EQ(sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 0);
+  EXPECT_TRUE(paused->is_open());
+  EXPECT_EQ(metric_sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 0);
 }
 
 // A client whose writes make no progress at all for timeouts.slow_consumer is closed with 1013
@@ -143,26 +129,20 @@ TEST_F(LaggingClientTest, AClientPausedLongerThanSlowConsumerIsClosedWith1013) {
   start_agent_server({"--timeouts-slow-consumer", "2"});
   auto driver = connect();
   const auto id = new_project(*driver);
-  ClientOptions o;
-  o.bearer = server_->token();
-  o.receive_buffer = 4096;
-  WsClient stuck(server_->port(), o);
-  ASSERT_EQ(stuck.connect(), 101);
-  ASSERT_EQ(str(stuck.request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
-            "project_joined");
+  auto stuck = join_without_reading(id);
   execute(*driver, id, "[[fake:flood lines=2000 bytes=10000]]");
   read_to_idle(*driver, 120s);
   // It reads only once the server gave up on it.
   ASSERT_TRUE(server_->wait_for_log(
       [](const std::string& l) { return l.find("closing slow connection") != std::string::npos; },
       60s));
-  const auto closed = stuck.wait_closed(60s);
+  const auto closed = stuck->wait_closed(60s);
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->code, 1013);
   EXPECT_EQ(closed->reason,
             "slow consumer: outbound queue full; reconnect and catch up with get_messages "
             "after_seq");
-  EXPECT_EQ(sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 1);
+  EXPECT_EQ(metric_sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 1);
   EXPECT_TRUE(driver->is_open());
 }
 
@@ -172,13 +152,7 @@ TEST_F(LaggingClientTest, ServerMemoryStaysBoundedWhileAPausedClientsProjectFloo
   start_agent_server({"--timeouts-slow-consumer", "600"});
   auto driver = connect();
   const auto id = new_project(*driver);
-  ClientOptions o;
-  o.bearer = server_->token();
-  o.receive_buffer = 4096;
-  WsClient paused(server_->port(), o);
-  ASSERT_EQ(paused.connect(), 101);
-  ASSERT_EQ(str(paused.request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
-            "project_joined");
+  auto paused = join_without_reading(id);
   const auto rss_before = proc_status_kib(server_->pid(), "VmRSS");
   execute(*driver, id, "[[fake:flood lines=20000 bytes=10000]]");
   // The driver (subscribed by its execute) reads everything as it comes.
@@ -187,13 +161,13 @@ TEST_F(LaggingClientTest, ServerMemoryStaysBoundedWhileAPausedClientsProjectFloo
   std::cout << "server RSS before the flood " << rss_before / 1024 << " MiB, peak " << peak / 1024
             << " MiB, after " << proc_status_kib(server_->pid(), "VmRSS") / 1024 << " MiB\n";
   const auto m = metrics();
-  EXPECT_GT(sample(m, "pocket_agent_catch_up_deferred_total"), 0);
+  EXPECT_GT(metric_sample(m, "pocket_agent_catch_up_deferred_total"), 0);
 #if defined(__SANITIZE_ADDRESS__)
   // ASan keeps freed memory in quarantine (256 MB by default): peak RSS says nothing here.
 #else
   EXPECT_LT(peak, rss_before + 96 * 1024) << "KiB";
 #endif
-  EXPECT_TRUE(paused.is_open());
+  EXPECT_TRUE(paused->is_open());
 }
 
 }  // namespace

@@ -11,10 +11,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_idle(const Json& m) {
-  return str(m, "type") == "project_state" && str(data(m), "state") == "IDLE";
-}
-
 class LifecycleTest : public ServerTest {
  protected:
   void SetUp() override {}

@@ -19,19 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_idle(const Json& m) {
-  return str(m, "type") == "project_state" && str(data(m), "state") == "IDLE";
-}
-
-// The value of one sample in Prometheus text, or -1 when absent.
-double sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 class OpsTest : public ServerTest {
  protected:
   void SetUp() override {}
@@ -39,12 +26,6 @@ class OpsTest : public ServerTest {
     ServerOptions o;
     o.args = std::move(args);
     return o;
-  }
-  std::string metrics() {
-    const auto r = http_get(server_->port(), true, "/metrics",
-                            {{"Authorization", "Bearer " + server_->token()}});
-    EXPECT_EQ(r.status, 200);
-    return r.body;
   }
   void run_once(WsClient& client, const std::string& prompt) {
     const std::string id =
@@ -125,20 +106,20 @@ TEST_F(OpsTest, MetricsParseAndMove) {
   EXPECT_NE(parsed.output.find("pocket_agent_connections_active gauge"), std::string::npos)
       << parsed.output;
 
-  EXPECT_EQ(sample(before, R"(pocket_agent_executions_total{outcome="success"})"), 0);
+  EXPECT_EQ(metric_sample(before, R"(pocket_agent_executions_total{outcome="success"})"), 0);
   // Every error code's series exists from the start, at 0.
   EXPECT_NE(before.find(R"(pocket_agent_errors_total{code="SHUTTING_DOWN"} 0)"), std::string::npos)
       << before;
-  EXPECT_EQ(sample(after, R"(pocket_agent_executions_total{outcome="success"})"), 1);
-  EXPECT_EQ(sample(after, "pocket_agent_execution_duration_seconds_count"), 1);
-  EXPECT_EQ(sample(after, "pocket_agent_connections_active"), 1);
-  EXPECT_EQ(sample(after, "pocket_agent_projects_total"), 1);
-  EXPECT_GE(sample(after, R"(pocket_agent_messages_total{direction="received"})"), 3);
-  EXPECT_GT(sample(after, R"(pocket_agent_messages_total{direction="sent"})"),
-            sample(before, R"(pocket_agent_messages_total{direction="sent"})"));
-  EXPECT_EQ(sample(after, R"(pocket_agent_errors_total{code="INVALID_MESSAGE"})"), 1);
-  EXPECT_GT(sample(after, "pocket_agent_history_bytes_written_total"), 0);
-  EXPECT_GT(sample(after, "pocket_agent_bytes_sent_total"), 0);
+  EXPECT_EQ(metric_sample(after, R"(pocket_agent_executions_total{outcome="success"})"), 1);
+  EXPECT_EQ(metric_sample(after, "pocket_agent_execution_duration_seconds_count"), 1);
+  EXPECT_EQ(metric_sample(after, "pocket_agent_connections_active"), 1);
+  EXPECT_EQ(metric_sample(after, "pocket_agent_projects_total"), 1);
+  EXPECT_GE(metric_sample(after, R"(pocket_agent_messages_total{direction="received"})"), 3);
+  EXPECT_GT(metric_sample(after, R"(pocket_agent_messages_total{direction="sent"})"),
+            metric_sample(before, R"(pocket_agent_messages_total{direction="sent"})"));
+  EXPECT_EQ(metric_sample(after, R"(pocket_agent_errors_total{code="INVALID_MESSAGE"})"), 1);
+  EXPECT_GT(metric_sample(after, "pocket_agent_history_bytes_written_total"), 0);
+  EXPECT_GT(metric_sample(after, "pocket_agent_bytes_sent_total"), 0);
 
   start_server(with_args({"--metrics-public"}));
   EXPECT_EQ(http_get(server_->port(), true, "/metrics").status, 200);
@@ -237,7 +218,7 @@ TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->code, 1013);
   EXPECT_NE(closed->reason.find("slow consumer"), std::string::npos);
-  EXPECT_GE(sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 1);
+  EXPECT_GE(metric_sample(metrics(), "pocket_agent_slow_consumer_closes_total"), 1);
 }
 
 // --- keep-alive: pings every ping_interval, a pong due within pong_timeout, timeouts.idle ------

@@ -3,19 +3,16 @@
 // bounded, skip what was never broadcast, and say when they reach the live stream.
 #include <gtest/gtest.h>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
-#include <future>
 #include <mutex>
 #include <vector>
 
 #include "server/catch_up_frames.hpp"
 #include "server/project.hpp"
+#include "server/project_harness.hpp"
 #include "server/recent_frames.hpp"
 
 namespace pa::server {
@@ -76,38 +73,13 @@ class RecordingConnection : public Connection {
 class CatchUpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/pa-catch-up-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    store_ = std::make_unique<projects::ProjectStore>(dir_);
-    projects::ProjectInfo info;
-    info.id = projects::random_uuid();
-    info.path = "/nowhere";
-    info.created_at = info.last_active = "2024-01-01T00:00:00.000Z";
-    ASSERT_FALSE(store_->save(info));
-    std::vector<std::string> warnings;
-    std::error_code ec;
-    auto log = history::MessageLog::open(store_->logs_dir(info.id), {}, warnings, ec);
-    ASSERT_FALSE(ec);
-    project_ = std::make_shared<Project>(info, boost::asio::make_strand(pool_.get_executor()),
-                                         std::move(log), *store_, 1000ms, history_bytes_, problems_,
-                                         storage_errors_);
+    project_ = projects_.make_project();
     subscriber_ = std::make_shared<RecordingConnection>(1);
     on_strand([&] { project_->subscribe(subscriber_); });
   }
-  void TearDown() override {
-    on_strand([&] { project_->remove_from_disk(); });
-    pool_.join();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   template <class Fn>
   auto on_strand(Fn fn) -> decltype(fn()) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto result = task.get_future();
-    boost::asio::post(project_->strand(), [&task] { task(); });
-    EXPECT_EQ(result.wait_for(10s), std::future_status::ready);
-    return result.get();
+    return projects_.on_strand(*project_, std::move(fn));
   }
   std::vector<std::string> history_entries() {
     return on_strand([&] {
@@ -117,12 +89,7 @@ class CatchUpTest : public ::testing::Test {
     });
   }
 
-  boost::asio::thread_pool pool_{1};
-  std::string dir_;
-  std::unique_ptr<projects::ProjectStore> store_;
-  ops::Counter history_bytes_;
-  ops::Counter storage_errors_;
-  ops::StorageProblems problems_{5s};
+  test::ProjectHarness projects_;
   std::shared_ptr<Project> project_;
   std::shared_ptr<RecordingConnection> subscriber_;
 };

@@ -5,16 +5,12 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <chrono>
-#include <filesystem>
-#include <future>
 #include <mutex>
 #include <vector>
 
 #include "server/project.hpp"
+#include "server/project_harness.hpp"
 
 namespace pa::server {
 namespace {
@@ -53,55 +49,15 @@ class FeedWatcher : public Connection {
 
 class ProjectRegistryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/pa-project-registry-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    store_ = std::make_unique<projects::ProjectStore>(dir_);
-  }
-  void TearDown() override {
-    for (auto& project : made_) {
-      on_strand(*project, [&] { project->remove_from_disk(); });
-    }
-    made_.clear();
-    pool_.join();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::shared_ptr<Project> make_project(const std::string& path) {
-    projects::ProjectInfo info;
-    info.id = projects::random_uuid();
-    info.path = path;
-    info.created_at = info.last_active = "2024-01-01T00:00:00.000Z";
-    EXPECT_FALSE(store_->save(info));
-    std::vector<std::string> warnings;
-    std::error_code ec;
-    auto log = history::MessageLog::open(store_->logs_dir(info.id), {}, warnings, ec);
-    EXPECT_FALSE(ec);
-    auto project = std::make_shared<Project>(info, boost::asio::make_strand(pool_.get_executor()),
-                                             std::move(log), *store_, 1000ms, history_bytes_,
-                                             problems_, storage_errors_);
-    made_.push_back(project);
-    return project;
+    return projects_.make_project(path);
   }
-
   template <class Fn>
   auto on_strand(Project& project, Fn fn) -> decltype(fn()) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto result = task.get_future();
-    boost::asio::post(project.strand(), [&task] { task(); });
-    EXPECT_EQ(result.wait_for(10s), std::future_status::ready);
-    return result.get();
+    return projects_.on_strand(project, std::move(fn));
   }
 
-  boost::asio::thread_pool pool_{1};
-  std::string dir_;
-  std::unique_ptr<projects::ProjectStore> store_;
-  ops::Counter history_bytes_;
-  ops::Counter storage_errors_;
-  ops::StorageProblems problems_{5s};
-  std::vector<std::shared_ptr<Project>> made_;
+  test::ProjectHarness projects_;
 };
 
 TEST_F(ProjectRegistryTest, FindsAddedProjectsUntilTheyAreRemoved) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "server/project.hpp"
+#include "server/project_harness.hpp"
 
 namespace pa::server {
 namespace {
@@ -78,41 +79,17 @@ class ProjectStorage : public ::testing::Test {
  protected:
   void SetUp() override {
     ::signal(SIGXFSZ, SIG_IGN);
-    char tmpl[] = "/tmp/pa-project-storage-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    store_ = std::make_unique<projects::ProjectStore>(dir_);
-    projects::ProjectInfo info;
-    info.id = projects::random_uuid();
-    info.path = "/nowhere";
-    info.created_at = info.last_active = "2024-01-01T00:00:00.000Z";
-    ASSERT_FALSE(store_->save(info));
-    std::vector<std::string> warnings;
-    std::error_code ec;
-    auto log = history::MessageLog::open(store_->logs_dir(info.id), {}, warnings, ec);
-    ASSERT_FALSE(ec);
-    project_ = std::make_shared<Project>(info, boost::asio::make_strand(pool_.get_executor()),
-                                         std::move(log), *store_, 1000ms, history_bytes_, problems_,
-                                         storage_errors_);
+    project_ = projects_.make_project();
     subscriber_ = std::make_shared<FakeConnection>(1);
     on_strand([&] { project_->subscribe(subscriber_); });
   }
-  void TearDown() override {
-    lift_limit();
-    on_strand([&] { project_->remove_from_disk(); });
-    pool_.join();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  // Before the harness removes the project: its removal writes too.
+  void TearDown() override { lift_limit(); }
 
   // Runs `fn` on the project's strand and waits for it.
   template <class Fn>
   auto on_strand(Fn fn) -> decltype(fn()) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto result = task.get_future();
-    boost::asio::post(project_->strand(), [&task] { task(); });
-    EXPECT_EQ(result.wait_for(10s), std::future_status::ready);
-    return result.get();
+    return projects_.on_strand(*project_, std::move(fn));
   }
 
   // From now on no file may grow: the next history append fails (EFBIG).
@@ -128,7 +105,7 @@ class ProjectStorage : public ::testing::Test {
     limit.rlim_cur = limit.rlim_max;
     ::setrlimit(RLIMIT_FSIZE, &limit);
   }
-  std::string logs() const { return store_->logs_dir(project_->id()).string(); }
+  std::string logs() const { return projects_.store().logs_dir(project_->id()).string(); }
 
   // Every message the subscriber got about history (not errors) has a seq, in order from `first`.
   void expect_seqs(const std::vector<json::object>& all, std::uint64_t first) {
@@ -141,12 +118,9 @@ class ProjectStorage : public ::testing::Test {
     }
   }
 
-  boost::asio::thread_pool pool_{2};
-  fs::path dir_;
-  std::unique_ptr<projects::ProjectStore> store_;
-  ops::Counter history_bytes_;
-  ops::Counter storage_errors_;
-  ops::StorageProblems problems_{5s};
+  test::ProjectHarness projects_{2};
+  ops::StorageProblems& problems_ = projects_.problems;
+  ops::Counter& storage_errors_ = projects_.storage_errors;
   std::shared_ptr<Project> project_;
   std::shared_ptr<FakeConnection> subscriber_;
 };
