@@ -126,7 +126,7 @@ TEST_F(LaggingClientTest, AClientPausedFor20SecondsGetsEveryLineItMissedInOrder)
 // A client whose writes make no progress at all for timeouts.slow_consumer is closed with 1013
 // and the documented reason.
 TEST_F(LaggingClientTest, AClientPausedLongerThanSlowConsumerIsClosedWith1013) {
-  start_agent_server({"--timeouts-slow-consumer", "2"});
+  start_agent_server({"--timeouts-slow-consumer", "5"});
   auto driver = connect();
   const auto id = new_project(*driver);
   auto stuck = join_without_reading(id);

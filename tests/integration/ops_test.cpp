@@ -173,10 +173,10 @@ TEST_F(OpsTest, SlowReaderIsClosedWhileAFastReaderGetsEverything) {
   // 12 MB of output at about 2 MB/s: the slow reader's socket buffers plus a 1 MB queue cannot
   // hold it; the fast reader drains as it goes (at that pace also in a sanitizer build on a
   // loaded machine).
-  // A reader that stops is closed once its writes made no progress for 3 s (and dropped if it
-  // does not read the close within 3 s more).
+  // A reader that stops is closed once its writes made no progress for 5 s (and dropped if it
+  // does not read the close within 5 s more: the margin the reader below has to start reading).
   start_server(with_args({"--websocket-message-buffer", "1000", "--websocket-max-queue-bytes",
-                          "1000000", "--timeouts-slow-consumer", "3"}));
+                          "1000000", "--timeouts-slow-consumer", "5"}));
   auto fast = connect();
   const std::string id = str(create_project(*fast, make_dir("flood")), "project_id");
   ClientOptions slow_options;
@@ -295,7 +295,7 @@ TEST_F(OpsTest, AWatcherAnsweringPingsIsNotIdleAndASilentOneIs) {
 TEST_F(OpsTest, AMessageLargerThanTheQueueBoundReachesAFastClientWhileASlowOneIsClosed) {
   // Each agent_message (about 100 KB) is five times websocket.max_queue_bytes (20 KB).
   start_server(
-      with_args({"--websocket-max-queue-bytes", "20000", "--timeouts-slow-consumer", "2"}));
+      with_args({"--websocket-max-queue-bytes", "20000", "--timeouts-slow-consumer", "5"}));
   auto fast = connect();
   const std::string id = str(create_project(*fast, make_dir("big")), "project_id");
   const auto reply = fast->request(
