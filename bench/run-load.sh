@@ -6,6 +6,8 @@
 #   bench/run-load.sh full    # the sizes of the targets table (docs/benchmarks.md)
 #   bench/run-load.sh fanout  # only the unpaced fan-out runs of `full`
 #   bench/run-load.sh resume  # TLS handshakes, full and resumed (--resume): idle, CONNECTIONS=1000
+#   bench/run-load.sh idle    # CONNECTIONS (5000) idle connections, TLS then plain, default
+#                             # settings, IDLE_SECONDS (60) of idle: RSS and CPU per connection
 #   bench/run-load.sh smoke   # every scenario at a tiny size, TLS only, a few seconds; fails on
 #                             # any error, lost or reordered line (ctest bench_smoke_load)
 #
@@ -148,6 +150,15 @@ elif [[ $size == resume ]]; then
     bench $flag --connections "${CONNECTIONS:-1000}" --idle-seconds 2 idle
     stop_server
   done
+elif [[ $size == idle ]]; then
+  # The issue 15 idle figures: memory per connection and CPU while the server only pings and
+  # sends server_stats (both at their defaults).
+  for mode in tls plain; do
+    start_server "$mode"
+    bench --connections "${CONNECTIONS:-5000}" --concurrency 128 \
+      --idle-seconds "${IDLE_SECONDS:-60}" idle
+    stop_server
+  done
 elif [[ $size == smoke ]]; then
   # A check that the load generator still speaks the protocol, not a measurement: a few
   # connections and a few hundred messages per scenario.
@@ -166,7 +177,7 @@ elif [[ $size == smoke ]]; then
   echo "run-load.sh smoke: every scenario ran without errors"
   exit 0
 else
-  echo "usage: $0 quick|full|fanout|resume|smoke" >&2
+  echo "usage: $0 quick|full|fanout|resume|idle|smoke" >&2
   exit 2
 fi
 

@@ -6,13 +6,13 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <optional>
 
 #include "config/config.hpp"
+#include "net/tls_stream.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/utf8.hpp"
 #include "web/static_assets.hpp"
@@ -106,14 +106,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void start() {
     beast::get_lowest_layer(stream_).expires_after(handshake_deadline());
     if constexpr (kTls) {
-      stream_.async_handshake(
-          asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
-            if (ec) {
-              spdlog::debug("TLS handshake with {} failed: {}", self->remote_, ec.message());
-              return;
-            }
-            self->do_read();
-          });
+      stream_.async_handshake([self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          spdlog::debug("TLS handshake with {} failed: {}", self->remote_, ec.message());
+          return;
+        }
+        self->do_read();
+      });
     } else {
       do_read();
     }
@@ -445,10 +444,9 @@ void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::Se
   std::string remote = endpoint.address().to_string();
   const bool rate_limited = !gate->allow_connection(remote);
   if (tls) {
-    std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(
-        beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls),
-        std::move(hub), std::move(gate), std::move(remote), rate_limited, serve, std::move(hold),
-        std::move(refuse))
+    std::make_shared<HttpSession<TlsStream>>(TlsStream(std::move(socket), *tls), std::move(hub),
+                                             std::move(gate), std::move(remote), rate_limited,
+                                             serve, std::move(hold), std::move(refuse))
         ->run();
   } else {
     std::make_shared<HttpSession<beast::tcp_stream>>(
