@@ -77,7 +77,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   HttpSession(Stream&& stream, std::shared_ptr<server::SessionHost> hub, std::shared_ptr<Gate> gate,
               std::string remote, bool rate_limited, Serve serve, std::shared_ptr<void> hold,
-              std::string refuse)
+              Refusal refusal)
       : hold_(std::move(hold)),
         stream_(std::move(stream)),
         hub_(std::move(hub)),
@@ -85,7 +85,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         remote_(std::move(remote)),
         rate_limited_(rate_limited),
         serve_(serve),
-        refuse_(std::move(refuse)) {}
+        refuse_(std::move(refusal.text)),
+        reclaim_(std::move(refusal.reclaim)) {}
+
+  // A refusal's descriptor goes back to the listener (net/listener.cpp, refuse_with_spare). Only
+  // refusals have reclaim_, and they are never upgraded: stream_ is still this session's.
+  ~HttpSession() {
+    if (reclaim_) reclaim_(beast::get_lowest_layer(stream_).socket());
+  }
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
@@ -419,7 +426,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
   }
 
-  // Released with the session (net/listener.cpp), after the socket is closed: declared first.
+  // The listener's socket slot, released after the socket is closed: declared first.
   const std::shared_ptr<void> hold_;
   Stream stream_;
   beast::flat_buffer buffer_;
@@ -430,28 +437,32 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   const bool rate_limited_;
   const Serve serve_;
   const std::string refuse_;
+  const std::function<void(asio::ip::tcp::socket&)> reclaim_;
 };
 
 }  // namespace
 
 void start_http_session(asio::ip::tcp::socket socket, std::shared_ptr<server::SessionHost> hub,
                         std::shared_ptr<Gate> gate, std::shared_ptr<asio::ssl::context> tls,
-                        Serve serve, std::shared_ptr<void> hold, std::string refuse) {
+                        Serve serve, std::shared_ptr<void> hold, Refusal refusal) {
   beast::error_code ec;
   const auto endpoint = socket.remote_endpoint(ec);
-  if (ec) return;  // already gone
+  if (ec) {  // already gone
+    if (refusal.reclaim) refusal.reclaim(socket);
+    return;
+  }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   std::string remote = endpoint.address().to_string();
   const bool rate_limited = !gate->allow_connection(remote);
   if (tls) {
     std::make_shared<HttpSession<TlsStream>>(TlsStream(std::move(socket), *tls), std::move(hub),
                                              std::move(gate), std::move(remote), rate_limited,
-                                             serve, std::move(hold), std::move(refuse))
+                                             serve, std::move(hold), std::move(refusal))
         ->run();
   } else {
     std::make_shared<HttpSession<beast::tcp_stream>>(
         beast::tcp_stream(std::move(socket)), std::move(hub), std::move(gate), std::move(remote),
-        rate_limited, serve, std::move(hold), std::move(refuse))
+        rate_limited, serve, std::move(hold), std::move(refusal))
         ->run();
   }
 }

@@ -144,13 +144,14 @@ void Listener::stop() {
   asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
     boost::system::error_code ec;
     self->acceptor_.close(ec);
+    self->close_spare();  // it may be a reference to the listening socket
     self->backoff_.cancel();
     self->log_timer_.cancel();
   });
 }
 
 Listener::~Listener() {
-  if (spare_fd_ >= 0) ::close(spare_fd_);
+  close_spare();
 }
 
 void Listener::do_accept() {
@@ -229,20 +230,51 @@ bool Listener::refuse_with_spare(const boost::system::error_code& ec) {
     std::lock_guard lock(tls_mutex_);
     tls = tls_;
   }
-  // Accepting goes on when this connection is done and the spare is open again.
-  auto self = shared_from_this();
-  std::shared_ptr<void> done(self.get(), [self](void*) {
-    asio::post(self->acceptor_.get_executor(), [self] { self->after_refusal(); });
-  });
-  start_http_session(std::move(socket), hub_, gate_, std::move(tls), serve_, std::move(done),
-                     "server out of file descriptors (open file limit " + open_file_limit_text() +
-                         "); try again later");
+  // Accepting goes on when this connection is done and its descriptor is the spare again. It
+  // becomes the spare without ever being free: dup2 turns it into another reference to the
+  // listening socket in one step. Closing it and then opening /dev/null would let anything else
+  // in the process (a storage retry, a run, the probe) take the number in between, and while
+  // starved the spare would be lost for good: every later client would wait in the backlog.
+  Refusal refusal;
+  refusal.text = "server out of file descriptors (open file limit " + open_file_limit_text() +
+                 "); try again later";
+  refusal.reclaim = [self = shared_from_this()](tcp::socket& refused) {
+    int spare = -1;
+    boost::system::error_code release_ec;
+    if (refused.is_open()) {
+      const int number = refused.release(release_ec);
+      if (!release_ec && number >= 0) {
+        if (::dup2(self->acceptor_.native_handle(), number) == number) {
+          spare = number;
+        } else {
+          ::close(number);
+        }
+      }
+    }
+    asio::post(self->acceptor_.get_executor(), [self, spare] { self->after_refusal(spare); });
+  };
+  start_http_session(std::move(socket), hub_, gate_, std::move(tls), serve_, nullptr,
+                     std::move(refusal));
   return true;
 }
 
-void Listener::after_refusal() {
+void Listener::after_refusal(int spare) {
+  if (spare >= 0 && spare_fd_ < 0) {
+    spare_fd_ = spare;
+  } else if (spare >= 0) {
+    ::close(spare);
+  }
   if (spare_fd_ < 0) spare_fd_ = open_spare();
+  if (!acceptor_.is_open()) {  // stopped meanwhile: the spare must not keep the port bound
+    close_spare();
+    return;
+  }
   do_accept();
+}
+
+void Listener::close_spare() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  spare_fd_ = -1;
 }
 
 void Listener::log_accept_error(const boost::system::error_code& ec, bool out_of_descriptors) {

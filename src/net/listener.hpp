@@ -47,7 +47,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
   // Out of descriptors: accept one connection with the spare's descriptor and answer it 503.
   // False when that was not possible (no spare, nothing waiting, or the descriptor went elsewhere).
   bool refuse_with_spare(const boost::system::error_code& ec);
-  void after_refusal();
+  // The refusal ended; `spare` is its descriptor kept open as the new spare (-1: it was lost).
+  void after_refusal(int spare);
+  void close_spare();
   void retry_later();
   // Throttled logging of accept errors (any thread: log_mutex_).
   void log_accept_error(const boost::system::error_code& ec, bool out_of_descriptors);
@@ -62,7 +64,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::shared_ptr<Gate> gate_;
   Serve serve_;
   std::shared_ptr<SocketSlots> slots_;  // null: unbounded
-  int spare_fd_ = -1;                   // used by the accept chain only
+  // /dev/null, or a refused connection's descriptor made a reference to the listening socket;
+  // used by the accept chain only.
+  int spare_fd_ = -1;
   std::mutex log_mutex_;
   LogThrottle out_of_descriptors_log_;
   LogThrottle other_errors_log_;

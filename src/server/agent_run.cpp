@@ -230,6 +230,10 @@ void AgentRun::start() {
                "' was not found or is not executable; install it "
                "(npm install -g @anthropic-ai/claude-code) or set claude.binary",
            json::object{{"binary", spec.cli.binary}});
+    } else if (projects::out_of_descriptors(ec)) {
+      // The server's limit (the supervisor and the CLI inherit it), not the CLI's fault.
+      const auto e = projects::descriptor_exhaustion("starting the run's supervisor", ec);
+      fail(e.code, e.message, e.details);
     } else {
       fail(ErrorCode::kExecutionFailed, "Could not start the Claude CLI: " + error,
            json::object{{"binary", spec.cli.binary}});

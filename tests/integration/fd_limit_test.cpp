@@ -195,5 +195,48 @@ TEST_F(FdLimitTest, OutOfDescriptorsAtAcceptIsAnswered503AndLoggedOnce) {
   EXPECT_EQ(records().size(), 1u);
 }
 
+// Enough descriptors to open the project directory and save the run's state, not enough for the
+// run's supervisor (its pipes): the run says the server is out of descriptors (INTERNAL_ERROR,
+// details.reason EMFILE), not EXECUTION_FAILED as if the CLI were at fault.
+TEST_F(FdLimitTest, RunWhoseSupervisorCannotStartForLackOfDescriptorsSaysSo) {
+  start_with({});
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& l) { return l.find("claude CLI available") != std::string::npos; },
+      20s));
+  auto driver = connect();
+  const auto id = new_project(*driver);
+  ASSERT_FALSE(id.empty());
+  // A first run opens what every later one reuses (the history log).
+  ASSERT_TRUE(is_state(execute(*driver, id, "warm up"), "EXECUTING"));
+  for (const auto& m : until_idle(*driver))
+    ASSERT_NE(str(m, "type"), "error") << json::serialize(m);
+
+  auto exhausted = exhaust_descriptors(*server_);
+  ASSERT_EQ(open_descriptors(server_->pid()), exhausted.limit);
+  // 4: the directory and the run's state file fit, the supervisor's pipes do not (2 to 7 free
+  // all end there).
+  ASSERT_TRUE(free_descriptors(*server_, exhausted, 4));
+  const auto starved = execute(*driver, id, "hello");
+  EXPECT_TRUE(is_state(starved, "EXECUTING")) << json::serialize(starved);
+  std::optional<Json> run_error;
+  for (const auto& m : until_idle(*driver))
+    if (str(m, "type") == "error") run_error = m;
+  ASSERT_TRUE(run_error) << "the run neither started nor failed";
+  EXPECT_EQ(error_code(*run_error), "INTERNAL_ERROR") << json::serialize(*run_error);
+  EXPECT_NE(str(data(*run_error), "message").find("while starting the run's supervisor"),
+            std::string::npos)
+      << json::serialize(*run_error);
+  const auto* details = data(*run_error).if_contains("details");
+  ASSERT_NE(details, nullptr);
+  EXPECT_EQ(str(details->as_object(), "reason"), "EMFILE");
+  EXPECT_EQ(records().size(), 1u);
+
+  ASSERT_TRUE(release_descriptors(*server_, exhausted));
+  ASSERT_TRUE(is_state(execute(*driver, id, "fed"), "EXECUTING"));
+  for (const auto& m : until_idle(*driver))
+    EXPECT_NE(str(m, "type"), "error") << json::serialize(m);
+  EXPECT_EQ(records().size(), 2u);
+}
+
 }  // namespace
 }  // namespace pa::test
