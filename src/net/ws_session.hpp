@@ -31,6 +31,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -423,8 +424,11 @@ class WsSession : public server::Connection,
       if (inbox_wake_pending_) return;
       inbox_wake_pending_ = true;
     }
-    boost::asio::dispatch(ws_.get_executor(),
-                          [self = this->shared_from_this()] { self->drain_inbox(); });
+    // defer, not post: called from an I/O thread (a project's broadcast, the stats tick to every
+    // connection), the drain is queued on that thread and handed to the others when its handler
+    // ends, instead of waking another thread per connection (futex and epoll_ctl per frame).
+    boost::asio::defer(ws_.get_executor(),
+                       [self = this->shared_from_this()] { self->drain_inbox(); });
   }
 
   void drain_inbox() {
