@@ -81,10 +81,7 @@ TlsStream::TlsStream(socket_type socket, asio::ssl::context& ctx)
 }
 
 TlsStream::~TlsStream() {
-  if (!state_) return;  // moved from
-  state_->timer.cancel();
-  SSL_free(state_->ssl);
-  state_->ssl = nullptr;
+  if (state_) state_->timer.cancel();  // (null when moved from)
 }
 
 void TlsStream::expires_after(std::chrono::steady_clock::duration after) {

@@ -87,7 +87,10 @@ class TlsStream {
     boost::container::small_vector<boost::asio::const_buffer, 4> gather;
   };
   struct State {
-    State(socket_type s) : socket(std::move(s)), timer(socket.get_executor()) {}
+    explicit State(socket_type s) : socket(std::move(s)), timer(socket.get_executor()) {}
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+    ~State() { SSL_free(ssl); }  // here, not in ~TlsStream: a posted completion may outlive it
     socket_type socket;
     SSL* ssl = nullptr;
     boost::asio::steady_timer timer;
