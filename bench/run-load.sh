@@ -8,6 +8,9 @@
 #   bench/run-load.sh resume  # TLS handshakes, full and resumed (--resume): idle, CONNECTIONS=1000
 #   bench/run-load.sh idle    # CONNECTIONS (5000) idle connections, TLS then plain, default
 #                             # settings, IDLE_SECONDS (60) of idle: RSS and CPU per connection
+#   bench/run-load.sh latency # the issue 15 latency targets, TLS then plain: paced fan-out
+#                             # (1,000 lines/s to 100 subscribers) and rpc (5,000 req/s, 1,000
+#                             # connections)
 #   bench/run-load.sh smoke   # every scenario at a tiny size, TLS only, a few seconds; fails on
 #                             # any error, lost or reordered line (ctest bench_smoke_load)
 #
@@ -159,6 +162,13 @@ elif [[ $size == idle ]]; then
       --idle-seconds "${IDLE_SECONDS:-60}" idle
     stop_server
   done
+elif [[ $size == latency ]]; then
+  for mode in tls plain; do
+    start_server "$mode"
+    bench --subscribers 100 --lines 10000 --line-bytes 300 --line-rate 1000 fanout
+    bench --rpc-connections 1000 --rpc-rate 5000 --rpc-seconds 20 rpc
+    stop_server
+  done
 elif [[ $size == smoke ]]; then
   # A check that the load generator still speaks the protocol, not a measurement: a few
   # connections and a few hundred messages per scenario.
@@ -177,7 +187,7 @@ elif [[ $size == smoke ]]; then
   echo "run-load.sh smoke: every scenario ran without errors"
   exit 0
 else
-  echo "usage: $0 quick|full|fanout|resume|idle|smoke" >&2
+  echo "usage: $0 quick|full|fanout|resume|idle|latency|smoke" >&2
   exit 2
 fi
 
