@@ -351,13 +351,14 @@ const std::vector<Setting> kSettings = {
      .env = "PA_AUTH_ALLOWED_ORIGINS",
      .flags = "--auth-allowed-origins,--allowed-origins",
      .field = FIELD(auth.allowed_origins),
-     .help = "Origins allowed to connect; empty = the server's own origin only"},
+     .help = "Origins allowed to connect besides the server's own (always allowed)"},
     {.key = "auth.max_failures",
      .env = "PA_AUTH_MAX_FAILURES",
      .flags = "--auth-max-failures",
      .field = FIELD(auth.max_failures),
      .min = 1,
-     .help = "Failed auth attempts per address per minute before HTTP 429"},
+     .help = "Wrong or missing tokens per address per minute; past it those get HTTP 429 for a "
+             "minute (the right token always passes)"},
     // --- metrics --------------------------------------------------------------------------
     {.key = "metrics.enabled",
      .env = "PA_METRICS_ENABLED",

@@ -91,10 +91,8 @@ bool Gate::tokens_equal(std::string_view a, std::string_view b) {
 
 bool Gate::origin_allowed(std::string_view origin, std::string_view host) const {
   const std::string o = lower(origin);
-  if (options_.allowed_origins.empty()) {
-    if (host.empty()) return false;
-    return o == (options_.tls ? "https://" : "http://") + lower(host);
-  }
+  // The server's own origin (its console) is always allowed; auth.allowed_origins adds others.
+  if (!host.empty() && o == (options_.tls ? "https://" : "http://") + lower(host)) return true;
   return std::any_of(
       options_.allowed_origins.begin(), options_.allowed_origins.end(),
       [&](const std::string& allowed) { return allowed == "*" || lower(allowed) == o; });
@@ -134,13 +132,12 @@ bool Gate::allow_connection(std::string_view remote_address, Clock::time_point n
   return true;
 }
 
+// The right token always passes, even from an address that sent wrong ones: otherwise anyone on
+// the owner's network (or the owner's own client retrying a stale token) could lock the owner
+// out. Only wrong and missing tokens count, and past auth.max_failures in a minute they get 429
+// instead of 401 for the next minute. (The token is long and random; the per-address
+// connection rate still bounds guessing.)
 Verdict Gate::check_upgrade(const UpgradeRequest& request, Clock::time_point now) {
-  if (options_.auth_enabled) {
-    std::lock_guard lock(mutex_);
-    prune(now);
-    auto it = failures_.find(std::string(request.remote_address));
-    if (it != failures_.end() && now < it->second.blocked_until) return Verdict::kTooManyFailures;
-  }
   if (request.origin && !origin_allowed(*request.origin, request.host)) {
     return Verdict::kForbiddenOrigin;
   }
@@ -158,7 +155,9 @@ Verdict Gate::check_upgrade(const UpgradeRequest& request, Clock::time_point now
   if (ok) return Verdict::kAllow;
 
   std::lock_guard lock(mutex_);
+  prune(now);
   Failures& f = failures_[std::string(request.remote_address)];
+  if (now < f.blocked_until) return Verdict::kTooManyFailures;
   if (now - f.window_start > kFailureWindow) {
     f.window_start = now;
     f.count = 0;

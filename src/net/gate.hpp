@@ -20,10 +20,12 @@ enum class Verdict { kAllow, kUnauthorized, kForbiddenOrigin, kTooManyFailures, 
 struct GateOptions {
   bool auth_enabled = true;
   std::string token;
-  std::vector<std::string> allowed_origins;  // empty = the server's own origin only
+  std::vector<std::string> allowed_origins;  // beside the server's own origin (always allowed)
   bool tls = true;                           // scheme of the server's own origin
-  std::uint64_t max_failures = 10;           // per address per minute, then 429 for a minute
-  double connection_rate = 10;               // new connections per second per address; 0 = off
+  // Wrong or missing tokens per address per minute; past it those get 429 for a minute (the
+  // right token always passes).
+  std::uint64_t max_failures = 10;
+  double connection_rate = 10;  // new connections per second per address; 0 = off
   // Names a Host header may carry (besides IP literals and localhost): the server's own names
   // (server.host, the machine's name, auth.allowed_origins hosts) and server.allowed_hosts.
   // "*.example.com" matches its subdomains; "*" matches any host (the check is off).

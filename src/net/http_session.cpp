@@ -43,6 +43,10 @@ struct Target {
 
 constexpr std::size_t kMaxClientNameBytes = 64;
 
+constexpr const char* kTooManyWrongTokens =
+    "too many wrong tokens from your address: wrong tokens get 429 for a minute; the right token "
+    "is still accepted (see `pocket-agent-server token`)";
+
 // The 503 body when limits.max_connections connections are open, naming the open file limit
 // when that lowered it (net/descriptor_plan.hpp).
 std::string at_limit_message(const config::Config::Limits& limits) {
@@ -340,8 +344,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         return;
       case Verdict::kTooManyFailures:
       case Verdict::kRateLimited:
-        respond(http::status::too_many_requests,
-                "too many failed attempts from your address; wait a minute", false);
+        respond(http::status::too_many_requests, kTooManyWrongTokens, false);
         return;
     }
     if (!hub_->admit_connection()) {
@@ -366,8 +369,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
           break;
         case Verdict::kTooManyFailures:
         case Verdict::kRateLimited:
-          respond(http::status::too_many_requests,
-                  "too many failed attempts from your address; wait a minute", false);
+          respond(http::status::too_many_requests, kTooManyWrongTokens, false);
           return;
         default:
           respond(http::status::unauthorized,

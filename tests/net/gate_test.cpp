@@ -42,19 +42,25 @@ TEST(Gate, ConstantTimeCompareSemantics) {
   EXPECT_FALSE(Gate::tokens_equal("", ""));
 }
 
-TEST(Gate, RepeatedFailuresBlockTheAddressForAWhile) {
+TEST(Gate, WrongTokensAreBlockedForAWhileButTheRightOneAlwaysPasses) {
   Gate gate(options());
   const auto t0 = Clock::now();
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);
-  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 1s),
-            Verdict::kTooManyFailures);
-  auto other = with_bearer("Bearer secret-token-123");
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0 + 1s), Verdict::kTooManyFailures);
+  UpgradeRequest missing = with_bearer("");
+  missing.authorization.reset();
+  EXPECT_EQ(gate.check_upgrade(missing, t0 + 1s), Verdict::kTooManyFailures);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 1s), Verdict::kAllow)
+      << "the right token passes even while wrong ones are blocked";
+  auto other = with_bearer("Bearer wrong");
   other.remote_address = "10.0.0.9";
-  EXPECT_EQ(gate.check_upgrade(other, t0 + 1s), Verdict::kAllow)
+  EXPECT_EQ(gate.check_upgrade(other, t0 + 1s), Verdict::kUnauthorized)
       << "other addresses are not affected";
-  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 2min), Verdict::kAllow);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0 + 2min), Verdict::kUnauthorized)
+      << "the block ends";
 }
 
 TEST(Gate, OriginRules) {
@@ -75,6 +81,8 @@ TEST(Gate, OriginRules) {
   r.origin = "https://phone.test";
   EXPECT_EQ(listed.check_upgrade(r), Verdict::kAllow);
   r.origin = "https://example.test:8443";
+  EXPECT_EQ(listed.check_upgrade(r), Verdict::kAllow) << "the server's own origin stays allowed";
+  r.origin = "https://evil.test";
   EXPECT_EQ(listed.check_upgrade(r), Verdict::kForbiddenOrigin);
 
   auto any_options = options();
