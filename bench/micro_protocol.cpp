@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "protocol/clock.hpp"
 #include "protocol/data_reader.hpp"
 #include "protocol/envelope.hpp"
+#include "protocol/json_text.hpp"
 
 namespace {
 
@@ -121,6 +123,41 @@ void BM_InspectCliLine_NotJson(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(pa::agent::inspect_cli_line(line));
 }
 BENCHMARK(BM_InspectCliLine_NotJson);
+
+// The number rule on the broadcast path (issue 16). A CLI line is parsed anyway
+// (inspect_cli_line); the walk that tells whether it holds a double is the added cost for every
+// line, and only a line that does is scanned and rewritten.
+void BM_ContainsDouble_Assistant(benchmark::State& state) {
+  const boost::json::value value =
+      boost::json::parse(assistant_line(static_cast<std::size_t>(state.range(0))));
+  for (auto _ : state) benchmark::DoNotOptimize(pa::protocol::contains_double(value));
+}
+BENCHMARK(BM_ContainsDouble_Assistant)->Arg(300)->Arg(4096)->Arg(65536);
+
+void BM_NormalizeNumbers_Result(benchmark::State& state) {
+  const std::string line =
+      R"({"type":"result","subtype":"success","is_error":false,"duration_ms":1234,"duration_api_ms":1200,"num_turns":1,"result":"Done.","session_id":"9f1c2d3e-4b5a-4c6d-8e7f-0123456789ab","total_cost_usd":1.3700000000000001E-3,"usage":{"input_tokens":3,"output_tokens":12},"permission_denials":[],"uuid":"0b1c2d3e-4f5a-4b6c-8d7e-9f0123456789"})";
+  for (auto _ : state) {
+    std::string text = line;
+    benchmark::DoNotOptimize(pa::protocol::normalize_json_numbers(text));
+    benchmark::DoNotOptimize(text);
+  }
+}
+BENCHMARK(BM_NormalizeNumbers_Result);
+
+// A history page's worth of text with no number to rewrite: the scan alone.
+void BM_NormalizeNumbers_Page(benchmark::State& state) {
+  std::string page;
+  while (page.size() < static_cast<std::size_t>(state.range(0))) {
+    page += assistant_line(4096);
+    page += ',';
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(pa::protocol::normalize_json_numbers(page));
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * page.size()));
+}
+BENCHMARK(BM_NormalizeNumbers_Page)->Arg(1 << 20);
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 
 #include "projects/path_rules.hpp"
 #include "protocol/data_reader.hpp"
+#include "protocol/json_text.hpp"
 
 namespace pa::agent {
 
@@ -353,6 +354,7 @@ CliLine inspect_cli_line(std::string_view line) {
   if (ec || !value.is_object()) return out;
   const json::object& object = value.get_object();
   out.is_json_object = true;
+  out.has_double = protocol::contains_double(object);
 
   auto string_field = [&](std::string_view key) -> std::optional<std::string> {
     const json::value* v = object.if_contains(key);

@@ -94,6 +94,7 @@ struct CliLine {
   bool is_result = false;           // type == "result"
   bool is_error = false;            // "is_error": true
   std::vector<std::string> errors;  // a result's "errors" (non-strings serialized)
+  bool has_double = false;          // a number with a fraction or an exponent somewhere
 };
 CliLine inspect_cli_line(std::string_view line);
 

@@ -42,12 +42,12 @@ double process_cpu_seconds() {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-void read_status(double& rss_mb, unsigned& threads) {
+void read_status(std::int64_t& rss_mb, unsigned& threads) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("VmRSS:", 0) == 0) {
-      rss_mb = std::stod(line.substr(6)) / 1024.0;  // kB
+      rss_mb = std::llround(std::stod(line.substr(6)) / 1024.0);  // kB
     } else if (line.rfind("Threads:", 0) == 0) {
       threads = static_cast<unsigned>(std::stoul(line.substr(8)));
     }
@@ -67,7 +67,6 @@ Resources ResourceSampler::sample() {
   if (sampled_ && now - last_wall_ < kMinInterval) return last_;
   Resources r;
   read_status(r.memory_mb, r.threads);
-  r.memory_mb = round_to(r.memory_mb, 10);
   struct statvfs vfs {};
   if (::statvfs(data_dir_.c_str(), &vfs) == 0 ||
       ::statvfs(data_dir_.parent_path().empty() ? "." : data_dir_.parent_path().c_str(), &vfs) ==

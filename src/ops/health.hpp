@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -13,10 +14,11 @@ namespace pa::ops {
 std::string server_version();
 
 struct Resources {
-  double cpu_percent = 0;  // process CPU since the previous sample (100 = one core)
-  double memory_mb = 0;    // resident set size
+  double cpu_percent = 0;      // process CPU since the previous sample (100 = one core), 1 decimal
+  std::int64_t memory_mb = 0;  // resident set size, rounded to whole MiB
   unsigned threads = 0;
-  double disk_free_gb = 0;  // available to the server in the data directory's file system
+  // Available to the server in the data directory's file system, 1 decimal.
+  double disk_free_gb = 0;
 };
 
 // Reads /proc/self and statvfs. Thread-safe; blocking (call off the I/O threads). At most one

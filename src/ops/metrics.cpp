@@ -504,7 +504,7 @@ StatsSnapshot ServerMetrics::stats_snapshot() {
       s.executions_success + s.executions_failed + s.executions_timeout + s.executions_killed;
   const std::uint64_t runs = execution_duration.count();
   if (runs > 0) {
-    s.avg_duration_ms = execution_duration.sum() / static_cast<double>(runs) * 1000.0;
+    s.avg_duration_ms = std::llround(execution_duration.sum() / static_cast<double>(runs) * 1000.0);
   }
 
   std::lock_guard lock(stats_mutex_);
@@ -516,7 +516,8 @@ StatsSnapshot ServerMetrics::stats_snapshot() {
   const double elapsed = std::chrono::duration<double>(now - last_stats_time_).count();
   if (elapsed > 0) {
     const std::uint64_t delta = total >= last_stats_messages_ ? total - last_stats_messages_ : 0;
-    s.messages_rate_per_sec = static_cast<double>(delta) / elapsed;
+    // One decimal (5.2): dividing by 10 gives the double nearest the decimal.
+    s.messages_rate_per_sec = std::round(static_cast<double>(delta) / elapsed * 10.0) / 10.0;
     last_stats_time_ = now;
     last_stats_messages_ = total;
   }

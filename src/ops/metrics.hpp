@@ -226,11 +226,11 @@ struct StatsSnapshot {
   std::uint64_t executions_failed = 0;
   std::uint64_t executions_timeout = 0;
   std::uint64_t executions_killed = 0;
-  double avg_duration_ms = 0;  // mean duration of finished runs; 0 before the first
+  std::int64_t avg_duration_ms = 0;  // mean duration of finished runs, rounded; 0 before the first
   std::uint64_t messages_sent = 0;
   std::uint64_t messages_received = 0;
   // (sent + received) messages per second since the previous stats_snapshot() call (the first
-  // call: since construction); 0 when no time has passed.
+  // call: since construction), rounded to one decimal; 0 when no time has passed.
   double messages_rate_per_sec = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <boost/json/string.hpp>
 
 #include "protocol/clock.hpp"
+#include "protocol/json_text.hpp"
 #include "protocol/utf8.hpp"
 
 namespace pa::protocol {
@@ -166,7 +167,7 @@ std::string serialize(const Outgoing& head, std::string_view data_json) {
 }
 
 std::string serialize(const Outgoing& head, const json::object& data) {
-  return serialize(head, json::serialize(data));
+  return serialize(head, to_json_text(data));
 }
 
 json::object error_data(const Error& error) {

@@ -17,6 +17,7 @@
 #include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
+#include "protocol/json_text.hpp"
 #include "protocol/utf8.hpp"
 
 namespace pa::server {
@@ -395,8 +396,8 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
     if (!publish) return true;
     spdlog::warn("project {}: the CLI printed a non-JSON line ({} bytes)", project_->id(),
                  line.size());
-    const std::string raw =
-        json::serialize(json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
+    const std::string raw = protocol::to_json_text(
+        json::object{{"type", "raw"}, {"text", protocol::sanitize_utf8(line)}});
     return project_
                ->try_publish_raw_marked(history::Direction::kClaude, raw, "agent_message", raw,
                                         trailer(offset))
@@ -418,9 +419,17 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
       }
     }
   }
-  // The line goes to history (and out) before the effects of its turn's end are published.
-  if (publish && project_->try_publish_raw_marked(history::Direction::kClaude, line,
-                                                  "agent_message", line, trailer(offset))
+  // The line goes to history (and out) before the effects of its turn's end are published. A
+  // line with a fraction or an exponent is stored and sent with its numbers by the rule
+  // (protocol/json_text.hpp); the others, most lines, as the CLI wrote them.
+  std::string normalized;
+  std::string_view message = line;
+  if (publish && parsed.has_double) {
+    normalized = line;
+    if (protocol::normalize_json_numbers(normalized)) message = normalized;
+  }
+  if (publish && project_->try_publish_raw_marked(history::Direction::kClaude, message,
+                                                  "agent_message", message, trailer(offset))
                          .seq == 0) {
     return false;  // the effects above are idempotent: applying them on the retry is harmless
   }
@@ -468,7 +477,7 @@ bool AgentRun::on_line_too_long(std::string_view payload, std::uint64_t offset, 
                         {"bytes", bytes},
                         {"limit", context_.config.claude.max_line_bytes}};
     notice["line_type"] = line_type.empty() ? json::value(nullptr) : json::value(line_type);
-    const std::string text = json::serialize(notice);
+    const std::string text = protocol::to_json_text(notice);
     if (project_
             ->try_publish_raw_marked(history::Direction::kServer, text, "agent_message", text,
                                      trailer(offset))

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "protocol/envelope.hpp"
+#include "protocol/json_text.hpp"
 
 namespace pa::server {
 
@@ -33,7 +34,7 @@ std::string raw_message(std::string_view entry, const json::object& parsed, std:
       entry.size() > head.size() + tail.size()) {
     return std::string(entry.substr(head.size(), entry.size() - head.size() - tail.size()));
   }
-  return json::serialize(parsed.at("message"));
+  return protocol::to_json_text(parsed.at("message"));
 }
 
 }  // namespace
@@ -58,7 +59,10 @@ RebuiltFrame frame_from_history_entry(std::string_view entry, std::string_view p
   const std::string_view dir = direction->get_string();
   if (dir != "claude" && dir != "server") return out;  // a client's message: recorded only
   const std::string_view ts = timestamp->get_string();
-  const std::string raw = raw_message(entry, o, n, ts, dir);
+  std::string raw = raw_message(entry, o, n, ts, dir);
+  // Numbers by the rule, as they went out live; an entry an older server wrote may still hold
+  // exponent forms (5.07E2). Idempotent, so a live frame's bytes come out again unchanged.
+  if (protocol::contains_double(*message)) protocol::normalize_json_numbers(raw);
 
   std::string_view type = "agent_message";
   std::string_view data_json = raw;
@@ -76,7 +80,7 @@ RebuiltFrame frame_from_history_entry(std::string_view entry, std::string_view p
         data_json = std::string_view(raw).substr(prefix.size(), raw.size() - prefix.size() - 1);
       } else {
         type = type_text;
-        const std::string data = json::serialize(m.at("data"));
+        const std::string data = protocol::to_json_text(m.at("data"));
         out.frame = protocol::serialize(protocol::Outgoing{type, project_id, std::nullopt, n, ts},
                                         std::string_view(data));
         return out;

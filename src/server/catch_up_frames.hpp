@@ -4,7 +4,8 @@
 //  - direction "server", message {"type":T,"data":D} (Project::publish): T with data D;
 //  - direction "server", any other message (a run's oversized_line notice): agent_message;
 //  - direction "client": recorded only, never broadcast (no frame).
-// Each with the entry's seq and timestamp and no request_id.
+// Each with the entry's seq and timestamp and no request_id, and its numbers by the rule of
+// protocol/json_text.hpp (an entry written by an older server may hold exponent forms).
 #pragma once
 
 #include <cstdint>

@@ -5,6 +5,7 @@
 
 #include "protocol/clock.hpp"
 #include "protocol/data_reader.hpp"
+#include "protocol/json_text.hpp"
 #include "server/hub.hpp"
 #include "server/project.hpp"
 #include "server/request.hpp"
@@ -60,6 +61,8 @@ void Hub::handle_get_messages(Request request) {
     data += "],\"has_more\":";
     data += page.has_more ? "true" : "false";
     data += ",\"last_seq\":" + std::to_string(project.last_seq()) + "}";
+    // Entries are stored text; one written by an older server may hold exponent forms (5.07E2).
+    protocol::normalize_json_numbers(data);
     r.reply_raw("messages_response", data);
   });
 }

@@ -10,6 +10,7 @@
 #include "ops/logging.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/error_codes.hpp"
+#include "protocol/json_text.hpp"
 #include "server/catch_up_frames.hpp"
 
 namespace pa::server {
@@ -275,7 +276,7 @@ void Project::persist_seq_mark() {
 
 PublishResult Project::publish_json(std::string_view type, const json::object& data,
                                     const std::vector<Requester>& requesters, bool all_or_nothing) {
-  const std::string data_json = json::serialize(data);
+  const std::string data_json = protocol::to_json_text(data);
   const std::string message =
       "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
   const Message m{history::Direction::kServer, message, type, data_json, &requesters, {}};
@@ -475,7 +476,7 @@ PublishResult Project::try_publish_raw(history::Direction direction,
 PublishResult Project::try_publish_marked(std::string_view type, const json::object& data,
                                           const std::vector<Requester>& requesters,
                                           std::string_view trailer) {
-  const std::string data_json = json::serialize(data);
+  const std::string data_json = protocol::to_json_text(data);
   const std::string message =
       "{\"type\":" + json::serialize(json::string_view(type)) + ",\"data\":" + data_json + "}";
   return try_write(
@@ -490,7 +491,7 @@ PublishResult Project::try_publish_raw_marked(history::Direction direction,
 }
 
 void Project::reply(const Requester& requester, std::string_view type, const json::object& data) {
-  reply_raw(requester, type, json::serialize(data));
+  reply_raw(requester, type, protocol::to_json_text(data));
 }
 
 void Project::reply_raw(const Requester& requester, std::string_view type,

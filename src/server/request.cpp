@@ -1,6 +1,7 @@
 #include "server/request.hpp"
 
 #include "protocol/data_reader.hpp"
+#include "protocol/json_text.hpp"
 
 #include <boost/json/serialize.hpp>
 
@@ -13,7 +14,7 @@ Done make_done(std::function<void()> on_done) {
 }
 
 void Request::reply(std::string_view type, const boost::json::object& data) const {
-  reply_raw(type, boost::json::serialize(data));
+  reply_raw(type, protocol::to_json_text(data));
 }
 
 void Request::reply_raw(std::string_view type, std::string_view data_json) const {

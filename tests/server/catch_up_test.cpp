@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "protocol/json_text.hpp"
 #include "server/catch_up_frames.hpp"
 #include "server/project.hpp"
 #include "server/project_harness.hpp"
@@ -108,7 +109,10 @@ TEST_F(CatchUpTest, EveryBroadcastRebuildsFromHistoryToTheBytesSentLive) {
     Requester r{requester, std::string("req-1")};
     project_->publish("execution_started", json::object{{"prompt", "hi \"there\""}}, &r);
     project_->record(history::Direction::kClient, R"({"type":"execute","data":{"prompt":"p"}})");
-    project_->publish_raw(history::Direction::kClaude, line, "agent_message", line);
+    // As AgentRun publishes a CLI line holding a fraction: its numbers by the rule (1.0 -> 1).
+    std::string sent = line;
+    EXPECT_TRUE(protocol::normalize_json_numbers(sent));
+    project_->publish_raw(history::Direction::kClaude, sent, "agent_message", sent);
     project_->try_publish_raw_marked(history::Direction::kClaude, raw, "agent_message", raw,
                                      trailer);
     project_->try_publish_raw_marked(history::Direction::kServer, notice, "agent_message", notice,
@@ -285,6 +289,25 @@ TEST(CatchUpFramesTest, UnreadableOrUnknownEntries) {
   EXPECT_EQ(frame.at("seq").as_int64(), 4);
   EXPECT_EQ(frame.at("data").at("a").as_int64(), 1);
   EXPECT_EQ(frame.at("project_id").as_string(), "p");
+}
+
+// History written before the number rule holds Boost.JSON's exponent forms (5.07E2); a catch-up
+// frame rebuilt from it has plain numbers, as a live frame now has.
+TEST(CatchUpFramesTest, EntriesAnOlderServerWroteComeOutByTheNumberRule) {
+  const auto server = frame_from_history_entry(
+      R"({"seq":5,"timestamp":"2024-01-01T00:00:00.000Z","direction":"server","message":{"type":"execution_completed","data":{"duration_ms":5.07E2,"cost":1.23E-2,"note":"5E1"}}})",
+      "p");
+  ASSERT_TRUE(server.frame);
+  EXPECT_EQ(
+      *server.frame,
+      R"({"type":"execution_completed","project_id":"p","data":{"duration_ms":507,"cost":0.0123,"note":"5E1"},"seq":5,"timestamp":"2024-01-01T00:00:00.000Z"})");
+  const auto claude = frame_from_history_entry(
+      R"({"seq":6,"timestamp":"2024-01-01T00:00:00.000Z","direction":"claude","message":{"type":"result","total_cost_usd":1e-7,"n":3},"run":{"id":"r","offset":1}})",
+      "p");
+  ASSERT_TRUE(claude.frame);
+  EXPECT_EQ(
+      *claude.frame,
+      R"({"type":"agent_message","project_id":"p","data":{"type":"result","total_cost_usd":0.0000001,"n":3},"seq":6,"timestamp":"2024-01-01T00:00:00.000Z"})");
 }
 
 }  // namespace

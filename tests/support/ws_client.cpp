@@ -63,6 +63,7 @@ using PlainWs = websocket::stream<beast::tcp_stream>;
 using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
 
 struct WsClient::Impl {
+  std::string last_text;
   Impl(unsigned short p, ClientOptions o) : port(p), options(std::move(o)) {
     if (options.tls) {
       auto& t = ws.emplace<TlsWs>(io, client_tls());
@@ -232,10 +233,14 @@ std::optional<Json> WsClient::read(std::chrono::milliseconds deadline) {
     });
     return std::nullopt;
   }
-  std::string text = beast::buffers_to_string(impl_->buffer.data());
+  impl_->last_text = beast::buffers_to_string(impl_->buffer.data());
   impl_->buffer.consume(impl_->buffer.size());
-  auto value = json::parse(text);
+  auto value = json::parse(impl_->last_text);
   return value.as_object();
+}
+
+const std::string& WsClient::last_text() const {
+  return impl_->last_text;
 }
 
 std::optional<Json> WsClient::read_until(const std::function<bool(const Json&)>& predicate,

@@ -62,6 +62,8 @@ class WsClient {
   void close();
 
   const std::vector<Json>& skipped() const { return skipped_; }
+  // The text of the last message read (read, read_until, request), as received.
+  const std::string& last_text() const;
   const std::string& response_body() const { return response_body_; }
   // The server's Sec-WebSocket-Extensions answer (empty when it accepted none).
   const std::string& extensions() const { return extensions_; }
