@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "net/tls_stream.hpp"
 #include "net/ws_session.hpp"
+#include "protocol/json_text.hpp"
 #include "protocol/utf8.hpp"
 #include "web/static_assets.hpp"
 
@@ -387,7 +388,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     asio::post(hub_->blocking_pool(), [self = this->shared_from_this(), keep_alive] {
       auto data = self->hub_->health_data();
       const bool unhealthy = data.at("status").as_string() == "unhealthy";
-      std::string body = json::serialize(data);
+      std::string body = protocol::to_json_text(data);
       asio::dispatch(self->stream_.get_executor(),
                      [self, body = std::move(body), keep_alive, unhealthy]() mutable {
                        self->write(unhealthy ? http::status::service_unavailable : http::status::ok,

@@ -124,9 +124,7 @@ TEST_F(NumbersTest, StatsHealthResultAndHistoryHavePlainNumbers) {
   expect_integer_field(page_text, "last_seq");
 }
 
-// GET /health: the integer fields are integers. (Its fractions, cpu_percent and disk_free_gb,
-// still go through Boost.JSON's serializer in src/net/http_session.cpp, which this change does
-// not touch: see HttpHealthHasPlainFractions.)
+// GET /health: the integer fields are integers.
 TEST_F(NumbersTest, HttpHealthHasIntegerFields) {
   const auto http = http_get(server_->port(), server_->tls(), "/health");
   ASSERT_EQ(http.status, 200) << http.body;
@@ -136,8 +134,8 @@ TEST_F(NumbersTest, HttpHealthHasIntegerFields) {
   }
 }
 
-// Needs serve_health (src/net/http_session.cpp) to write the body with protocol::to_json_text.
-TEST_F(NumbersTest, DISABLED_HttpHealthHasPlainFractions) {
+// GET /health: its fractions (cpu_percent, disk_free_gb) in plain decimal too.
+TEST_F(NumbersTest, HttpHealthHasPlainFractions) {
   const auto http = http_get(server_->port(), server_->tls(), "/health");
   ASSERT_EQ(http.status, 200) << http.body;
   expect_no_exponent(http.body);
