@@ -77,6 +77,27 @@ class FdLimitTest : public AgentServerTest {
                              ",FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()});
     start_server(std::move(options));
   }
+
+  // A run started now fails with INTERNAL_ERROR, details.reason EMFILE and a message naming
+  // `while` (not INVALID_PATH or EXECUTION_FAILED, as if the path or the CLI were at fault).
+  void expect_run_out_of_descriptors(WsClient& driver, const std::string& id,
+                                     const std::string& while_doing) {
+    const auto starved = execute(driver, id, "hello");
+    EXPECT_TRUE(is_state(starved, "EXECUTING")) << json::serialize(starved);
+    std::optional<Json> run_error;
+    for (const auto& m : until_idle(driver))
+      if (str(m, "type") == "error") run_error = m;
+    ASSERT_TRUE(run_error) << "the run neither started nor failed";
+    const auto text = json::serialize(*run_error);
+    EXPECT_EQ(error_code(*run_error), "INTERNAL_ERROR") << text;
+    EXPECT_NE(str(data(*run_error), "message").find("ran out of file descriptors"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(str(data(*run_error), "message").find(while_doing), std::string::npos) << text;
+    const auto* details = data(*run_error).if_contains("details");
+    ASSERT_NE(details, nullptr) << text;
+    EXPECT_EQ(str(details->as_object(), "reason"), "EMFILE");
+  }
 };
 
 TEST_F(FdLimitTest, WithALimitOf256The400ClientsOverTheCapGet503AndARunStillStarts) {
@@ -154,18 +175,8 @@ TEST_F(FdLimitTest, OutOfDescriptorsAtAcceptIsAnswered503AndLoggedOnce) {
 
   // A run that cannot open its project directory for lack of descriptors says so: INTERNAL_ERROR
   // with details.reason EMFILE, not INVALID_PATH.
-  const auto starved = execute(*driver, id, "hello");
-  EXPECT_TRUE(is_state(starved, "EXECUTING")) << json::serialize(starved);
-  std::optional<Json> run_error;
-  for (const auto& m : until_idle(*driver))
-    if (str(m, "type") == "error") run_error = m;
-  ASSERT_TRUE(run_error) << "the run neither started nor failed";
-  EXPECT_EQ(error_code(*run_error), "INTERNAL_ERROR") << json::serialize(*run_error);
-  EXPECT_NE(str(data(*run_error), "message").find("ran out of file descriptors"), std::string::npos)
-      << json::serialize(*run_error);
-  const auto* details = data(*run_error).if_contains("details");
-  ASSERT_NE(details, nullptr);
-  EXPECT_EQ(str(details->as_object(), "reason"), "EMFILE");
+  ASSERT_NO_FATAL_FAILURE(
+      expect_run_out_of_descriptors(*driver, id, "while opening the project directory"));
   EXPECT_TRUE(records().empty());
 
   constexpr int kClients = 60;
@@ -216,19 +227,8 @@ TEST_F(FdLimitTest, RunWhoseSupervisorCannotStartForLackOfDescriptorsSaysSo) {
   // 4: the directory and the run's state file fit, the supervisor's pipes do not (2 to 7 free
   // all end there).
   ASSERT_TRUE(free_descriptors(*server_, exhausted, 4));
-  const auto starved = execute(*driver, id, "hello");
-  EXPECT_TRUE(is_state(starved, "EXECUTING")) << json::serialize(starved);
-  std::optional<Json> run_error;
-  for (const auto& m : until_idle(*driver))
-    if (str(m, "type") == "error") run_error = m;
-  ASSERT_TRUE(run_error) << "the run neither started nor failed";
-  EXPECT_EQ(error_code(*run_error), "INTERNAL_ERROR") << json::serialize(*run_error);
-  EXPECT_NE(str(data(*run_error), "message").find("while starting the run's supervisor"),
-            std::string::npos)
-      << json::serialize(*run_error);
-  const auto* details = data(*run_error).if_contains("details");
-  ASSERT_NE(details, nullptr);
-  EXPECT_EQ(str(details->as_object(), "reason"), "EMFILE");
+  ASSERT_NO_FATAL_FAILURE(
+      expect_run_out_of_descriptors(*driver, id, "while starting the run's supervisor"));
   EXPECT_EQ(records().size(), 1u);
 
   ASSERT_TRUE(release_descriptors(*server_, exhausted));

@@ -295,34 +295,30 @@ TEST_F(TlsStreamTest, MegabyteEachWayWaitsForTheSocketAndArrivesIntact) {
   const std::string down = pattern(1 << 20, 11);
   const std::string up = pattern(1 << 20, 12);
 
-  // Server to client: the client starts reading only once the server's write is stuck.
-  Result w;
-  asio::async_write(*server_, asio::buffer(down), w.handler());
-  drain();
-  ASSERT_FALSE(w.done()) << "1 MiB fit in the socket buffers: the write never had to wait";
-  std::string got(down.size(), '\0');
-  Result r;
-  asio::async_read(*client_, asio::buffer(got), r.handler());
-  ASSERT_TRUE(run_until([&] { return w.done() && r.done(); }));
-  ASSERT_FALSE(*w.ec) << w.ec->message();
-  ASSERT_FALSE(*r.ec) << r.ec->message();
-  EXPECT_EQ(w.bytes, down.size());
-  EXPECT_EQ(r.bytes, down.size());
-  EXPECT_TRUE(got == down) << "server-to-client bytes differ";
-
-  // Client to server: the server starts reading only once the client's write is stuck.
-  Result cw;
-  asio::async_write(*client_, asio::buffer(up), cw.handler());
-  drain();
-  ASSERT_FALSE(cw.done()) << "1 MiB fit in the socket buffers: the read never had data waiting";
-  std::string received(up.size(), '\0');
-  Result sr;
-  asio::async_read(*server_, asio::buffer(received), sr.handler());
-  ASSERT_TRUE(run_until([&] { return cw.done() && sr.done(); }));
-  ASSERT_FALSE(*cw.ec) << cw.ec->message();
-  ASSERT_FALSE(*sr.ec) << sr.ec->message();
-  EXPECT_EQ(sr.bytes, up.size());
-  EXPECT_TRUE(received == up) << "client-to-server bytes differ";
+  // One way at a time: the reader starts only once the writer is stuck on a full socket.
+  const auto transfer = [&](auto& writer, auto& reader, const std::string& data) {
+    Result w;
+    asio::async_write(writer, asio::buffer(data), w.handler());
+    drain();
+    ASSERT_FALSE(w.done()) << "1 MiB fit in the socket buffers: the write never had to wait";
+    std::string got(data.size(), '\0');
+    Result r;
+    asio::async_read(reader, asio::buffer(got), r.handler());
+    ASSERT_TRUE(run_until([&] { return w.done() && r.done(); }));
+    ASSERT_FALSE(*w.ec) << w.ec->message();
+    ASSERT_FALSE(*r.ec) << r.ec->message();
+    EXPECT_EQ(w.bytes, data.size());
+    EXPECT_EQ(r.bytes, data.size());
+    EXPECT_TRUE(got == data) << "bytes differ";
+  };
+  {
+    SCOPED_TRACE("server to client");
+    transfer(*server_, *client_, down);
+  }
+  {
+    SCOPED_TRACE("client to server");
+    transfer(*client_, *server_, up);
+  }
 }
 
 TEST_F(TlsStreamTest, ReadAndWriteInFlightAtOnceBothComplete) {

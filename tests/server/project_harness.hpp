@@ -3,8 +3,6 @@
 // is removed from disk (on its strand) and the directory deleted when it goes.
 #pragma once
 
-#include <stdlib.h>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -17,24 +15,21 @@
 
 #include <gtest/gtest.h>
 
+#include "support/server_process.hpp"
+
 #include "server/project.hpp"
 
 namespace pa::server::test {
 
 class ProjectHarness {
  public:
-  explicit ProjectHarness(std::size_t threads = 1) : pool_(threads) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "pa-project-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    dir_ = tmpl;
-    store_ = std::make_unique<projects::ProjectStore>(dir_);
-  }
+  explicit ProjectHarness(std::size_t threads = 1)
+      : pool_(threads), store_(std::make_unique<projects::ProjectStore>(dir_.path())) {}
+  // The pool is joined before dir_ (declared first) removes the directory.
   ~ProjectHarness() {
     for (auto& project : made_) on_strand(*project, [&] { project->remove_from_disk(); });
     made_.clear();
     pool_.join();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
   ProjectHarness(const ProjectHarness&) = delete;
   ProjectHarness& operator=(const ProjectHarness&) = delete;
@@ -68,15 +63,15 @@ class ProjectHarness {
   }
 
   const projects::ProjectStore& store() const { return *store_; }
-  const std::filesystem::path& dir() const { return dir_; }
+  const std::filesystem::path& dir() const { return dir_.path(); }
 
   ops::Counter history_bytes;
   ops::Counter storage_errors;
   ops::StorageProblems problems{std::chrono::seconds(5)};
 
  private:
+  pa::test::TempDir dir_{"pa-project-test"};
   boost::asio::thread_pool pool_;
-  std::filesystem::path dir_;
   std::unique_ptr<projects::ProjectStore> store_;
   std::vector<std::shared_ptr<Project>> made_;
 };
