@@ -97,7 +97,9 @@ CaptureResult run_capture(const SpawnSpec& spec, std::chrono::milliseconds timeo
 std::string find_executable(const std::string& name, const std::vector<std::string>& env);
 
 // Call once at start-up: makes the server a child subreaper (orphaned tools re-parent to it) and
-// reaps every child through one SIGCHLD handler on `io`.
+// reaps every child through one SIGCHLD handler on `io`. A child's exit reaches its own strand
+// by a post from `io`'s thread; if that is another io_context than the children's, the
+// children's must outlive that post (wait for `io`'s running handlers before destroying it).
 void install_reaper(boost::asio::any_io_executor io);
 
 }  // namespace pa::agent

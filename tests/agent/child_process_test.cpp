@@ -14,6 +14,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
@@ -44,6 +45,18 @@ class ReaperEnvironment : public ::testing::Environment {
     guard_.emplace(io_->get_executor());
     thread_ = std::thread([io = io_] { io->run(); });
     install_reaper(io_->get_executor());
+    instance_ = this;
+  }
+
+  // Returns once every handler the reaper's thread is running or has queued has finished. A
+  // child's exit reaches its own executor by a post from the reaper's thread, and that post is
+  // still unwinding (dropping its copy of the child's strand) after the exit handler ran: a
+  // test's io_context must not be destroyed before this returns.
+  static void wait_for_reaper_thread() {
+    if (instance_ == nullptr) return;
+    std::promise<void> done;
+    boost::asio::post(*instance_->io_, [&done] { done.set_value(); });
+    done.get_future().wait();
   }
   void TearDown() override {
     if (io_ == nullptr) return;
@@ -53,6 +66,7 @@ class ReaperEnvironment : public ::testing::Environment {
   }
 
  private:
+  static inline ReaperEnvironment* instance_ = nullptr;
   boost::asio::io_context* io_ = nullptr;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
   std::thread thread_;
@@ -193,6 +207,7 @@ class ChildProcessTest : public ::testing::Test {
       EXPECT_TRUE(ev->wait_exit(20s).has_value()) << "pid " << child->pid() << " never exited";
     }
     children_.clear();
+    ReaperEnvironment::wait_for_reaper_thread();
     guard_.reset();
     for (auto& t : threads_) t.join();
   }
