@@ -171,7 +171,8 @@ const std::vector<Setting> kSettings = {
      .flags = "--timeouts-ping-interval,--ping-interval",
      .field = FIELD(timeouts.ping_interval),
      .min = 1,
-     .help = "The server pings each connection this often"},
+     .help = "The server pings each connection at least this often (with the server_stats tick "
+             "at or before the ping is due, while stats.interval is at most this)"},
     {.key = "timeouts.pong_timeout",
      .env = "PA_PONG_TIMEOUT",
      .flags = "--timeouts-pong-timeout,--pong-timeout",

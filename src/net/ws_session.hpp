@@ -3,7 +3,8 @@
 // buffers, and a deferred, idempotent close. Only http_session.cpp includes this file.
 //
 // Keep-alive: one timer of the session's own, on its strand (Beast's keep-alive pings are off). A
-// ping goes out every timeouts.ping_interval; a ping not answered by a pong within
+// ping goes out at least every timeouts.ping_interval (on the server_stats beat, see
+// common/keepalive_grid.hpp); a ping not answered by a pong within
 // timeouts.pong_timeout drops the peer (TCP closed, no close frame: it is presumed gone); a peer
 // from which nothing at all arrives (no message, no pong, no ping) for timeouts.idle is closed with
 // 1000. The timer handler holds only a weak_ptr, and finish() cancels it: it never keeps a session
@@ -49,6 +50,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/keepalive_grid.hpp"
 #include "config/config.hpp"
 #include "net/feed_cursors.hpp"
 #include "net/outbound_queue.hpp"
@@ -182,6 +184,7 @@ class WsSession : public server::Connection,
     timeouts.keep_alive_pings = false;
     ws_.set_option(timeouts);
     ping_interval_ = cfg.timeouts.ping_interval;
+    ping_beat_ = common::keepalive::ping_beat(cfg.stats.interval, ping_interval_);
     pong_timeout_ = cfg.timeouts.pong_timeout;
     idle_timeout_ = cfg.timeouts.idle;
     // Runs inside a read on the strand (the read holds a shared_ptr), so `this` is alive.
@@ -273,7 +276,7 @@ class WsSession : public server::Connection,
   // waits for whatever is earliest, so a busy connection costs no timer operation per frame.
   void schedule_keepalive() {
     if (finished_) return;
-    auto due = next_ping_at_;
+    auto due = ping_at();
     if (awaiting_pong_) due = std::min(due, pong_deadline_);
     if (idle_timeout_.count() > 0 && !closing_) due = std::min(due, last_heard_ + idle_timeout_);
     if (queue_.writing()) due = std::min(due, last_progress_ + slow_consumer_);
@@ -285,17 +288,13 @@ class WsSession : public server::Connection,
     keepalive_timer_.async_wait(if_alive([](WsSession& s) { s.on_keepalive_timer(); }));
   }
 
-  // Every connection's keep-alive deadline is rounded up to the same 250 ms grid, so the timers
-  // of thousands of idle connections expire together: the server wakes a few times a second for
-  // all their pings (and gets their pongs back in bursts) instead of once per connection. A
-  // deadline is met at most 250 ms late (5,000 idle connections, pings only: 0.93 % -> 0.40 %
-  // of a core).
-  static constexpr auto kKeepaliveGrain = std::chrono::milliseconds(250);
+  // The timers of all connections expire together (common/keepalive_grid.hpp): deadlines on a
+  // 250 ms grain, pings on the server_stats beat.
   static Clock::time_point on_keepalive_grid(Clock::time_point t) {
-    const auto grain = std::chrono::duration_cast<Clock::duration>(kKeepaliveGrain);
-    const auto since = t.time_since_epoch();
-    const auto rest = since % grain;
-    return rest == Clock::duration::zero() ? t : t + (grain - rest);
+    return common::keepalive::round_up(t, common::keepalive::kGrain);
+  }
+  Clock::time_point ping_at() const {
+    return common::keepalive::ping_time(next_ping_at_, ping_beat_);
   }
 
   void on_keepalive_timer() {
@@ -304,7 +303,7 @@ class WsSession : public server::Connection,
     if (!finished_) check_progress(now);
     if (!finished_) check_pong(now);
     if (!finished_) check_idle(now);
-    if (!finished_ && now >= next_ping_at_) send_ping(now);
+    if (!finished_ && now >= ping_at()) send_ping(now);
     schedule_keepalive();
   }
 
@@ -617,6 +616,7 @@ class WsSession : public server::Connection,
   Clock::time_point next_ping_at_;
   Clock::time_point pong_deadline_;  // while awaiting_pong_
   std::chrono::seconds ping_interval_{30};
+  Clock::duration ping_beat_{};  // pings go out on this beat (zero: when due)
   std::chrono::seconds pong_timeout_{30};
   std::chrono::seconds idle_timeout_{0};  // 0 = off
   Clock::time_point last_heard_;          // the last frame from the peer

@@ -12,6 +12,7 @@
 
 #include "agent/run_options.hpp"
 #include "agent/supervisor.hpp"
+#include "common/keepalive_grid.hpp"
 #include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
@@ -327,7 +328,10 @@ std::string Hub::render_metrics() {
 
 void Hub::schedule_stats() {
   if (config_.stats.interval.count() <= 0 || stopping_) return;
-  stats_timer_.expires_after(config_.stats.interval);
+  // On the beat of the steady clock, which the connections' pings follow too
+  // (common/keepalive_grid.hpp): one wake-up sends both.
+  stats_timer_.expires_at(
+      common::keepalive::next_beat(std::chrono::steady_clock::now(), config_.stats.interval));
   stats_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (ec || self->stopping_) return;
     self->broadcast_stats();
