@@ -1,16 +1,12 @@
 #include "net/token_file.hpp"
 
-#include <fcntl.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <stdexcept>
 
 #include "common/atomic_file.hpp"
+#include "common/private_file.hpp"
 
 namespace pa::net {
 
@@ -21,40 +17,12 @@ fs::path token_path(const fs::path& data_dir) {
 }
 
 namespace {
-// Reads the token file, refusing anything a token file cannot be: not a regular file, or larger
-// than kMaxTokenFileBytes (read up to one byte past the bound, so a huge file is never loaded).
+// The token file, refused when larger than kMaxTokenFileBytes (never loaded whole).
 std::string read_token_file(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw std::runtime_error("cannot read " + path.string() + ": " + std::strerror(errno));
-  }
-  struct stat st {};
-  std::string text;
-  std::string problem;
-  if (::fstat(fd, &st) != 0) {
-    problem = std::strerror(errno);
-  } else if (!S_ISREG(st.st_mode)) {
-    problem = "it is not a regular file";
-  } else {
-    if ((st.st_mode & 077) != 0) ::fchmod(fd, 0600);  // a copy restored with loose permissions
-    text.resize(kMaxTokenFileBytes + 1);
-    std::size_t got = 0;
-    while (got < text.size()) {
-      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        problem = std::strerror(errno);
-        break;
-      }
-      if (n == 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    text.resize(got);
-  }
-  ::close(fd);
-  if (!problem.empty()) throw std::runtime_error("cannot read " + path.string() + ": " + problem);
+  std::string text = common::read_private_file(path, kMaxTokenFileBytes);
   if (text.size() > kMaxTokenFileBytes) {
-    throw std::runtime_error(path.string() + " is " + std::to_string(st.st_size) +
+    std::error_code ec;
+    throw std::runtime_error(path.string() + " is " + std::to_string(fs::file_size(path, ec)) +
                              " bytes; a token file holds one line of at most " +
                              std::to_string(kMaxTokenFileBytes) +
                              " bytes. Put the token alone in it, or delete it to generate one");
