@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "common/atomic_file.hpp"
+#include "common/hex.hpp"
 #include "common/private_file.hpp"
 
 namespace pa::net {
@@ -57,12 +58,8 @@ std::string load_or_create_token(const fs::path& data_dir, bool& created) {
   if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
     throw std::runtime_error("cannot generate a token: OpenSSL RAND_bytes failed");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string token;
-  for (unsigned char b : bytes) {
-    token += kHex[b >> 4];
-    token += kHex[b & 0x0F];
-  }
+  const std::string token =
+      common::to_hex({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
   if (auto write_ec = common::write_file_atomically(path, token + "\n", 0600)) {
     throw std::runtime_error("cannot write " + path.string() + ": " + write_ec.message());
   }

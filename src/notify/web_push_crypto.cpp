@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "notify/base64url.hpp"
+#include "notify/digest.hpp"
 
 namespace pa::notify {
 namespace {
@@ -14,17 +15,6 @@ namespace {
 constexpr std::size_t kSaltBytes = 16;
 constexpr std::size_t kAuthBytes = 16;
 constexpr std::size_t kTagBytes = 16;
-
-std::optional<std::string> hmac_sha256(std::string_view key, std::string_view data) {
-  std::string out(32, '\0');
-  std::size_t len = 0;
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
-                reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-                reinterpret_cast<unsigned char*>(out.data()), out.size(), &len) == nullptr ||
-      len != out.size())
-    return std::nullopt;
-  return out;
-}
 
 // HKDF-SHA-256 (RFC 5869) for outputs of at most one hash block, as RFC 8291 uses it.
 std::optional<std::string> hkdf(std::string_view salt, std::string_view ikm, std::string info,
