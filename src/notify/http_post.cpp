@@ -79,6 +79,8 @@ void take_reply(http::response_parser<http::string_body>& parser, HttpReply& rep
   reply.body = res.body();
   if (const auto it = res.find(http::field::location); it != res.end())
     reply.location = std::string(it->value());
+  if (const auto it = res.find(http::field::retry_after); it != res.end())
+    reply.retry_after = std::string(it->value());
 }
 
 template <class Stream>

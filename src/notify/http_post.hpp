@@ -25,6 +25,7 @@ struct HttpReply {
   std::string error;     // why no response arrived (resolve, connect, TLS, timeout...), else empty
   std::string body;      // at most kMaxReplyBody bytes
   std::string location;  // the Location header, if any (a push service names the message)
+  std::string retry_after;  // the Retry-After header, if any (429, 503)
 };
 
 inline constexpr std::size_t kMaxReplyBody = 16 * 1024;
