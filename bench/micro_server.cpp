@@ -34,7 +34,6 @@ class QueueConnection : public pa::server::Connection {
   explicit QueueConnection(std::uint64_t id) : id_(id) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return remote_; }
-  const std::string& client_name() const override { return client_name_; }
   void send(pa::protocol::SharedText text) override {
     queue_.push_back(std::move(text));
     if (queue_.size() > 64) queue_.clear();
@@ -45,7 +44,6 @@ class QueueConnection : public pa::server::Connection {
  private:
   std::uint64_t id_;
   std::string remote_ = "127.0.0.1";
-  std::string client_name_;
   std::deque<pa::protocol::SharedText> queue_;
 };
 
@@ -56,7 +54,6 @@ class StrandConnection : public pa::server::Connection {
   StrandConnection(std::uint64_t id, asio::io_context& io) : id_(id), strand_(io.get_executor()) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return remote_; }
-  const std::string& client_name() const override { return client_name_; }
   void send(pa::protocol::SharedText text) override {
     asio::dispatch(strand_, [this, text = std::move(text)]() mutable {
       queue_.push_back(std::move(text));
@@ -69,7 +66,6 @@ class StrandConnection : public pa::server::Connection {
  private:
   std::uint64_t id_;
   std::string remote_ = "127.0.0.1";
-  std::string client_name_;
   asio::strand<asio::io_context::executor_type> strand_;
   std::deque<pa::protocol::SharedText> queue_;
 };

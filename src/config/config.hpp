@@ -90,6 +90,9 @@ struct Config {
     bool allow_dangerous = false;
     std::string permission_prompt;  // "", "client" or "none"
     Seconds permission_timeout{300};
+    // No subscriber declared `permissions` in hello: "deny" asks at once, or "cli" (the CLI's
+    // own permission mode decides; the run starts without the permission prompt tool).
+    std::string permission_fallback = "deny";
   } claude;
 
   struct WebSocket {

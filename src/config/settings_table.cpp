@@ -281,6 +281,14 @@ const std::vector<Setting> kSettings = {
      .field = FIELD(claude.permission_timeout),
      .min = 1,
      .help = "A tool permission request nobody answers is denied after this long"},
+    {.key = "claude.permission_fallback",
+     .env = "PA_CLAUDE_PERMISSION_FALLBACK",
+     .flags = "--claude-permission-fallback",
+     .field = FIELD(claude.permission_fallback),
+     .choices = {"deny", "cli"},
+     .help = "When no subscriber declared the permissions capability in hello: deny (each tool "
+             "permission request is denied at once) or cli (the run starts without the "
+             "permission prompt tool: the CLI's permission mode decides)"},
     // --- websocket ------------------------------------------------------------------------
     {.key = "websocket.read_buffer",
      .env = "PA_WEBSOCKET_READ_BUFFER",

@@ -14,8 +14,8 @@
 #include "config/config.hpp"
 #include "net/tls_stream.hpp"
 #include "net/ws_session.hpp"
+#include "protocol/handshake.hpp"
 #include "protocol/json_text.hpp"
-#include "protocol/utf8.hpp"
 #include "web/static_assets.hpp"
 
 namespace pa::net {
@@ -41,8 +41,6 @@ struct Target {
   std::optional<std::string> token;
   std::optional<std::string> client_name;  // names the client in audit records
 };
-
-constexpr std::size_t kMaxClientNameBytes = 64;
 
 constexpr const char* kTooManyWrongTokens =
     "too many wrong tokens from your address: wrong tokens get 429 for a minute; the right token "
@@ -316,12 +314,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void upgrade(const Target& target) {
     auto& req = parser_->get();
-    if (target.client_name &&
-        (target.client_name->empty() || target.client_name->size() > kMaxClientNameBytes ||
-         !protocol::is_valid_utf8(*target.client_name) ||
-         protocol::has_control_characters(*target.client_name))) {
+    if (target.client_name && !protocol::valid_client_name(*target.client_name)) {
       respond(http::status::bad_request,
-              "client_name must be 1 to " + std::to_string(kMaxClientNameBytes) +
+              "client_name must be 1 to " + std::to_string(protocol::kMaxClientNameBytes) +
                   " bytes of printable UTF-8",
               false);
       return;

@@ -157,12 +157,12 @@ class WsSession : public server::Connection,
  public:
   WsSession(Stream&& stream, std::shared_ptr<server::SessionHost> hub, std::string remote,
             std::string client_name)
-      : ws_(std::move(stream)),
+      : server::Connection(std::move(client_name)),
+        ws_(std::move(stream)),
         keepalive_timer_(ws_.get_executor()),
         hub_(std::move(hub)),
         id_(hub_->next_connection_id()),
-        remote_(std::move(remote)),
-        client_name_(std::move(client_name)) {}
+        remote_(std::move(remote)) {}
 
   ~WsSession() override {
     queue_.clear();
@@ -172,7 +172,6 @@ class WsSession : public server::Connection,
 
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return remote_; }
-  const std::string& client_name() const override { return client_name_; }
 
   void run(http::request<http::string_body> request) {
     const auto& cfg = hub_->config();
@@ -629,7 +628,6 @@ class WsSession : public server::Connection,
   std::shared_ptr<server::SessionHost> hub_;
   const std::uint64_t id_;
   const std::string remote_;
-  const std::string client_name_;
   OutboundQueue queue_{100, 16u << 20};
   FeedCursors cursors_;  // the projects it joined, and where it stands in each
   std::mutex inbox_mutex_;

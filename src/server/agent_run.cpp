@@ -197,12 +197,12 @@ void AgentRun::start() {
 
   agent::SupervisorSpec spec;
   spec.cli.binary = context_.config.claude.binary;
-  auto args = agent::build_cli_args(request_.options, context_.config.claude, info.session_id,
+  const agent::RunOptions options = options_at_start();
+  auto args = agent::build_cli_args(options, context_.config.claude, info.session_id,
                                     mcp_path_.empty() ? std::nullopt : std::optional(mcp_path_));
   resumed_session_ = args.resumed_session;
   spec.cli.args = std::move(static_cast<std::vector<std::string>&>(args));
-  client_permissions_ =
-      agent::uses_client_permission_prompt(request_.options, context_.config.claude);
+  client_permissions_ = agent::uses_client_permission_prompt(options, context_.config.claude);
   spec.cli.env = context_.cli_env;
   spec.cli.cwd = project_->path();
   spec.max_line_bytes = context_.config.claude.max_line_bytes;

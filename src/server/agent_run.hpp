@@ -176,6 +176,9 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   bool start_next_follow_up();
   void publish_dequeued(std::vector<boost::json::object> dequeued);
   void on_control_request(std::string_view line, const agent::ControlRequest& request);
+  // The options the CLI starts with: the request's, without the permission prompt when
+  // claude.permission_fallback is "cli" and no subscriber answers permission requests.
+  agent::RunOptions options_at_start() const;
 
   // PermissionBroker::Host
   void send_control(const std::string& cli_request_id, std::string line) override;

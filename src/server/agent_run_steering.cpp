@@ -4,6 +4,7 @@
 // strand.
 #include <spdlog/spdlog.h>
 
+#include "protocol/handshake.hpp"
 #include "server/agent_run.hpp"
 
 namespace pa::server {
@@ -14,9 +15,27 @@ namespace {
 // Who asked or answered, for prompt_queued, permission_resolved and the audit trail.
 json::object client_who(const Connection& connection) {
   json::object by{{"type", "client"}, {"connection_id", connection.id()}};
-  by["client_name"] = connection.client_name().empty() ? json::value(nullptr)
-                                                       : json::value(connection.client_name());
+  const std::string name = connection.client_name();
+  by["client_name"] = name.empty() ? json::value(nullptr) : json::value(name);
   return by;
+}
+
+// The deny an ask gets when no subscriber can answer it: it names the setting to change.
+std::string no_client_message(std::string_view fallback) {
+  const std::string nobody =
+      "No client that answers tool permission requests is subscribed to this project (none "
+      "declared the \"permissions\" capability in hello), so Pocket Agent Server denied this "
+      "tool call";
+  if (fallback == "cli") {
+    return nobody +
+           ". This run started while such a client was subscribed; with "
+           "claude.permission_fallback: cli, a run started without one lets the CLI's permission "
+           "mode decide";
+  }
+  return nobody +
+         " (claude.permission_fallback: deny). Connect a client that answers them (the web "
+         "console does), or set claude.permission_fallback to cli to let the CLI's permission "
+         "mode decide";
 }
 }  // namespace
 
@@ -110,8 +129,27 @@ void AgentRun::on_control_request(std::string_view line, const agent::ControlReq
                                           : "Tool permission requests are not enabled");
     return;
   }
+  if (!project_->subscriber_declares(protocol::kPermissionsCapability)) {
+    permissions_.deny_unasked(*request.ask, "no_client",
+                              no_client_message(context_.config.claude.permission_fallback));
+    return;
+  }
   permissions_.open(line, *request.ask);
   // The caller publishes the permission_request (marked with the line's spool offset).
+}
+
+agent::RunOptions AgentRun::options_at_start() const {
+  agent::RunOptions options = request_.options;
+  if (context_.config.claude.permission_fallback == "cli" &&
+      agent::uses_client_permission_prompt(options, context_.config.claude) &&
+      !project_->subscriber_declares(protocol::kPermissionsCapability)) {
+    spdlog::info(
+        "project {}: no subscriber answers permission requests; the run starts without the "
+        "permission prompt (claude.permission_fallback: cli)",
+        project_->id());
+    options.permission_prompt = "none";
+  }
+  return options;
 }
 
 bool AgentRun::answer_permission(const agent::PermissionAnswer& answer,

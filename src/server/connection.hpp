@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "protocol/envelope.hpp"
+#include "server/client_profile.hpp"
 
 namespace pa::server {
 
@@ -39,11 +40,16 @@ class Feed {
 
 class Connection {
  public:
+  // `client_name`: the name the client gave at connect (`/ws?client_name=`), empty if none.
+  explicit Connection(std::string client_name = {}) : profile_(std::move(client_name)) {}
   virtual ~Connection() = default;
   virtual std::uint64_t id() const = 0;
   virtual const std::string& remote_address() const = 0;
-  // The name the client gave at connect (`/ws?client_name=`), empty if none. For audit records.
-  virtual const std::string& client_name() const = 0;
+  // The client's name (the query's, else its hello's), empty if none. For audit records.
+  std::string client_name() const { return profile_.name(); }
+  // Its name and what it declared in hello. Thread-safe.
+  ClientProfile& profile() { return profile_; }
+  const ClientProfile& profile() const { return profile_; }
   // Queues a text frame that is not part of a feed (a reply, server_stats, a notice). Thread-safe;
   // never blocks. Bounded: a client that lets such frames pile up (requests without reading the
   // replies) is closed as a slow consumer.
@@ -76,6 +82,9 @@ class Connection {
   virtual void close(std::uint16_t code, std::string reason) = 0;
   // Closes after everything already queued has been written (shutdown). Idempotent.
   virtual void close_after_queued(std::uint16_t code, std::string reason) = 0;
+
+ private:
+  ClientProfile profile_;
 };
 
 }  // namespace pa::server

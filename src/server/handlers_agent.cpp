@@ -46,7 +46,10 @@ protocol::Error permission_not_found(const Project& project, const std::string& 
   }
   const std::string at(resolution.at("at").as_string());
   std::string message = "Permission request " + permission_id;
-  if (closed->status == "resolved") {
+  if (closed->status == "resolved" && resolution.at("reason") == "no_client") {
+    message += " was denied at " + at +
+               " without asking: no subscriber had declared \"permissions\" in hello";
+  } else if (closed->status == "resolved") {
     message += " was already answered (" + std::string(resolution.at("decision").as_string()) +
                ") at " + at + "; nothing to do";
   } else if (closed->status == "expired") {

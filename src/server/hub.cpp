@@ -125,6 +125,7 @@ void Hub::stop_blocking_pool() {
 
 const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
   static const std::map<std::string, Handler, std::less<>> table = {
+      {"hello", &Hub::handle_hello},
       {"project_create", &Hub::handle_project_create},
       {"project_list", &Hub::handle_project_list},
       {"project_delete", &Hub::handle_project_delete},
@@ -429,6 +430,8 @@ void Hub::on_message(const std::shared_ptr<Connection>& connection, std::string 
     return;
   }
   Request request{connection, std::move(*parsed.message), make_done(std::move(done)), &metrics_};
+  // A hello is taken only before any other request (docs/protocol.md, "Handshake").
+  if (request.message.type != "hello") connection->profile().note_other_request();
   const auto& table = handlers();
   const auto it = table.find(request.message.type);
   if (it == table.end()) {

@@ -103,6 +103,7 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   static const std::map<std::string, Handler, std::less<>>& handlers();
 
   // Handlers, one per client message type (handlers_*.cpp).
+  void handle_hello(Request request);
   void handle_project_create(Request request);
   void handle_project_list(Request request);
   void handle_project_delete(Request request);

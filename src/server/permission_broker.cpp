@@ -69,6 +69,17 @@ void PermissionBroker::refuse(const agent::PermissionAsk& ask, const std::string
   host_.send_control(ask.cli_request_id, agent::deny_response_line(ask.cli_request_id, message));
 }
 
+void PermissionBroker::deny_unasked(const agent::PermissionAsk& ask, std::string_view reason,
+                                    const std::string& message) {
+  host_.send_control(ask.cli_request_id, agent::deny_response_line(ask.cli_request_id, message));
+  const std::string permission_id = projects::random_uuid();
+  host_.permission_closed(
+      permission_id,
+      ClosedPermission{"resolved", resolution(permission_id, ask, "deny", reason,
+                                              json::object{{"type", "server"}}, message)},
+      {});
+}
+
 const json::object* PermissionBroker::announced_for(const std::string& cli_request_id) const {
   for (const auto& [id, pending] : pending_) {
     if (pending.ask.cli_request_id == cli_request_id) return &pending.announced;
@@ -161,27 +172,37 @@ void PermissionBroker::close(std::string permission_id, std::string_view decisio
   pending_.erase(it);
   pending.timer->cancel();
 
-  json::object resolved{{"permission_id", permission_id},
-                        {"decision", decision},
-                        {"reason", reason},
-                        {"by", by},
-                        {"at", protocol::now_rfc3339()},
-                        {"tool_name", pending.ask.tool_name},
-                        {"tool_use_id", pending.ask.tool_use_id},
-                        {"input_sha256", agent::input_sha256(pending.ask.input)}};
+  json::object resolved =
+      resolution(permission_id, pending.ask, decision, reason, std::move(by), message);
   if (remember) resolved["remember"] = "session";
-  if (message) resolved["message"] = *message;
-
-  json::object fields{
-      {"project_id", project_id_}, {"permission_id", permission_id},     {"decision", decision},
-      {"reason", reason},          {"tool_name", pending.ask.tool_name}, {"by", by}};
-  ops::log_event(spdlog::level::info, "Permission resolved", fields);
 
   const char* status = reason == "answered"  ? "resolved"
                        : reason == "timeout" ? "expired"
                                              : "cancelled";
   host_.permission_closed(permission_id, ClosedPermission{status, std::move(resolved)}, requesters);
   if (pending_.empty()) host_.waiting_for_person(false);
+}
+
+// The permission_resolved data of an ask, logged as it is made.
+json::object PermissionBroker::resolution(const std::string& permission_id,
+                                          const agent::PermissionAsk& ask,
+                                          std::string_view decision, std::string_view reason,
+                                          json::object by,
+                                          const std::optional<std::string>& message) const {
+  json::object fields{{"project_id", project_id_},  {"permission_id", permission_id},
+                      {"decision", decision},       {"reason", reason},
+                      {"tool_name", ask.tool_name}, {"by", by}};
+  ops::log_event(spdlog::level::info, "Permission resolved", fields);
+  json::object resolved{{"permission_id", permission_id},
+                        {"decision", decision},
+                        {"reason", reason},
+                        {"by", std::move(by)},
+                        {"at", protocol::now_rfc3339()},
+                        {"tool_name", ask.tool_name},
+                        {"tool_use_id", ask.tool_use_id},
+                        {"input_sha256", agent::input_sha256(ask.input)}};
+  if (message) resolved["message"] = *message;
+  return resolved;
 }
 
 json::array PermissionBroker::pending_permissions() const {

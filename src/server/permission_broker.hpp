@@ -63,6 +63,11 @@ class PermissionBroker {
   const boost::json::object& open(std::string_view line, const agent::PermissionAsk& ask);
   // An ask that is not put to anyone: the CLI hears a deny with `message` at once.
   void refuse(const agent::PermissionAsk& ask, const std::string& message);
+  // An ask nobody can be asked (no subscriber answers permission requests): the CLI hears a
+  // deny with `message` at once, and it is reported as permission_resolved (deny, `reason`,
+  // by the server) under a new permission_id, never announced as a permission_request.
+  void deny_unasked(const agent::PermissionAsk& ask, std::string_view reason,
+                    const std::string& message);
   // The permission_request data of the pending ask with this CLI request id (nullptr: none).
   const boost::json::object* announced_for(const std::string& cli_request_id) const;
 
@@ -97,6 +102,10 @@ class PermissionBroker {
 
   void arm(const std::string& permission_id);
   void expire(const std::string& permission_id);
+  boost::json::object resolution(const std::string& permission_id, const agent::PermissionAsk& ask,
+                                 std::string_view decision, std::string_view reason,
+                                 boost::json::object by,
+                                 const std::optional<std::string>& message) const;
   void close(std::string permission_id, std::string_view decision, std::string_view reason,
              boost::json::object by, const std::vector<Requester>& requesters,
              const std::optional<std::string>& message, bool remember);

@@ -64,6 +64,15 @@ bool Project::subscribe(const std::shared_ptr<Connection>& connection) {
   return true;
 }
 
+bool Project::subscriber_declares(std::string_view capability) const {
+  for (const auto& [id, weak] : subscribers_) {
+    if (auto connection = weak.lock(); connection && connection->profile().declared(capability)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool Project::unsubscribe(std::uint64_t connection_id) {
   const auto it = subscribers_.find(connection_id);
   if (it == subscribers_.end()) return false;

@@ -95,6 +95,8 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
   // Feed: unsubscribe(connection_id) posted to the strand (thread-safe).
   void leave(std::uint64_t connection_id) override;
   std::size_t subscriber_count() const { return subscribers_.size(); }
+  // Whether a subscriber (still open) declared `capability` in its hello.
+  bool subscriber_declares(std::string_view capability) const;
 
   // Nothing is ever sent without its seq. When history cannot be written (disk full, read-only,
   // I/O error) the storage problem is reported (report_storage_failure: health, log, metrics,

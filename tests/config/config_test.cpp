@@ -238,6 +238,7 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "claude.allow_dangerous",
                                          "claude.permission_prompt",
                                          "claude.permission_timeout",
+                                         "claude.permission_fallback",
                                          "websocket.read_buffer",
                                          "websocket.write_buffer",
                                          "websocket.message_buffer",
@@ -676,6 +677,11 @@ TEST(ConfigParse, Choices) {
   EXPECT_EQ(run({"--claude-permission-prompt=client", "--claude-permission-prompt", ""})
                 .config.claude.permission_prompt,
             "");
+  EXPECT_EQ(run({}).config.claude.permission_fallback, "deny");
+  EXPECT_EQ(run({}, {{"PA_CLAUDE_PERMISSION_FALLBACK", "cli"}}).config.claude.permission_fallback,
+            "cli");
+  EXPECT_THAT(error_of({"--claude-permission-fallback", "allow"}),
+              HasSubstr("one of deny or cli"));
 }
 
 TEST(ConfigParse, Lists) {
@@ -988,6 +994,7 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.claude.allow_dangerous = true;
   c.claude.permission_prompt = "none";
   c.claude.permission_timeout = Seconds{45};
+  c.claude.permission_fallback = "cli";
   c.websocket.read_buffer = 1;
   c.websocket.write_buffer = 16;
   c.websocket.message_buffer = 3;

@@ -107,13 +107,32 @@ class ServerTest : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<WsClient> connect() {
+  // A connection to /ws (`target` adds a query). With answers_permissions_, it opens with a hello
+  // declaring "permissions", so the server asks it about tool calls.
+  std::unique_ptr<WsClient> connect(const std::string& target = "/ws") {
+    auto client = connect_without_hello(target);
+    if (answers_permissions_) hello(*client, {"permissions"});
+    return client;
+  }
+  // A client as the spec describes it: no hello.
+  std::unique_ptr<WsClient> connect_without_hello(const std::string& target = "/ws") {
     ClientOptions o;
     o.tls = server_->tls();
     o.bearer = server_->token();
+    o.target = target;
     auto client = std::make_unique<WsClient>(server_->port(), o);
     EXPECT_EQ(client->connect(), 101) << client->response_body();
     return client;
+  }
+  // Sends hello with `capabilities` (and `client_name` unless empty); returns the welcome.
+  static Json hello(WsClient& client, const std::vector<std::string>& capabilities,
+                    const std::string& client_name = {}) {
+    Json data{{"protocol", 1},
+              {"capabilities", json::array(capabilities.begin(), capabilities.end())}};
+    if (!client_name.empty()) data["client_name"] = client_name;
+    auto welcome = client.request(Json{{"type", "hello"}, {"data", std::move(data)}});
+    EXPECT_EQ(str(welcome, "type"), "welcome") << json::serialize(welcome);
+    return welcome;
   }
 
   // A fresh directory to use as a project.
@@ -137,6 +156,8 @@ class ServerTest : public ::testing::Test {
 
   std::unique_ptr<ServerProcess> server_;
   TempDir projects_root_{"pa-projects"};
+  // connect() declares "permissions" in a hello (fixtures whose tests answer permission asks).
+  bool answers_permissions_ = false;
 };
 
 // Every history entry of a project, oldest first, read through get_messages page by page

@@ -8,6 +8,7 @@ namespace {
 
 class RealCliSteeringTest : public RealCliStubTest {
  protected:
+  RealCliSteeringTest() { answers_permissions_ = true; }
   static bool is(const Json& m, std::string_view type) { return str(m, "type") == type; }
 
   static Json next(WsClient& client, std::string_view type) {
@@ -79,6 +80,57 @@ TEST_F(RealCliSteeringTest, DenyGivesAnErrorToolResultAndAPermissionDenial) {
   const auto& denials = r[0].at("permission_denials").as_array();
   ASSERT_EQ(denials.size(), 1u);
   EXPECT_EQ(str(denials[0].as_object(), "tool_name"), "Bash");
+}
+
+// A client without hello (as the spec's clients): nobody declared "permissions", so the real
+// CLI's ask is denied at once by claude.permission_fallback (deny), the run goes on, and no
+// permission_request is sent.
+TEST_F(RealCliSteeringTest, WithoutACapableSubscriberTheFallbackDeniesAtOnce) {
+  start();
+  auto client = connect_without_hello();
+  const auto dir = make_dir("fallback");
+  const auto id = str(create_project(*client, dir), "project_id");
+  execute_ok(*client, id, tool("touch unasked.txt"));
+  // Far below claude.permission_timeout (5 m): nobody waited for a person.
+  const auto seen = until_idle(*client, 120s);
+  EXPECT_FALSE(fs::exists(dir / "unasked.txt"));
+  std::optional<Json> resolved;
+  for (const auto& m : seen) {
+    EXPECT_NE(str(m, "type"), "permission_request");
+    if (is(m, "permission_resolved")) resolved = data(m);
+  }
+  ASSERT_TRUE(resolved);
+  EXPECT_EQ(str(*resolved, "decision"), "deny");
+  EXPECT_EQ(str(*resolved, "reason"), "no_client");
+  EXPECT_EQ(str(*resolved, "tool_name"), "Bash");
+  const std::string message = str(*resolved, "message");
+  EXPECT_NE(message.find("claude.permission_fallback"), std::string::npos) << message;
+  const auto blocks = tool_result_blocks(seen);
+  ASSERT_EQ(blocks.size(), 1u);
+  EXPECT_TRUE(blocks[0].at("is_error").as_bool());
+  EXPECT_NE(json::serialize(blocks[0].at("content")).find("claude.permission_fallback"),
+            std::string::npos)
+      << json::serialize(blocks[0]);
+  const auto r = cli_lines_of_type(seen, "result");
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].at("permission_denials").as_array().size(), 1u);
+}
+
+// claude.permission_fallback cli with nobody capable at the start: the real CLI runs without
+// the prompt tool and its own permission mode (default, in -p mode) denies the call.
+TEST_F(RealCliSteeringTest, CliFallbackLeavesTheDecisionToTheCli) {
+  start({"--claude-permission-fallback", "cli"});
+  auto client = connect_without_hello();
+  const auto dir = make_dir("cli-fallback");
+  const auto id = str(create_project(*client, dir), "project_id");
+  execute_ok(*client, id, tool("touch by-cli.txt"));
+  const auto seen = until_idle(*client, 120s);
+  EXPECT_FALSE(fs::exists(dir / "by-cli.txt"));
+  for (const auto& m : seen) EXPECT_EQ(str(m, "type").rfind("permission_", 0), std::string::npos);
+  const auto r = cli_lines_of_type(seen, "result");
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].at("permission_denials").as_array().size(), 1u);
+  EXPECT_EQ(str(r[0].at("permission_denials").as_array()[0].as_object(), "tool_name"), "Bash");
 }
 
 TEST_F(RealCliSteeringTest, TwoSubscribersAnswerAtOnceAndOneWins) {

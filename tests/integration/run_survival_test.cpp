@@ -16,6 +16,7 @@ namespace fs = std::filesystem;
 
 class RunSurvivalTest : public AgentServerTest {
  protected:
+  RunSurvivalTest() { answers_permissions_ = true; }
   void SetUp() override {}
 
   // Starts (or restarts, on the same data dir) the server with the fake CLI's recording.

@@ -12,6 +12,7 @@ namespace {
 
 class SteeringTest : public AgentServerTest {
  protected:
+  SteeringTest() { answers_permissions_ = true; }
   static bool is(const Json& m, std::string_view type) { return str(m, "type") == type; }
 
   // Reads until a message of `type` arrives; fails the test if none does.
@@ -35,13 +36,7 @@ class SteeringTest : public AgentServerTest {
   }
 
   std::unique_ptr<WsClient> connect_named(const std::string& query) {
-    ClientOptions o;
-    o.tls = server_->tls();
-    o.bearer = server_->token();
-    o.target = "/ws?" + query;
-    auto client = std::make_unique<WsClient>(server_->port(), o);
-    EXPECT_EQ(client->connect(), 101) << client->response_body();
-    return client;
+    return connect("/ws?" + query);
   }
 
   Json join(WsClient& client, const std::string& project_id) {

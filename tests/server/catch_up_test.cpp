@@ -29,7 +29,6 @@ class RecordingConnection : public Connection {
   explicit RecordingConnection(std::uint64_t id) : id_(id) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return name_; }
-  const std::string& client_name() const override { return name_; }
   void send(protocol::SharedText text) override {
     std::lock_guard lock(mutex_);
     plain_.push_back(*text);

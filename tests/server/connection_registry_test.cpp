@@ -23,7 +23,6 @@ class FakeConnection : public Connection {
   explicit FakeConnection(std::uint64_t id) : id_(id) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return name_; }
-  const std::string& client_name() const override { return name_; }
   void send(protocol::SharedText) override { ++sent; }
   void close(std::uint16_t code, std::string) override { closed_with = code; }
   void close_after_queued(std::uint16_t code, std::string reason) override {

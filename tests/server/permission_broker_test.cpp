@@ -109,6 +109,35 @@ TEST_F(PermissionBrokerTest, OpenAnnouncesTheAskWithItsDeadline) {
   EXPECT_TRUE(host.sent.empty());  // nothing goes to the CLI until it is answered
 }
 
+// Nobody can be asked: the CLI hears the deny at once and the run reports it as resolved,
+// without the ask ever being pending (no wait, no clocks paused).
+TEST_F(PermissionBrokerTest, AnUnaskedDenyGoesToTheCliAtOnceAndIsReportedResolved) {
+  const std::string line = ask_line("cli-9");
+  broker.deny_unasked(ask_of(line), "no_client", "nobody can answer");
+  ASSERT_EQ(host.sent.size(), 1u);
+  EXPECT_EQ(host.sent[0].cli_request_id, "cli-9");
+  EXPECT_THAT(json::serialize(host.sent[0].line), HasSubstr("\"behavior\":\"deny\""));
+  EXPECT_THAT(json::serialize(host.sent[0].line), HasSubstr("nobody can answer"));
+  ASSERT_EQ(host.closed.size(), 1u);
+  const Closed& c = host.closed[0];
+  EXPECT_FALSE(c.permission_id.empty());
+  EXPECT_EQ(c.closed.status, "resolved");
+  const json::object& r = c.closed.resolution;
+  EXPECT_EQ(r.at("permission_id").as_string(), c.permission_id);
+  EXPECT_EQ(r.at("decision"), "deny");
+  EXPECT_EQ(r.at("reason"), "no_client");
+  EXPECT_EQ(r.at("by"), (json::object{{"type", "server"}}));
+  EXPECT_EQ(r.at("message"), "nobody can answer");
+  EXPECT_EQ(r.at("tool_name"), "Bash");
+  EXPECT_EQ(r.at("tool_use_id"), "toolu_cli-9");
+  EXPECT_EQ(r.at("input_sha256").as_string().size(), 64u);
+  EXPECT_EQ(c.requesters, 0u);
+  EXPECT_TRUE(broker.empty());
+  EXPECT_EQ(broker.announced_for("cli-9"), nullptr);
+  EXPECT_TRUE(host.waiting.empty());
+  EXPECT_EQ(host.changed, 0);
+}
+
 TEST_F(PermissionBrokerTest, AnAllowGoesToTheCliOnceAndClosesTheAsk) {
   const std::string id = open("cli-1");
   agent::PermissionAnswer answer;

@@ -25,7 +25,6 @@ class FeedWatcher : public Connection {
   explicit FeedWatcher(std::uint64_t id) : id_(id) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return name_; }
-  const std::string& client_name() const override { return name_; }
   void send(protocol::SharedText) override {}
   void feed_joined(const std::shared_ptr<Feed>& feed) override {
     std::lock_guard lock(mutex_);

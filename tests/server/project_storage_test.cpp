@@ -35,7 +35,6 @@ class FakeConnection : public Connection {
   explicit FakeConnection(std::uint64_t id) : id_(id) {}
   std::uint64_t id() const override { return id_; }
   const std::string& remote_address() const override { return address_; }
-  const std::string& client_name() const override { return address_; }
   void send(protocol::SharedText text) override {
     std::lock_guard lock(mutex_);
     received_.push_back(json::parse(*text).as_object());

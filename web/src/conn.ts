@@ -101,6 +101,12 @@ export class Connection {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.attempt = 0;
+      // First on every connection: declaring "permissions" is what makes the server ask this
+      // console about tool calls (docs/protocol.md, Handshake).
+      this.request('hello', undefined, {
+        protocol: 1,
+        capabilities: ['permissions', 'queue', 'interrupt'],
+      }).catch(() => {});
       this.setStatus({ kind: 'open' });
       for (const f of this.onOpen) f();
     };
