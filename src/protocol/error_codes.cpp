@@ -34,6 +34,8 @@ std::string_view to_string(ErrorCode code) {
       return "SHUTTING_DOWN";
     case ErrorCode::kStorageFailed:
       return "STORAGE_FAILED";
+    case ErrorCode::kGitFailed:
+      return "GIT_FAILED";
   }
   return "INTERNAL_ERROR";
 }

@@ -23,6 +23,7 @@ enum class ErrorCode {
   kPermissionNotFound,  // 404 (ours): unknown, resolved or expired permission request
   kShuttingDown,        // 503 (ours): the server is shutting down and starts no new run
   kStorageFailed,       // 507 (ours): history, spool or metadata could not be written
+  kGitFailed,           // 502 (ours): git timed out or failed answering a review request
 };
 
 // Every code, in declaration order (new codes go at the end of the enum and here).
@@ -32,8 +33,9 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::kClaudeNotFound,     ErrorCode::kProcessActive,   ErrorCode::kResourceLimit,
     ErrorCode::kInternalError,      ErrorCode::kExecutionFailed, ErrorCode::kForbidden,
     ErrorCode::kPermissionNotFound, ErrorCode::kShuttingDown,    ErrorCode::kStorageFailed,
+    ErrorCode::kGitFailed,
 };
-static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kStorageFailed) + 1,
+static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kGitFailed) + 1,
               "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);
