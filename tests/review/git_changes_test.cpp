@@ -230,5 +230,17 @@ TEST(PorcelainParser, ReadsRenamesUnmergedAndPrefixes) {
   EXPECT_TRUE(changes.files[3].binary);
 }
 
+TEST(PorcelainParser, ListsAtMostTheCapAndSaysSo) {
+  std::string out;
+  for (std::size_t i = 0; i < kMaxChangedFiles + 3; ++i) {
+    out += "? f" + std::to_string(i);
+    out += '\0';
+  }
+  Changes changes;
+  parse_porcelain_v2(out, "", changes);
+  EXPECT_EQ(changes.files.size(), kMaxChangedFiles);
+  EXPECT_TRUE(changes.truncated);
+}
+
 }  // namespace
 }  // namespace pa::review
