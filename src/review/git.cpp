@@ -1,10 +1,13 @@
 #include "review/git.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <set>
 
 #include "agent/child_process.hpp"
+#include "agent/process_spawn.hpp"
 
 namespace pa::review {
 
@@ -44,7 +47,14 @@ GitOutput run_git(const GitSettings& settings, const std::string& dir,
     result.status = GitOutput::Status::kGitMissing;
     return result;
   }
+  // git starts in the project directory itself, never where a symlink put in its place leads.
+  agent::detail::UniqueFd cwd(::open(dir.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW));
+  if (!cwd.valid()) {
+    result.status = GitOutput::Status::kNotRepository;
+    return result;
+  }
   spec.cwd = dir;
+  spec.cwd_fd = cwd.get();
   spec.args = safety_options();
   spec.args.insert(spec.args.end(), args.begin(), args.end());
   auto captured = agent::run_capture(spec, settings.timeout, settings.max_output);

@@ -115,7 +115,8 @@ Opened open_beneath(const std::string& root, std::string_view relative, int flag
     out.error = *problem;
     return out;
   }
-  UniqueFd dir(::open(root.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY));
+  // O_NOFOLLOW: a project directory replaced by a symlink since it was created is not followed.
+  UniqueFd dir(::open(root.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW));
   if (!dir.valid()) {
     Opened out = failure(errno);
     out.reason = "project_directory";

@@ -129,6 +129,14 @@ TEST_F(FileViewTest, ExplainsMissingFilesAndDirectories) {
   EXPECT_EQ(reason(list_directory(project.string(), policy, "src/main.cpp")), "not_a_directory");
 }
 
+TEST_F(FileViewTest, AProjectDirectoryReplacedByASymlinkIsNotFollowed) {
+  const auto moved = root / "moved";
+  fs::rename(project, moved);
+  fs::create_directory_symlink(outside, project);
+  EXPECT_EQ(reason(read("secret.txt")), "project_directory");
+  EXPECT_EQ(reason(list_directory(project.string(), policy, "")), "project_directory");
+}
+
 TEST_F(FileViewTest, ThePathPolicyAppliesInsideTheProject) {
   write_file(project / "data" / "token", "t\n");
   projects::PathPolicy::Settings settings;

@@ -61,6 +61,13 @@ TEST_F(GitChangesTest, NotARepositoryOrNoGitFallsBack) {
   EXPECT_FALSE(git_diff(missing, repo.string(), "").has_value());
 }
 
+TEST_F(GitChangesTest, AProjectDirectoryReplacedByASymlinkIsNotFollowed) {
+  fs::rename(repo, root / "moved");
+  fs::create_directory_symlink(root / "moved", repo);
+  EXPECT_FALSE(git_changes(GitSettings{}, repo.string()).has_value());
+  EXPECT_TRUE(git_changes(GitSettings{}, (root / "moved").string()).has_value());
+}
+
 TEST_F(GitChangesTest, ReportsEveryKindOfChangeWithLineCounts) {
   write_file(repo / "keep.txt", "one\n2\nthree\nfour\n");  // modified, unstaged
   fs::remove(repo / "gone.txt");                           // deleted
