@@ -9,6 +9,7 @@ export PA_SERVER_BINARY=${PA_SERVER_BINARY:-$PWD/$BUILD_DIR/app/pocket-agent-ser
 export PA_FAKE_CLAUDE=${PA_FAKE_CLAUDE:-$PWD/$BUILD_DIR/tests/fixtures/fake-claude}
 export PA_CHROMIUM=${PA_CHROMIUM:-$(command -v chromium)}
 export PA_DOCS_SCREENSHOTS=$PWD/docs/screenshots
+export PA_ARTIFACTS_DIR=${PA_ARTIFACTS_DIR:-$PWD/$BUILD_DIR/test-artifacts}
 cd tests/browser
 node --test review.test.mjs
 ls -l "$PA_DOCS_SCREENSHOTS"
