@@ -61,7 +61,6 @@ constexpr auto kTreeRefreshOnOutputEvery = 250ms;
 constexpr auto kOutputGraceAfterExit = 1s;
 // Without install_reaper, the exit is polled with waitpid(WNOHANG), backing off up to this.
 constexpr auto kNoReaperPollMax = 100ms;
-constexpr std::size_t kCaptureMaxBytes = 16 * 1024 * 1024;
 // Backpressure: stdout lines are handed to the handler strand (which writes them to history and
 // broadcasts them). When more than kPauseAbove bytes of lines wait there, reading stops until
 // they are down to kResumeAt: a CLI faster than the disk then blocks on its full pipe instead of
@@ -651,7 +650,8 @@ std::shared_ptr<ChildProcess> ChildProcess::spawn(boost::asio::any_io_executor i
   return nullptr;
 }
 
-CaptureResult run_capture(const SpawnSpec& spec, std::chrono::milliseconds timeout) {
+CaptureResult run_capture(const SpawnSpec& spec, std::chrono::milliseconds timeout,
+                          std::size_t max_bytes) {
   CaptureResult r;
   const auto deadline = Clock::now() + timeout;
   // How the end of the process is seen while its output is read (a descendant may keep the
@@ -691,9 +691,10 @@ CaptureResult run_capture(const SpawnSpec& spec, std::chrono::milliseconds timeo
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(t - Clock::now()).count();
     return static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
   };
-  auto sink = [&r](const char* d, std::size_t n) {
-    if (r.out.size() < kCaptureMaxBytes)
-      r.out.append(d, std::min(n, kCaptureMaxBytes - r.out.size()));
+  auto sink = [&r, max_bytes](const char* d, std::size_t n) {
+    const std::size_t room = max_bytes - std::min(max_bytes, r.out.size());
+    if (n > room) r.truncated = true;
+    r.out.append(d, std::min(n, room));
   };
 
   // Output until EOF, the exit, or the deadline.

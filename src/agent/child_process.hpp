@@ -82,14 +82,18 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   virtual bool exited() const = 0;
 };
 
-// Runs a program to completion and captures stdout (used for `claude --version`). Blocking:
-// call it off the I/O threads. Kills the child after `timeout`.
+// Runs a program to completion and captures stdout (used for `claude --version`, git). Blocking:
+// call it off the I/O threads. Kills the child after `timeout`. Output past `max_bytes` is read
+// and dropped (the child is not blocked on a full pipe), and `truncated` is set.
+inline constexpr std::size_t kCaptureMaxBytes = 16 * 1024 * 1024;
 struct CaptureResult {
   std::error_code ec;  // spawn failure or timeout (std::errc::timed_out)
   ExitStatus status;
   std::string out;
+  bool truncated = false;
 };
-CaptureResult run_capture(const SpawnSpec& spec, std::chrono::milliseconds timeout);
+CaptureResult run_capture(const SpawnSpec& spec, std::chrono::milliseconds timeout,
+                          std::size_t max_bytes = kCaptureMaxBytes);
 
 // Looks `name` up in the PATH found in `env` ("PATH=..."), or the server's PATH if absent.
 // Returns an empty string when not found or not executable. Names containing '/' are returned

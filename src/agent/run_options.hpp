@@ -32,6 +32,8 @@ struct RunOptions {
   std::vector<std::string> add_dirs;  // canonical (symlinks resolved), existing directories
   std::optional<std::string> mcp_config_json;    // a serialized JSON object
   std::optional<std::string> permission_prompt;  // "client" | "none"; unset = the config default
+  // A past session (a UUID) to resume instead of the project's stored one (session_list).
+  std::optional<std::string> session_id;
 };
 
 struct Policy {
@@ -48,6 +50,10 @@ inline constexpr std::size_t kMaxAppendSystemPromptBytes = 65536;
 inline constexpr std::size_t kMaxAddDirs = 32;
 inline constexpr std::size_t kMaxAddDirBytes = 4096;
 inline constexpr std::size_t kMaxMcpConfigBytes = 65536;
+
+// Whether `s` is a UUID in its canonical text form (8-4-4-4-12 hexadecimal digits), the only
+// form the CLI accepts as a session id to resume.
+bool is_uuid(std::string_view s);
 
 // Validates `data.options` (nullptr = absent or null). A null option is unset. Errors:
 // INVALID_MESSAGE naming "data.options.<name>" (unknown name, wrong type, bad value); INVALID_PATH

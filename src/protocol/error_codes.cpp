@@ -36,6 +36,8 @@ std::string_view to_string(ErrorCode code) {
       return "STORAGE_FAILED";
     case ErrorCode::kUnsupportedProtocol:
       return "UNSUPPORTED_PROTOCOL";
+    case ErrorCode::kGitFailed:
+      return "GIT_FAILED";
   }
   return "INTERNAL_ERROR";
 }

@@ -42,6 +42,7 @@ inline constexpr Capability kServerCapabilities[] = {
     {"interrupt", "agent_interrupt: end the turn without signals"},
     {"idempotency", "data.idempotency_key on execute, permission_response, project_create"},
     {"history_paging", "get_messages before_seq: page history backwards"},
+    {"review", "project_changes, project_diff, file_read, file_list, session_list"},
 };
 
 // The capabilities a client declares that change what the server does for it.

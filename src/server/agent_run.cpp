@@ -198,7 +198,9 @@ void AgentRun::start() {
   agent::SupervisorSpec spec;
   spec.cli.binary = context_.config.claude.binary;
   const agent::RunOptions options = options_at_start();
-  auto args = agent::build_cli_args(options, context_.config.claude, info.session_id,
+  // options.session_id (a past session from session_list) wins over the project's stored one.
+  const auto resume = options.session_id ? options.session_id : info.session_id;
+  auto args = agent::build_cli_args(options, context_.config.claude, resume,
                                     mcp_path_.empty() ? std::nullopt : std::optional(mcp_path_));
   resumed_session_ = args.resumed_session;
   spec.cli.args = std::move(static_cast<std::vector<std::string>&>(args));

@@ -138,6 +138,11 @@ const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
       {"agent_new_session", &Hub::handle_agent_new_session},
       {"agent_interrupt", &Hub::handle_agent_interrupt},
       {"permission_response", &Hub::handle_permission_response},
+      {"project_changes", &Hub::handle_project_changes},
+      {"project_diff", &Hub::handle_project_diff},
+      {"file_read", &Hub::handle_file_read},
+      {"file_list", &Hub::handle_file_list},
+      {"session_list", &Hub::handle_session_list},
   };
   return table;
 }

@@ -116,6 +116,12 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void handle_agent_new_session(Request request);
   void handle_agent_interrupt(Request request);
   void handle_permission_response(Request request);
+  // Reviewing a project (handlers_review.cpp).
+  void handle_project_changes(Request request);
+  void handle_project_diff(Request request);
+  void handle_file_read(Request request);
+  void handle_file_list(Request request);
+  void handle_session_list(Request request);
   void queue_follow_up(Request& r, Project& project, std::string prompt,
                        const std::string& recorded, const std::optional<std::string>& key);
   void create_project(Request request, std::string requested, std::optional<std::string> key);

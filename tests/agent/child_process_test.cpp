@@ -609,6 +609,18 @@ TEST(RunCapture, CapturesStdoutAndStatus) {
   EXPECT_EQ(r.status.code, 3);
 }
 
+// Output past the cap is read and dropped (the child finishes, not blocked on a full pipe).
+TEST(RunCapture, KeepsAtMostMaxBytesAndSaysItCutTheRest) {
+  auto r = run_capture(sh("head -c 200000 /dev/zero | tr '\\0' a; exit 4"), 10s, 5);
+  EXPECT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.out, "aaaaa");
+  EXPECT_TRUE(r.truncated);
+  EXPECT_EQ(r.status.code, 4);
+  r = run_capture({"/bin/echo", {"hi"}, kEnv, "/"}, 10s, 3);
+  EXPECT_EQ(r.out, "hi\n");
+  EXPECT_FALSE(r.truncated);
+}
+
 TEST(RunCapture, KillsTheGroupOnTimeout) {
   const auto start = std::chrono::steady_clock::now();
   auto r = run_capture(sh("echo started; /bin/sleep 1000; echo never"), 300ms);

@@ -308,6 +308,23 @@ TEST(RunOptionsParse, BooleansAndPermissionPrompt) {
 
 // ---- policy ----
 
+// session_id: a past session to resume; only a UUID can reach --resume.
+TEST(RunOptionsParse, SessionIdIsAUuid) {
+  const std::string id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+  EXPECT_EQ(parse_ok(R"({"session_id":")" + id + R"("})").session_id, id);
+  EXPECT_FALSE(parse_ok(R"({"session_id":null})").session_id);
+  for (const char* bad :
+       {R"({"session_id":"not-a-uuid"})", R"({"session_id":"--resume"})",
+        R"({"session_id":"0f8fad5b-d9cb-469f-a165-70867728950"})",
+        R"({"session_id":"0f8fad5b-d9cb-469f-a165-70867728950ee"})",
+        R"({"session_id":"0f8fad5bxd9cb-469f-a165-70867728950e"})",
+        R"({"session_id":"0f8fad5b-d9cb-469f-a165-70867728950g"})", R"({"session_id":5})"}) {
+    expect_error(bad, "data.options.session_id");
+  }
+  EXPECT_TRUE(is_uuid(id));
+  EXPECT_FALSE(is_uuid(""));
+}
+
 TEST(RunOptionsParse, DangerousOptionsAreForbiddenByDefault) {
   for (const char* text :
        {R"({"dangerously_skip_permissions":true})", R"({"permission_mode":"bypassPermissions"})"}) {

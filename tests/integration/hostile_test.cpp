@@ -622,8 +622,10 @@ TEST_F(HostileTest, DotDotInPathsAndProjectIds) {
 TEST_F(HostileTest, UnknownProjectIdsInEveryProjectMessage) {
   auto client = connect();
   const std::vector<std::string> types = {
-      "project_delete",    "project_join",    "project_leave",       "get_messages", "agent_kill",
-      "agent_new_session", "agent_interrupt", "permission_response", "execute"};
+      "project_delete", "project_join",      "project_leave",   "get_messages",
+      "agent_kill",     "agent_new_session", "agent_interrupt", "permission_response",
+      "execute",        "project_changes",   "project_diff",    "file_read",
+      "file_list",      "session_list"};
   const std::vector<std::string> ids = {"00000000-0000-4000-8000-000000000000",
                                         base_id_.substr(0, 35), base_id_ + " ",
                                         std::string(128, 'f'), "\u00e9\u4e2d\U0001F600"};
@@ -631,6 +633,7 @@ TEST_F(HostileTest, UnknownProjectIdsInEveryProjectMessage) {
   auto valid_data = [](const std::string& type) {
     if (type == "execute") return Json{{"prompt", "hi"}};
     if (type == "permission_response") return Json{{"permission_id", "p"}, {"decision", "allow"}};
+    if (type == "file_read") return Json{{"path", "README.md"}};
     return Json{};
   };
   for (const auto& type : types) {

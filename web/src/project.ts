@@ -4,6 +4,7 @@
 import { Connection, Envelope, RequestError } from './conn';
 import { h, clear, json } from './dom';
 import { Item, renderItem, setRaw, byText } from './render';
+import { ReviewTabs } from './review';
 
 const PAGE = 100;        // entries per history page
 const CATCH_UP = 500;    // entries per catch-up request
@@ -102,6 +103,7 @@ export class ProjectView {
       void this.send();
     });
 
+    const review = new ReviewTabs(conn, projectId, [this.notice, this.stream, this.cardsEl, this.queuedEl, this.form]);
     this.el = h('div', { class: 'project-view' },
       h('div', { class: 'project-bar' },
         h('a', { href: '#', class: 'back' }, '← Projects'),
@@ -109,7 +111,7 @@ export class ProjectView {
         this.stateEl, this.sessionEl,
         h('div', { class: 'actions' }, interrupt, kill, this.newSession,
           h('label', { class: 'toggle' }, rawToggle, ' Raw JSON'))),
-      this.notice, this.stream, this.cardsEl, this.queuedEl, this.form);
+      review.tabs, this.notice, this.stream, this.cardsEl, this.queuedEl, this.form, review.el);
 
     this.observer = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) void this.loadOlder();

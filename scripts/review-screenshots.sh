@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerates the README's screenshots of the console's review tabs at 390 px
+# (docs/screenshots/review-changes-390.png, review-file-390.png) by running the review browser
+# test against the built server. Needs `make build` first (and node + chromium from `make deps`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+export PA_SERVER_BINARY=${PA_SERVER_BINARY:-$PWD/$BUILD_DIR/app/pocket-agent-server}
+export PA_FAKE_CLAUDE=${PA_FAKE_CLAUDE:-$PWD/$BUILD_DIR/tests/fixtures/fake-claude}
+export PA_CHROMIUM=${PA_CHROMIUM:-$(command -v chromium)}
+export PA_DOCS_SCREENSHOTS=$PWD/docs/screenshots
+export PA_ARTIFACTS_DIR=${PA_ARTIFACTS_DIR:-$PWD/$BUILD_DIR/test-artifacts}
+cd tests/browser
+node --test review.test.mjs
+ls -l "$PA_DOCS_SCREENSHOTS"

@@ -1,0 +1,137 @@
+#include "review/sessions.hpp"
+
+#include <algorithm>
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+
+namespace pa::review {
+
+namespace json = boost::json;
+
+namespace {
+const json::object* object_at(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr ? v->if_object() : nullptr;
+}
+std::string string_at(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+}  // namespace
+
+std::string first_chars(std::string_view text, std::size_t max_chars, bool& cut) {
+  std::size_t chars = 0, i = 0;
+  while (i < text.size()) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      if (chars == max_chars) break;
+      ++chars;
+    }
+    ++i;
+  }
+  cut = i < text.size();
+  return std::string(text.substr(0, i));
+}
+
+void SessionList::close_run() {
+  if (!run_) return;
+  if (run_->session) {
+    auto [it, added] = index_.emplace(*run_->session, sessions_.size());
+    if (added) {
+      Session s;
+      s.id = *run_->session;
+      s.first_prompt = run_->prompt;
+      s.started = run_->started;
+      s.first_seq = run_->seq;
+      sessions_.push_back(std::move(s));
+    }
+    Session& s = sessions_[it->second];
+    ++s.runs;
+    s.cost += run_->cost;
+  }
+  run_.reset();
+}
+
+void SessionList::add_entry(std::string_view entry_json) {
+  boost::system::error_code ec;
+  const auto entry = json::parse(entry_json, ec);
+  if (ec || !entry.is_object()) return;
+  const auto& e = entry.get_object();
+  const auto* seq_value = e.if_contains("seq");
+  if (seq_value == nullptr || !seq_value->is_number()) return;
+  const auto seq = seq_value->to_number<std::uint64_t>(ec);
+  if (ec) return;
+  const auto* message = object_at(e, "message");
+  if (message == nullptr) return;
+  const std::string direction = string_at(e, "direction");
+  const std::string type = string_at(*message, "type");
+  if (direction == "client" && type == "execute") {
+    const auto* data = object_at(*message, "data");
+    const bool follow_up = data != nullptr && string_at(*data, "mode") == "queue";
+    if (follow_up && run_) return;  // part of the run in progress
+    close_run();
+    run_ = Run{data != nullptr ? string_at(*data, "prompt") : "", string_at(e, "timestamp"), seq,
+               std::nullopt, 0};
+    return;
+  }
+  if (direction != "claude") return;
+  const std::string session = string_at(*message, "session_id");
+  if (session.empty()) return;
+  if (!run_) run_ = Run{"", string_at(e, "timestamp"), seq, std::nullopt, 0};  // e.g. restored
+  if (run_->session != session) {
+    // A resume that continued under a new id: the run goes on in the new session.
+    if (run_->session) {
+      const std::string prompt = run_->prompt;
+      close_run();
+      run_ = Run{prompt, string_at(e, "timestamp"), seq, std::nullopt, 0};
+    }
+    run_->session = session;
+  }
+  auto [it, added] = index_.emplace(session, sessions_.size());
+  if (added) {
+    Session s;
+    s.id = session;
+    s.first_prompt = run_->prompt;
+    s.started = run_->started;
+    s.first_seq = run_->seq;
+    sessions_.push_back(std::move(s));
+  }
+  Session& s = sessions_[it->second];
+  s.ended = string_at(e, "timestamp");
+  s.last_seq = seq;
+  if (type == "result") {
+    const auto* cost = message->if_contains("total_cost_usd");
+    if (cost != nullptr && cost->is_number()) {
+      run_->cost = std::max(run_->cost, cost->to_number<double>(ec));
+    }
+  }
+}
+
+json::object SessionList::to_json(const std::optional<std::string>& current_session) const {
+  // The run still open is counted as if it ended now (a copy: this stays const).
+  SessionList closed = *this;
+  closed.close_run();
+  // Newest activity first; the oldest beyond kMaxSessions are left out.
+  auto all = closed.sessions_;
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Session& x, const Session& y) { return x.last_seq > y.last_seq; });
+  const bool truncated = all.size() > kMaxSessions;
+  if (truncated) all.resize(kMaxSessions);
+  json::array list;
+  for (const Session& s : all) {
+    bool cut = false;
+    auto prompt = first_chars(s.first_prompt, kMaxPromptChars, cut);
+    list.push_back(json::object{{"session_id", s.id},
+                                {"first_prompt", std::move(prompt)},
+                                {"first_prompt_truncated", cut},
+                                {"started", s.started},
+                                {"ended", s.ended},
+                                {"runs", s.runs},
+                                {"cost_usd", s.cost},
+                                {"first_seq", s.first_seq},
+                                {"last_seq", s.last_seq},
+                                {"current", current_session == s.id}});
+  }
+  return json::object{{"sessions", std::move(list)}, {"truncated", truncated}};
+}
+
+}  // namespace pa::review
