@@ -10,15 +10,14 @@ namespace pa::server {
 
 namespace json = boost::json;
 
-namespace {
-// Who asked or answered, for prompt_queued, permission_resolved and the audit trail.
+// Who asked or answered: prompt_queued, permission_resolved, execute entries, run endings and
+// the audit trail.
 json::object client_who(const Connection& connection) {
   json::object by{{"type", "client"}, {"connection_id", connection.id()}};
   by["client_name"] = connection.client_name().empty() ? json::value(nullptr)
                                                        : json::value(connection.client_name());
   return by;
 }
-}  // namespace
 
 // ---- follow-up prompts ----
 
@@ -80,6 +79,7 @@ void AgentRun::interrupt(const Requester* requester) {
   if (requester != nullptr && requester->connection) waiters_.push_back(*requester);
   if (phase_ == Phase::kInterrupting) return;
   phase_ = Phase::kInterrupting;
+  if (requester != nullptr && requester->connection) stop_requested("interrupt", *requester);
   publish_dequeued(follow_ups_.cancel_all("the run was interrupted (agent_interrupt)"));
   permissions_.cancel_all("interrupted");
   if (!result_seen_ && link_) {
