@@ -17,7 +17,7 @@ export type Failure =
   | { kind: 'locked'; waitSeconds: number } // 429 for wrong tokens: retried after the wait
   | { kind: 'busy'; message: string }       // 429 connection rate, 503 at limits
   | { kind: 'shutdown' }                    // 503 shutting down, or closed with 1001
-  | { kind: 'unreachable' }                 // no answer at all
+  | { kind: 'unreachable'; offline?: boolean } // no answer at all (offline: the device says so)
   | { kind: 'lost' };                       // the connection dropped, or failed for no reason the check sees
 
 export type Status =
@@ -162,6 +162,8 @@ export class Connection {
   // Why did the upgrade fail? POST (not GET) so that the browser sends its Origin, which the
   // server checks as it did for the upgrade; the same wrong token is not counted twice.
   private async diagnose(): Promise<Failure> {
+    // The browser knows it has no network: nothing to ask (the `online` event retries).
+    if (!navigator.onLine) return { kind: 'unreachable', offline: true };
     let res: Response;
     try {
       res = await fetch('/auth/check', {

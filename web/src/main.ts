@@ -111,7 +111,9 @@ function start(token: string): void {
         break;
       case 'unreachable':
         hint.append(h('strong', null, 'Server unreachable. '),
-          `No answer from ${location.host}: is the server running, and can this device reach it? Retrying in ${wait}. `,
+          failure.offline
+            ? `This device is offline; retrying when the network is back (or in ${wait}). `
+            : `No answer from ${location.host}: is the server running, and can this device reach it? Retrying in ${wait}. `,
           retryNow);
         break;
       case 'shutdown':
