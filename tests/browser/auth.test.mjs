@@ -124,9 +124,10 @@ test('too many wrong tokens: said, with the wait, and retried only after it', as
   assert.ok(wait >= 30 && wait <= 60, `the wait from Retry-After: ${text}`);
   await notice.getByRole('button', { name: 'Enter the token again' }).waitFor();
   await screenshot(page, 'console-too-many-wrong-tokens');
-  // No retry before the wait is over.
+  // No retry before the wait is over; the wait counts down.
   await page.clock.runFor((wait - 5) * 1000);
   assert.equal(sockets.length, 1, `no retry during the wait: ${sockets.join(' ')}`);
+  assert.match(await notice.getByTestId('retry-wait').textContent(), /^[4-6] s$/);
 });
 
 test('server shutting down, then unreachable: each said, and retried', async (t) => {

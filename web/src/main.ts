@@ -71,9 +71,11 @@ function start(token: string): void {
   const projects = new ProjectsView(conn, (id) => { location.hash = `#/p/${encodeURIComponent(id)}`; });
   let view: ProjectView | null = null;
   let refreshTimer: number | undefined;
+  let countdown: number | undefined;
 
   const stopAnswering = answerOtherTabs(token, () => conn.isOpen);
   const stop = (message?: string) => {
+    window.clearInterval(countdown);
     stopAnswering();
     conn.stop();
     status.destroy();
@@ -85,10 +87,14 @@ function start(token: string): void {
   // Each failure in its own words, with the step that helps.
   const showFailure = (failure: Failure | null, retryAt?: number) => {
     clear(hint);
+    window.clearInterval(countdown);
     hint.hidden = failure === null;
     if (!failure) return;
     hint.dataset.failure = failure.kind;
-    const wait = retryAt ? `${Math.max(1, Math.round((retryAt - Date.now()) / 1000))} s` : '';
+    // The seconds until the next attempt, counted down.
+    const seconds = () => `${Math.max(1, Math.round(((retryAt ?? 0) - Date.now()) / 1000))} s`;
+    const wait = h('span', { 'data-testid': 'retry-wait' }, seconds());
+    if (retryAt) countdown = window.setInterval(() => { wait.textContent = seconds(); }, 1000);
     const button = (label: string, onClick: () => void) => {
       const b = h('button', { type: 'button', class: 'small' }, label);
       b.addEventListener('click', onClick);
@@ -106,25 +112,25 @@ function start(token: string): void {
         break;
       case 'locked':
         hint.append(h('strong', null, 'Too many wrong tokens. '),
-          `The server refuses wrong tokens from this address for a while; the right token is still accepted. Retrying in ${wait}. `,
+          'The server refuses wrong tokens from this address for a while; the right token is still accepted. Retrying in ', wait, '. ',
           newToken);
         break;
       case 'unreachable':
         hint.append(h('strong', null, 'Server unreachable. '),
-          failure.offline
-            ? `This device is offline; retrying when the network is back (or in ${wait}). `
-            : `No answer from ${location.host}: is the server running, and can this device reach it? Retrying in ${wait}. `,
+          failure.offline ? 'This device is offline; retrying when the network is back (or in '
+            : `No answer from ${location.host}: is the server running, and can this device reach it? Retrying in `,
+          wait, failure.offline ? '). ' : '. ',
           retryNow);
         break;
       case 'shutdown':
         hint.append(h('strong', null, 'Server shutting down. '),
-          `The server is stopping (or restarting). Retrying in ${wait}. `, retryNow);
+          'The server is stopping (or restarting). Retrying in ', wait, '. ', retryNow);
         break;
       case 'busy':
-        hint.append(h('strong', null, 'Server busy. '), `${failure.message || 'The server refused the connection for now'}. Retrying in ${wait}. `, retryNow);
+        hint.append(h('strong', null, 'Server busy. '), `${failure.message || 'The server refused the connection for now'}. Retrying in `, wait, '. ', retryNow);
         break;
       case 'lost':
-        hint.append(h('strong', null, 'Connection lost. '), `Retrying in ${wait}. `, retryNow);
+        hint.append(h('strong', null, 'Connection lost. '), 'Retrying in ', wait, '. ', retryNow);
         break;
       case 'token':
         break;  // the login form says it
