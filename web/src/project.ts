@@ -61,9 +61,9 @@ export class ProjectView {
     this.newSession = h('button', { type: 'button', title: 'Forget the conversation: the next prompt starts a new session' }, 'New session');
     this.newSession.addEventListener('click', () => this.act('agent_new_session'));
     const interrupt = this.interrupt = h('button', { type: 'button', disabled: true, title: 'Stop the current turn; the CLI keeps running' }, 'Interrupt');
-    interrupt.addEventListener('click', () => this.stop('interrupt'));
+    interrupt.addEventListener('click', () => void this.stop('interrupt'));
     const kill = this.kill = h('button', { type: 'button', class: 'danger', disabled: true, title: 'Stop the CLI process (interrupt, then signals)' }, 'Kill');
-    kill.addEventListener('click', () => this.stop('kill'));
+    kill.addEventListener('click', () => void this.stop('kill'));
 
     this.sentinel = h('button', { type: 'button', class: 'older', hidden: true }, 'Load older messages');
     this.sentinel.addEventListener('click', () => void this.loadOlder());
@@ -306,10 +306,14 @@ export class ProjectView {
     }
   }
 
-  // Interrupt or Kill: "Stopping…" at once; the request's reply is the final IDLE.
-  private stop(how: 'interrupt' | 'kill'): void {
+  // Interrupt or Kill: "Stopping…" at once; the request's reply is the final IDLE. A request that
+  // failed (not connected) leaves the buttons usable again.
+  private async stop(how: 'interrupt' | 'kill'): Promise<void> {
     this.setStopping(how);
-    void this.act(how === 'kill' ? 'agent_kill' : 'agent_interrupt');
+    if (!(await this.act(how === 'kill' ? 'agent_kill' : 'agent_interrupt'))) {
+      this.stopping = null;
+      this.showButtons();
+    }
   }
 
   private setStopping(how: 'interrupt' | 'kill'): void {
@@ -335,12 +339,14 @@ export class ProjectView {
     this.stateEl.dataset.stopping = this.stopping ?? '';
   }
 
-  private async act(type: string): Promise<void> {
+  private async act(type: string): Promise<boolean> {
     try {
       await this.conn.request(type, this.projectId);
       this.hideNotice();
+      return true;
     } catch (e) {
       this.showNotice(e);
+      return false;
     }
   }
 
