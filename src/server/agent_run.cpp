@@ -58,6 +58,11 @@ json::object AgentRun::state_data(const projects::ProjectInfo& info) const {
   return data;
 }
 
+json::object AgentRun::pending_stop() const {
+  assert_on_strand();
+  return ended() ? json::object{} : stop_request_;
+}
+
 void AgentRun::stop_requested(std::string_view how, const Requester& requester) {
   stop_request_ = json::object{{"how", how}, {"by", client_who(*requester.connection)}};
   save_state();

@@ -135,6 +135,9 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   // strand: what project_joined lists.
   boost::json::array pending_permissions() const;
   boost::json::array queued_prompts() const;
+  // strand: the stop a client asked for while it is still under way ({"how", "by"}, as in
+  // run_stopping), or {} when none: project_joined shows a late joiner "Stopping…" too.
+  boost::json::object pending_stop() const;
 
  private:
   // Where the run is in its life. Only one holds at a time; stop_ says why a run is kStopping.

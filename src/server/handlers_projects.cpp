@@ -235,6 +235,9 @@ void Hub::handle_project_join(Request request) {
     joined["pending_permissions"] =
         project.run ? project.run->pending_permissions() : json::array();
     joined["queued_prompts"] = project.run ? project.run->queued_prompts() : json::array();
+    if (project.run) {
+      if (auto stop = project.run->pending_stop(); !stop.empty()) joined["stopping"] = stop;
+    }
     r.reply("project_joined", joined);
   });
 }

@@ -173,3 +173,33 @@ test('prompts are labelled with the client that sent them; a new tab needs no to
   assert.equal(await tab.locator('article[data-kind=prompt]', { hasText: 'mine' }).locator('.who').textContent(), 'web-console');
   assert.deepEqual(errors, []);
 });
+
+test('a page opened while a kill is under way shows "Stopping…" too', async (t) => {
+  // Long graces: the run cannot end before the second page has joined.
+  const slow = await startServer({
+    serverBinary, fakeClaude, extraArgs: ['--timeouts-kill-grace', '5s', '--timeouts-term-grace', '5s'],
+  });
+  t.after(() => slow.stop());
+  const a = await openPage(browser);
+  const b = await openPage(browser);
+  t.after(async () => { await a.context.close(); await b.context.close(); });
+  await a.page.goto(consoleUrl(slow));
+  await waitConnected(a.page);
+  await createProject(a.page, projectDir());
+  await start(a.page, '[[fake:hang ignore-interrupt=1 ignore-sigterm=1]]');
+  await a.page.locator('article[data-kind=init]').waitFor();
+  await a.page.getByRole('button', { name: 'Kill' }).click();
+  await a.page.locator('article[data-kind=stopping]').waitFor();
+  const hash = await a.page.evaluate(() => location.hash);
+
+  await b.page.goto(`${consoleUrl(slow)}${hash}`);
+  await waitConnected(b.page);
+  const stopping = b.page.locator('[data-testid=project-state][data-stopping=kill]');
+  await stopping.waitFor();
+  assert.equal(await stopping.textContent(), 'Stopping…');
+  assert.ok(await b.page.getByRole('button', { name: 'Interrupt' }).isDisabled());
+  assert.ok(await b.page.getByRole('button', { name: 'Stopping…' }).isDisabled());
+  // Then the end, on both pages.
+  await b.page.locator('article[data-kind=ended]', { hasText: 'Stopped by web-console' }).waitFor({ timeout: 30000 });
+  await a.page.locator('article[data-kind=ended]', { hasText: 'Stopped by You' }).waitFor({ timeout: 30000 });
+});

@@ -148,6 +148,29 @@ TEST_F(RunEndingsTest, AKillOfACliThatIgnoresItIsAnnouncedBeforeItEnds) {
   EXPECT_EQ(str(data(seen.back()).at("ended").as_object(), "reason"), "killed");
 }
 
+// A client that joins while a stop is under way learns it from project_joined (`stopping`); once
+// the run has ended, nothing is pending.
+TEST_F(RunEndingsTest, AClientThatJoinsWhileARunStopsIsToldSo) {
+  // Graces far longer than the join takes: the run cannot end before the laptop has joined.
+  start_agent_server({"--timeouts-kill-grace", "3s", "--timeouts-term-grace", "3s"});
+  auto phone = connect_as("phone");
+  const auto id = new_project(*phone);
+  const auto phone_id = join(*phone, id);
+  ASSERT_TRUE(is_state(execute(*phone, id, "[[fake:hang ignore-interrupt=1 ignore-sigterm=1]]"),
+                       "EXECUTING"));
+  ASSERT_TRUE(phone->read_until([](const Json& m) { return str(m, "type") == "agent_message"; }));
+  phone->send(Json{{"type", "agent_kill"}, {"project_id", id}, {"request_id", "k1"}});
+  ASSERT_TRUE(phone->read_until([](const Json& m) { return str(m, "type") == "run_stopping"; }));
+
+  auto laptop = connect_as("laptop");
+  const auto joined = laptop->request(Json{{"type", "project_join"}, {"project_id", id}});
+  ASSERT_TRUE(data(joined).contains("stopping")) << json::serialize(joined);
+  EXPECT_EQ(data(joined).at("stopping"), (Json{{"how", "kill"}, {"by", by("phone", phone_id)}}));
+  until_idle(*laptop);
+  const auto after = laptop->request(Json{{"type", "project_join"}, {"project_id", id}});
+  EXPECT_FALSE(data(after).contains("stopping")) << json::serialize(after);
+}
+
 TEST_F(RunEndingsTest, AFailedRunEndsAsFailed) {
   auto phone = connect_as("phone");
   const auto id = new_project(*phone);

@@ -149,6 +149,7 @@ export class ProjectView {
     this.setInfo(d.project);
     this.resetCards(Array.isArray(d.pending_permissions) ? d.pending_permissions : []);
     this.resetQueued(Array.isArray(d.queued_prompts) ? d.queued_prompts : []);
+    if (d.stopping && typeof d.stopping === 'object') this.setStopping(d.stopping.how === 'kill' ? 'kill' : 'interrupt');
     const lastSeq = Number(d.last_seq ?? 0);
     if (!this.joined) {
       this.joined = true;
