@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +13,8 @@ namespace {
 constexpr auto kFailureWindow = std::chrono::minutes(1);
 constexpr auto kBlockTime = std::chrono::minutes(1);
 constexpr std::size_t kMaxTrackedAddresses = 10000;
+// A check right after a failed upgrade (Counting::kOncePerAttempt) comes within this.
+constexpr auto kSameAttempt = std::chrono::seconds(10);
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -137,33 +140,55 @@ bool Gate::allow_connection(std::string_view remote_address, Clock::time_point n
 // out. Only wrong and missing tokens count, and past auth.max_failures in a minute they get 429
 // instead of 401 for the next minute. (The token is long and random; the per-address
 // connection rate still bounds guessing.)
-Verdict Gate::check_upgrade(const UpgradeRequest& request, Clock::time_point now) {
+Verdict Gate::check_upgrade(const UpgradeRequest& request, Clock::time_point now,
+                            Counting counting) {
   if (request.origin && !origin_allowed(*request.origin, request.host)) {
     return Verdict::kForbiddenOrigin;
   }
   if (!options_.auth_enabled) return Verdict::kAllow;
 
   bool ok = false;
+  std::string_view presented;
   if (request.authorization) {
     constexpr std::string_view kBearer = "Bearer ";
     const auto header = *request.authorization;
     if (header.size() > kBearer.size() && lower(header.substr(0, kBearer.size())) == "bearer ") {
-      ok = tokens_equal(header.substr(kBearer.size()), options_.token);
+      presented = header.substr(kBearer.size());
+      ok = tokens_equal(presented, options_.token);
     }
   }
-  if (!ok && request.query_token) ok = tokens_equal(*request.query_token, options_.token);
+  if (!ok && request.query_token) {
+    presented = *request.query_token;
+    ok = tokens_equal(presented, options_.token);
+  }
   if (ok) return Verdict::kAllow;
 
+  Digest digest{};
+  unsigned int digest_size = 0;
+  EVP_Digest(presented.data(), presented.size(), digest.data(), &digest_size, EVP_sha256(),
+             nullptr);
   std::lock_guard lock(mutex_);
   prune(now);
   Failures& f = failures_[std::string(request.remote_address)];
   if (now < f.blocked_until) return Verdict::kTooManyFailures;
+  if (counting == Counting::kOncePerAttempt && f.count > 0 && f.last_wrong == digest &&
+      now - f.last_counted < kSameAttempt)
+    return Verdict::kUnauthorized;
   if (now - f.window_start > kFailureWindow) {
     f.window_start = now;
     f.count = 0;
   }
+  f.last_wrong = digest;
+  f.last_counted = now;
   if (++f.count >= options_.max_failures) f.blocked_until = now + kBlockTime;
   return Verdict::kUnauthorized;
+}
+
+std::chrono::seconds Gate::blocked_for(std::string_view remote_address, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const auto it = failures_.find(std::string(remote_address));
+  if (it == failures_.end() || now >= it->second.blocked_until) return std::chrono::seconds(0);
+  return std::chrono::ceil<std::chrono::seconds>(it->second.blocked_until - now);
 }
 
 }  // namespace pa::net

@@ -2,6 +2,7 @@
 // authentication-failure limits. Pure logic, thread-safe; unit-tested in tests/net.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -40,13 +41,27 @@ struct UpgradeRequest {
   std::string_view host;                          // the Host header
 };
 
+// How a wrong token counts towards auth.max_failures.
+enum class Counting {
+  kEach,  // every one (a WebSocket upgrade, /metrics)
+  // Not again when the same address sent the same wrong token within a few seconds: GET /auth/check
+  // asks why the upgrade just failed, and one failed attempt must not count twice. (A different
+  // wrong token counts, so the check is no way around the limit.)
+  kOncePerAttempt,
+};
+
 class Gate {
  public:
   explicit Gate(GateOptions options);
 
   // Called for every new HTTP connection: false when the address opens them too fast.
   bool allow_connection(std::string_view remote_address, Clock::time_point now = Clock::now());
-  Verdict check_upgrade(const UpgradeRequest& request, Clock::time_point now = Clock::now());
+  Verdict check_upgrade(const UpgradeRequest& request, Clock::time_point now = Clock::now(),
+                        Counting counting = Counting::kEach);
+  // While `remote_address` gets 429 for wrong tokens: how long still (whole seconds, at least 1);
+  // else 0.
+  std::chrono::seconds blocked_for(std::string_view remote_address,
+                                   Clock::time_point now = Clock::now());
 
   // Constant-time comparison (no early exit on the first differing byte).
   static bool tokens_equal(std::string_view a, std::string_view b);
@@ -67,10 +82,13 @@ class Gate {
     double tokens = 0;
     Clock::time_point updated;
   };
+  using Digest = std::array<unsigned char, 32>;  // SHA-256 of a wrong token (never the token)
   struct Failures {
     std::uint64_t count = 0;
     Clock::time_point window_start;
     Clock::time_point blocked_until;
+    Digest last_wrong{};  // the last wrong token counted, and when (Counting::kOncePerAttempt)
+    Clock::time_point last_counted;
   };
   void prune(Clock::time_point now);
 

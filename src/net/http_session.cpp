@@ -237,8 +237,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     auto& req = parser_->get();
     if (rate_limited_) {
-      respond(http::status::too_many_requests,
-              "too many new connections from your address; retry in a few seconds", false);
+      respond(Refused{http::status::too_many_requests,
+                      "too many new connections from your address; retry in a few seconds",
+                      std::chrono::seconds(1)});
       return;
     }
     const auto target = parse_target(req.target());
@@ -263,6 +264,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     if (target->path == "/metrics" && req.method() == http::verb::get &&
         hub_->config().metrics.enabled) {
       serve_metrics(*target);
+      return;
+    }
+    if (target->path == "/auth/check" &&
+        (req.method() == http::verb::get || req.method() == http::verb::post)) {
+      auth_check(*target);
       return;
     }
     if (target->path == "/health" && req.method() == http::verb::get) {
@@ -313,7 +319,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   void upgrade(const Target& target) {
-    auto& req = parser_->get();
     if (target.client_name && !protocol::valid_client_name(*target.client_name)) {
       respond(http::status::bad_request,
               "client_name must be 1 to " + std::to_string(protocol::kMaxClientNameBytes) +
@@ -321,38 +326,81 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
               false);
       return;
     }
-    UpgradeRequest check = credentials(target);
-    if (auto it = req.find(http::field::origin); it != req.end()) check.origin = it->value();
-    switch (gate_->check_upgrade(check)) {
-      case Verdict::kAllow:
-        break;
-      case Verdict::kUnauthorized:
-        spdlog::warn("rejected WebSocket upgrade from {}: missing or wrong token", remote_);
-        respond(http::status::unauthorized,
-                "missing or wrong token: send 'Authorization: Bearer <token>' or ?token=<token> "
-                "(see `pocket-agent-server token`)",
-                false);
-        return;
-      case Verdict::kForbiddenOrigin:
-        spdlog::warn("rejected WebSocket upgrade from {}: Origin not allowed", remote_);
-        respond(http::status::forbidden, "Origin not allowed; add it to auth.allowed_origins",
-                false);
-        return;
-      case Verdict::kTooManyFailures:
-      case Verdict::kRateLimited:
-        respond(http::status::too_many_requests, kTooManyWrongTokens, false);
-        return;
+    if (auto refusal = gate_refusal(target, Counting::kEach)) {
+      respond(*refusal);
+      return;
     }
     if (!hub_->admit_connection()) {
-      respond(http::status::service_unavailable,
-              hub_->stopping() ? std::string("server shutting down; try again later")
-                               : at_limit_message(hub_->config().limits),
-              false);
+      respond(at_limits());
       return;
     }
     auto session = std::make_shared<WsSession<Stream>>(std::move(stream_), hub_, remote_,
                                                        target.client_name.value_or(""));
     session->run(parser_->release());
+  }
+
+  // An answer that refuses the request: status, the {"error"} text, and Retry-After for 429.
+  struct Refused {
+    http::status status;
+    std::string message;
+    std::chrono::seconds retry_after{0};
+  };
+
+  // What the gate says to this request's token and Origin: nothing when it may pass. The same
+  // for a WebSocket upgrade and for /auth/check, which tells a browser why its upgrade failed.
+  std::optional<Refused> gate_refusal(const Target& target, Counting counting) {
+    auto& req = parser_->get();
+    UpgradeRequest check = credentials(target);
+    if (auto it = req.find(http::field::origin); it != req.end()) check.origin = it->value();
+    switch (gate_->check_upgrade(check, Clock::now(), counting)) {
+      case Verdict::kAllow:
+        return std::nullopt;
+      case Verdict::kUnauthorized:
+        spdlog::warn("rejected {} from {}: missing or wrong token", describe(target), remote_);
+        return Refused{http::status::unauthorized,
+                       "missing or wrong token: send 'Authorization: Bearer <token>' or "
+                       "?token=<token> (see `pocket-agent-server token`)"};
+      case Verdict::kForbiddenOrigin:
+        spdlog::warn("rejected {} from {}: Origin not allowed", describe(target), remote_);
+        return Refused{http::status::forbidden,
+                       "Origin not allowed; add it to auth.allowed_origins"};
+      case Verdict::kTooManyFailures:
+      case Verdict::kRateLimited:
+        return Refused{http::status::too_many_requests, kTooManyWrongTokens,
+                       std::max(std::chrono::seconds(1), gate_->blocked_for(remote_))};
+    }
+    return std::nullopt;
+  }
+
+  std::string describe(const Target& target) const {
+    if (target.path == "/ws") return "WebSocket upgrade";
+    return std::string(parser_->get().method_string()) + " " + target.path;
+  }
+
+  // limits.max_connections reached, or shutting down: 503.
+  Refused at_limits() {
+    return Refused{http::status::service_unavailable,
+                   hub_->stopping() ? std::string("server shutting down; try again later")
+                                    : at_limit_message(hub_->config().limits)};
+  }
+
+  // GET (or POST, so that a browser sends its Origin) /auth/check: what a WebSocket upgrade
+  // with these credentials and this Origin would get now, without upgrading: 204, or the
+  // upgrade's own refusal. A browser cannot read the status of a failed upgrade; the console
+  // asks here after one. A wrong token counts as the upgrade's does, but the same wrong token
+  // right after the failed upgrade does not count a second time (Counting::kOncePerAttempt).
+  void auth_check(const Target& target) {
+    if (auto refusal = gate_refusal(target, Counting::kOncePerAttempt)) {
+      respond(*refusal, parser_->get().keep_alive());
+      return;
+    }
+    // Admission as for an upgrade, given back at once: only the answer is wanted.
+    if (!hub_->admit_connection()) {
+      respond(at_limits(), parser_->get().keep_alive());
+      return;
+    }
+    hub_->release_connection();
+    write(http::status::no_content, "", "application/json", parser_->get().keep_alive());
   }
 
   // Prometheus text; the token is required unless metrics.public (Origin is not checked: this
@@ -365,7 +413,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
           break;
         case Verdict::kTooManyFailures:
         case Verdict::kRateLimited:
-          respond(http::status::too_many_requests, kTooManyWrongTokens, false);
+          respond(Refused{http::status::too_many_requests, kTooManyWrongTokens,
+                          std::max(std::chrono::seconds(1), gate_->blocked_for(remote_))});
           return;
         default:
           respond(http::status::unauthorized,
@@ -397,12 +446,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
           keep_alive);
   }
 
-  void write(http::status status, std::string body, const char* content_type, bool keep_alive) {
+  void respond(const Refused& refused, bool keep_alive = false) {
+    write(refused.status, json::serialize(json::object{{"error", refused.message}}),
+          "application/json", keep_alive, refused.retry_after);
+  }
+
+  void write(http::status status, std::string body, const char* content_type, bool keep_alive,
+             std::chrono::seconds retry_after = std::chrono::seconds(0)) {
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::server, "pocket-agent-server");
     res->set(http::field::content_type, content_type);
     res->set(http::field::cache_control, "no-store");
     if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
+    if (retry_after.count() > 0)
+      res->set(http::field::retry_after, std::to_string(retry_after.count()));
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();

@@ -48,7 +48,54 @@ AgentRun::AgentRun(std::shared_ptr<Project> project, RunContext& context, Execut
       request_(std::move(request)),
       retry_timer_(project_->strand()),
       permissions_(*this, project_->strand(), project_->id(),
-                   context_.config.claude.permission_timeout) {}
+                   context_.config.claude.permission_timeout) {
+  if (request_.requester.connection) by_ = client_who(*request_.requester.connection);
+}
+
+json::object AgentRun::state_data(const projects::ProjectInfo& info) const {
+  json::object data = projects::to_json(info);
+  if (!by_.empty() && info.state != projects::State::kIdle) data["by"] = by_;
+  return data;
+}
+
+json::object AgentRun::pending_stop() const {
+  assert_on_strand();
+  return ended() ? json::object{} : stop_request_;
+}
+
+void AgentRun::stop_requested(std::string_view how, const Requester& requester) {
+  stop_request_ = json::object{{"how", how}, {"by", client_who(*requester.connection)}};
+  save_state();
+  project_->publish("run_stopping", stop_request_);
+}
+
+// Timeouts, shutdown and a lost run say so whoever asked for a stop before; a stop a client
+// asked for is that client's; then what the CLI's last result (or an error) says.
+json::object AgentRun::ending() const {
+  const auto* how = stop_request_.if_contains("how");
+  std::string_view reason;
+  if (lost_) {
+    reason = "lost";
+  } else if (stop_ == Stop::kTimeout || stop_ == Stop::kIdleTimeout) {
+    reason = "timeout";
+  } else if (stop_ == Stop::kShutdown || stop_ == Stop::kForce) {
+    reason = "shutdown";
+  } else if (how != nullptr) {
+    reason = *how == "kill" ? "killed" : "interrupted";
+  } else if (failed_) {
+    reason = "failed";
+  } else if (stop_ == Stop::kKill) {
+    reason = "killed";  // the supervisor was sent SIGTERM: nobody asked through the server
+  } else if (!result_seen_ || result_is_error_) {
+    reason = "failed";
+  } else {
+    reason = "completed";
+  }
+  json::object ended{{"reason", reason}};
+  if (how != nullptr && (reason == "killed" || reason == "interrupted"))
+    ended["by"] = stop_request_.at("by");
+  return ended;
+}
 
 void AgentRun::assert_on_strand() const {
   BOOST_ASSERT_MSG(project_->strand().running_in_this_thread(),
@@ -75,10 +122,11 @@ void AgentRun::set_queued(std::size_t position, const Requester* requester) {
     p.state = projects::State::kQueued;
     p.queue_position = position;
   });
-  project_->publish("project_state", projects::to_json(info), requester);
+  project_->publish("project_state", state_data(info), requester);
 }
 
 void AgentRun::fail(ErrorCode code, std::string message, json::object details) {
+  failed_ = true;
   context_.metrics.error(protocol::to_string(code)).inc();
   json::object data =
       protocol::error_data(protocol::make_error(code, std::move(message), std::move(details)));
@@ -164,7 +212,7 @@ void AgentRun::start() {
   // The requester gets EXECUTING as the direct reply to its execute, unless it was queued first
   // (then it already had its reply and sees EXECUTING as a broadcast).
   const Requester* requester = request_.requester.connection ? &request_.requester : nullptr;
-  project_->publish("project_state", projects::to_json(info), requester);
+  project_->publish("project_state", state_data(info), requester);
   request_.requester = {};
 
   if (request_.options.mcp_config_json) {
@@ -502,6 +550,15 @@ void AgentRun::stop(Stop reason, const Requester* requester) {
     return;
   }
   if (requester != nullptr && requester->connection) waiters_.push_back(*requester);
+  // A client's kill is announced once (also after its interrupt); a queued run just leaves.
+  if (reason == Stop::kKill && requester != nullptr && requester->connection &&
+      phase_ != Phase::kStopping) {
+    if (phase_ == Phase::kQueued) {
+      stop_request_ = json::object{{"how", "kill"}, {"by", client_who(*requester->connection)}};
+    } else {
+      stop_requested("kill", *requester);
+    }
+  }
   if (phase_ == Phase::kQueued) {
     // Still queued: leave the queue (if the scheduler is starting it right now, start() will
     // find the project no longer waiting and give the slot back).
@@ -726,10 +783,12 @@ void AgentRun::finish_idle(bool marked) {
     p.last_active = protocol::now_rfc3339();
   });
   if (project_->run.get() == this) project_->run.reset();
-  if (!marked || project_->try_publish_marked("project_state", projects::to_json(info), waiters_,
-                                              trailer(applied_offset_, true))
-                         .seq == 0) {
-    project_->publish("project_state", projects::to_json(info), waiters_);
+  json::object data = projects::to_json(info);
+  data["ended"] = ending();
+  if (!marked ||
+      project_->try_publish_marked("project_state", data, waiters_, trailer(applied_offset_, true))
+              .seq == 0) {
+    project_->publish("project_state", data, waiters_);
   }
   waiters_.clear();
 }

@@ -80,6 +80,10 @@ struct ExecuteRequest {
 Scheduler::Ticket make_ticket(const std::shared_ptr<Project>& project,
                               const std::shared_ptr<class AgentRun>& run);
 
+// Who asked or answered, as broadcasts and history name a client: {"type": "client",
+// "connection_id", "client_name"} (client_name null when the client gave none).
+boost::json::object client_who(const Connection& connection);
+
 class AgentRun : public std::enable_shared_from_this<AgentRun>, private PermissionBroker::Host {
  public:
   // kForce (a second shutdown signal) skips the graces: SIGKILL to the whole tree at once.
@@ -131,6 +135,9 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   // strand: what project_joined lists.
   boost::json::array pending_permissions() const;
   boost::json::array queued_prompts() const;
+  // strand: the stop a client asked for while it is still under way ({"how", "by"}, as in
+  // run_stopping), or {} when none: project_joined shows a late joiner "Stopping…" too.
+  boost::json::object pending_stop() const;
 
  private:
   // Where the run is in its life. Only one holds at a time; stop_ says why a run is kStopping.
@@ -192,6 +199,13 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   bool on_line_too_long(std::string_view payload, std::uint64_t offset, Apply mode);
   void on_exit(agent::ExitStatus status, std::string stderr_tail);
   void finish_idle(bool marked = false);
+  // A client asked to stop the run ("interrupt" or "kill"): remembered for ending() and
+  // announced at once (run_stopping), so every client can show "Stopping…".
+  void stop_requested(std::string_view how, const Requester& requester);
+  // How the run ended, for the final project_state: {"reason", "by"?} (see docs/protocol.md).
+  boost::json::object ending() const;
+  // project_state data: the project, and who started the run while it is QUEUED/EXECUTING.
+  boost::json::object state_data(const projects::ProjectInfo& info) const;
   void fail(protocol::ErrorCode code, std::string message, boost::json::object details);
   void abandon_start(std::string_view reason);
 
@@ -221,7 +235,11 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   std::string mcp_path_;
   std::optional<std::string> resumed_session_;  // the id passed to --resume, if any
   std::string interrupt_id_;
-  std::string correlation_id_;  // the execute's request_id, for logs
+  std::string correlation_id_;        // the execute's request_id, for logs
+  boost::json::object by_;            // who sent the execute (client_who), {} when unknown
+  boost::json::object stop_request_;  // {"how", "by"}: the last stop a client asked for
+  bool failed_ = false;               // an error was published for this run
+  bool lost_ = false;                 // its supervisor was gone at a server start
   Phase phase_ = Phase::kQueued;
   Stop stop_ = Stop::kNone;  // why it is (or was) stopping; kNone while not
   bool result_seen_ = false;

@@ -11,8 +11,8 @@ namespace pa::server {
 
 namespace json = boost::json;
 
-namespace {
-// Who asked or answered, for prompt_queued, permission_resolved and the audit trail.
+// Who asked or answered: prompt_queued, permission_resolved, execute entries, run endings and
+// the audit trail.
 json::object client_who(const Connection& connection) {
   json::object by{{"type", "client"}, {"connection_id", connection.id()}};
   const std::string name = connection.client_name();
@@ -20,6 +20,7 @@ json::object client_who(const Connection& connection) {
   return by;
 }
 
+namespace {
 // The deny an ask gets when no subscriber can answer it: it names the setting to change.
 std::string no_client_message(std::string_view fallback) {
   const std::string nobody =
@@ -99,6 +100,7 @@ void AgentRun::interrupt(const Requester* requester) {
   if (requester != nullptr && requester->connection) waiters_.push_back(*requester);
   if (phase_ == Phase::kInterrupting) return;
   phase_ = Phase::kInterrupting;
+  if (requester != nullptr && requester->connection) stop_requested("interrupt", *requester);
   publish_dequeued(follow_ups_.cancel_all("the run was interrupted (agent_interrupt)"));
   permissions_.cancel_all("interrupted");
   if (!result_seen_ && link_) {

@@ -120,6 +120,7 @@ void AgentRun::on_lost() {
   spdlog::error(
       "project {}: run {} was lost: its supervisor (pid {}) is gone without an exit record",
       project_->id(), run_id_, supervisor_pid_);
+  lost_ = true;
   permissions_.cancel_all("run_ended");
   publish_dequeued(follow_ups_.cancel_all("the run was lost"));
   // Whatever the CLI may have left (a host reboot leaves nothing; a killed supervisor may).
@@ -184,6 +185,8 @@ RunState AgentRun::make_state() const {
   s.state_offset = effects_through_;
   s.stop = std::string(stop_name(stop_));
   s.interrupting = phase_ == Phase::kInterrupting;
+  s.by = by_;
+  s.stop_request = stop_request_;
   s.result_seen = result_seen_;
   s.result_is_error = result_is_error_;
   s.session_not_found = session_not_found_;
@@ -253,6 +256,8 @@ std::shared_ptr<AgentRun> AgentRun::restore(std::shared_ptr<Project> project, Ru
   run->prompt_length_ = state.prompt_length;
   run->effects_through_ = state.state_offset;
   run->stop_ = stop_from_name(state.stop);
+  run->by_ = state.by;
+  run->stop_request_ = state.stop_request;
   // A stopping run that had been interrupted first is stopping.
   run->phase_ = run->stop_ != Stop::kNone ? Phase::kStopping
                 : state.interrupting      ? Phase::kInterrupting
@@ -291,6 +296,7 @@ std::shared_ptr<AgentRun> AgentRun::restore_queued(std::shared_ptr<Project> proj
   run->run_id_ = state.run_id;
   run->paths_ = agent::RunPaths{context.runs_dir + "/" + state.run_id};
   run->queued_order_ = state.queued_order;
+  run->by_ = state.by;
   run->correlation_id_ = state.correlation_id;
   run->follow_ups_.restore(state);
   return run;

@@ -133,8 +133,11 @@ void Hub::handle_execute(Request request) {
     json::object recorded_data{{"prompt", execute.prompt}};
     if (options_copy) recorded_data["options"] = *options_copy;
     if (queue_mode) recorded_data["mode"] = "queue";
+    // `by`: which client sent it, so every client can tell its own prompts from others'.
     const std::string recorded =
-        json::serialize(json::object{{"type", "execute"}, {"data", std::move(recorded_data)}});
+        json::serialize(json::object{{"type", "execute"},
+                                     {"data", std::move(recorded_data)},
+                                     {"by", client_who(*request.connection)}});
     self->with_project(std::move(request), [self, execute = std::move(execute), recorded,
                                             queue_mode, key](Request& r, Project& project) mutable {
       // A resend of an execute already carried out: the project's state now, and nothing else

@@ -228,11 +228,16 @@ void Hub::handle_project_join(Request request) {
   with_project(std::move(request), [](Request& r, Project& project) {
     project.subscribe(r.connection);
     json::object joined{{"project", projects::to_json(project.snapshot())},
-                        {"last_seq", project.last_seq()}};
+                        {"last_seq", project.last_seq()},
+                        // The joiner's own id, to tell its own prompts (`by`) from others'.
+                        {"connection_id", r.connection->id()}};
     // What waits for a person: a phone that reconnects sees it at once.
     joined["pending_permissions"] =
         project.run ? project.run->pending_permissions() : json::array();
     joined["queued_prompts"] = project.run ? project.run->queued_prompts() : json::array();
+    if (project.run) {
+      if (auto stop = project.run->pending_stop(); !stop.empty()) joined["stopping"] = stop;
+    }
     r.reply("project_joined", joined);
   });
 }

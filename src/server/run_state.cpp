@@ -46,6 +46,8 @@ json::object to_json(const RunState& s) {
                    {"follow_ups", std::move(follow_ups)},
                    {"in_flight", std::move(in_flight)}};
   out["resumed_session"] = s.resumed_session ? json::value(*s.resumed_session) : nullptr;
+  if (!s.by.empty()) out["by"] = s.by;
+  if (!s.stop_request.empty()) out["stop_request"] = s.stop_request;
   if (s.queued) {
     out["queued"] =
         json::object{{"order", s.queued_order}, {"prompt", s.prompt}, {"options", s.options}};
@@ -106,6 +108,10 @@ RunState run_state_from_json(const json::value& value) {
   s.session_not_found = flag(o, "session_not_found");
   if (const auto& r = field(o, "resumed_session"); r.is_string())
     s.resumed_session = std::string(r.get_string());
+  // Optional: files written before these existed lack them.
+  if (const auto* by = o.if_contains("by")) s.by = object(*by, "by");
+  if (const auto* stop = o.if_contains("stop_request"))
+    s.stop_request = object(*stop, "stop_request");
   const auto& perms = field(o, "permissions");
   if (!perms.is_array()) throw std::runtime_error("run.json: permissions");
   for (const auto& item : perms.get_array()) {

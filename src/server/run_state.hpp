@@ -52,6 +52,10 @@ struct RunState {
   bool client_permissions = false;
   std::string mcp_path;
   std::size_t prompt_length = 0;
+  // Who sent the execute ({} when unknown), and the stop a client asked for: {"how":
+  // "interrupt"|"kill", "by"} ({} when none). Both go into project_state (AgentRun::ending()).
+  boost::json::object by;
+  boost::json::object stop_request;
 
   std::uint64_t state_offset = 0;
   std::string stop;  // "", "kill", "timeout", "idle_timeout", "shutdown", "force"

@@ -63,6 +63,30 @@ TEST(Gate, WrongTokensAreBlockedForAWhileButTheRightOneAlwaysPasses) {
       << "the block ends";
 }
 
+// /auth/check after a failed upgrade: the same wrong token from the same address within a few
+// seconds is the same attempt and is not counted again; another token, or later, is.
+TEST(Gate, OncePerAttemptCountsTheSameWrongTokenOnce) {
+  Gate gate(options());  // max_failures 3
+  const auto t0 = Clock::now();
+  const auto once = Counting::kOncePerAttempt;
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0), Verdict::kUnauthorized);  // 1
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0 + 1s, once),
+              Verdict::kUnauthorized);
+  EXPECT_EQ(gate.blocked_for("10.0.0.1", t0 + 1s), 0s);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer other"), t0 + 1s, once),
+            Verdict::kUnauthorized);  // 2: another token
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer other"), t0 + 20s, once),
+            Verdict::kUnauthorized);  // 3: the same, but no longer the same attempt
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer wrong"), t0 + 21s, once),
+            Verdict::kTooManyFailures);
+  EXPECT_EQ(gate.blocked_for("10.0.0.1", t0 + 21s), 59s);
+  EXPECT_EQ(gate.blocked_for("10.0.0.1", t0 + 21s + 500ms), 59s) << "rounded up";
+  EXPECT_EQ(gate.blocked_for("10.0.0.2", t0 + 21s), 0s);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0 + 21s, once),
+            Verdict::kAllow);
+}
+
 TEST(Gate, OriginRules) {
   Gate own(options());
   auto r = with_bearer("Bearer secret-token-123");

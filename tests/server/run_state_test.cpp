@@ -67,6 +67,30 @@ TEST(RunState, RoundTripsThroughTheFile) {
   fs::remove_all(dir);
 }
 
+// Who started the run and who asked to stop it survive a restart, so the final IDLE says
+// "killed by …" even when another server process ends the run; files written before these
+// fields existed still load.
+TEST(RunState, WhoStartedAndWhoStoppedAreKept) {
+  RunState s = sample();
+  const boost::json::object phone{
+      {"type", "client"}, {"connection_id", 3}, {"client_name", "Pixel 7"}};
+  s.by = phone;
+  s.stop_request = boost::json::object{{"how", "kill"}, {"by", phone}};
+  const RunState back = run_state_from_json(to_json(s));
+  EXPECT_EQ(back.by, s.by);
+  EXPECT_EQ(back.stop_request, s.stop_request);
+
+  boost::json::object older = to_json(sample());
+  EXPECT_FALSE(older.contains("by"));
+  EXPECT_FALSE(older.contains("stop_request"));
+  const RunState loaded = run_state_from_json(older);
+  EXPECT_TRUE(loaded.by.empty());
+  EXPECT_TRUE(loaded.stop_request.empty());
+
+  older["by"] = "not an object";
+  EXPECT_THROW(run_state_from_json(older), std::runtime_error);
+}
+
 TEST(RunState, ADamagedFileIsRefusedWithAReason) {
   const fs::path dir =
       fs::temp_directory_path() / ("pa-runstate-bad-" + std::to_string(::getpid()));

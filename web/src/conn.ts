@@ -9,10 +9,22 @@ export interface Envelope {
   timestamp?: string;
 }
 
+// Why the last attempt failed. A browser cannot read the status of a refused WebSocket upgrade,
+// so after one the console asks POST /auth/check, which answers what the upgrade got.
+export type Failure =
+  | { kind: 'token' }                       // 401: not retried
+  | { kind: 'origin'; origin: string }      // 403: not retried
+  | { kind: 'locked'; waitSeconds: number } // 429 for wrong tokens: retried after the wait
+  | { kind: 'busy'; message: string }       // 429 connection rate, 503 at limits
+  | { kind: 'shutdown' }                    // 503 shutting down, or closed with 1001
+  | { kind: 'unreachable'; offline?: boolean } // no answer at all (offline: the device says so)
+  | { kind: 'lost' };                       // the connection dropped, or failed for no reason the check sees
+
 export type Status =
   | { kind: 'connecting'; attempt: number }
   | { kind: 'open' }
-  | { kind: 'waiting'; attempt: number; retryAt: number }
+  | { kind: 'waiting'; attempt: number; retryAt: number; failure: Failure }
+  | { kind: 'refused'; failure: Failure }  // 401/403: retrying cannot help
   | { kind: 'stopped' };
 
 export class RequestError extends Error {
@@ -98,8 +110,10 @@ export class Connection {
       `&client_name=${encodeURIComponent(this.clientName)}`;
     const ws = new WebSocket(url);
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      opened = true;
       this.attempt = 0;
       // First on every connection: declaring "permissions" is what makes the server ask this
       // console about tool calls (docs/protocol.md, Handshake).
@@ -120,18 +134,65 @@ export class Connection {
       }
       this.dispatch(msg);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
       const lost = new Error('connection lost');
       for (const p of this.pending.values()) p.reject(lost);
       this.pending.clear();
       if (this.stopped) return;
-      const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** Math.max(0, this.attempt - 1));
-      const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-      this.setStatus({ kind: 'waiting', attempt: this.attempt, retryAt: Date.now() + delay });
-      this.timer = window.setTimeout(() => this.open(), delay);
+      if (opened) {
+        this.retry(ev.code === 1001 ? { kind: 'shutdown' } : { kind: 'lost' });
+        return;
+      }
+      void this.diagnose().then((failure) => {
+        if (this.stopped || this.ws) return;
+        if (failure.kind === 'token' || failure.kind === 'origin') {
+          this.stopped = true;
+          this.setStatus({ kind: 'refused', failure });
+        } else {
+          this.retry(failure);
+        }
+      });
     };
+  }
+
+  private retry(failure: Failure): void {
+    const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** Math.max(0, this.attempt - 1));
+    let delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    if (failure.kind === 'locked') delay = Math.max(delay, failure.waitSeconds * 1000);
+    this.setStatus({ kind: 'waiting', attempt: this.attempt, retryAt: Date.now() + delay, failure });
+    this.timer = window.setTimeout(() => this.open(), delay);
+  }
+
+  // Why did the upgrade fail? POST (not GET) so that the browser sends its Origin, which the
+  // server checks as it did for the upgrade; the same wrong token is not counted twice.
+  private async diagnose(): Promise<Failure> {
+    // The browser knows it has no network: nothing to ask (the `online` event retries).
+    if (!navigator.onLine) return { kind: 'unreachable', offline: true };
+    let res: Response;
+    try {
+      res = await fetch('/auth/check', {
+        method: 'POST', cache: 'no-store', credentials: 'omit',
+        headers: { Authorization: `Bearer ${this.token}` },
+      });
+    } catch {
+      return { kind: 'unreachable' };
+    }
+    const message = await res.json().then((b) => String(b?.error ?? ''), () => '');
+    switch (res.status) {
+      case 401: return { kind: 'token' };
+      case 403: return { kind: 'origin', origin: location.origin };
+      case 429:
+        if (message.startsWith('too many wrong tokens')) {
+          return { kind: 'locked', waitSeconds: Math.max(1, Number(res.headers.get('Retry-After')) || 60) };
+        }
+        return { kind: 'busy', message };
+      case 503:
+        return message.includes('shutting down') ? { kind: 'shutdown' } : { kind: 'busy', message };
+      default:
+        return { kind: 'lost' };
+    }
   }
 
   private dispatch(msg: Envelope): void {

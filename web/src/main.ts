@@ -1,11 +1,12 @@
 // Entry point: token handling, the header with the connection status and the server panel, and
 // hash routing between the project list (#/) and a project (#/p/<id>).
 import './style.css';
-import { Connection } from './conn';
+import { Connection, Failure } from './conn';
 import { h, clear } from './dom';
 import { ProjectsView } from './projects';
 import { ProjectView } from './project';
 import { StatusPanel } from './status';
+import { askOtherTabs, answerOtherTabs } from './tabs';
 
 const TOKEN_KEY = 'pocket-agent.token';
 const CLIENT_NAME = 'web-console';
@@ -62,27 +63,79 @@ function start(token: string): void {
   const status = new StatusPanel(conn);
   const signOut = h('button', { type: 'button', class: 'small' }, 'Sign out');
   const main = h('main', { id: 'main' });
-  const hint = h('div', { class: 'notice', role: 'alert', hidden: true },
-    'Cannot reach the server. It may be down, or the token may be wrong. ');
-  const changeToken = h('button', { type: 'button', class: 'small' }, 'Enter another token');
-  hint.append(changeToken);
+  const hint = h('div', { class: 'notice', role: 'alert', hidden: true, 'data-testid': 'conn-failure' });
   app.append(
     h('header', { class: 'top' }, h('a', { href: '#', class: 'brand' }, 'Pocket Agent'), status.pill, status.panel, signOut),
     hint, main);
 
   const projects = new ProjectsView(conn, (id) => { location.hash = `#/p/${encodeURIComponent(id)}`; });
   let view: ProjectView | null = null;
-  let everOpened = false;
   let refreshTimer: number | undefined;
+  let countdown: number | undefined;
 
+  const stopAnswering = answerOtherTabs(token, () => conn.isOpen);
   const stop = (message?: string) => {
+    window.clearInterval(countdown);
+    stopAnswering();
     conn.stop();
     status.destroy();
     forgetToken();
     showLogin(message);
   };
   signOut.addEventListener('click', () => stop());
-  changeToken.addEventListener('click', () => stop());
+
+  // Each failure in its own words, with the step that helps.
+  const showFailure = (failure: Failure | null, retryAt?: number) => {
+    clear(hint);
+    window.clearInterval(countdown);
+    hint.hidden = failure === null;
+    if (!failure) return;
+    hint.dataset.failure = failure.kind;
+    // The seconds until the next attempt, counted down.
+    const seconds = () => `${Math.max(1, Math.round(((retryAt ?? 0) - Date.now()) / 1000))} s`;
+    const wait = h('span', { 'data-testid': 'retry-wait' }, seconds());
+    if (retryAt) countdown = window.setInterval(() => { wait.textContent = seconds(); }, 1000);
+    const button = (label: string, onClick: () => void) => {
+      const b = h('button', { type: 'button', class: 'small' }, label);
+      b.addEventListener('click', onClick);
+      return b;
+    };
+    const retryNow = button('Retry now', () => conn.retryNow());
+    const newToken = button('Enter the token again', () => stop());
+    switch (failure.kind) {
+      case 'origin':
+        hint.append(h('strong', null, 'Origin not allowed. '),
+          `The server does not accept connections from pages at ${failure.origin}. `,
+          `Add ${failure.origin} to auth.allowed_origins in the server's configuration (or open the console `,
+          'at the address the server itself answers on), restart the server, then ',
+          button('Retry', () => { conn.start(); }));
+        break;
+      case 'locked':
+        hint.append(h('strong', null, 'Too many wrong tokens. '),
+          'The server refuses wrong tokens from this address for a while; the right token is still accepted. Retrying in ', wait, '. ',
+          newToken);
+        break;
+      case 'unreachable':
+        hint.append(h('strong', null, 'Server unreachable. '),
+          failure.offline ? 'This device is offline; retrying when the network is back (or in '
+            : `No answer from ${location.host}: is the server running, and can this device reach it? Retrying in `,
+          wait, failure.offline ? '). ' : '. ',
+          retryNow);
+        break;
+      case 'shutdown':
+        hint.append(h('strong', null, 'Server shutting down. '),
+          'The server is stopping (or restarting). Retrying in ', wait, '. ', retryNow);
+        break;
+      case 'busy':
+        hint.append(h('strong', null, 'Server busy. '), `${failure.message || 'The server refused the connection for now'}. Retrying in `, wait, '. ', retryNow);
+        break;
+      case 'lost':
+        hint.append(h('strong', null, 'Connection lost. '), 'Retrying in ', wait, '. ', retryNow);
+        break;
+      case 'token':
+        break;  // the login form says it
+    }
+  };
 
   const route = () => {
     const m = /^#\/p\/([^/]+)$/.exec(location.hash);
@@ -104,8 +157,14 @@ function start(token: string): void {
   window.addEventListener('hashchange', route);
 
   conn.onStatus.add((s) => {
-    if (s.kind === 'open') everOpened = true;
-    hint.hidden = everOpened || !(s.kind === 'waiting' && s.attempt >= 2);
+    if (s.kind === 'refused' && s.failure.kind === 'token') {
+      stop('The server refused this token: it is wrong, or it was changed. Enter it again ' +
+        '(`pocket-agent-server token` prints it).');
+    } else if (s.kind === 'refused' || s.kind === 'waiting') {
+      showFailure(s.failure, s.kind === 'waiting' ? s.retryAt : undefined);
+    } else if (s.kind === 'open') {
+      showFailure(null);
+    }
   });
   conn.onOpen.add(() => {
     if (view) void view.join();
@@ -127,6 +186,17 @@ function start(token: string): void {
   conn.start();
 }
 
+// No token in this tab: another open tab of the console may share its own (same origin only).
 const token = takeToken();
-if (token) start(token);
-else showLogin();
+if (token) {
+  start(token);
+} else {
+  void askOtherTabs().then((shared) => {
+    if (shared) {
+      sessionStorage.setItem(TOKEN_KEY, shared);
+      start(shared);
+    } else {
+      showLogin();
+    }
+  });
+}

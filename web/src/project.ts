@@ -3,7 +3,7 @@
 // seq order, whether it came live, from the first page, from older pages or from a catch-up.
 import { Connection, Envelope, RequestError } from './conn';
 import { h, clear, json } from './dom';
-import { Item, renderItem, setRaw, byText } from './render';
+import { Item, RenderContext, renderItem, setRaw, byText } from './render';
 import { ReviewTabs } from './review';
 
 const PAGE = 100;        // entries per history page
@@ -45,6 +45,14 @@ export class ProjectView {
   private form: HTMLFormElement;
   private opts: { model: HTMLInputElement; mode: HTMLSelectElement; tools: HTMLInputElement; approval: HTMLSelectElement };
   private joined = false;
+  // This tab's connection ids (a new one after each reconnect): prompts `by` them are "You".
+  private myConnections = new Set<number>();
+  private ctx: RenderContext = {
+    isMine: (by) => by?.type === 'client' && this.myConnections.has(Number(by.connection_id)),
+  };
+  private interrupt: HTMLButtonElement;
+  private kill: HTMLButtonElement;
+  private stopping: 'interrupt' | 'kill' | null = null;  // a stop was asked (here or elsewhere)
 
   constructor(private conn: Connection, readonly projectId: string) {
     this.stateEl = h('span', { class: 'badge state', 'data-testid': 'project-state' }, '…');
@@ -53,10 +61,10 @@ export class ProjectView {
     rawToggle.addEventListener('change', () => this.setRaw(rawToggle.checked));
     this.newSession = h('button', { type: 'button', title: 'Forget the conversation: the next prompt starts a new session' }, 'New session');
     this.newSession.addEventListener('click', () => this.act('agent_new_session'));
-    const interrupt = h('button', { type: 'button', title: 'Stop the current turn; the CLI keeps running' }, 'Interrupt');
-    interrupt.addEventListener('click', () => this.act('agent_interrupt'));
-    const kill = h('button', { type: 'button', class: 'danger', title: 'Stop the CLI process (interrupt, then signals)' }, 'Kill');
-    kill.addEventListener('click', () => this.act('agent_kill'));
+    const interrupt = this.interrupt = h('button', { type: 'button', disabled: true, title: 'Stop the current turn; the CLI keeps running' }, 'Interrupt');
+    interrupt.addEventListener('click', () => void this.stop('interrupt'));
+    const kill = this.kill = h('button', { type: 'button', class: 'danger', disabled: true, title: 'Stop the CLI process (interrupt, then signals)' }, 'Kill');
+    kill.addEventListener('click', () => void this.stop('kill'));
 
     this.sentinel = h('button', { type: 'button', class: 'older', hidden: true }, 'Load older messages');
     this.sentinel.addEventListener('click', () => void this.loadOlder());
@@ -139,9 +147,11 @@ export class ProjectView {
       return;
     }
     const d = reply.data ?? {};
+    if (typeof d.connection_id === 'number') this.myConnections.add(d.connection_id);
     this.setInfo(d.project);
     this.resetCards(Array.isArray(d.pending_permissions) ? d.pending_permissions : []);
     this.resetQueued(Array.isArray(d.queued_prompts) ? d.queued_prompts : []);
+    if (d.stopping && typeof d.stopping === 'object') this.setStopping(d.stopping.how === 'kill' ? 'kill' : 'interrupt');
     const lastSeq = Number(d.last_seq ?? 0);
     if (!this.joined) {
       this.joined = true;
@@ -175,6 +185,9 @@ export class ProjectView {
       case 'prompt_dequeued':
         this.removeQueued(d.queue_id);
         break;
+      case 'run_stopping':
+        this.setStopping(d.how === 'kill' ? 'kill' : 'interrupt');
+        break;
     }
     if (typeof msg.seq === 'number') {
       const item: Item = msg.type === 'agent_message'
@@ -190,7 +203,7 @@ export class ProjectView {
 
   private add(item: Item): void {
     if (this.items.has(item.seq)) return;  // already shown: a catch-up overlapping live messages
-    const el = renderItem(item, this.raw);
+    const el = renderItem(item, this.raw, this.ctx);
     this.items.set(item.seq, el);
     this.insert(el, item.seq);
     this.oldest = Math.min(this.oldest, item.seq);
@@ -296,12 +309,47 @@ export class ProjectView {
     }
   }
 
-  private async act(type: string): Promise<void> {
+  // Interrupt or Kill: "Stopping…" at once; the request's reply is the final IDLE. A request that
+  // failed (not connected) leaves the buttons usable again.
+  private async stop(how: 'interrupt' | 'kill'): Promise<void> {
+    this.setStopping(how);
+    if (!(await this.act(how === 'kill' ? 'agent_kill' : 'agent_interrupt'))) {
+      this.stopping = null;
+      this.showButtons();
+    }
+  }
+
+  private setStopping(how: 'interrupt' | 'kill'): void {
+    if (!this.info || this.info.state === 'IDLE') return;
+    if (this.stopping !== 'kill') this.stopping = how;
+    this.showButtons();
+  }
+
+  // Interrupt and Kill only while a run is there; a stop asked once is shown as "Stopping…", and
+  // Kill stays usable after an interrupt (a CLI that ignores it).
+  private showButtons(): void {
+    const idle = !this.info || this.info.state === 'IDLE';
+    if (idle) this.stopping = null;
+    this.interrupt.disabled = idle || this.stopping !== null;
+    this.kill.disabled = idle || this.stopping === 'kill';
+    this.interrupt.textContent = this.stopping === 'interrupt' ? 'Stopping…' : 'Interrupt';
+    this.kill.textContent = this.stopping === 'kill' ? 'Stopping…' : 'Kill';
+    const info = this.info;
+    if (info) {
+      this.stateEl.textContent = this.stopping ? 'Stopping…'
+        : info.state + (info.queue_position ? ` #${info.queue_position}` : '');
+    }
+    this.stateEl.dataset.stopping = this.stopping ?? '';
+  }
+
+  private async act(type: string): Promise<boolean> {
     try {
       await this.conn.request(type, this.projectId);
       this.hideNotice();
+      return true;
     } catch (e) {
       this.showNotice(e);
+      return false;
     }
   }
 
@@ -317,6 +365,7 @@ export class ProjectView {
     const idle = info.state === 'IDLE';
     this.submit.textContent = idle ? 'Run' : 'Queue follow-up';
     this.newSession.disabled = !idle;
+    this.showButtons();
   }
 
   private resetCards(list: any[]): void {
@@ -379,7 +428,7 @@ export class ProjectView {
     const id = String(q.queue_id ?? '');
     if (!id || this.queued.has(id)) return;
     const li = h('li', { 'data-queue-id': id }, h('span', { class: 'badge' }, 'queued'), ' ', String(q.prompt ?? ''),
-      q.by && h('span', { class: 'muted small' }, ` ${byText(q.by)}`));
+      q.by && h('span', { class: 'muted small' }, ` ${this.ctx.isMine(q.by) ? 'by you' : byText(q.by)}`));
     this.queued.set(id, li);
     this.queuedEl.appendChild(li);
   }

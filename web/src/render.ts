@@ -11,8 +11,14 @@ export interface Item {
   message: any;  // client: {type: execute, data}; claude: the CLI line; server: {type, data}
 }
 
-export function renderItem(item: Item, raw: boolean): HTMLElement {
-  const body = renderBody(item);
+// What an entry's rendering needs to know about this tab: whether a `by` (who sent a prompt,
+// who stopped a run) is this tab's own connection.
+export interface RenderContext {
+  isMine(by: any): boolean;
+}
+
+export function renderItem(item: Item, raw: boolean, ctx: RenderContext): HTMLElement {
+  const body = renderBody(item, ctx);
   const el = h('article', { class: `item ${body.cls}`, 'data-seq': item.seq, 'data-kind': body.kind });
   if (item.timestamp) el.title = `#${item.seq} · ${new Date(item.timestamp).toLocaleString()}`;
   append(el, body.node);
@@ -42,26 +48,35 @@ interface Body {
   node: Node | null;
 }
 
-function renderBody(item: Item): Body {
+function renderBody(item: Item, ctx: RenderContext): Body {
   const m = item.message ?? {};
   if (item.direction === 'client') {
-    if (m.type === 'execute') return { kind: 'prompt', cls: 'prompt', node: prompt(m.data ?? {}) };
+    if (m.type === 'execute') return { kind: 'prompt', cls: 'prompt', node: prompt(m.data ?? {}, m.by, ctx) };
     return minor('client', m);
   }
   if (item.direction === 'claude') return claude(m);
-  return server(m);
+  return server(m, ctx);
+}
+
+// "You" for this tab's own connection, else the client's name.
+export function whoText(by: any, ctx: RenderContext): string {
+  if (!by || typeof by !== 'object') return 'someone';
+  if (by.type === 'server') return 'the server';
+  if (ctx.isMine(by)) return 'You';
+  return typeof by.client_name === 'string' && by.client_name ? by.client_name : 'another client';
 }
 
 function minor(kind: string, m: any): Body {
   return { kind, cls: 'minor', node: h('span', { class: 'muted' }, String(m?.type ?? kind)) };
 }
 
-function prompt(data: any): Node {
+function prompt(data: any, by: any, ctx: RenderContext): Node {
   const opts = data.options && typeof data.options === 'object'
     ? Object.entries(data.options).filter(([, v]) => v !== null && v !== undefined)
     : [];
   return h('div', null,
-    h('div', { class: 'who' }, 'You'),
+    // Entries written before prompts carried `by` name nobody.
+    h('div', { class: 'who' }, by ? whoText(by, ctx) : 'Prompt'),
     h('div', { class: 'prompt-text' }, String(data.prompt ?? '')),
     opts.length > 0 && h('div', { class: 'muted small' },
       opts.map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ')));
@@ -81,8 +96,10 @@ function claude(m: any): Body {
       return { kind: 'assistant', cls: 'assistant', node: assistant(m.message?.content) };
     case 'user':
       return user(m);
-    case 'result':
-      return { kind: 'result', cls: m.is_error ? 'result error' : 'result', node: result(m) };
+    case 'result': {
+      const cls = stoppedTurn(m) ? 'result stopped' : m.is_error ? 'result error' : 'result';
+      return { kind: 'result', cls, node: result(m) };
+    }
     case 'raw':
       return { kind: 'raw', cls: 'rawline', node: h('pre', { class: 'plain' }, String(m.text ?? '')) };
     case 'oversized_line':
@@ -143,27 +160,53 @@ function user(m: any): Body {
   return { kind: 'user', cls: error ? 'tool error' : 'tool', node: wrap };
 }
 
+// A turn ended by an interrupt: the CLI marks its result an error ("error_during_execution")
+// with terminal_reason "aborted_streaming" or "aborted_tools". It is a stop, not a failure.
+function stoppedTurn(m: any): boolean {
+  return typeof m.terminal_reason === 'string' && m.terminal_reason.startsWith('aborted');
+}
+
+// The CLI's own diagnostics ("[ede_diagnostic] result_type=user …") mean nothing to a person:
+// they stay behind "Details".
+const DIAGNOSTIC = /^\[[a-z_]+_diagnostic\]/;
+
 function result(m: any): Node {
-  const parts: string[] = [m.is_error ? `Failed (${m.subtype ?? 'error'})` : 'Done'];
+  const stopped = stoppedTurn(m);
+  const parts: string[] = [stopped ? 'Stopped' : m.is_error ? `Failed (${m.subtype ?? 'error'})` : 'Done'];
   if (typeof m.total_cost_usd === 'number') parts.push(`$${m.total_cost_usd.toFixed(4)}`);
   if (typeof m.duration_ms === 'number') parts.push(fmtDuration(m.duration_ms));
   if (typeof m.num_turns === 'number') parts.push(`${m.num_turns} turn${m.num_turns === 1 ? '' : 's'}`);
   const errors: string[] = Array.isArray(m.errors) ? m.errors.map(String) : [];
+  const hidden = errors.filter((e) => stopped || DIAGNOSTIC.test(e));
+  const shown = errors.filter((e) => !hidden.includes(e));
+  if (stopped && typeof m.result === 'string' && m.result) hidden.unshift(m.result);
   return h('div', null, h('span', { class: 'result-line' }, parts.join(' · ')),
-    m.is_error && typeof m.result === 'string' && h('div', null, m.result),
-    errors.length > 0 && h('div', null, errors.join('\n')));
+    m.is_error && !stopped && typeof m.result === 'string' && h('div', null, m.result),
+    shown.length > 0 && h('div', null, shown.join('\n')),
+    hidden.length > 0 && h('details', { class: 'diagnostic' }, h('summary', null, 'Details'),
+      h('pre', { class: 'plain' }, hidden.join('\n'))));
 }
 
-function server(m: any): Body {
+function server(m: any, ctx: RenderContext): Body {
   const d = m.data ?? {};
   switch (m.type) {
     case 'project_state':
+      return projectState(d, ctx);
+    case 'run_stopping':
       return {
-        kind: 'state', cls: 'meta',
-        node: h('span', { class: 'muted small' }, `State ${d.state}${d.queue_position ? ` (position ${d.queue_position})` : ''}`),
+        kind: 'stopping', cls: 'meta',
+        node: h('span', { class: 'muted small' }, `Stopping… (${d.how === 'kill' ? 'kill' : 'interrupt'} asked by ${whoText(d.by, ctx)})`),
       };
-    case 'error':
-      return { kind: 'error', cls: 'error', node: h('div', null, h('strong', null, String(d.code ?? 'ERROR')), ' ', String(d.message ?? '')) };
+    case 'error': {
+      // A failed run's stderr tail (EXECUTION_FAILED details.stderr) is what says why.
+      const stderr = typeof d.details?.stderr === 'string' ? d.details.stderr.trimEnd() : '';
+      return {
+        kind: 'error', cls: 'error',
+        node: h('div', null, h('strong', null, String(d.code ?? 'ERROR')), ' ', String(d.message ?? ''),
+          stderr && h('div', { class: 'small' }, 'The CLI\'s last output on stderr:'),
+          stderr && h('pre', { class: 'plain stderr' }, stderr)),
+      };
+    }
     case 'session_reset':
       return { kind: 'session', cls: 'meta', node: h('span', { class: 'muted small' }, 'New session started') };
     case 'permission_request':
@@ -185,6 +228,23 @@ function server(m: any): Body {
     default:
       return minor(String(m.type ?? 'server'), m);
   }
+}
+
+// IDLE says how the run ended (`ended`); interrupted or killed by a client is a stop, not a failure.
+function projectState(d: any, ctx: RenderContext): Body {
+  const ended = d.ended && typeof d.ended === 'object' ? d.ended : null;
+  if (ended && (ended.reason === 'interrupted' || ended.reason === 'killed')) {
+    return {
+      kind: 'ended', cls: 'meta stopped',
+      node: h('span', null, h('strong', null, `Stopped by ${whoText(ended.by, ctx)}`),
+        h('span', { class: 'muted small' }, ` · ${ended.reason}`)),
+    };
+  }
+  const how = ended && ended.reason !== 'completed' ? ` · ${String(ended.reason).replace('_', ' ')}` : '';
+  return {
+    kind: ended ? 'ended' : 'state', cls: 'meta',
+    node: h('span', { class: 'muted small' }, `State ${d.state}${d.queue_position ? ` (position ${d.queue_position})` : ''}${how}`),
+  };
 }
 
 export function byText(by: any): string {

@@ -1,6 +1,6 @@
 // The status panel: the connection, `health` (asked on connect and every minute) and the
 // `server_stats` broadcasts.
-import { Connection, Status } from './conn';
+import { Connection, Failure, Status } from './conn';
 import { h, clear, fmtUptime, fmtDuration } from './dom';
 
 export class StatusPanel {
@@ -45,7 +45,8 @@ export class StatusPanel {
     switch (s.kind) {
       case 'open': text = 'connected'; break;
       case 'connecting': text = s.attempt > 1 ? `reconnecting (attempt ${s.attempt})` : 'connecting'; break;
-      case 'waiting': text = `offline, retrying in ${Math.max(1, Math.round((s.retryAt - Date.now()) / 1000))} s`; break;
+      case 'waiting': text = `${FAILURE_WORDS[s.failure.kind]}, retrying in ${Math.max(1, Math.round((s.retryAt - Date.now()) / 1000))} s`; break;
+      case 'refused': text = FAILURE_WORDS[s.failure.kind]; break;
       case 'stopped': text = 'disconnected'; break;
     }
     this.pill.textContent = text;
@@ -81,6 +82,17 @@ export class StatusPanel {
     for (const [k, v] of rows) this.statsEl.append(h('dt', null, k), h('dd', null, v));
   }
 }
+
+// The pill's short words for why the connection is down (main.ts says more and what to do).
+const FAILURE_WORDS: Record<Failure['kind'], string> = {
+  token: 'wrong token',
+  origin: 'origin not allowed',
+  locked: 'too many wrong tokens',
+  busy: 'server busy',
+  shutdown: 'server shutting down',
+  unreachable: 'server unreachable',
+  lost: 'offline',
+};
 
 function num(v: unknown): string {
   return typeof v === 'number' ? String(Math.round(v * 10) / 10) : '?';
