@@ -4,19 +4,15 @@
 #include <boost/json/parse.hpp>
 #include <filesystem>
 
+#include "protocol/json_fields.hpp"
+
 namespace pa::review {
 
 namespace json = boost::json;
 
 namespace {
-const json::object* object_at(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr ? v->if_object() : nullptr;
-}
-std::string string_at(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-}
+using protocol::object_at;
+using protocol::string_at;
 
 std::uint64_t line_count(std::string_view text) {
   auto n = static_cast<std::uint64_t>(std::count(text.begin(), text.end(), '\n'));

@@ -4,20 +4,14 @@
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 
+#include "protocol/json_fields.hpp"
+
 namespace pa::review {
 
 namespace json = boost::json;
 
-namespace {
-const json::object* object_at(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr ? v->if_object() : nullptr;
-}
-std::string string_at(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-}  // namespace
+using protocol::object_at;
+using protocol::string_at;
 
 std::string first_chars(std::string_view text, std::size_t max_chars, bool& cut) {
   std::size_t chars = 0, i = 0;
