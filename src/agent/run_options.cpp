@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "projects/path_rules.hpp"
+#include "projects/project_info.hpp"
 #include "protocol/data_reader.hpp"
 #include "protocol/json_text.hpp"
 
@@ -250,26 +251,13 @@ std::variant<RunOptions, protocol::Error> parse_run_options(const json::object* 
 
   out.session_id = reader.string("session_id", false, 36);
   if (!reader.ok()) return reader.error();
-  if (out.session_id && !is_uuid(*out.session_id)) {
+  if (out.session_id && !projects::looks_like_uuid(*out.session_id)) {
     return field_error(ErrorCode::kInvalidMessage, reader.field("session_id"),
                        "must be a session id: a UUID such as "
                        "\"0f8fad5b-d9cb-469f-a165-70867728950e\" (see session_list)");
   }
 
   return out;
-}
-
-bool is_uuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 bool uses_client_permission_prompt(const RunOptions& options,

@@ -51,10 +51,6 @@ inline constexpr std::size_t kMaxAddDirs = 32;
 inline constexpr std::size_t kMaxAddDirBytes = 4096;
 inline constexpr std::size_t kMaxMcpConfigBytes = 65536;
 
-// Whether `s` is a UUID in its canonical text form (8-4-4-4-12 hexadecimal digits), the only
-// form the CLI accepts as a session id to resume.
-bool is_uuid(std::string_view s);
-
 // Validates `data.options` (nullptr = absent or null). A null option is unset. Errors:
 // INVALID_MESSAGE naming "data.options.<name>" (unknown name, wrong type, bad value); INVALID_PATH
 // naming "data.options.add_dirs[i]"; FORBIDDEN for dangerously_skip_permissions:true or
