@@ -1,7 +1,7 @@
 // Debian's Chromium driven by playwright-core (no browser download): one launch per test file,
 // a fresh context per test, and every page's console errors and uncaught exceptions collected.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const CHROMIUM = process.env.PA_CHROMIUM ?? '/usr/bin/chromium';
@@ -64,4 +64,23 @@ export async function runPrompt(page, prompt, { results = 1 } = {}) {
 // The seqs of the stream's entries, in page order.
 export async function streamSeqs(page) {
   return page.locator('.stream article[data-seq]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+}
+
+// SIGKILLs the fake CLI processes working in `dir` (found by their /proc cwd): a test that needs
+// a run to end after it has seen something (a "Stopping…") ends it itself instead of racing the
+// server's grace periods. Returns how many it killed.
+export function killCliIn(dir) {
+  const want = realpathSync(dir);
+  let killed = 0;
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (readlinkSync(`/proc/${pid}/cwd`) !== want) continue;
+      if (!readlinkSync(`/proc/${pid}/exe`).endsWith('/fake-claude')) continue;
+      process.kill(Number(pid), 'SIGKILL');
+      killed++;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return killed;
 }

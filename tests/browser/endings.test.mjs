@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, requireEnv } from '../e2e/server.mjs';
-import { launch, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt } from './browser.mjs';
+import {
+  launch, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt, killCliIn,
+} from './browser.mjs';
 
 const serverBinary = requireEnv('PA_SERVER_BINARY');
 const fakeClaude = requireEnv('PA_FAKE_CLAUDE');
@@ -44,18 +46,25 @@ async function assertNoRedBlock(page) {
     'no failure block for a stop');
 }
 
+// Grace periods no test waits out: a run being killed stays "Stopping…" until the test ends its
+// CLI (killCliIn), so nothing depends on how fast the page is.
+const kLongGraces = ['--timeouts-kill-grace', '10m', '--timeouts-term-grace', '10m'];
+
 test('Kill: Stopping… at once, then "Stopped by You", never a failure; buttons follow the state', async (t) => {
+  const slow = await startServer({ serverBinary, fakeClaude, extraArgs: kLongGraces });
+  t.after(() => slow.stop());
   const { page, context, errors } = await openPage(browser);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(slow));
   await waitConnected(page);
-  await createProject(page, projectDir());
+  const dir = projectDir();
+  await createProject(page, dir);
   const interrupt = page.getByRole('button', { name: 'Interrupt' });
   const kill = page.getByRole('button', { name: 'Kill' });
   assert.ok(await interrupt.isDisabled(), 'Interrupt is disabled while idle');
   assert.ok(await kill.isDisabled(), 'Kill is disabled while idle');
 
-  // A CLI that ignores the interrupt and SIGTERM: only SIGKILL, after the graces, ends it.
+  // A CLI that ignores the interrupt and SIGTERM: only SIGKILL ends it (here the test's).
   await start(page, '[[fake:hang ignore-interrupt=1 ignore-sigterm=1]]');
   await page.locator('article[data-kind=init]').waitFor();
   assert.ok(await kill.isEnabled());
@@ -67,6 +76,7 @@ test('Kill: Stopping… at once, then "Stopped by You", never a failure; buttons
   assert.ok(await page.getByRole('button', { name: 'Stopping…' }).isDisabled());
   await page.locator('article[data-kind=stopping]', { hasText: 'kill asked by You' }).waitFor();
   await screenshot(page, 'console-stopping');
+  assert.equal(killCliIn(dir), 1, 'the CLI is still running while the page says Stopping…');
 
   const ended = page.locator('article[data-kind=ended]');
   await ended.waitFor();
@@ -175,17 +185,16 @@ test('prompts are labelled with the client that sent them; a new tab needs no to
 });
 
 test('a page opened while a kill is under way shows "Stopping…" too', async (t) => {
-  // Long graces: the run cannot end before the second page has joined.
-  const slow = await startServer({
-    serverBinary, fakeClaude, extraArgs: ['--timeouts-kill-grace', '5s', '--timeouts-term-grace', '5s'],
-  });
+  // Long graces: the run cannot end before the second page has joined; the test ends it.
+  const slow = await startServer({ serverBinary, fakeClaude, extraArgs: kLongGraces });
   t.after(() => slow.stop());
   const a = await openPage(browser);
   const b = await openPage(browser);
   t.after(async () => { await a.context.close(); await b.context.close(); });
   await a.page.goto(consoleUrl(slow));
   await waitConnected(a.page);
-  await createProject(a.page, projectDir());
+  const dir = projectDir();
+  await createProject(a.page, dir);
   await start(a.page, '[[fake:hang ignore-interrupt=1 ignore-sigterm=1]]');
   await a.page.locator('article[data-kind=init]').waitFor();
   await a.page.getByRole('button', { name: 'Kill' }).click();
@@ -199,6 +208,7 @@ test('a page opened while a kill is under way shows "Stopping…" too', async (t
   assert.equal(await stopping.textContent(), 'Stopping…');
   assert.ok(await b.page.getByRole('button', { name: 'Interrupt' }).isDisabled());
   assert.ok(await b.page.getByRole('button', { name: 'Stopping…' }).isDisabled());
+  assert.equal(killCliIn(dir), 1, 'the CLI is still running');
   // Then the end, on both pages.
   await b.page.locator('article[data-kind=ended]', { hasText: 'Stopped by web-console' }).waitFor({ timeout: 30000 });
   await a.page.locator('article[data-kind=ended]', { hasText: 'Stopped by You' }).waitFor({ timeout: 30000 });

@@ -117,6 +117,22 @@ class RawClient {
     pending_.erase(0, take);
     return out;
   }
+  // Reads until `done(everything read so far)` holds, the connection closed or the deadline
+  // passed; returns everything read (nothing is kept for the next read).
+  template <class Done>
+  std::string read_until_bytes(Done done,
+                               std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!done(pending_)) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      auto chunk = read_some(left);
+      if (!chunk) break;
+      pending_ += *chunk;
+    }
+    return std::exchange(pending_, std::string());
+  }
   // True when the last read ended because the peer closed (not because of a deadline).
   bool peer_closed() const { return peer_closed_; }
 
