@@ -105,7 +105,8 @@ test('Interrupt: "Stopped by You", the CLI\'s diagnostics behind Details', async
   await start(page, `[[fake:drip lines=3 interval_ms=1 hold_after=1 hold_file=${join(projectDir(), 'never')}]]`);
   await page.locator('article[data-kind=assistant]').first().waitFor();
   await page.getByRole('button', { name: 'Interrupt' }).click();
-  await page.locator('[data-testid=project-state][data-stopping=interrupt]').waitFor();
+  // (No wait for "Stopping…" here: this CLI answers the interrupt at once, so the page may never
+  // show it; the kill tests hold a run in that state.)
   await page.locator('[data-testid=project-state][data-state=IDLE]').waitFor();
   const ended = page.locator('article[data-kind=ended]');
   await ended.waitFor();
