@@ -680,8 +680,7 @@ TEST(ConfigParse, Choices) {
   EXPECT_EQ(run({}).config.claude.permission_fallback, "deny");
   EXPECT_EQ(run({}, {{"PA_CLAUDE_PERMISSION_FALLBACK", "cli"}}).config.claude.permission_fallback,
             "cli");
-  EXPECT_THAT(error_of({"--claude-permission-fallback", "allow"}),
-              HasSubstr("one of deny or cli"));
+  EXPECT_THAT(error_of({"--claude-permission-fallback", "allow"}), HasSubstr("one of deny or cli"));
 }
 
 TEST(ConfigParse, Lists) {
