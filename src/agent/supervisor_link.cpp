@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -94,6 +97,9 @@ SupervisorSpec supervisor_spec_from_json(const json::value& value) {
 // ---- launch ----
 
 namespace {
+// How long an attach waits for the supervisor's hello line.
+constexpr std::chrono::seconds kAttachTimeout{30};
+
 bool write_all(int fd, const std::string& text) {
   std::size_t done = 0;
   while (done < text.size()) {
@@ -105,8 +111,9 @@ bool write_all(int fd, const std::string& text) {
   return true;
 }
 
-// One line from a blocking fd, within `timeout`.
-std::string read_line(int fd, std::chrono::milliseconds timeout) {
+// One line from a blocking fd, within `timeout`, reading at most `chunk` bytes at a time (1 when
+// what follows the line belongs to someone else). A signal does not end it (EINTR is retried).
+std::string read_line(int fd, std::chrono::milliseconds timeout, std::size_t chunk = 4096) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -118,12 +125,28 @@ std::string read_line(int fd, std::chrono::milliseconds timeout) {
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return out;
     char buf[4096];
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+    const ssize_t n = ::read(fd, buf, std::min(chunk, sizeof buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return out;
     out.append(buf, static_cast<std::size_t>(n));
     if (const auto nl = out.find('\n'); nl != std::string::npos) return out.substr(0, nl);
     if (out.size() > 65536) return out;
+  }
+}
+
+// Connects a blocking AF_UNIX socket, retrying when a signal interrupts the call: for a local
+// socket an interrupted connect left nothing half-done (EISCONN means it got through).
+std::error_code connect_unix(int fd, const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return std::make_error_code(std::errc::filename_too_long);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  for (;;) {
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return {};
+    if (errno == EINTR) continue;
+    if (errno == EISCONN) return {};
+    return {errno, std::generic_category()};
   }
 }
 }  // namespace
@@ -219,25 +242,20 @@ class LinkImpl final : public SupervisorLink {
         handlers_(std::make_shared<LinkHandlers>(std::move(handlers))),
         buf_(kReadChunk) {}
 
+  // Blocking (on the project's strand, which lives on the blocking pool), with every step
+  // retried on EINTR and the answer awaited for at most kAttachTimeout.
   std::error_code connect(const RunPaths& paths, std::uint64_t offset) {
     boost::system::error_code ec;
-    socket_.connect(local::endpoint(paths.socket()), ec);
+    socket_.open(local(), ec);
     if (ec) return {ec.value(), std::generic_category()};
+    const int fd = socket_.native_handle();
+    if (auto cec = connect_unix(fd, paths.socket())) return cec;
     const std::string attach =
         json::serialize(json::object{{"op", "attach"}, {"offset", offset}}) + "\n";
-    boost::asio::write(socket_, boost::asio::buffer(attach), ec);
-    if (ec) return {ec.value(), std::generic_category()};
+    if (!write_all(fd, attach)) return {errno != 0 ? errno : EPIPE, std::generic_category()};
     // The hello line, read byte by byte: what follows belongs to the record stream.
-    std::string hello;
-    char c = 0;
-    while (hello.size() < 4096) {
-      const std::size_t n = socket_.read_some(boost::asio::buffer(&c, 1), ec);
-      if (ec || n == 0)
-        return ec ? std::error_code(ec.value(), std::generic_category())
-                  : std::make_error_code(std::errc::connection_reset);
-      if (c == '\n') break;
-      hello.push_back(c);
-    }
+    const std::string hello = read_line(fd, kAttachTimeout, 1);
+    if (hello.empty()) return std::make_error_code(std::errc::connection_reset);
     boost::system::error_code jec;
     const json::value value = json::parse(hello, jec);
     if (jec || !value.is_object()) return std::make_error_code(std::errc::protocol_error);
