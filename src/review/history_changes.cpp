@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "protocol/json_fields.hpp"
+#include "review/history_entry.hpp"
 
 namespace pa::review {
 
@@ -86,18 +87,12 @@ void HistoryChanges::add_tool_use(std::uint64_t seq, const json::object& block) 
 }
 
 void HistoryChanges::add_entry(std::string_view entry_json) {
-  boost::system::error_code ec;
-  const auto entry = json::parse(entry_json, ec);
-  if (ec || !entry.is_object()) return;
-  const auto& e = entry.get_object();
-  const auto* seq_value = e.if_contains("seq");
-  if (seq_value == nullptr || !seq_value->is_number()) return;
-  const auto seq = seq_value->to_number<std::uint64_t>(ec);
-  if (ec) return;
+  const auto entry = parse_history_entry(entry_json);
+  if (!entry) return;
+  const std::uint64_t seq = entry->seq;
   if (since_seq_ && seq <= *since_seq_) return;
-  if (string_at(e, "direction") != "claude") return;
-  const auto* message = object_at(e, "message");
-  if (message == nullptr) return;
+  if (entry->direction != "claude") return;
+  const json::object* message = entry->message;
   const std::string type = string_at(*message, "type");
   const auto* inner = object_at(*message, "message");
   if (inner == nullptr) return;

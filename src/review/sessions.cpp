@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 
 #include "protocol/json_fields.hpp"
+#include "review/history_entry.hpp"
 
 namespace pa::review {
 
@@ -46,37 +47,31 @@ void SessionList::close_run() {
 }
 
 void SessionList::add_entry(std::string_view entry_json) {
-  boost::system::error_code ec;
-  const auto entry = json::parse(entry_json, ec);
-  if (ec || !entry.is_object()) return;
-  const auto& e = entry.get_object();
-  const auto* seq_value = e.if_contains("seq");
-  if (seq_value == nullptr || !seq_value->is_number()) return;
-  const auto seq = seq_value->to_number<std::uint64_t>(ec);
-  if (ec) return;
-  const auto* message = object_at(e, "message");
-  if (message == nullptr) return;
-  const std::string direction = string_at(e, "direction");
+  const auto entry = parse_history_entry(entry_json);
+  if (!entry) return;
+  const std::uint64_t seq = entry->seq;
+  const json::object* message = entry->message;
+  const std::string& direction = entry->direction;
   const std::string type = string_at(*message, "type");
   if (direction == "client" && type == "execute") {
     const auto* data = object_at(*message, "data");
     const bool follow_up = data != nullptr && string_at(*data, "mode") == "queue";
     if (follow_up && run_) return;  // part of the run in progress
     close_run();
-    run_ = Run{data != nullptr ? string_at(*data, "prompt") : "", string_at(e, "timestamp"), seq,
+    run_ = Run{data != nullptr ? string_at(*data, "prompt") : "", entry->timestamp, seq,
                std::nullopt, 0};
     return;
   }
   if (direction != "claude") return;
   const std::string session = string_at(*message, "session_id");
   if (session.empty()) return;
-  if (!run_) run_ = Run{"", string_at(e, "timestamp"), seq, std::nullopt, 0};  // e.g. restored
+  if (!run_) run_ = Run{"", entry->timestamp, seq, std::nullopt, 0};  // e.g. restored
   if (run_->session != session) {
     // A resume that continued under a new id: the run goes on in the new session.
     if (run_->session) {
       const std::string prompt = run_->prompt;
       close_run();
-      run_ = Run{prompt, string_at(e, "timestamp"), seq, std::nullopt, 0};
+      run_ = Run{prompt, entry->timestamp, seq, std::nullopt, 0};
     }
     run_->session = session;
   }
@@ -90,13 +85,13 @@ void SessionList::add_entry(std::string_view entry_json) {
     sessions_.push_back(std::move(s));
   }
   Session& s = sessions_[it->second];
-  s.ended = string_at(e, "timestamp");
+  s.ended = entry->timestamp;
   s.last_seq = seq;
   if (type == "result") {
     const auto* cost = message->if_contains("total_cost_usd");
-    if (cost != nullptr && cost->is_number()) {
-      run_->cost = std::max(run_->cost, cost->to_number<double>(ec));
-    }
+    boost::system::error_code ec;
+    const double usd = cost != nullptr && cost->is_number() ? cost->to_number<double>(ec) : 0.0;
+    if (!ec) run_->cost = std::max(run_->cost, usd);
   }
 }
 
