@@ -1,8 +1,11 @@
 // Debian's Chromium driven by playwright-core (no browser download): one launch per test file,
 // a fresh context per test, and every page's console errors and uncaught exceptions collected.
 import { chromium } from 'playwright-core';
-import { mkdirSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { before, after } from 'node:test';
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startServer, requireEnv } from '../e2e/server.mjs';
 
 export const CHROMIUM = process.env.PA_CHROMIUM ?? '/usr/bin/chromium';
 export const ARTIFACTS = process.env.PA_ARTIFACTS_DIR ?? join(process.cwd(), 'test-artifacts');
@@ -83,4 +86,27 @@ export function killCliIn(dir) {
     }
   }
   return killed;
+}
+
+// What most test files share: one Chromium and one server (the built binary with the fake CLI,
+// `extraArgs` added), started before the file's tests and stopped after them, and temporary
+// project directories (`projectDir()`), removed then.
+export function sharedBrowserAndServer({ extraArgs = [], dirPrefix = 'pa-browser-project-' } = {}) {
+  const shared = { browser: null, server: null, dirs: [] };
+  shared.projectDir = () => {
+    const d = mkdtempSync(join(tmpdir(), dirPrefix));
+    shared.dirs.push(d);
+    return d;
+  };
+  before(async () => {
+    [shared.browser, shared.server] = await Promise.all([launch(), startServer({
+      serverBinary: requireEnv('PA_SERVER_BINARY'), fakeClaude: requireEnv('PA_FAKE_CLAUDE'), extraArgs,
+    })]);
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.server?.stop();
+    for (const d of shared.dirs) rmSync(d, { recursive: true, force: true });
+  });
+  return shared;
 }

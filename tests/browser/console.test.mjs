@@ -2,36 +2,14 @@
 // fake CLI: connect with the token from the URL, create a project, stream a run, Markdown that
 // cannot inject markup, history paged in by scrolling up, a permission card answered on one page
 // and gone from another, a server restart with catch-up and no duplicates, a phone-sized screen.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startServer, requireEnv } from '../e2e/server.mjs';
 import {
-  launch, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt, streamSeqs,
+  sharedBrowserAndServer, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt, streamSeqs,
 } from './browser.mjs';
 
-const serverBinary = requireEnv('PA_SERVER_BINARY');
-const fakeClaude = requireEnv('PA_FAKE_CLAUDE');
-
-let browser;
-let server;
-const dirs = [];
-function projectDir() {
-  const d = mkdtempSync(join(tmpdir(), 'pa-browser-project-'));
-  dirs.push(d);
-  return d;
-}
-
-before(async () => {
-  [browser, server] = await Promise.all([launch(), startServer({ serverBinary, fakeClaude })]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const shared = sharedBrowserAndServer();
+const { projectDir } = shared;
 
 function assertSeqsContiguous(seqs, from = 1) {
   assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => from + i),
@@ -39,13 +17,13 @@ function assertSeqsContiguous(seqs, from = 1) {
 }
 
 test('connect with the token, create a project, see a run stream; phone layout', async (t) => {
-  const { page, context, errors } = await openPage(browser);
+  const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   // The token is taken out of the address bar (and kept in sessionStorage for reloads).
   assert.equal(new URL(page.url()).searchParams.get('token'), null);
-  assert.equal(await page.evaluate(() => sessionStorage.getItem('pocket-agent.token')), server.token);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('pocket-agent.token')), shared.server.token);
 
   const dir = projectDir();
   await createProject(page, dir);
@@ -86,9 +64,9 @@ test('connect with the token, create a project, see a run stream; phone layout',
   await screenshot(page, 'console-projects-desktop');
 
   // Phone: the same project in a 390x844 viewport, reloaded from sessionStorage's token.
-  const phone = await openPage(browser, { viewport: { width: 390, height: 844 }, isMobile: true });
+  const phone = await openPage(shared.browser, { viewport: { width: 390, height: 844 }, isMobile: true });
   t.after(() => phone.context.close());
-  await phone.page.goto(consoleUrl(server));
+  await phone.page.goto(consoleUrl(shared.server));
   await waitConnected(phone.page);
   await phone.page.locator('ul.projects li', { hasText: dir }).locator('a').click();
   await phone.page.locator('article[data-kind=result]').nth(1).waitFor();
@@ -104,9 +82,9 @@ test('connect with the token, create a project, see a run stream; phone layout',
 });
 
 test('Markdown is rendered for people and cannot inject markup', async (t) => {
-  const { page, context, errors } = await openPage(browser);
+  const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   await createProject(page, projectDir());
   const text = '**bold** and `code` <img src=x onerror=alert(1)> [ok](https://example.com/a) [bad](javascript:alert(1))';
@@ -122,9 +100,9 @@ test('Markdown is rendered for people and cannot inject markup', async (t) => {
 });
 
 test('history is paged in as you scroll up, each entry once', async (t) => {
-  const { page, context, errors } = await openPage(browser);
+  const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   await createProject(page, projectDir());
   await runPrompt(page, '[[fake:flood lines=260 bytes=20]]');
@@ -150,15 +128,15 @@ test('history is paged in as you scroll up, each entry once', async (t) => {
 });
 
 test('a permission request answered on one page disappears from the other', async (t) => {
-  const a = await openPage(browser);
-  const b = await openPage(browser);
+  const a = await openPage(shared.browser);
+  const b = await openPage(shared.browser);
   t.after(async () => { await a.context.close(); await b.context.close(); });
-  await a.page.goto(consoleUrl(server));
+  await a.page.goto(consoleUrl(shared.server));
   await waitConnected(a.page);
   const dir = projectDir();
   await createProject(a.page, dir);
 
-  await b.page.goto(consoleUrl(server, '/'));
+  await b.page.goto(consoleUrl(shared.server, '/'));
   await waitConnected(b.page);
   await b.page.locator('ul.projects li', { hasText: dir }).locator('a').click();
   await b.page.locator('#prompt').waitFor();

@@ -2,38 +2,19 @@
 // once, "Stopped by …" (never a red failure) for an interrupted or killed run, the CLI's
 // diagnostics folded behind "Details", a failed run's stderr in the page, prompts labelled with
 // the client that sent them, and a project link opened in a new tab without the token again.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, requireEnv } from '../e2e/server.mjs';
 import {
-  launch, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt, killCliIn,
+  sharedBrowserAndServer, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt, killCliIn,
 } from './browser.mjs';
 
 const serverBinary = requireEnv('PA_SERVER_BINARY');
 const fakeClaude = requireEnv('PA_FAKE_CLAUDE');
 
-let browser;
-let server;
-const dirs = [];
-function projectDir() {
-  const d = mkdtempSync(join(tmpdir(), 'pa-browser-project-'));
-  dirs.push(d);
-  return d;
-}
-
-before(async () => {
-  [browser, server] = await Promise.all([launch(), startServer({
-    serverBinary, fakeClaude, extraArgs: ['--timeouts-kill-grace', '1s', '--timeouts-term-grace', '1s'],
-  })]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const shared = sharedBrowserAndServer({ extraArgs: ['--timeouts-kill-grace', '1s', '--timeouts-term-grace', '1s'] });
+const { projectDir } = shared;
 
 async function start(page, prompt) {
   await page.locator('#prompt').fill(prompt);
@@ -53,7 +34,7 @@ const kLongGraces = ['--timeouts-kill-grace', '10m', '--timeouts-term-grace', '1
 test('Kill: Stopping… at once, then "Stopped by You", never a failure; buttons follow the state', async (t) => {
   const slow = await startServer({ serverBinary, fakeClaude, extraArgs: kLongGraces });
   t.after(() => slow.stop());
-  const { page, context, errors } = await openPage(browser);
+  const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
   await page.goto(consoleUrl(slow));
   await waitConnected(page);
@@ -97,9 +78,9 @@ test('Kill: Stopping… at once, then "Stopped by You", never a failure; buttons
 });
 
 test('Interrupt: "Stopped by You", the CLI\'s diagnostics behind Details', async (t) => {
-  const { page, context, errors } = await openPage(browser);
+  const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   await createProject(page, projectDir());
   await start(page, `[[fake:drip lines=3 interval_ms=1 hold_after=1 hold_file=${join(projectDir(), 'never')}]]`);
@@ -124,9 +105,9 @@ test('Interrupt: "Stopped by You", the CLI\'s diagnostics behind Details', async
 });
 
 test('a failed run shows the CLI\'s stderr', async (t) => {
-  const { page, context } = await openPage(browser);
+  const { page, context } = await openPage(shared.browser);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   await createProject(page, projectDir());
   await page.locator('#prompt').fill('[[fake:fail code=3 stderr=widget-factory-exploded init=1]]');
@@ -140,9 +121,9 @@ test('a failed run shows the CLI\'s stderr', async (t) => {
 });
 
 test('prompts are labelled with the client that sent them; a new tab needs no token', async (t) => {
-  const { page, context, errors } = await openPage(browser);
+  const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   const dir = projectDir();
   await createProject(page, dir);
@@ -152,9 +133,9 @@ test('prompts are labelled with the client that sent them; a new tab needs no to
 
   // Another client (a phone app named "Pixel 7", here a WebSocket from another browser) sends a
   // prompt to the same project.
-  const other = await openPage(browser);
+  const other = await openPage(shared.browser);
   t.after(() => other.context.close());
-  await other.page.goto(`https://127.0.0.1:${server.port}/`);
+  await other.page.goto(`https://127.0.0.1:${shared.server.port}/`);
   const projectId = decodeURIComponent(projectHash.replace('#/p/', ''));
   const reply = await other.page.evaluate(async ({ token, projectId }) => {
     const ws = new WebSocket(`wss://${location.host}/ws?token=${encodeURIComponent(token)}&client_name=${encodeURIComponent('Pixel 7')}`);
@@ -165,7 +146,7 @@ test('prompts are labelled with the client that sent them; a new tab needs no to
     });
     ws.close();
     return answer;
-  }, { token: server.token, projectId });
+  }, { token: shared.server.token, projectId });
   assert.equal(reply.type, 'project_state', JSON.stringify(reply));
   const theirs = page.locator('article[data-kind=prompt]', { hasText: 'theirs' });
   await theirs.waitFor();
@@ -175,7 +156,7 @@ test('prompts are labelled with the client that sent them; a new tab needs no to
   // The same project in a new tab of this browser: no token in its URL or its storage; the open
   // tab shares it.
   const tab = await context.newPage();
-  await tab.goto(`https://127.0.0.1:${server.port}/${projectHash}`);
+  await tab.goto(`https://127.0.0.1:${shared.server.port}/${projectHash}`);
   await waitConnected(tab);
   await tab.locator('#prompt').waitFor();
   assert.equal(await tab.locator('#token').count(), 0, 'no token form');
@@ -189,8 +170,8 @@ test('a page opened while a kill is under way shows "Stopping…" too', async (t
   // Long graces: the run cannot end before the second page has joined; the test ends it.
   const slow = await startServer({ serverBinary, fakeClaude, extraArgs: kLongGraces });
   t.after(() => slow.stop());
-  const a = await openPage(browser);
-  const b = await openPage(browser);
+  const a = await openPage(shared.browser);
+  const b = await openPage(shared.browser);
   t.after(async () => { await a.context.close(); await b.context.close(); });
   await a.page.goto(consoleUrl(slow));
   await waitConnected(a.page);

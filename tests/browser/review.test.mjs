@@ -4,28 +4,18 @@
 // sessions, "Resume this one" resumes the older conversation).
 // With PA_DOCS_SCREENSHOTS=<dir> (scripts/review-screenshots.sh) it also saves the README's
 // screenshots of the Changes tab and the file view there.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, requireEnv } from '../e2e/server.mjs';
-import { launch, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt } from './browser.mjs';
+import { sharedBrowserAndServer, openPage, screenshot, consoleUrl, waitConnected, createProject, runPrompt } from './browser.mjs';
 
-const serverBinary = requireEnv('PA_SERVER_BINARY');
-const fakeClaude = requireEnv('PA_FAKE_CLAUDE');
 const docsShots = process.env.PA_DOCS_SCREENSHOTS;
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true };
 
-let browser;
-let server;
-const dirs = [];
-function projectDir() {
-  const d = mkdtempSync(join(tmpdir(), 'pa-browser-review-'));
-  dirs.push(d);
-  return d;
-}
+const shared = sharedBrowserAndServer({ dirPrefix: 'pa-browser-review-' });
+const { projectDir } = shared;
 
 function git(dir, ...args) {
   execFileSync('git', ['-c', 'user.name=Test', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args],
@@ -60,24 +50,15 @@ function gitProject() {
   return dir;
 }
 
-before(async () => {
-  [browser, server] = await Promise.all([launch(), startServer({ serverBinary, fakeClaude })]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
 async function noPageOverflow(page) {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal page scrolling at 390 px (overflow ${overflow}px)`);
 }
 
 test('Changes tab: changed files with counts and a colored diff at 390 px', async (t) => {
-  const { page, context, errors } = await openPage(browser, PHONE);
+  const { page, context, errors } = await openPage(shared.browser, PHONE);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   const dir = gitProject();
   await createProject(page, dir);
@@ -130,9 +111,9 @@ test('Changes tab: changed files with counts and a colored diff at 390 px', asyn
 });
 
 test('Files tab: listing, highlighted file view and binary files at 390 px', async (t) => {
-  const { page, context, errors } = await openPage(browser, PHONE);
+  const { page, context, errors } = await openPage(shared.browser, PHONE);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   const dir = gitProject();
   await createProject(page, dir);
@@ -168,9 +149,9 @@ test('Files tab: listing, highlighted file view and binary files at 390 px', asy
 });
 
 test('Sessions tab: past sessions and "Resume this one"', async (t) => {
-  const { page, context, errors } = await openPage(browser, PHONE);
+  const { page, context, errors } = await openPage(shared.browser, PHONE);
   t.after(() => context.close());
-  await page.goto(consoleUrl(server));
+  await page.goto(consoleUrl(shared.server));
   await waitConnected(page);
   await createProject(page, projectDir());
   await runPrompt(page, 'first conversation [[fake:text text=one]]');
