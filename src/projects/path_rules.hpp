@@ -1,6 +1,7 @@
 // Project path rules: absolute, existing directory, compared after canonicalization.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -9,6 +10,9 @@
 #include "protocol/envelope.hpp"
 
 namespace pa::projects {
+
+// The longest path a client may send (a project's path, a file inside it): Linux's PATH_MAX.
+inline constexpr std::size_t kMaxPathBytes = 4096;
 
 // The canonical path (symlinks and ".." resolved), or an INVALID_PATH error saying why
 // (INTERNAL_ERROR from descriptor_exhaustion() when the server is out of file descriptors).

@@ -18,11 +18,6 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using protocol::ErrorCode;
 
-namespace {
-constexpr std::size_t kMaxPathBytes = 4096;
-
-}  // namespace
-
 void Hub::handle_project_create(Request request) {
   std::optional<std::string> key;
   if (auto error = take_idempotency_key(request.message.data, key)) {
@@ -31,7 +26,7 @@ void Hub::handle_project_create(Request request) {
   }
   protocol::DataReader reader(request.message.data);
   reader.allow_only({"path"});
-  auto requested = reader.string("path", true, kMaxPathBytes);
+  auto requested = reader.string("path", true, projects::kMaxPathBytes);
   if (!reader.ok()) {
     request.fail(reader.error());
     return;

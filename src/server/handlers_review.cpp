@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <memory>
 
+#include "projects/path_rules.hpp"
 #include "protocol/data_reader.hpp"
 #include "review/file_view.hpp"
 #include "review/git_changes.hpp"
@@ -23,7 +24,6 @@ namespace json = boost::json;
 using protocol::ErrorCode;
 
 namespace {
-constexpr std::size_t kMaxPathBytes = 4096;
 constexpr std::size_t kScanPageEntries = 1000;
 constexpr std::uint64_t kScanPageBytes = 8u << 20;
 
@@ -94,7 +94,7 @@ bool project_dir_allowed(const Request& r, const Project& project,
 // data.path of file_read/file_list/project_diff: checked here, before any disk access.
 std::optional<std::string> read_relative_path(Request& request, protocol::DataReader& reader,
                                               bool required) {
-  auto path = reader.string("path", required, kMaxPathBytes);
+  auto path = reader.string("path", required, projects::kMaxPathBytes);
   if (!reader.ok()) {
     request.fail(reader.error());
     return std::nullopt;
