@@ -365,7 +365,7 @@ TEST_F(CliFallbackTest, AnAskAfterTheLastCapableSubscriberLeftIsDenied) {
   ASSERT_EQ(str(join(*watcher, id), "type"), "project_joined");
   const auto hold = state_.path() / "go";
   execute(*phone, id,
-          "[[fake:drip lines=1 interval_ms=1 hold_after=1 hold_file=" + hold.string() + "]]");
+          "[[fake:drip lines=2 interval_ms=1 hold_after=1 hold_file=" + hold.string() + "]]");
   const auto queued = phone->request(Json{
       {"type", "execute"}, {"project_id", id}, {"data", {{"prompt", kAsk}, {"mode", "queue"}}}});
   ASSERT_TRUE(is(queued, "prompt_queued")) << json::serialize(queued);
