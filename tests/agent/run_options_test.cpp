@@ -683,6 +683,31 @@ TEST(RunOptionsInspect, RealInitLine) {
   EXPECT_TRUE(l.errors.empty());
 }
 
+// What a notification says of a run's end comes from its result line (a real one, transcript
+// copied-gleam-2.1.3-bash-ls).
+TEST(RunOptionsInspect, AResultLinesNumbersAndTheStartOfItsText) {
+  const CliLine l = inspect_cli_line(
+      R"({"type":"result","subtype":"success","is_error":false,"duration_ms":8722,)"
+      R"("duration_api_ms":21034,"num_turns":2,"result":"Here are the files in the current )"
+      R"(directory.","session_id":"40e7b02d-c0f9-4876-9010-f514d4eb0603","total_cost_usd":)"
+      R"(0.24722425,"usage":{"input_tokens":18,"output_tokens":424}})");
+  ASSERT_TRUE(l.is_result);
+  EXPECT_EQ(l.total_cost_usd, 0.24722425);
+  EXPECT_EQ(l.duration_ms, 8722);
+  EXPECT_EQ(l.num_turns, 2);
+  EXPECT_EQ(l.result_text, "Here are the files in the current directory.");
+
+  const CliLine long_text =
+      inspect_cli_line(R"({"type":"result","result":")" + std::string(1000, 'x') + R"("})");
+  EXPECT_LE(long_text.result_text.size(), CliLine::kResultTextBytes);
+  EXPECT_FALSE(long_text.total_cost_usd.has_value());
+
+  const CliLine not_result =
+      inspect_cli_line(R"({"type":"assistant","total_cost_usd":1,"result":"x"})");
+  EXPECT_FALSE(not_result.total_cost_usd.has_value());
+  EXPECT_EQ(not_result.result_text, "");
+}
+
 TEST(RunOptionsInspect, RealAssistantLine) {
   const CliLine l = inspect_cli_line(kAssistantLine);
   EXPECT_TRUE(l.is_json_object);

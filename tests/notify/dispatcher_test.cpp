@@ -55,11 +55,15 @@ class DispatcherTest : public ::testing::Test {
     return Dispatcher::create(
         io_.get_executor(),
         [this](HttpPost p, std::function<void(HttpReply)> done) { sender_(std::move(p), done); },
-        options, [this](const std::string& key) { gone_.push_back(key); });
+        options, [this](const std::string& key) { gone_.push_back(key); },
+        [this](const Delivery& d, Dispatcher::Outcome outcome) {
+          outcomes_.emplace_back(d.request.url, outcome);
+        });
   }
   boost::asio::io_context io_;
   ScriptedSender sender_;
   std::vector<std::string> gone_;
+  std::vector<std::pair<std::string, Dispatcher::Outcome>> outcomes_;  // per delivery, at its end
 };
 
 TEST_F(DispatcherTest, SuccessIsSentOnce) {
@@ -69,6 +73,8 @@ TEST_F(DispatcherTest, SuccessIsSentOnce) {
   EXPECT_EQ(sender_.attempts["https://a/1"], 1);
   EXPECT_EQ(d->counters().sent, 1u);
   EXPECT_EQ(d->counters().failed, 0u);
+  ASSERT_EQ(outcomes_.size(), 1u);
+  EXPECT_EQ(outcomes_[0], std::pair(std::string("https://a/1"), Dispatcher::Outcome::kSent));
 }
 
 TEST_F(DispatcherTest, ServerErrorsAndNoAnswerAreRetriedThenGivenUp) {
@@ -101,6 +107,10 @@ TEST_F(DispatcherTest, GoneSubscriptionsAreReportedOnceAndOtherClientErrorsNotRe
   EXPECT_EQ(c.gone, 2u);
   EXPECT_EQ(c.failed, 1u);
   EXPECT_EQ(c.retried, 0u);
+  using O = Dispatcher::Outcome;
+  EXPECT_EQ(outcomes_, (std::vector<std::pair<std::string, O>>{{"https://a/410", O::kGone},
+                                                               {"https://a/404", O::kGone},
+                                                               {"https://a/400", O::kFailed}}));
 }
 
 TEST_F(DispatcherTest, AFullQueueDropsWithoutBlocking) {

@@ -50,6 +50,25 @@ TEST(StorageProblems, RaiseRegistersAndClearForgets) {
   EXPECT_TRUE(later.notify);
 }
 
+// The listener (the notifier's server_problem) hears each problem once, when it starts, and again
+// only after the target worked in between.
+TEST(StorageProblems, TheListenerHearsEachProblemWhenItStarts) {
+  StorageProblems problems(0ms);
+  std::vector<StorageProblem> heard;
+  problems.on_first_failure([&](const StorageProblem& p) { heard.push_back(p); });
+  problems.raise("history", "/d/a", "No space left on device", "a");
+  problems.raise("history", "/d/a", "No space left on device", "a");
+  problems.raise("metadata", "/d/b", "Read-only file system");
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[0].what, "history");
+  EXPECT_EQ(heard[0].project_id, "a");
+  EXPECT_EQ(heard[0].error, "No space left on device");
+  EXPECT_EQ(heard[1].path, "/d/b");
+  problems.clear("/d/a");
+  problems.raise("history", "/d/a", "No space left on device", "a");
+  EXPECT_EQ(heard.size(), 3u);
+}
+
 TEST(StorageProblems, NotifiesOncePerTargetPerInterval) {
   StorageProblems problems(5s);
   const auto t0 = Clock::now();
