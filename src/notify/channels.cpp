@@ -89,7 +89,9 @@ HttpPost ntfy_request(const Event& event, const std::string& url, const std::str
       {"Priority", event.urgent ? "5" : "3"},
       {"Tags", header_safe(event.event)},
   };
-  if (!event.url.empty()) post.headers.emplace_back("Click", header_safe(event.url));
+  // A relative link (no notify.console_url) means nothing in the ntfy app.
+  if (event.url.starts_with("https://") || event.url.starts_with("http://"))
+    post.headers.emplace_back("Click", header_safe(event.url));
   if (!token.empty()) post.headers.emplace_back("Authorization", "Bearer " + header_safe(token));
   return post;
 }

@@ -131,6 +131,8 @@ TEST(Channels, NtfyGetsTheTextAndHeadersWithoutControlCharacters) {
   h = headers_of(post);
   EXPECT_EQ(h["Priority"], "3");
   EXPECT_EQ(h.count("Authorization"), 0u);
+  e.url = "/#/p/0f8fad5b";  // relative (no notify.console_url): nothing the ntfy app could open
+  EXPECT_EQ(headers_of(ntfy_request(e, "https://ntfy.sh/t", "")).count("Click"), 0u);
 }
 
 TEST(Channels, WebhookBodyIsTheEventSignedWithHmacSha256) {
