@@ -288,9 +288,10 @@ const std::vector<Setting> kSettings = {
      .flags = "--claude-permission-fallback",
      .field = FIELD(claude.permission_fallback),
      .choices = {"deny", "cli"},
-     .help = "When no subscriber declared the permissions capability in hello: deny (each tool "
-             "permission request is denied at once) or cli (the run starts without the "
-             "permission prompt tool: the CLI's permission mode decides)"},
+     .help = "When no subscriber declared the permissions capability in hello and no "
+             "notification of permission requests reaches anyone: deny (each tool permission "
+             "request is denied at once) or cli (the run starts without the permission prompt "
+             "tool: the CLI's permission mode decides)"},
     // --- websocket ------------------------------------------------------------------------
     {.key = "websocket.read_buffer",
      .env = "PA_WEBSOCKET_READ_BUFFER",

@@ -162,6 +162,16 @@ std::size_t Notifier::subscription_count() const {
   return store_.all().size();
 }
 
+bool Notifier::reaches(std::string_view event) const {
+  const std::string name(event);
+  for (const auto& target : settings_.targets) {
+    if (target.events.empty() ||
+        std::find(target.events.begin(), target.events.end(), name) != target.events.end())
+      return true;
+  }
+  return !store_.receiving(name).empty();
+}
+
 bool Notifier::send_test(const std::string& endpoint) {
   auto subscription = lookup(endpoint);
   if (!subscription) return false;

@@ -192,6 +192,7 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   // The options the CLI starts with: the request's, without the permission prompt when
   // claude.permission_fallback is "cli" and no subscriber answers permission requests.
   agent::RunOptions options_at_start() const;
+  bool someone_answers_permissions() const;
 
   // PermissionBroker::Host
   void send_control(const std::string& cli_request_id, std::string line) override;

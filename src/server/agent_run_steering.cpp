@@ -26,8 +26,8 @@ namespace {
 std::string no_client_message(std::string_view fallback) {
   const std::string nobody =
       "No client that answers tool permission requests is subscribed to this project (none "
-      "declared the \"permissions\" capability in hello), so Pocket Agent Server denied this "
-      "tool call";
+      "declared the \"permissions\" capability in hello) and no notification reaches anyone "
+      "for them, so Pocket Agent Server denied this tool call";
   if (fallback == "cli") {
     return nobody +
            ". This run started while such a client was subscribed; with "
@@ -36,8 +36,8 @@ std::string no_client_message(std::string_view fallback) {
   }
   return nobody +
          " (claude.permission_fallback: deny). Connect a client that answers them (the web "
-         "console does), or set claude.permission_fallback to cli to let the CLI's permission "
-         "mode decide";
+         "console does), subscribe a device to permission_request notifications, or set "
+         "claude.permission_fallback to cli to let the CLI's permission mode decide";
 }
 }  // namespace
 
@@ -121,6 +121,13 @@ void AgentRun::interrupt(const Requester* requester) {
 
 // ---- permissions ----
 
+// A subscriber that answers permission requests, or a person a notification reaches (who can
+// open the console and answer within claude.permission_timeout).
+bool AgentRun::someone_answers_permissions() const {
+  return project_->subscriber_declares(protocol::kPermissionsCapability) ||
+         context_.notifier.reaches("permission_request");
+}
+
 void AgentRun::on_control_request(std::string_view line, const agent::ControlRequest& request) {
   if (!request.ask) {
     spdlog::warn("project {}: refusing CLI control request '{}' ({} bytes)", project_->id(),
@@ -140,7 +147,7 @@ void AgentRun::on_control_request(std::string_view line, const agent::ControlReq
                                           : "Tool permission requests are not enabled");
     return;
   }
-  if (!project_->subscriber_declares(protocol::kPermissionsCapability)) {
+  if (!someone_answers_permissions()) {
     permissions_.deny_unasked(*request.ask, "no_client",
                               no_client_message(context_.config.claude.permission_fallback));
     return;
@@ -153,7 +160,7 @@ agent::RunOptions AgentRun::options_at_start() const {
   agent::RunOptions options = request_.options;
   if (context_.config.claude.permission_fallback == "cli" &&
       agent::uses_client_permission_prompt(options, context_.config.claude) &&
-      !project_->subscriber_declares(protocol::kPermissionsCapability)) {
+      !someone_answers_permissions()) {
     spdlog::info(
         "project {}: no subscriber answers permission requests; the run starts without the "
         "permission prompt (claude.permission_fallback: cli)",
