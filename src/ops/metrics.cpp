@@ -486,6 +486,11 @@ ServerMetrics::ServerMetrics(std::function<Clock::time_point()> now)
       now_(now ? std::move(now) : throw std::invalid_argument("ServerMetrics: empty clock")),
       start_(now_()),
       last_stats_time_(start_) {
+  // Every channel's series exists from the start at 0 (rate() then sees the first send).
+  for (const char* channel : {"web_push", "ntfy", "webhook"}) {
+    notifications_sent.with(channel);
+    notifications_failed.with(channel);
+  }
   registry.gauge_callback(
       "pocket_agent_uptime_seconds", "Seconds since the server started",
       [this] { return std::chrono::duration<double>(now_() - start_).count(); });
