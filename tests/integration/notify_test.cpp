@@ -203,7 +203,13 @@ TEST_F(NotifyTest, PushSubscribeRefusesBadSubscriptionsAndTheConnectionSurvives)
   cases.back().data.at("subscription").as_object()["endpoint"] = 42;
   Json unknown_event = with(good.endpoint, good.p256dh, good.auth);
   unknown_event["events"] = json::array{"run_succeeded", "coffee_ready"};
-  cases.push_back({"unknown event", unknown_event, "coffee_ready"});
+  cases.push_back({"unknown event", unknown_event, "events"});
+  Json unknown_field = with(good.endpoint, good.p256dh, good.auth);
+  unknown_field["colour"] = "blue";
+  cases.push_back({"an unknown field", unknown_field, "colour"});
+  cases.push_back({"endpoint over 2048 bytes",
+                   with(good.endpoint + "/" + std::string(2048, 'a'), good.p256dh, good.auth),
+                   "endpoint"});
   Json events_not_array = with(good.endpoint, good.p256dh, good.auth);
   events_not_array["events"] = "run_failed";
   cases.push_back({"events not an array", events_not_array, "events"});
@@ -227,7 +233,12 @@ TEST_F(NotifyTest, PushSubscribeRefusesBadSubscriptionsAndTheConnectionSurvives)
   const auto bad_focus =
       client->request(Json{{"type", "client_focus"}, {"data", {{"project_id", 7}}}});
   EXPECT_EQ(error_code(bad_focus), "INVALID_MESSAGE") << json::serialize(bad_focus);
-  EXPECT_TRUE(is(subscribe(*client, good), "push_subscribed"));
+  // What a browser's PushSubscription.toJSON() gives, expirationTime included, is accepted.
+  auto browser = subscription_json(good);
+  browser["expirationTime"] = nullptr;
+  const auto accepted =
+      client->request(Json{{"type", "push_subscribe"}, {"data", {{"subscription", browser}}}});
+  EXPECT_TRUE(is(accepted, "push_subscribed")) << json::serialize(accepted);
 }
 
 TEST_F(NotifyTest, ResubscribingReplacesAndUnsubscribingStopsPushes) {
@@ -428,7 +439,9 @@ TEST_F(NotifyTest, ASubscriptionThePushServiceCallsGoneIsRemoved) {
   execute(*client, id, "[[fake:fail]]");
   until_idle(*client);
   push_of("kept", "run_failed", id);
-  EXPECT_EQ(push_.messages_to("gone").size(), 1u);
+  for (const auto& m : push_.messages_to("gone")) {
+    EXPECT_NE(m.field("event"), "run_failed") << m.plaintext;
+  }
 }
 
 // The push service accepts every push and never answers: runs, their frames and their ends reach
@@ -478,7 +491,8 @@ TEST_F(NotifyTest, ARefusingTargetIsCountedAndTheOthersStillDeliver) {
   push_of("phone", "run_succeeded", id);
   hook_of(ntfy_, [](const HttpRequest& r) { return r.header("Tags") == "run_succeeded"; });
   ASSERT_TRUE(metric_reaches("pocket_agent_notifications_failed_total{channel=\"webhook\"}", 1));
-  EXPECT_EQ(webhook_.requests().size(), 1u);
+  std::set<std::string> bodies;  // a retry would send the same body again
+  for (const auto& r : webhook_.requests().all()) EXPECT_TRUE(bodies.insert(r.body).second);
   const auto text = metrics();
   EXPECT_EQ(metric_sample(text, "pocket_agent_notifications_failed_total{channel=\"web_push\"}"),
             0);
@@ -515,6 +529,7 @@ TEST_F(NotifyTest, FocusSuppressesPushesForTheProjectOnScreenOnly) {
   execute(*phone, viewed, "hi");
   until_idle(*phone);
   ASSERT_TRUE(metric_reaches("pocket_agent_notifications_suppressed_total", 1));
+  const double suppressed = metric("pocket_agent_notifications_suppressed_total");
   execute(*phone, elsewhere, "hi");
   until_idle(*phone);
   push_of("phone", "run_succeeded", elsewhere);
@@ -533,7 +548,7 @@ TEST_F(NotifyTest, FocusSuppressesPushesForTheProjectOnScreenOnly) {
   until_idle(*phone);
   const auto m = push_of("phone", "run_failed", viewed);
   EXPECT_TRUE(m.problems.empty()) << m.problems.front();
-  EXPECT_EQ(metric("pocket_agent_notifications_suppressed_total"), 1);
+  EXPECT_EQ(metric("pocket_agent_notifications_suppressed_total"), suppressed);
 }
 
 // Focus belongs to the device whose connection is tied to the subscription: another device
@@ -555,7 +570,9 @@ TEST_F(NotifyTest, AnotherConnectionsFocusDoesNotSuppress) {
   execute(*phone, id, "[[fake:fail]]");
   until_idle(*phone);
   ASSERT_TRUE(metric_reaches("pocket_agent_notifications_suppressed_total", 1));
-  EXPECT_EQ(push_.messages_to("phone").size(), 1u);
+  for (const auto& m : push_.messages_to("phone")) {
+    EXPECT_NE(m.field("event"), "run_failed") << m.plaintext;
+  }
 }
 
 // --- what never leaks, what lasts -------------------------------------------------------------
