@@ -233,6 +233,9 @@ TEST_F(NotifyTest, PushSubscribeRefusesBadSubscriptionsAndTheConnectionSurvives)
   const auto bad_focus =
       client->request(Json{{"type", "client_focus"}, {"data", {{"project_id", 7}}}});
   EXPECT_EQ(error_code(bad_focus), "INVALID_MESSAGE") << json::serialize(bad_focus);
+  const auto unknown_focus =
+      client->request(Json{{"type", "client_focus"}, {"data", {{"project_id", "no-such"}}}});
+  EXPECT_EQ(error_code(unknown_focus), "PROJECT_NOT_FOUND") << json::serialize(unknown_focus);
   // What a browser's PushSubscription.toJSON() gives, expirationTime included, is accepted.
   auto browser = subscription_json(good);
   browser["expirationTime"] = nullptr;
@@ -244,12 +247,15 @@ TEST_F(NotifyTest, PushSubscribeRefusesBadSubscriptionsAndTheConnectionSurvives)
 TEST_F(NotifyTest, ResubscribingReplacesAndUnsubscribingStopsPushes) {
   auto client = connect();
   const auto phone = subscribed(*client, "phone");
+  const auto created_at =
+      str(data(push_info(*client, phone.endpoint)).at("subscription").as_object(), "created_at");
   const auto reply = subscribe(*client, phone, std::vector<std::string>{"run_failed"});
   ASSERT_TRUE(is(reply, "push_subscribed")) << json::serialize(reply);
   EXPECT_EQ(data(reply).at("events"), json::array{"run_failed"});
   EXPECT_EQ(metric("pocket_agent_push_subscriptions"), 1);
   const auto known = data(push_info(*client, phone.endpoint)).at("subscription");
   EXPECT_EQ(known.at("events"), json::array{"run_failed"});
+  EXPECT_EQ(str(known.as_object(), "created_at"), created_at);
 
   const auto gone =
       client->request(Json{{"type", "push_unsubscribe"}, {"data", {{"endpoint", phone.endpoint}}}});
@@ -312,6 +318,81 @@ TEST_F(NotifyTest, APermissionRequestIsPushedUrgentlyAndWithdrawnWhenAnswered) {
   EXPECT_EQ(withdrawn.field("tag"), "permission:" + request_id);
   EXPECT_EQ(withdrawn.topic, m.topic);
   until_idle(*client);
+}
+
+// A command of any length: the notification shows its start, within the documented bounds.
+TEST_F(NotifyTest, APermissionPushShowsOnlyTheStartOfAHugeCommand) {
+  auto client = connect();
+  subscribed(*client, "phone");
+  const auto id = new_project(*client);
+  const std::string command = "echo " + std::string(3000, 'a') + " end-of-command";
+  ASSERT_TRUE(is_state(execute(*client, id, "[[fake:permission command=\"" + command + "\"]]"),
+                       "EXECUTING"));
+  const auto m = push_of("phone", "permission_request", id);
+  EXPECT_TRUE(m.problems.empty()) << m.problems.front();
+  EXPECT_LE(m.field("title").size(), 200u);
+  EXPECT_LE(m.field("body").size(), 1000u);
+  EXPECT_NE(m.field("body").find(command.substr(0, 100)), std::string::npos) << m.field("body");
+  EXPECT_EQ(m.plaintext.find("end-of-command"), std::string::npos);
+  const auto hook = hook_of(webhook_, [](const HttpRequest& r) {
+    const auto j = webhook_json(r);
+    return j && str(*j, "event") == "permission_request";
+  });
+  EXPECT_EQ(hook.body.find("end-of-command"), std::string::npos);
+  const auto ntfy =
+      hook_of(ntfy_, [](const HttpRequest& r) { return r.header("Tags") == "permission_request"; });
+  EXPECT_EQ(ntfy.header("Priority"), "5");
+  EXPECT_LE(ntfy.body.size(), 1000u);
+  // Answered, so that the run ends (a pending one would hold the server's shutdown).
+  const auto ask =
+      client->read_until([](const Json& x) { return is(x, "permission_request"); }, kPushWait);
+  ASSERT_TRUE(ask);
+  client->request(
+      Json{{"type", "permission_response"},
+           {"project_id", id},
+           {"data", {{"permission_id", str(data(*ask), "permission_id")}, {"decision", "deny"}}}});
+  until_idle(*client);
+}
+
+// Nobody answered in time: the request expires and its notification is withdrawn.
+TEST_F(NotifyTest, AnExpiredPermissionRequestIsWithdrawn) {
+  start_notify_server({"--claude-permission-timeout", "1s"});
+  auto client = connect();
+  subscribed(*client, "phone");
+  const auto id = new_project(*client);
+  ASSERT_TRUE(is_state(execute(*client, id, kAsk), "EXECUTING"));
+  const auto asked = push_of("phone", "permission_request", id);
+  const auto withdrawn = push_of("phone", "permission_resolved", id);
+  EXPECT_TRUE(withdrawn.problems.empty()) << withdrawn.problems.front();
+  EXPECT_EQ(withdrawn.field("tag"), asked.field("tag"));
+  until_idle(*client);
+}
+
+// Prompts queued on a run (mode "queue") have all had their turn.
+TEST_F(NotifyTest, ADrainedQueueIsPushed) {
+  auto client = connect();
+  subscribed(*client, "phone");
+  const auto id = new_project(*client);
+  const auto go = state_.path() / "go";
+  ASSERT_TRUE(is_state(
+      execute(*client, id,
+              "[[fake:drip lines=2 interval_ms=1 hold_after=1 hold_file=" + go.string() + "]]"),
+      "EXECUTING"));
+  ASSERT_TRUE(client->read_until(
+      [](const Json& m) { return is(m, "agent_message") && str(data(m), "type") == "assistant"; },
+      kPushWait));
+  const auto queued =
+      client->request(Json{{"type", "execute"},
+                           {"project_id", id},
+                           {"data", {{"prompt", "[[fake:text]]"}, {"mode", "queue"}}}});
+  ASSERT_TRUE(is(queued, "prompt_queued")) << json::serialize(queued);
+  std::ofstream(go) << "go";
+  until_idle(*client);
+  const auto m = push_of("phone", "queue_drained", id);
+  EXPECT_TRUE(m.problems.empty()) << m.problems.front();
+  EXPECT_EQ(m.field("tag"), "queue:" + id);
+  EXPECT_EQ(m.field("url"), "/#/p/" + id);
+  EXPECT_EQ(m.urgency, "normal");
 }
 
 TEST_F(NotifyTest, ASuccessfulRunIsPushedWithCostAndDurationToEveryChannel) {
@@ -494,7 +575,8 @@ TEST_F(NotifyTest, ARefusingTargetIsCountedAndTheOthersStillDeliver) {
   std::set<std::string> bodies;  // a retry would send the same body again
   for (const auto& r : webhook_.requests().all()) EXPECT_TRUE(bodies.insert(r.body).second);
   const auto text = metrics();
-  EXPECT_EQ(metric_sample(text, "pocket_agent_notifications_failed_total{channel=\"web_push\"}"),
+  // A channel's series appears with its first count: absent (-1) is none.
+  EXPECT_LE(metric_sample(text, "pocket_agent_notifications_failed_total{channel=\"web_push\"}"),
             0);
   EXPECT_EQ(metric_sample(text, "pocket_agent_notifications_dropped_total"), 0);
   EXPECT_EQ(metric_sample(text, "pocket_agent_notifications_suppressed_total"), 0);
@@ -573,6 +655,25 @@ TEST_F(NotifyTest, AnotherConnectionsFocusDoesNotSuppress) {
   for (const auto& m : push_.messages_to("phone")) {
     EXPECT_NE(m.field("event"), "run_failed") << m.plaintext;
   }
+}
+
+// A device whose connection closed is not looking at anything.
+TEST_F(NotifyTest, AClosedConnectionHasNoFocus) {
+  auto phone = connect();  // connection 1
+  subscribed(*phone, "phone");
+  auto desk = connect();
+  const auto id = new_project(*desk);
+  focus(*phone, json::value(id));
+  phone->close();
+  ASSERT_TRUE(server_->wait_for_log(
+      [](const std::string& line) {
+        return line.find("connection 1 from") != std::string::npos &&
+               line.find("closed") != std::string::npos;
+      },
+      kPushWait));
+  execute(*desk, id, "hi");
+  until_idle(*desk);
+  push_of("phone", "run_succeeded", id);
 }
 
 // --- what never leaks, what lasts -------------------------------------------------------------
