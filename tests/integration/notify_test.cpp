@@ -8,6 +8,7 @@
 
 #include "common/hex.hpp"
 #include "integration/fixture.hpp"
+#include "integration/small_disk.hpp"
 #include "notify/base64url.hpp"
 #include "notify/channels.hpp"
 #include "notify/digest.hpp"
@@ -37,6 +38,7 @@ class NotifyTest : public AgentServerTest {
   void TearDown() override {
     AgentServerTest::TearDown();
     server_.reset();
+    if (disk_ && !disk_->path().empty()) kill_supervisors_of(disk_->path() / "data");
   }
 
   // The server with a config.yaml that trusts the push double and names the ntfy and webhook
@@ -119,6 +121,7 @@ class NotifyTest : public AgentServerTest {
 
   TempDir config_dir_{"pa-notify-config"};
   TempDir data_dir_{"pa-notify-data"};  // for a server that restarts on the same data
+  std::unique_ptr<SmallDisk> disk_;     // a data dir to fill up, unmounted after TearDown
   PushServiceDouble push_;
   HookDouble ntfy_;
   HookDouble webhook_;
@@ -487,6 +490,52 @@ TEST_F(NotifyTest, ARunThatTimesOutIsPushed) {
   const auto ntfy =
       hook_of(ntfy_, [](const HttpRequest& r) { return r.header("Tags") == "run_timeout"; });
   EXPECT_EQ(ntfy.header("Authorization"), std::string("Bearer ") + kNtfyToken);
+}
+
+// The server's own trouble: a run's output it cannot write (a full disk) is pushed to devices
+// and targets.
+TEST_F(NotifyTest, AFullDiskIsPushedAsAServerProblem) {
+  disk_ = std::make_unique<SmallDisk>();
+  if (disk_->path().empty()) {
+    GTEST_SKIP() << "cannot mount a tmpfs to fill (needs root with CAP_SYS_ADMIN): "
+                 << disk_->error();
+  }
+  const auto data_dir = disk_->path() / "data";
+  std::filesystem::create_directories(data_dir);
+  start_notify_server({}, data_dir);
+  auto client = connect();
+  subscribed(*client, "phone");
+  const auto id = new_project(*client);
+  // A run that prints two lines, then waits for `go` before four more (each over a page).
+  const auto go = state_.path() / "go";
+  ASSERT_TRUE(is_state(execute(*client, id,
+                               "[[fake:drip lines=6 interval_ms=1 bytes=6000 hold_after=2 "
+                               "hold_file=" +
+                                   go.string() + "]]"),
+                       "EXECUTING"));
+  int lines = 0;
+  ASSERT_TRUE(client->read_until(
+      [&](const Json& m) {
+        lines += is(m, "agent_message") && str(data(m), "type") == "assistant";
+        return lines == 2;
+      },
+      kPushWait));
+  const auto filler = disk_->fill();
+  std::ofstream(go) << "go";
+
+  const auto m = push_of("phone", "server_problem");
+  EXPECT_TRUE(m.problems.empty()) << m.problems.front();
+  EXPECT_EQ(m.field("tag"), "server");
+  EXPECT_EQ(m.urgency, "normal");
+  EXPECT_FALSE(m.field("title").empty());
+  const auto hook = hook_of(webhook_, [](const HttpRequest& r) {
+    const auto j = webhook_json(r);
+    return j && str(*j, "event") == "server_problem";
+  });
+  EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"),
+            "sha256=" + common::to_hex(notify::hmac_sha256(kWebhookSecret, hook.body).value()));
+  std::filesystem::remove(filler);
+  until_idle(*client, 40s);
 }
 
 // --- delivery ---------------------------------------------------------------------------------
