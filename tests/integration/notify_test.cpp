@@ -492,6 +492,37 @@ TEST_F(NotifyTest, ARunThatTimesOutIsPushed) {
   EXPECT_EQ(ntfy.header("Authorization"), std::string("Bearer ") + kNtfyToken);
 }
 
+// Supervisor and CLI killed while the server was down: the next server finds the run lost and
+// says so to the devices that subscribed before.
+TEST_F(NotifyTest, ARunLostWhileTheServerWasDownIsPushed) {
+  start_notify_server({}, data_dir_.path());
+  auto client = connect();
+  subscribed(*client, "phone");
+  const auto id = new_project(*client);
+  const auto pidfile = state_.path() / "cli.pid";
+  execute(*client, id,
+          "[[fake:drip lines=10 interval_ms=1 hold_after=3 hold_file=" +
+              (state_.path() / "never").string() + " self_pidfile=" + pidfile.string() + "]]");
+  ASSERT_TRUE(client->read_until(
+      [](const Json& m) { return is(m, "agent_message") && str(data(m), "type") == "assistant"; },
+      kPushWait));
+  pid_t cli = 0;
+  std::ifstream(pidfile) >> cli;
+  ASSERT_GT(cli, 0);
+  client.reset();
+  server_->kill_hard();
+  const auto supervisors = supervisors_of(data_dir_.path());
+  ASSERT_EQ(supervisors.size(), 1u);
+  ::kill(supervisors[0], SIGKILL);
+  ASSERT_TRUE(eventually([&] { return !alive(cli); }, kPushWait)) << "the CLI outlived it";
+
+  start_notify_server({}, data_dir_.path());
+  const auto m = push_of("phone", "run_lost", id);
+  EXPECT_TRUE(m.problems.empty()) << m.problems.front();
+  EXPECT_EQ(m.field("tag"), "run:" + id);
+  EXPECT_EQ(m.field("url"), "/#/p/" + id);
+}
+
 // The server's own trouble: a run's output it cannot write (a full disk) is pushed to devices
 // and targets.
 TEST_F(NotifyTest, AFullDiskIsPushedAsAServerProblem) {
