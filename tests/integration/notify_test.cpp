@@ -34,7 +34,8 @@ class NotifyTest : public AgentServerTest {
  protected:
   NotifyTest() { answers_permissions_ = true; }
   void SetUp() override { start_notify_server(); }
-  // The server goes before the fixture's own directories (the base's members outlive ours).
+  // The server stops before the doubles and directories it uses go (they are ours; server_ is
+  // the base's and would outlive them).
   void TearDown() override {
     AgentServerTest::TearDown();
     server_.reset();
@@ -100,12 +101,16 @@ class NotifyTest : public AgentServerTest {
     EXPECT_TRUE(found) << "no " << event << " push to " << name;
     return found.value_or(PushMessage{});
   }
-  // The first ntfy or webhook request whose header or body names `needle`.
+  // The first request to an ntfy or webhook double that matches; fails the test if none comes.
   static HttpRequest hook_of(const HookDouble& hook,
                              const std::function<bool(const HttpRequest&)>& match) {
     auto r = hook.requests().wait_for(match, kPushWait);
     EXPECT_TRUE(r) << "no matching request at the target";
     return r.value_or(HttpRequest{});
+  }
+  // What the webhook's signature header must say: HMAC-SHA256 of the body with the secret.
+  static std::string expected_signature(const std::string& body) {
+    return "sha256=" + common::to_hex(notify::hmac_sha256(kWebhookSecret, body).value());
   }
   static std::optional<Json> webhook_json(const HttpRequest& r) {
     boost::system::error_code ec;
@@ -437,8 +442,7 @@ TEST_F(NotifyTest, ASuccessfulRunIsPushedWithCostAndDurationToEveryChannel) {
   });
   EXPECT_EQ(hook.target, "/hook");
   EXPECT_EQ(hook.header("Content-Type"), "application/json");
-  EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"),
-            "sha256=" + common::to_hex(notify::hmac_sha256(kWebhookSecret, hook.body).value()));
+  EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"), expected_signature(hook.body));
   EXPECT_EQ(webhook_json(hook), m.payload);
 
   EXPECT_TRUE(metric_reaches("pocket_agent_notifications_sent_total{channel=\"web_push\"}", 1));
@@ -472,8 +476,7 @@ TEST_F(NotifyTest, AFailedRunIsPushedAndOnlyToWhoAskedForIt) {
     const auto j = webhook_json(r);
     return j && str(*j, "event") == "run_failed";
   });
-  EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"),
-            "sha256=" + common::to_hex(notify::hmac_sha256(kWebhookSecret, hook.body).value()));
+  EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"), expected_signature(hook.body));
 }
 
 TEST_F(NotifyTest, ARunThatTimesOutIsPushed) {
@@ -563,8 +566,7 @@ TEST_F(NotifyTest, AFullDiskIsPushedAsAServerProblem) {
     const auto j = webhook_json(r);
     return j && str(*j, "event") == "server_problem";
   });
-  EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"),
-            "sha256=" + common::to_hex(notify::hmac_sha256(kWebhookSecret, hook.body).value()));
+  EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"), expected_signature(hook.body));
   std::filesystem::remove(filler);
   until_idle(*client, 40s);
 }
@@ -760,8 +762,13 @@ TEST_F(NotifyTest, AClosedConnectionHasNoFocus) {
 
 TEST_F(NotifyTest, NoSecretOrSubscriptionAppearsInALogLineOrAPayload) {
   const std::string name = "phone-endpoint-capability-5a7c";
+  const std::string gone_name = "gone-endpoint-capability-9e1b";
   auto client = connect();
   const auto phone = subscribed(*client, name);
+  // The failure paths log too: a subscription the push service calls gone, a refusing webhook.
+  const auto gone = subscribed(*client, gone_name);
+  push_.answer(gone_name, PushAnswer::gone(410));
+  webhook_.answer_with(403);
   const auto id = new_project(*client);
   ASSERT_TRUE(is_state(execute(*client, id, kAsk), "EXECUTING"));
   const auto ask =
@@ -776,9 +783,12 @@ TEST_F(NotifyTest, NoSecretOrSubscriptionAppearsInALogLineOrAPayload) {
   push_of(name, "run_succeeded", id);
   ASSERT_TRUE(webhook_.requests().wait_for_count(2, kPushWait));
   ASSERT_TRUE(ntfy_.requests().wait_for_count(2, kPushWait));
+  ASSERT_TRUE(metric_reaches("pocket_agent_push_subscriptions_removed_total", 1));
+  ASSERT_TRUE(metric_reaches("pocket_agent_notifications_failed_total{channel=\"webhook\"}", 2));
 
   const std::vector<std::string> secrets = {
-      kNtfyToken, kWebhookSecret, phone.p256dh, phone.auth, phone.endpoint, name, server_->token()};
+      kNtfyToken,  kWebhookSecret, phone.p256dh,  phone.auth, phone.endpoint,  name,
+      gone.p256dh, gone.auth,      gone.endpoint, gone_name,  server_->token()};
   const auto leaks = [&](const std::string& text) {
     for (const auto& s : secrets) {
       if (text.find(s) != std::string::npos) return s;
