@@ -43,7 +43,8 @@ class NotifyTest : public AgentServerTest {
   }
 
   // The server with a config.yaml that trusts the push double and names the ntfy and webhook
-  // doubles as targets; `args` adds flags, `data_dir` reuses one (restarts).
+  // doubles as targets (and an ntfy topic for failures only); `args` adds flags, `data_dir`
+  // reuses one (restarts).
   void start_notify_server(std::vector<std::string> args = {},
                            const std::filesystem::path& data_dir = {}) {
     const auto config = config_dir_ / "config.yaml";
@@ -57,7 +58,10 @@ class NotifyTest : public AgentServerTest {
         << "      token: \"" << kNtfyToken << "\"\n"
         << "    - type: webhook\n"
         << "      url: \"" << webhook_.url("/hook") << "\"\n"
-        << "      secret: \"" << kWebhookSecret << "\"\n";
+        << "      secret: \"" << kWebhookSecret << "\"\n"
+        << "    - type: ntfy\n"
+        << "      url: \"" << ntfy_.url("/failures-only") << "\"\n"
+        << "      events: [run_failed]\n";
     args.insert(args.begin(), {"--config", config.string(), "--log-level", "debug"});
     start_agent_server(std::move(args), {}, data_dir);
   }
@@ -423,14 +427,12 @@ TEST_F(NotifyTest, ASuccessfulRunIsPushedWithCostAndDurationToEveryChannel) {
   EXPECT_TRUE(std::regex_search(body, std::regex(R"(\d\s?(ms|s|min)\b)"))) << body;
 
   // ntfy: the text, its headers and the token.
-  const auto ntfy = hook_of(ntfy_, [&](const HttpRequest& r) {
-    return r.header("Click").value_or("").find(id) != std::string::npos;
-  });
+  const auto ntfy =
+      hook_of(ntfy_, [&](const HttpRequest& r) { return r.header("Tags") == "run_succeeded"; });
   EXPECT_EQ(ntfy.method, "POST");
   EXPECT_EQ(ntfy.target, "/pocket-agent");
   EXPECT_EQ(ntfy.header("Title"), m.field("title"));
   EXPECT_EQ(ntfy.header("Priority"), "3");
-  EXPECT_EQ(ntfy.header("Click"), m.field("url"));
   EXPECT_EQ(ntfy.header("Tags"), "run_succeeded");
   EXPECT_EQ(ntfy.header("Authorization"), std::string("Bearer ") + kNtfyToken);
   EXPECT_EQ(ntfy.body, body);
@@ -476,6 +478,13 @@ TEST_F(NotifyTest, AFailedRunIsPushedAndOnlyToWhoAskedForIt) {
     const auto j = webhook_json(r);
     return j && str(*j, "event") == "run_failed";
   });
+  // A target's `events` limit it the same way.
+  hook_of(ntfy_, [](const HttpRequest& r) { return r.target == "/failures-only"; });
+  for (const auto& r : ntfy_.requests().all()) {
+    if (r.target == "/failures-only") {
+      EXPECT_EQ(r.header("Tags"), "run_failed");
+    }
+  }
   EXPECT_EQ(hook.header("X-Pocket-Agent-Signature"), expected_signature(hook.body));
 }
 
