@@ -1,15 +1,11 @@
 // Storage trouble is never silent (issue 14): a damaged project.json is kept aside and rebuilt
 // from the history; a full disk is told to clients (STORAGE_FAILED), shown by health, and nothing
 // is sent without a seq; once space is back the held messages are written and history is whole.
-#include <sys/mount.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <set>
 #include <sstream>
 
 #include "integration/fixture.hpp"
+#include "integration/small_disk.hpp"
 
 namespace pa::test {
 namespace {
@@ -153,38 +149,7 @@ class DiskFullTest : public AgentServerTest {
   void TearDown() override {
     AgentServerTest::TearDown();
     server_.reset();  // stops the server: nothing holds files on the mount any more
-    if (!mounted_.empty()) kill_supervisors_of(mounted_ / "data");  // runs outlive servers
-    if (!mounted_.empty() && ::umount2(mounted_.c_str(), 0) != 0) {
-      ::umount2(mounted_.c_str(), MNT_DETACH);
-    }
-  }
-
-  // A 4 MiB tmpfs at a fresh directory; empty when mounting is not permitted.
-  fs::path mount_small_tmpfs() {
-    const auto at = mount_dir_.path() / "mnt";
-    fs::create_directories(at);
-    if (::mount("tmpfs", at.c_str(), "tmpfs", 0, "size=4m,mode=0700") != 0) {
-      mount_error_ = std::strerror(errno);
-      return {};
-    }
-    mounted_ = at;
-    return at;
-  }
-
-  // Writes until the file system has no byte left; returns the filler's path.
-  static fs::path fill(const fs::path& dir) {
-    const auto filler = dir / "filler";
-    FILE* f = std::fopen(filler.c_str(), "wb");
-    EXPECT_NE(f, nullptr);
-    if (f == nullptr) return filler;
-    std::setvbuf(f, nullptr, _IONBF, 0);
-    const std::string chunk(64 * 1024, 'x');
-    while (std::fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size()) {
-    }
-    while (std::fwrite("x", 1, 1, f) == 1) {
-    }
-    std::fclose(f);
-    return filler;
+    if (!disk_.path().empty()) kill_supervisors_of(disk_.path() / "data");  // runs outlive servers
   }
 
   // A run of 6 big lines that waits after the 2nd until `go` exists; returns once the client
@@ -205,16 +170,14 @@ class DiskFullTest : public AgentServerTest {
         20s));
   }
 
-  TempDir mount_dir_{"pa-diskfull"};
-  fs::path mounted_;
-  std::string mount_error_;
+  SmallDisk disk_;  // unmounted after TearDown
 };
 
 TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHistoryStaysWhole) {
-  const auto mnt = mount_small_tmpfs();
+  const auto mnt = disk_.path();
   if (mnt.empty()) {
     GTEST_SKIP() << "cannot mount a tmpfs to fill (needs root with CAP_SYS_ADMIN): "
-                 << mount_error_;
+                 << disk_.error();
   }
   const auto data_dir = mnt / "data";
   fs::create_directories(data_dir);
@@ -233,7 +196,7 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
   start_held_run(*client, id, go);
   ASSERT_FALSE(HasFailure());
 
-  const auto filler = fill(mnt);
+  const auto filler = disk_.fill();
   { std::ofstream(go) << "go"; }
 
   // The client is told: STORAGE_FAILED, with where and why. The run's spool (in the same data
@@ -346,10 +309,10 @@ TEST_F(DiskFullTest, ClientsAreToldHealthDegradesNothingGoesOutWithoutSeqAndHist
 // A run held by a full disk longer than timeouts.execution_idle is stopped with STORAGE_FAILED
 // (not reported as an idle CLI), and the project is usable again once space is back.
 TEST_F(DiskFullTest, ARunHeldLongerThanExecutionIdleStopsWithStorageFailed) {
-  const auto mnt = mount_small_tmpfs();
+  const auto mnt = disk_.path();
   if (mnt.empty()) {
     GTEST_SKIP() << "cannot mount a tmpfs to fill (needs root with CAP_SYS_ADMIN): "
-                 << mount_error_;
+                 << disk_.error();
   }
   const auto data_dir = mnt / "data";
   fs::create_directories(data_dir);
@@ -365,7 +328,7 @@ TEST_F(DiskFullTest, ARunHeldLongerThanExecutionIdleStopsWithStorageFailed) {
   pid_t cli = 0;
   std::ifstream(pidfile) >> cli;
   ASSERT_GT(cli, 0);
-  const auto filler = fill(mnt);
+  const auto filler = disk_.fill();
   { std::ofstream(go) << "go"; }
   // The supervisor stops the held CLI after execution_idle.
   ASSERT_TRUE(eventually([&] { return !alive(cli); }, 30s)) << "the held run was not stopped";

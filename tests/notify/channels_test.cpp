@@ -6,7 +6,7 @@
 #include <map>
 
 #include "notify/base64url.hpp"
-#include "push_decrypt.hpp"
+#include "support/push_decrypt.hpp"
 
 namespace pa::notify {
 namespace {
