@@ -16,14 +16,6 @@ namespace fs = std::filesystem;
 
 class AgentTest : public AgentServerTest {};
 
-std::vector<Json> of_type(const std::vector<Json>& messages, std::string_view type) {
-  std::vector<Json> out;
-  for (const auto& m : messages) {
-    if (str(m, "type") == type) out.push_back(m);
-  }
-  return out;
-}
-
 TEST_F(AgentTest, FullRunStreamsToTwoSubscribersInTheSameOrder) {
   auto alice = connect();
   auto bob = connect();

@@ -214,6 +214,15 @@ inline double metric_sample(const std::string& text, const std::string& series) 
   return -1;
 }
 
+// The messages of `type` among `messages`, in order.
+inline std::vector<Json> of_type(const std::vector<Json>& messages, std::string_view type) {
+  std::vector<Json> out;
+  for (const auto& m : messages) {
+    if (str(m, "type") == type) out.push_back(m);
+  }
+  return out;
+}
+
 // The CLI lines (agent_message data) of type `cli_type` among `messages`, in order.
 inline std::vector<Json> cli_lines_of_type(const std::vector<Json>& messages,
                                            std::string_view cli_type) {

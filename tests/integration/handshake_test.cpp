@@ -27,14 +27,6 @@ class HandshakeTest : public AgentServerTest {
     return client.request(Json{{"type", "project_join"}, {"project_id", project_id}});
   }
 
-  // The messages of `type` among `seen`, in order.
-  static std::vector<Json> of_type(const std::vector<Json>& seen, std::string_view type) {
-    std::vector<Json> out;
-    for (const auto& m : seen) {
-      if (is(m, type)) out.push_back(m);
-    }
-    return out;
-  }
   // The history messages ({type, data}) of the project, oldest first.
   static std::vector<Json> history_messages(WsClient& client, const std::string& id) {
     std::vector<Json> out;

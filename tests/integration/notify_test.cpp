@@ -48,20 +48,22 @@ class NotifyTest : public AgentServerTest {
   void start_notify_server(std::vector<std::string> args = {},
                            const std::filesystem::path& data_dir = {}) {
     const auto config = config_dir_ / "config.yaml";
-    std::ofstream(config, std::ios::trunc)
-        << "notify:\n"
-        << "  push_service_hosts: [localhost, 127.0.0.1]\n"
-        << "  ca_file: \"" << test_certificate().cert << "\"\n"
-        << "  targets:\n"
-        << "    - type: ntfy\n"
-        << "      url: \"" << ntfy_.url("/pocket-agent") << "\"\n"
-        << "      token: \"" << kNtfyToken << "\"\n"
-        << "    - type: webhook\n"
-        << "      url: \"" << webhook_.url("/hook") << "\"\n"
-        << "      secret: \"" << kWebhookSecret << "\"\n"
-        << "    - type: ntfy\n"
-        << "      url: \"" << ntfy_.url("/failures-only") << "\"\n"
-        << "      events: [run_failed]\n";
+    std::ofstream(config, std::ios::trunc) << "notify:\n"
+                                           << "  push_service_hosts: [localhost, 127.0.0.1]\n"
+                                           << "  ca_file: \"" << test_certificate().cert << "\"\n";
+    if (with_targets_) {
+      std::ofstream(config, std::ios::app)
+          << "  targets:\n"
+          << "    - type: ntfy\n"
+          << "      url: \"" << ntfy_.url("/pocket-agent") << "\"\n"
+          << "      token: \"" << kNtfyToken << "\"\n"
+          << "    - type: webhook\n"
+          << "      url: \"" << webhook_.url("/hook") << "\"\n"
+          << "      secret: \"" << kWebhookSecret << "\"\n"
+          << "    - type: ntfy\n"
+          << "      url: \"" << ntfy_.url("/failures-only") << "\"\n"
+          << "      events: [run_failed]\n";
+    }
     args.insert(args.begin(), {"--config", config.string(), "--log-level", "debug"});
     start_agent_server(std::move(args), {}, data_dir);
   }
@@ -128,6 +130,7 @@ class NotifyTest : public AgentServerTest {
     return eventually([&] { return metric(series) >= value; }, kPushWait);
   }
 
+  bool with_targets_ = true;  // the ntfy and webhook targets in config.yaml
   TempDir config_dir_{"pa-notify-config"};
   TempDir data_dir_{"pa-notify-data"};  // for a server that restarts on the same data
   std::unique_ptr<SmallDisk> disk_;     // a data dir to fill up, unmounted after TearDown
@@ -330,6 +333,49 @@ TEST_F(NotifyTest, APermissionRequestIsPushedUrgentlyAndWithdrawnWhenAnswered) {
   EXPECT_EQ(withdrawn.field("tag"), "permission:" + request_id);
   EXPECT_EQ(withdrawn.topic, m.topic);
   until_idle(*client);
+}
+
+// With no client that answers permission requests, an ask is denied at once, unless a
+// notification of it reaches someone: then it waits for that person, who opens the console and
+// answers (claude.permission_fallback applies only when no one can answer).
+TEST_F(NotifyTest, APermissionRequestWaitsForThePersonANotificationReaches) {
+  server_.reset();
+  with_targets_ = false;  // targets would reach someone whatever is subscribed
+  start_notify_server();
+  auto watcher = connect_without_hello();
+  hello(*watcher, {});  // subscribed to the project, but answers no permission requests
+  const auto id = new_project(*watcher);
+
+  execute(*watcher, id, kAsk);
+  const auto unreached = until_idle(*watcher);
+  ASSERT_EQ(of_type(unreached, "permission_resolved").size(), 1u);
+  EXPECT_EQ(str(data(of_type(unreached, "permission_resolved")[0]), "reason"), "no_client");
+  EXPECT_TRUE(of_type(unreached, "permission_request").empty());
+
+  // A phone subscribed to permission requests only: the next ask waits for it.
+  ASSERT_TRUE(is(
+      subscribe(*watcher, push_.subscribe("phone"), std::vector<std::string>{"permission_request"}),
+      "push_subscribed"));
+  execute(*watcher, id, kAsk);
+  const auto m = push_of("phone", "permission_request", id);
+  const std::string tag = m.field("tag");
+  ASSERT_EQ(tag.rfind("permission:", 0), 0u) << tag;
+  const std::string permission_id = tag.substr(std::string("permission:").size());
+
+  // The person opens the console (a client that answers) and allows it.
+  auto phone = connect();
+  ASSERT_EQ(str(phone->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
+  const auto resolved =
+      phone->request(Json{{"type", "permission_response"},
+                          {"project_id", id},
+                          {"data", {{"permission_id", permission_id}, {"decision", "allow"}}}});
+  ASSERT_TRUE(is(resolved, "permission_resolved")) << json::serialize(resolved);
+  EXPECT_EQ(str(data(resolved), "reason"), "answered");
+  EXPECT_EQ(push_of("phone", "permission_resolved", id).field("tag"), tag);
+  const auto answered = until_idle(*watcher);
+  EXPECT_TRUE(of_type(answered, "permission_resolved").empty() ||
+              str(data(of_type(answered, "permission_resolved")[0]), "reason") == "answered");
 }
 
 // A command of any length: the notification shows its start, within the documented bounds.
