@@ -1,0 +1,372 @@
+// The console as an installable app that shows the server's notifications (issue 17): its
+// service worker, notifications from pushes delivered with CDP (ServiceWorker.deliverPushMessage,
+// payloads as docs/protocol.md "Web Push" gives them), a tap that opens the project at the
+// permission card, a permission_resolved push that withdraws the notification, the install check
+// (CDP Page.getInstallabilityErrors), client_focus as the view changes, and the notifications
+// panel at 390 px (its screenshot for the README with PA_DOCS_SCREENSHOTS=<dir>:
+// scripts/console-screenshots.sh).
+//
+// Tapping: no CDP command clicks a notification. The test dispatches a `notificationclick`
+// NotificationEvent, built around the real Notification of registration.getNotifications(), in
+// the service worker (playwright's context.serviceWorkers()): the worker's own listener runs,
+// closes the notification and tells the open console window where to go. What a real tap has
+// and this has not: isTrusted (so the listener's event.waitUntil() throws, after its argument,
+// openConsole(), has started) and the user activation that lets the worker focus a window (its
+// focus() is refused) or open a new one (that branch is not covered here).
+//
+// Pushes need no subscription with CDP; subscribing does (a push service on the network, which
+// this machine has not): the panel test checks that this failure is said plainly.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, requireEnv } from '../e2e/server.mjs';
+import {
+  sharedBrowserAndServer, launchPersistent, openPage, screenshot, consoleUrl, waitConnected, createProject,
+} from './browser.mjs';
+
+const docsShots = process.env.PA_DOCS_SCREENSHOTS;
+const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true };
+const EVENTS = ['permission_request', 'run_succeeded', 'run_failed', 'run_timeout', 'run_lost', 'queue_drained', 'server_problem'];
+
+const shared = sharedBrowserAndServer({ dirPrefix: 'pa-browser-notify-' });
+const { projectDir } = shared;
+
+function originOf(server) {
+  return `https://127.0.0.1:${server.port}`;
+}
+
+// The console's service worker, once active: its scope and script.
+async function activeWorker(page) {
+  return page.evaluate(async () => {
+    const r = await navigator.serviceWorker.ready;
+    return { scope: r.scope, script: r.active?.scriptURL };
+  });
+}
+
+// Pushes to the console's worker through CDP, as a push service would deliver them.
+async function pushDriver(context, page, origin) {
+  const cdp = await context.newCDPSession(page);
+  const registrationId = new Promise((resolve) => {
+    cdp.on('ServiceWorker.workerRegistrationUpdated', ({ registrations }) => {
+      const r = registrations.find((x) => x.scopeURL === `${origin}/` && !x.isDeleted);
+      if (r) resolve(r.registrationId);
+    });
+  });
+  await cdp.send('ServiceWorker.enable');
+  const id = await registrationId;
+  return (payload) => cdp.send('ServiceWorker.deliverPushMessage', {
+    origin: `${origin}/`, registrationId: id, data: typeof payload === 'string' ? payload : JSON.stringify(payload),
+  });
+}
+
+// The notifications the worker shows (all, or those with `tag`), as plain objects.
+async function notifications(page, tag) {
+  return page.evaluate(async (t) => {
+    const r = await navigator.serviceWorker.ready;
+    return (await r.getNotifications(t ? { tag: t } : {})).map((n) => ({
+      title: n.title, body: n.body, tag: n.tag, data: n.data, requireInteraction: n.requireInteraction,
+    }));
+  }, tag);
+}
+
+// Once the worker shows `count` notifications (with `tag`): them. (No page event tells when the
+// worker has shown or closed one: asked again every 50 ms, up to 15 s.)
+async function waitNotifications(page, count, tag) {
+  await page.evaluate(async ([n, t]) => {
+    const r = await navigator.serviceWorker.ready;
+    const deadline = Date.now() + 15000;
+    let have;
+    while ((have = (await r.getNotifications(t ? { tag: t } : {})).length) !== n) {
+      if (Date.now() > deadline) throw new Error(`${have} notifications${t ? ` tagged ${t}` : ''}, not ${n}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }, [count, tag]);
+  return notifications(page, tag);
+}
+
+// The worker's notificationclick listener, run for the shown notification with `tag` (see the
+// file's comment for how this differs from a real tap).
+async function tap(context, tag) {
+  const [worker] = context.serviceWorkers();
+  assert.ok(worker, 'the console has a service worker');
+  await worker.evaluate(async (t) => {
+    const [n] = await self.registration.getNotifications({ tag: t });
+    if (!n) throw new Error(`no notification tagged ${t}`);
+    self.dispatchEvent(new NotificationEvent('notificationclick', { notification: n }));
+  }, tag);
+}
+
+// The payload the server sends for a permission request (docs/protocol.md, "Web Push").
+function permissionPayload(projectId, path, permissionId) {
+  return {
+    event: 'permission_request', project_id: projectId, project_path: path,
+    title: 'Permission needed', body: 'Bash wants to run: touch x',
+    url: `/#/p/${encodeURIComponent(projectId)}/permission/${encodeURIComponent(permissionId)}`,
+    tag: `permission:${permissionId}`, at: new Date().toISOString(),
+  };
+}
+
+async function openProject(page, dir) {
+  await createProject(page, dir);
+  return page.evaluate(() => decodeURIComponent(location.hash.slice('#/p/'.length)));
+}
+
+// A real pending permission request (the fake CLI asks before running `touch x`): its id.
+async function pendingPermission(page) {
+  await page.locator('#prompt').fill('[[fake:permission command="touch x"]]');
+  await page.locator('#prompt').press('Control+Enter');
+  const card = page.locator('.card.permission');
+  await card.waitFor();
+  return card.getAttribute('data-permission-id');
+}
+
+test('the console registers its service worker at / and the manifest makes it installable', async (t) => {
+  // Installability is never offered in an incognito-like context: a real profile.
+  const b = await launchPersistent();
+  t.after(() => b.close());
+  const origin = originOf(shared.server);
+  await b.page.goto(consoleUrl(shared.server));
+  await waitConnected(b.page);
+  assert.deepEqual(await activeWorker(b.page), { scope: `${origin}/`, script: `${origin}/sw.js` });
+
+  const cdp = await b.context.newCDPSession(b.page);
+  const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+  assert.deepEqual(installabilityErrors, [], 'Chromium would offer to install the console');
+  const manifest = await cdp.send('Page.getAppManifest');
+  assert.equal(manifest.url, `${origin}/manifest.webmanifest`);
+  assert.deepEqual(manifest.errors, []);
+  const parsed = JSON.parse(manifest.data);
+  assert.equal(parsed.display, 'standalone');
+  assert.equal(parsed.start_url, '/');
+  assert.equal(parsed.scope, '/');
+  for (const size of ['192x192', '512x512']) {
+    const icon = parsed.icons.find((i) => i.sizes === size && i.type === 'image/png' && i.purpose === 'any');
+    assert.ok(icon, `a ${size} PNG icon`);
+    const res = await b.page.request.get(`${origin}${icon.src}`);
+    assert.equal(res.headers()['content-type'], 'image/png');
+    const body = await res.body();
+    const [w, hgt] = [body.readUInt32BE(16), body.readUInt32BE(20)];  // the PNG's IHDR
+    assert.equal(`${w}x${hgt}`, size);
+  }
+  // The worker script is served like the page: JavaScript, no caching beyond revalidation, the CSP.
+  const sw = await b.page.request.get(`${origin}/sw.js`);
+  assert.match(sw.headers()['content-type'], /^text\/javascript/);
+  assert.equal(sw.headers()['cache-control'], 'no-cache');
+  assert.match(sw.headers()['content-security-policy'], /script-src 'self'/);
+  assert.deepEqual(b.errors, []);
+});
+
+test('a push about a pending permission request shows a notification; tapping it opens the project at the card', async (t) => {
+  const { page, context, errors } = await openPage(shared.browser);
+  t.after(() => context.close());
+  const origin = originOf(shared.server);
+  await context.grantPermissions(['notifications'], { origin });
+  await page.goto(consoleUrl(shared.server));
+  await waitConnected(page);
+  await activeWorker(page);
+  const dir = projectDir();
+  const projectId = await openProject(page, dir);
+  const permissionId = await pendingPermission(page);
+  // Away from the project (the list), as the phone would be when the request comes.
+  await page.locator('a.back').click();
+  await page.locator('ul.projects').waitFor();
+
+  const push = await pushDriver(context, page, origin);
+  const payload = permissionPayload(projectId, dir, permissionId);
+  await push(payload);
+  const [shown] = await waitNotifications(page, 1, payload.tag);
+  assert.equal(shown.title, 'Permission needed');
+  assert.equal(shown.body, 'Bash wants to run: touch x');
+  assert.equal(shown.requireInteraction, true, 'a permission request stays until answered');
+  assert.equal(shown.data.url, `${origin}${payload.url}`);
+
+  await tap(context, payload.tag);
+  await page.waitForFunction((hash) => location.hash === hash, `#/p/${encodeURIComponent(projectId)}/permission/${permissionId}`);
+  const card = page.locator(`.card.permission[data-permission-id="${permissionId}"]`);
+  await page.locator(`.card.permission[data-permission-id="${permissionId}"][aria-current=true]`).waitFor();
+  assert.ok(await card.isVisible());
+  assert.ok(await card.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= window.innerHeight;
+  }), 'the card is scrolled into view');
+  assert.deepEqual(await waitNotifications(page, 0, payload.tag), [], 'a tapped notification is closed');
+  await screenshot(page, 'notify-tapped-permission');
+
+  // The card works as ever.
+  await card.getByRole('button', { name: 'Allow', exact: true }).click();
+  await card.waitFor({ state: 'detached' });
+  await page.locator('article[data-kind=result]').waitFor();
+  assert.deepEqual(errors, []);
+});
+
+test('permission_resolved withdraws the request\'s notification and shows none; odd payloads still lead to the console', async (t) => {
+  const { page, context, errors } = await openPage(shared.browser);
+  t.after(() => context.close());
+  const origin = originOf(shared.server);
+  await context.grantPermissions(['notifications'], { origin });
+  await page.goto(consoleUrl(shared.server));
+  await waitConnected(page);
+  await activeWorker(page);
+  const push = await pushDriver(context, page, origin);
+
+  const request = permissionPayload('p1', '/srv/p1', 'perm-1');
+  await push(request);
+  await push({
+    event: 'run_succeeded', project_id: 'p1', project_path: '/srv/p1', title: 'Run finished', body: 'p1: done in 12 s',
+    url: '/#/p/p1', tag: 'run:p1', at: new Date().toISOString(),
+  });
+  await waitNotifications(page, 2);
+  const [run] = await notifications(page, 'run:p1');
+  assert.equal(run.requireInteraction, false);
+
+  await push({ ...request, event: 'permission_resolved', title: 'Answered', body: 'allowed elsewhere' });
+  await waitNotifications(page, 0, request.tag);
+  assert.deepEqual((await notifications(page)).map((n) => n.tag), ['run:p1'], 'nothing new shown for it');
+
+  // Unreadable, or leading somewhere a console link cannot: a notification that opens the console.
+  await page.evaluate(async () => {
+    for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close();
+  });
+  await waitNotifications(page, 0);
+  await push('not json');
+  const [unreadable] = await waitNotifications(page, 1);
+  assert.equal(unreadable.title, 'Pocket Agent');
+  assert.equal(unreadable.data.url, `${origin}/`);
+  await push({ event: 'run_failed', title: 'x', body: 'y', tag: 'run:evil', url: 'javascript:alert(1)' });
+  const [evil] = await waitNotifications(page, 1, 'run:evil');
+  assert.equal(evil.data.url, `${origin}/`);
+  assert.deepEqual(errors, []);
+});
+
+test('a link to a permission request that is not pending opens just the project view', async (t) => {
+  const { page, context, errors } = await openPage(shared.browser);
+  t.after(() => context.close());
+  await page.goto(consoleUrl(shared.server));
+  await waitConnected(page);
+  const projectId = await openProject(page, projectDir());
+  await page.locator('a.back').click();
+  await page.locator('ul.projects').waitFor();
+  await page.evaluate((id) => { location.hash = `#/p/${encodeURIComponent(id)}/permission/no-such-request`; }, projectId);
+  await page.locator('[data-testid=project-state][data-state=IDLE]').waitFor();
+  await page.locator('#prompt').waitFor();
+  assert.equal(await page.locator('.card.permission').count(), 0);
+  assert.ok(await page.locator('.project-view .notice').isHidden(), 'no error for it');
+  assert.deepEqual(errors, []);
+});
+
+test('client_focus follows the project view, the page\'s visibility and reconnects', async (t) => {
+  // Its own server: the test restarts it.
+  const env = { serverBinary: requireEnv('PA_SERVER_BINARY'), fakeClaude: requireEnv('PA_FAKE_CLAUDE') };
+  let server = await startServer(env);
+  t.after(() => server.stop());
+  const { page, context, errors } = await openPage(shared.browser);
+  t.after(() => context.close());
+  // Every client_focus the page sends, with the number of the connection it went on.
+  const sent = [];
+  const waiting = [];
+  let sockets = 0;
+  page.on('websocket', (ws) => {
+    const n = ++sockets;
+    ws.on('framesent', ({ payload }) => {
+      const msg = JSON.parse(String(payload));
+      if (msg.type !== 'client_focus') return;
+      sent.push({ socket: n, project_id: msg.data.project_id, request_id: msg.request_id });
+      for (const w of waiting.splice(0)) w();
+    });
+  });
+  // The `count`th client_focus, once sent.
+  const waitSent = async (count) => {
+    const deadline = Date.now() + 15000;
+    while (sent.length < count) {
+      const left = deadline - Date.now();
+      assert.ok(left > 0, `expected ${count} client_focus messages, got ${JSON.stringify(sent)}`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        waiting.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+    return sent[count - 1];
+  };
+  const setVisibility = (state) => page.evaluate((s) => {
+    Object.defineProperty(document, 'visibilityState', { value: s, configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, state);
+
+  await page.goto(consoleUrl(server));
+  await waitConnected(page);
+  const projectId = await openProject(page, projectDir());
+  assert.deepEqual(await waitSent(1), { socket: 1, project_id: projectId, request_id: undefined });
+  await setVisibility('hidden');
+  assert.equal((await waitSent(2)).project_id, null, 'hidden: nothing on screen');
+  await setVisibility('visible');
+  assert.equal((await waitSent(3)).project_id, projectId);
+  await page.locator('a.back').click();
+  assert.equal((await waitSent(4)).project_id, null, 'back on the list');
+  await page.locator('ul.projects li a', { hasText: 'pa-browser-notify-' }).first().click();
+  assert.equal((await waitSent(5)).project_id, projectId);
+
+  // A new connection starts without focus on the server: the page says it again.
+  const { dir, port, token } = server;
+  await server.stop({ keepDir: true });
+  server = await startServer({ ...env, dir, port, token });
+  await waitConnected(page);
+  assert.deepEqual(await waitSent(6), { socket: 2, project_id: projectId, request_id: undefined });
+  assert.deepEqual(errors, []);
+});
+
+test('the notifications panel at 390 px: the events to choose, and a push service out of reach said plainly', async (t) => {
+  // A real profile: in an incognito-like context Chromium refuses push subscriptions at once.
+  const b = await launchPersistent(PHONE);
+  t.after(() => b.close());
+  const origin = originOf(shared.server);
+  await b.context.grantPermissions(['notifications'], { origin });
+  await b.page.goto(consoleUrl(shared.server));
+  await waitConnected(b.page);
+  await activeWorker(b.page);
+  await b.page.getByRole('button', { name: 'Notifications' }).click();
+  const dialog = b.page.getByRole('dialog', { name: 'Notifications' });
+  await dialog.waitFor();
+  const state = dialog.locator('[data-testid=push-state]');
+  await dialog.locator('[data-testid=push-state][data-state=off]').waitFor();
+  assert.equal(await state.textContent(), 'This device receives no notifications.');
+  const boxes = dialog.locator('input[name=event]');
+  await boxes.first().waitFor();
+  assert.deepEqual(await boxes.evaluateAll((els) => els.map((e) => e.value)), EVENTS);
+  assert.ok(await boxes.evaluateAll((els) => els.every((e) => e.checked)), 'every event ticked to start');
+  await dialog.getByLabel('A run finished').uncheck();
+
+  // Subscribing waits for the browser's push service, which this machine cannot reach.
+  await dialog.getByRole('button', { name: 'Turn on notifications' }).click();
+  const problem = dialog.locator('[data-testid=push-problem][data-kind=push-service]');
+  await problem.waitFor({ timeout: 60000 });
+  assert.match(await problem.textContent(), /could not reach its push service \(no answer in 20 s\).*check the network/);
+  assert.ok(await dialog.getByRole('button', { name: 'Turn on notifications' }).isEnabled(), 'it can be tried again');
+  assert.equal(await dialog.getByLabel('A run finished').isChecked(), false, 'the choice is kept');
+  assert.ok(await b.page.evaluate(() => Notification.permission === 'granted'));
+  const fits = await dialog.evaluate((el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().right <= window.innerWidth);
+  assert.ok(fits, 'the panel fits a 390 px screen');
+  await screenshot(b.page, 'notify-settings-390');
+  if (docsShots) {
+    mkdirSync(docsShots, { recursive: true });
+    await b.page.screenshot({ path: join(docsShots, 'notify-settings-390.png') });
+  }
+  assert.deepEqual(b.errors, []);
+});
+
+test('the notifications panel: notifications blocked in the browser, and where to allow them', async (t) => {
+  const { page, context, errors } = await openPage(shared.browser, PHONE);
+  t.after(() => context.close());
+  await page.goto(consoleUrl(shared.server));
+  await waitConnected(page);
+  await activeWorker(page);
+  await page.getByRole('button', { name: 'Notifications' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Notifications' });
+  // Headless Chromium answers the permission question "denied" (no one to ask).
+  await dialog.getByRole('button', { name: 'Turn on notifications' }).click();
+  const problem = dialog.locator('[data-testid=push-problem][data-kind=blocked]');
+  await problem.waitFor();
+  assert.match(await problem.textContent(), /^Notifications are blocked for this site in the browser\. Allow them in the site’s settings/);
+  assert.equal(await dialog.locator('[data-testid=push-state]').getAttribute('data-state'), 'blocked');
+  assert.deepEqual(errors, []);
+});
