@@ -104,8 +104,9 @@ export class NotificationSettings {
   }
 
   private renderEvents(all: string[], chosen: string[] | null): void {
+    // Not subscribed: the ticks as the person left them (all at first).
     const previous = new Set(this.chosen());
-    const keepTicks = this.eventsEl.childElementCount > 0 && chosen === null;
+    const keepTicks = chosen === null && this.eventsEl.querySelector('input[name=event]') !== null;
     clear(this.eventsEl);
     this.eventsEl.hidden = all.length === 0;
     this.eventsEl.append(h('legend', null, 'Notify me when'));
