@@ -177,7 +177,7 @@ function start(token: string): void {
         view = new ProjectView(conn, id);
         main.append(view.el);
         if (conn.isOpen) void view.join();
-        view.focus();
+        if (!permissionId) view.focus();  // a card to answer: no keyboard popping up over it
       } else {
         main.append(projects.el);
         void projects.refresh();
