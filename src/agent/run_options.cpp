@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "projects/project_info.hpp"
 #include "protocol/data_reader.hpp"
 #include "protocol/json_text.hpp"
+#include "protocol/utf8.hpp"
 
 namespace pa::agent {
 
@@ -381,6 +383,18 @@ CliLine inspect_cli_line(std::string_view line) {
       out.errors.push_back(item.is_string() ? std::string(item.get_string())
                                             : json::serialize(item));
     }
+  }
+  if (out.is_result) {
+    auto number = [&](std::string_view key) -> std::optional<double> {
+      const json::value* v = object.if_contains(key);
+      if (v == nullptr || !v->is_number()) return std::nullopt;
+      return v->to_number<double>();
+    };
+    out.total_cost_usd = number("total_cost_usd");
+    if (auto d = number("duration_ms"); d && *d >= 0) out.duration_ms = std::llround(*d);
+    if (auto n = number("num_turns"); n && *n >= 0) out.num_turns = std::llround(*n);
+    if (auto text = string_field("result"))
+      out.result_text = protocol::shorten_utf8(*text, CliLine::kResultTextBytes);
   }
   return out;
 }

@@ -97,6 +97,11 @@ struct CliLine {
   bool is_error = false;            // "is_error": true
   std::vector<std::string> errors;  // a result's "errors" (non-strings serialized)
   bool has_double = false;          // a number with a fraction or an exponent somewhere
+  // A result's numbers and the start of its text (notifications say what a run did and cost).
+  std::optional<double> total_cost_usd;
+  std::optional<std::int64_t> duration_ms, num_turns;
+  std::string result_text;  // at most kResultTextBytes, cut at a code point
+  static constexpr std::size_t kResultTextBytes = 300;
 };
 CliLine inspect_cli_line(std::string_view line);
 

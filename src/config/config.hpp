@@ -16,6 +16,16 @@ namespace pa::config {
 using Seconds = std::chrono::seconds;
 using Millis = std::chrono::milliseconds;
 
+// One ntfy topic or webhook that receives notifications (`notify.targets`).
+struct NotifyTarget {
+  std::string type{};                 // "ntfy" or "webhook"
+  std::string url{};                  // http:// or https://
+  std::string token{};                // ntfy: Authorization: Bearer <token>; may be empty
+  std::string secret{};               // webhook: HMAC-SHA256 key of the signature; may be empty
+  std::vector<std::string> events{};  // empty = every event
+  bool operator==(const NotifyTarget&) const = default;
+};
+
 struct Config {
   struct Server {
     std::string host = "0.0.0.0";
@@ -129,6 +139,19 @@ struct Config {
   struct Shutdown {
     std::string runs = "stop";  // "stop" or "detach"
   } shutdown;
+
+  // Notifications (issue 17): Web Push to subscribed browsers, and the targets below.
+  struct Notify {
+    std::string vapid_subject = "mailto:pocket-agent@localhost";  // who push services may contact
+    std::string console_url;  // absolute base of links in notifications; empty = relative links
+    // Hosts a Web Push endpoint may name (equal, or a subdomain): the browsers' push services.
+    std::vector<std::string> push_service_hosts = {"fcm.googleapis.com",
+                                                   "push.services.mozilla.com",
+                                                   "notify.windows.com", "push.apple.com"};
+    std::string ca_file;   // extra CA certificates trusted for notification HTTPS
+    Seconds timeout{10};   // one HTTP exchange with a push service, ntfy or a webhook
+    std::vector<NotifyTarget> targets;
+  } notify;
 
   bool allow_insecure_remote = false;  // --allow-insecure-remote
   bool allow_root = false;             // --allow-root

@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "config/notify_targets.hpp"
+
 namespace pa::config {
 namespace detail {
 namespace {
@@ -401,6 +403,45 @@ const std::vector<Setting> kSettings = {
      .help = "On SIGTERM/SIGINT: stop runs (graceful shutdown), or detach (leave them running "
              "under their supervisors for the next server start to take over: restarts and "
              "upgrades keep runs)"},
+    // --- notify ---------------------------------------------------------------------------
+    {.key = "notify.vapid_subject",
+     .env = "PA_NOTIFY_VAPID_SUBJECT",
+     .flags = "--notify-vapid-subject",
+     .field = FIELD(notify.vapid_subject),
+     .help = "Contact push services may use about this server's Web Push messages (VAPID "
+             "subject): mailto:you@example.com or an https URL; Apple's service wants a real one"},
+    {.key = "notify.console_url",
+     .env = "PA_NOTIFY_CONSOLE_URL",
+     .flags = "--notify-console-url",
+     .field = FIELD(notify.console_url),
+     .help = "The console's address as devices reach it, e.g. https://myhost:8443: links in "
+             "notifications (ntfy Click, webhook url) start with it; empty = relative links "
+             "(enough for Web Push)"},
+    {.key = "notify.push_service_hosts",
+     .env = "PA_NOTIFY_PUSH_SERVICE_HOSTS",
+     .flags = "--notify-push-service-hosts",
+     .field = FIELD(notify.push_service_hosts),
+     .help = "Hosts a Web Push subscription's endpoint may name (the host or a subdomain of "
+             "it): the browsers' push services; the server posts nowhere else"},
+    {.key = "notify.ca_file",
+     .env = "PA_NOTIFY_CA_FILE",
+     .flags = "--notify-ca-file",
+     .field = FIELD(notify.ca_file),
+     .help = "Extra CA certificates (PEM) trusted for notification HTTPS besides the system's "
+             "(a self-hosted ntfy with a local CA)"},
+    {.key = "notify.timeout",
+     .env = "PA_NOTIFY_TIMEOUT",
+     .flags = "--notify-timeout",
+     .field = FIELD(notify.timeout),
+     .min = 1,
+     .help = "One HTTP exchange with a push service, ntfy or a webhook; then it is retried"},
+    {.key = "notify.targets",
+     .env = "PA_NOTIFY_TARGETS",
+     .flags = "--notify-targets",
+     .field = FIELD(notify.targets),
+     .secret = true,
+     .help = "ntfy topics and webhooks that receive notifications: a YAML list of {type: "
+             "ntfy|webhook, url, token?, secret?, events?}; tokens and secrets are never printed"},
 };
 
 #undef FIELD
@@ -620,6 +661,21 @@ std::map<std::string, std::string> split_map(const Origin& at, const std::string
   return out;
 }
 
+// notify.targets from a flag or variable: the YAML list in flow style (JSON is YAML too).
+std::vector<NotifyTarget> targets_from_text(const Origin& at, const std::string& text) {
+  YAML::Node node;
+  try {
+    node = YAML::Load(text);
+  } catch (const YAML::Exception&) {
+    invalid(at, text, kTargetsExpectation);
+  }
+  // The setting is secret (tokens): the message names the fault, never the value.
+  std::string error;
+  auto targets = parse_notify_targets(node, error);
+  if (!targets) invalid(at, text, std::string(kTargetsExpectation) + " (" + error + ")");
+  return std::move(*targets);
+}
+
 void set_from_text(const Setting& s, Config& config, const std::string& text, const Origin& at) {
   std::visit(Overloaded{
                  [&](std::string* f) {
@@ -661,6 +717,7 @@ void set_from_text(const Setting& s, Config& config, const std::string& text, co
                  },
                  [&](std::vector<std::string>* f) { *f = split_list(at, text); },
                  [&](std::map<std::string, std::string>* f) { *f = split_map(at, text); },
+                 [&](std::vector<NotifyTarget>* f) { *f = targets_from_text(at, text); },
              },
              s.field(config));
 }
@@ -683,6 +740,7 @@ std::string scalar_expectation(const Setting& s, Config& scratch) {
           [&](std::map<std::string, std::string>*) {
             return std::string("a YAML mapping of names to strings");
           },
+          [&](std::vector<NotifyTarget>*) { return std::string(kTargetsExpectation); },
       },
       s.field(scratch));
 }
@@ -719,7 +777,7 @@ std::string_view section_of(std::string_view key) {
 }
 
 std::string_view section_title(std::string_view section) {
-  static const std::array<std::pair<std::string_view, std::string_view>, 15> kTitles = {{
+  static const std::array<std::pair<std::string_view, std::string_view>, 16> kTitles = {{
       {"server", "Server"},
       {"server.tls", "TLS"},
       {"data", "Data"},
@@ -735,6 +793,7 @@ std::string_view section_title(std::string_view section) {
       {"metrics", "Metrics"},
       {"stats", "Statistics"},
       {"shutdown", "Shutdown"},
+      {"notify", "Notifications"},
   }};
   for (const auto& [name, title] : kTitles) {
     if (name == section) return title;
@@ -763,6 +822,13 @@ void apply_yaml(const Setting& s, Config& config, const YAML::Node& node,
       items.push_back(item.Scalar());
     }
     **list = std::move(items);
+    return;
+  }
+  if (auto* targets = std::get_if<std::vector<NotifyTarget>*>(&ref)) {
+    std::string error;
+    auto parsed = parse_notify_targets(node, error);
+    if (!parsed) invalid(at, "", std::string(kTargetsExpectation) + " (" + error + ")");
+    **targets = std::move(*parsed);
     return;
   }
   if (auto* map = std::get_if<std::map<std::string, std::string>*>(&ref)) {
@@ -830,6 +896,7 @@ std::string text_value(const Setting& s, const Config& config) {
                           for (const auto& [k, v] : *f) pairs.push_back(k + "=" + v);
                           return join(pairs, ",");
                         },
+                        [](std::vector<NotifyTarget>* f) { return notify_targets_text(*f); },
                     },
                     read_field(s, config));
 }
@@ -861,6 +928,7 @@ void emit_yaml(const Setting& s, const Config& config, YAML::Emitter& out) {
             }
             out << YAML::EndMap;
           },
+          [&](std::vector<NotifyTarget>* f) { emit_notify_targets(out, *f, true); },
           [&](auto*) { out << text_value(s, config); },
       },
       read_field(s, config));
@@ -878,6 +946,7 @@ std::string type_name(const Setting& s) {
                         [](Millis*) { return "DURATION"; },
                         [](std::vector<std::string>*) { return "LIST"; },
                         [](std::map<std::string, std::string>*) { return "MAP"; },
+                        [](std::vector<NotifyTarget>*) { return "TARGETS"; },
                         [](auto*) { return "INT"; },
                     },
                     s.field(scratch));
@@ -920,6 +989,11 @@ std::string allowed_values(const Setting& s) {
             return std::string(
                 "map: NAME=VALUE,NAME2=VALUE2 in env/flags, YAML mapping in the file");
           },
+          [](std::vector<NotifyTarget>*) {
+            return std::string(
+                "YAML list of {type: ntfy or webhook, url, token?, secret?, events?}; in "
+                "env/flags the same list in YAML flow or JSON form");
+          },
       },
       s.field(scratch));
   if (!s.zero.empty()) text += "; 0 = " + std::string(s.zero);
@@ -941,6 +1015,7 @@ std::string brief_allowed(const Setting& s) {
           [&](Millis*) { return std::string(s.min > 0 ? "> 0" : ""); },
           [](std::vector<std::string>*) { return std::string("comma-separated"); },
           [](std::map<std::string, std::string>*) { return std::string("NAME=VALUE,..."); },
+          [](std::vector<NotifyTarget>*) { return std::string("YAML flow list"); },
       },
       s.field(scratch));
   if (!s.zero.empty() && text.find("0 = ") == std::string::npos) {

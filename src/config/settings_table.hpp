@@ -20,7 +20,8 @@ namespace pa::config::detail {
 // A pointer to the Config field a setting controls; its type selects the parser.
 using FieldRef =
     std::variant<std::string*, bool*, std::uint16_t*, unsigned*, int*, std::uint64_t*, double*,
-                 Seconds*, Millis*, std::vector<std::string>*, std::map<std::string, std::string>*>;
+                 Seconds*, Millis*, std::vector<std::string>*, std::map<std::string, std::string>*,
+                 std::vector<NotifyTarget>*>;
 
 struct Setting {
   std::string_view key{};       // YAML path, e.g. "server.tls.cert"
@@ -66,7 +67,8 @@ std::string show_yaml_value(const YAML::Node& node);
 // Emits the value of a setting into a YAML emitter (secrets redacted).
 void emit_yaml(const Setting& s, const Config& config, YAML::Emitter& out);
 
-// Short type name for help and docs: TEXT, BOOL, PORT, INT, BYTES, NUMBER, DURATION, LIST, MAP.
+// Short type name for help and docs: TEXT, BOOL, PORT, INT, BYTES, NUMBER, DURATION, LIST, MAP,
+// TARGETS.
 std::string type_name(const Setting& s);
 // What values are allowed, for help and docs, e.g. "debug, info, warn, error, fatal".
 std::string allowed_values(const Setting& s);

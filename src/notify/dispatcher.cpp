@@ -12,17 +12,19 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 
 std::shared_ptr<Dispatcher> Dispatcher::create(asio::any_io_executor executor, Sender sender,
-                                               DispatcherOptions options, GoneHandler on_gone) {
-  return std::shared_ptr<Dispatcher>(
-      new Dispatcher(std::move(executor), std::move(sender), options, std::move(on_gone)));
+                                               DispatcherOptions options, GoneHandler on_gone,
+                                               OutcomeHandler on_outcome) {
+  return std::shared_ptr<Dispatcher>(new Dispatcher(std::move(executor), std::move(sender), options,
+                                                    std::move(on_gone), std::move(on_outcome)));
 }
 
 Dispatcher::Dispatcher(asio::any_io_executor executor, Sender sender, DispatcherOptions options,
-                       GoneHandler on_gone)
+                       GoneHandler on_gone, OutcomeHandler on_outcome)
     : strand_(asio::make_strand(std::move(executor))),
       sender_(std::move(sender)),
       options_(options),
-      on_gone_(std::move(on_gone)) {}
+      on_gone_(std::move(on_gone)),
+      on_outcome_(std::move(on_outcome)) {}
 
 bool Dispatcher::enqueue(Delivery delivery) {
   // Reserve a slot first, so concurrent callers cannot overshoot the bound.
@@ -66,14 +68,19 @@ void Dispatcher::pump() {
 
 void Dispatcher::on_reply(Delivery d, const HttpReply& reply) {
   const unsigned s = reply.status;
+  auto ended = [&](Outcome outcome) {
+    if (on_outcome_) on_outcome_(d, outcome);
+  };
   if (s >= 200 && s < 300) {
     sent_.fetch_add(1);
+    ended(Outcome::kSent);
     return;
   }
   if ((s == 404 || s == 410) && !d.key.empty()) {
     gone_.fetch_add(1);
     spdlog::info("notification target gone ({}): removing it", s);
     if (on_gone_) on_gone_(d.key);
+    ended(Outcome::kGone);
     return;
   }
   const bool may_pass_later = s == 0 || s == 429 || s >= 500;
@@ -81,6 +88,7 @@ void Dispatcher::on_reply(Delivery d, const HttpReply& reply) {
     failed_.fetch_add(1);
     spdlog::warn("notification to {} failed after {} attempt(s): {}", d.channel, d.attempt,
                  s == 0 ? reply.error : "HTTP " + std::to_string(s));
+    ended(Outcome::kFailed);
     return;
   }
   const auto wait = retry_wait(d.attempt, reply, options_);

@@ -55,9 +55,13 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   // own). Called on the dispatcher's strand; the callback may come on any thread.
   using Sender = std::function<void(HttpPost, std::function<void(HttpReply)>)>;
   using GoneHandler = std::function<void(const std::string& key)>;
+  // How each delivery ended, for per-channel metrics (called on the strand).
+  enum class Outcome { kSent, kFailed, kGone };
+  using OutcomeHandler = std::function<void(const Delivery& delivery, Outcome outcome)>;
 
   static std::shared_ptr<Dispatcher> create(boost::asio::any_io_executor executor, Sender sender,
-                                            DispatcherOptions options, GoneHandler on_gone);
+                                            DispatcherOptions options, GoneHandler on_gone,
+                                            OutcomeHandler on_outcome = {});
 
   // Thread-safe, never blocks. False when the queue is full (the delivery is dropped).
   bool enqueue(Delivery delivery);
@@ -67,7 +71,7 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
 
  private:
   Dispatcher(boost::asio::any_io_executor executor, Sender sender, DispatcherOptions options,
-             GoneHandler on_gone);
+             GoneHandler on_gone, OutcomeHandler on_outcome);
   void pump();
   void on_reply(Delivery delivery, const HttpReply& reply);
   void retry_later(Delivery delivery, std::chrono::milliseconds wait);
@@ -76,6 +80,7 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   Sender sender_;
   DispatcherOptions options_;
   GoneHandler on_gone_;
+  OutcomeHandler on_outcome_;
   // On the strand:
   std::deque<Delivery> queue_;
   std::size_t in_flight_ = 0;

@@ -1,12 +1,6 @@
 #include "notify/event.hpp"
 
-#include <algorithm>
-
 namespace pa::notify {
-
-bool is_event_name(std::string_view name) {
-  return std::find(kEventNames.begin(), kEventNames.end(), name) != kEventNames.end();
-}
 
 boost::json::object to_json(const Event& e) {
   auto or_null = [](const std::string& s) {

@@ -8,14 +8,9 @@
 
 #include <boost/json/object.hpp>
 
+#include "notify/event_names.hpp"
+
 namespace pa::notify {
-
-// The event names clients subscribe to.
-inline constexpr std::array<std::string_view, 7> kEventNames = {
-    "permission_request", "run_succeeded", "run_failed",    "run_timeout",
-    "run_lost",           "queue_drained", "server_problem"};
-
-bool is_event_name(std::string_view name);
 
 struct Event {
   std::string event;         // one of kEventNames

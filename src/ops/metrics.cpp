@@ -466,6 +466,23 @@ ServerMetrics::ServerMetrics(std::function<Clock::time_point()> now)
           registry.gauge("pocket_agent_executions_queued", "Agent runs waiting for a free slot")),
       connections_accepted(
           registry.counter("pocket_agent_connections_total", "Accepted WebSocket connections")),
+      push_subscriptions(registry.gauge("pocket_agent_push_subscriptions",
+                                        "Web Push subscriptions of this server's devices")),
+      notifications_sent(registry.counter_family(
+          "pocket_agent_notifications_sent_total",
+          "Notifications accepted by a push service, ntfy or a webhook, by channel", {"channel"})),
+      notifications_failed(registry.counter_family(
+          "pocket_agent_notifications_failed_total",
+          "Notifications given up after a refusal or the last retry, by channel", {"channel"})),
+      notifications_dropped(
+          registry.counter("pocket_agent_notifications_dropped_total",
+                           "Notifications not sent because the send queue was full")),
+      notifications_suppressed(registry.counter(
+          "pocket_agent_notifications_suppressed_total",
+          "Web Push notifications not sent because the device had the project on screen")),
+      push_subscriptions_removed(registry.counter(
+          "pocket_agent_push_subscriptions_removed_total",
+          "Web Push subscriptions removed because their push service answered 404 or 410")),
       now_(now ? std::move(now) : throw std::invalid_argument("ServerMetrics: empty clock")),
       start_(now_()),
       last_stats_time_(start_) {

@@ -283,6 +283,13 @@ struct ServerMetrics {
   Gauge& executions_active;             // pocket_agent_executions_active
   Gauge& executions_queued;             // pocket_agent_executions_queued
   Counter& connections_accepted;        // pocket_agent_connections_total
+  // Notifications (issue 17).
+  Gauge& push_subscriptions;            // pocket_agent_push_subscriptions
+  CounterFamily& notifications_sent;    // pocket_agent_notifications_sent_total{channel}
+  CounterFamily& notifications_failed;  // pocket_agent_notifications_failed_total{channel}
+  Counter& notifications_dropped;       // pocket_agent_notifications_dropped_total
+  Counter& notifications_suppressed;    // pocket_agent_notifications_suppressed_total
+  Counter& push_subscriptions_removed;  // pocket_agent_push_subscriptions_removed_total
   // pocket_agent_uptime_seconds: a callback gauge, seconds since construction.
 
  private:

@@ -11,7 +11,7 @@ StorageProblems::Raised StorageProblems::raise(const std::string& what, const st
                                                const std::string& error,
                                                const std::string& project_id,
                                                std::chrono::steady_clock::time_point now) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   Raised raised;
   auto it = entries_.find(path);
   if (it == entries_.end()) {
@@ -32,7 +32,18 @@ StorageProblems::Raised StorageProblems::raise(const std::string& what, const st
   if (!project_id.empty()) entry.problem.project_id = project_id;
   ++entry.problem.failures;
   if (raised.notify) entry.last_notified = now;
+  if (raised.first && on_first_) {
+    const StorageProblem problem = entry.problem;
+    const auto listener = on_first_;
+    lock.unlock();  // the listener may take its own locks
+    listener(problem);
+  }
   return raised;
+}
+
+void StorageProblems::on_first_failure(std::function<void(const StorageProblem&)> listener) {
+  std::lock_guard lock(mutex_);
+  on_first_ = std::move(listener);
 }
 
 bool StorageProblems::clear(const std::string& path) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -35,6 +36,9 @@ class StorageProblems {
   Raised raise(const std::string& what, const std::string& path, const std::string& error,
                const std::string& project_id = {},
                std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+  // Called (outside the lock) with each problem when it starts: the first failure of a target
+  // that had none. Set once at start-up (the notifier's server_problem).
+  void on_first_failure(std::function<void(const StorageProblem&)> listener);
   // A write to `path` succeeded: forgets its problem. True if there was one.
   bool clear(const std::string& path);
   // Forgets every problem of a project (deleted). Returns how many.
@@ -52,6 +56,7 @@ class StorageProblems {
   const std::chrono::milliseconds notify_interval_;
   mutable std::mutex mutex_;
   std::map<std::string, Entry> entries_;  // by path
+  std::function<void(const StorageProblem&)> on_first_;
 };
 
 }  // namespace pa::ops

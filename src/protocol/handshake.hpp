@@ -43,6 +43,9 @@ inline constexpr Capability kServerCapabilities[] = {
     {"idempotency", "data.idempotency_key on execute, permission_response, project_create"},
     {"history_paging", "get_messages before_seq: page history backwards"},
     {"review", "project_changes, project_diff, file_read, file_list, session_list"},
+    {"notifications",
+     "push_info, push_subscribe, push_unsubscribe, push_test, client_focus: Web Push to this "
+     "device"},
 };
 
 // The capabilities a client declares that change what the server does for it.

@@ -14,6 +14,7 @@
 
 #include "agent/process_spawn.hpp"
 #include "common/atomic_file.hpp"
+#include "notify/notifier.hpp"
 #include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
@@ -127,6 +128,7 @@ void AgentRun::set_queued(std::size_t position, const Requester* requester) {
 
 void AgentRun::fail(ErrorCode code, std::string message, json::object details) {
   failed_ = true;
+  summary_.error = message;
   context_.metrics.error(protocol::to_string(code)).inc();
   json::object data =
       protocol::error_data(protocol::make_error(code, std::move(message), std::move(details)));
@@ -428,9 +430,12 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
           // In history as the permission_request, marked with this record's offset.
           if (!publish) return true;
           if (const auto* announced = permissions_.announced_for(request->ask->cli_request_id)) {
-            return project_
-                       ->try_publish_marked("permission_request", *announced, {}, trailer(offset))
-                       .seq != 0;
+            if (project_->try_publish_marked("permission_request", *announced, {}, trailer(offset))
+                    .seq == 0)
+              return false;
+            context_.notifier.raise(permission_event(project_->snapshot(), *announced,
+                                                     context_.config.notify.console_url));
+            return true;
           }
           return true;  // refused at once, or already answered: nothing to show
         }
@@ -486,6 +491,10 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
   if (parsed.is_result && effects) {
     result_seen_ = true;
     result_is_error_ = parsed.is_error;
+    summary_.cost_usd = parsed.total_cost_usd;
+    summary_.duration_ms = parsed.duration_ms;
+    summary_.num_turns = parsed.num_turns;
+    summary_.result_text = parsed.result_text;
     on_turn_end();
     state_dirty_ = true;
   }
@@ -785,6 +794,11 @@ void AgentRun::finish_idle(bool marked) {
   if (project_->run.get() == this) project_->run.reset();
   json::object data = projects::to_json(info);
   data["ended"] = ending();
+  const auto wall_time = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_at_);
+  if (auto event = run_end_event(info, data["ended"].at("reason").as_string(), summary_, wall_time,
+                                 context_.config.notify.console_url))
+    context_.notifier.raise(std::move(*event));
   if (!marked ||
       project_->try_publish_marked("project_state", data, waiters_, trailer(applied_offset_, true))
               .seq == 0) {

@@ -49,10 +49,15 @@
 #include "ops/metrics.hpp"
 #include "projects/path_policy.hpp"
 #include "server/follow_up_queue.hpp"
+#include "server/notify_events.hpp"
 #include "server/permission_broker.hpp"
 #include "server/project.hpp"
 #include "server/run_state.hpp"
 #include "server/scheduler.hpp"
+
+namespace pa::notify {
+class Notifier;
+}
 
 namespace pa::server {
 
@@ -65,8 +70,9 @@ struct RunContext {
   std::string scratch_dir;           // private temp files (mcp configs), mode 0700
   ops::ServerMetrics& metrics;
   const projects::PathPolicy& path_policy;
-  std::string self_exe;  // this binary, started again as each run's supervisor
-  std::string runs_dir;  // <data_dir>/runs: one directory per active run
+  std::string self_exe;        // this binary, started again as each run's supervisor
+  std::string runs_dir;        // <data_dir>/runs: one directory per active run
+  notify::Notifier& notifier;  // tells people who are not looking (issue 17)
 };
 
 struct ExecuteRequest {
@@ -249,6 +255,8 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   std::size_t prompt_length_ = 0;
   std::size_t response_bytes_ = 0;
   std::size_t lines_ = 0;
+  RunSummary summary_;                  // for the notification of the run's end
+  std::size_t follow_ups_started_ = 0;  // queued prompts sent to the CLI, for queue_drained
 };
 
 }  // namespace pa::server

@@ -4,6 +4,7 @@
 // strand.
 #include <spdlog/spdlog.h>
 
+#include "notify/notifier.hpp"
 #include "protocol/handshake.hpp"
 #include "server/agent_run.hpp"
 
@@ -57,7 +58,14 @@ AgentRun::Enqueue AgentRun::enqueue_follow_up(std::string prompt, const Requeste
 void AgentRun::on_turn_end() {
   // An ask cannot outlive its turn; the CLI cancels its own, this catches a CLI that did not.
   permissions_.cancel_all("run_ended");
-  if (!start_next_follow_up()) send_tagged("close", "");
+  if (start_next_follow_up()) return;
+  if (follow_ups_started_ > 0) {
+    context_.notifier.raise(queue_drained_event(project_->snapshot(), follow_ups_started_,
+                                                result_is_error_,
+                                                context_.config.notify.console_url));
+    follow_ups_started_ = 0;
+  }
+  send_tagged("close", "");
 }
 
 bool AgentRun::start_next_follow_up() {
@@ -67,6 +75,7 @@ bool AgentRun::start_next_follow_up() {
     return false;
   }
   auto next = follow_ups_.take_next();
+  ++follow_ups_started_;
   project_->publish("prompt_dequeued", next->dequeued);
   result_seen_ = false;
   result_is_error_ = false;
@@ -175,6 +184,7 @@ void AgentRun::permission_closed(const std::string& permission_id, ClosedPermiss
   project_->remember_closed_permission(permission_id, closed);
   save_state();  // the answer is in flight: a restart sends it again, never asks again
   project_->publish("permission_resolved", closed.resolution, requesters);
+  context_.notifier.withdraw("permission:" + permission_id, project_->id());
 }
 
 // Time spent waiting for a person does not count against the run's timeouts (which the

@@ -13,11 +13,13 @@
 #include "agent/run_options.hpp"
 #include "agent/supervisor.hpp"
 #include "common/keepalive_grid.hpp"
+#include "notify/notifier.hpp"
 #include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
 #include "server/agent_run.hpp"
 #include "server/connection.hpp"
+#include "server/notify_events.hpp"
 #include "server/project.hpp"
 #include "server/request.hpp"
 #include "server/run_state.hpp"
@@ -108,10 +110,18 @@ Hub::Hub(asio::io_context& io, config::Config config)
   std::filesystem::permissions(runs, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace, ec);
   std::string self_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  std::vector<std::string> notes;
+  notifier_ =
+      notify::Notifier::create(io_.get_executor(), pool_.get_executor(), config_, metrics_, notes);
+  for (const auto& note : notes) spdlog::info("notifications: {}", note);
+  storage_problems_.on_first_failure(
+      [notifier = notifier_, url = config_.notify.console_url](const ops::StorageProblem& problem) {
+        notifier->raise(server_problem_event(problem, url));
+      });
   run_context_ = std::make_unique<RunContext>(
       RunContext{config_, io_.get_executor(), *scheduler_,
                  agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_,
-                 path_policy_, std::move(self_exe), runs});
+                 path_policy_, std::move(self_exe), runs, *notifier_});
 }
 
 Hub::~Hub() {
@@ -138,6 +148,11 @@ const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
       {"agent_new_session", &Hub::handle_agent_new_session},
       {"agent_interrupt", &Hub::handle_agent_interrupt},
       {"permission_response", &Hub::handle_permission_response},
+      {"push_info", &Hub::handle_push_info},
+      {"push_subscribe", &Hub::handle_push_subscribe},
+      {"push_unsubscribe", &Hub::handle_push_unsubscribe},
+      {"push_test", &Hub::handle_push_test},
+      {"client_focus", &Hub::handle_client_focus},
       {"project_changes", &Hub::handle_project_changes},
       {"project_diff", &Hub::handle_project_diff},
       {"file_read", &Hub::handle_file_read},
@@ -407,6 +422,7 @@ void Hub::close_connections() {
 // The connection leaves the projects it joined itself (Connection::feed_joined).
 void Hub::on_close(const std::shared_ptr<Connection>& connection) {
   connections_.remove(connection->id());
+  notifier_->forget_connection(connection->id());
 }
 
 void Hub::on_binary_message(const std::shared_ptr<Connection>& connection) {
@@ -571,6 +587,7 @@ void Hub::force_shutdown() {
 
 void Hub::shutdown() {
   stopping_ = true;
+  notifier_->stop();
   asio::post(io_, [self = shared_from_this()] {
     self->probe_timer_.cancel();
     self->stats_timer_.cancel();

@@ -35,6 +35,10 @@
 #include "server/project_registry.hpp"
 #include "server/session_host.hpp"
 
+namespace pa::notify {
+class Notifier;
+}
+
 namespace pa::server {
 
 class AgentRun;
@@ -122,6 +126,12 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void handle_file_read(Request request);
   void handle_file_list(Request request);
   void handle_session_list(Request request);
+  // Notifications (handlers_notify.cpp).
+  void handle_push_info(Request request);
+  void handle_push_subscribe(Request request);
+  void handle_push_unsubscribe(Request request);
+  void handle_push_test(Request request);
+  void handle_client_focus(Request request);
   void queue_follow_up(Request& r, Project& project, std::string prompt,
                        const std::string& recorded, const std::optional<std::string>& key);
   void create_project(Request request, std::string requested, std::optional<std::string> key);
@@ -152,6 +162,8 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   std::unique_ptr<struct RunContext> run_context_;
   ops::ServerMetrics metrics_;
   ops::StorageProblems storage_problems_;
+  // Web Push, ntfy and webhooks (issue 17); made before the runs' context, which uses it.
+  std::shared_ptr<notify::Notifier> notifier_;
   // Lasting notes for health.warnings: damaged metadata found at start-up (load_projects).
   mutable std::mutex warnings_mutex_;
   std::vector<std::pair<std::string, std::string>> health_warnings_;  // {project id, text}

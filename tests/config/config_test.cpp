@@ -255,7 +255,13 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "metrics.public",
                                          "metrics.port",
                                          "stats.interval",
-                                         "shutdown.runs"};
+                                         "shutdown.runs",
+                                         "notify.vapid_subject",
+                                         "notify.console_url",
+                                         "notify.push_service_hosts",
+                                         "notify.ca_file",
+                                         "notify.timeout",
+                                         "notify.targets"};
   std::vector<std::string> table;
   for (const auto& s : detail::settings()) table.emplace_back(s.key);
   EXPECT_EQ(table, keys);
@@ -1011,6 +1017,16 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.metrics.port = 65535;
   c.stats.interval = Seconds{0};
   c.shutdown.runs = "detach";
+  c.notify.vapid_subject = "https://owner.example";
+  c.notify.console_url = "https://pocket.lan:8443";
+  c.notify.push_service_hosts = {"push.example"};
+  c.notify.ca_file = "/etc/pa/ca.pem";
+  c.notify.timeout = Seconds{3};
+  c.notify.targets = {{.type = "ntfy", .url = "https://ntfy.sh/mine", .token = "tk_secret"},
+                      {.type = "webhook",
+                       .url = "http://127.0.0.1:9/hook",
+                       .secret = "hmac-secret",
+                       .events = {"run_failed", "server_problem"}}};
 
   // Every setting differs from its default, so the test covers the whole table.
   const Config defaults;
@@ -1020,10 +1036,70 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
 
   const std::string yaml = to_yaml(c);
   EXPECT_THAT(yaml, Not(HasSubstr("secret-token")));
+  EXPECT_THAT(yaml, Not(HasSubstr("tk_secret")));
+  EXPECT_THAT(yaml, Not(HasSubstr("hmac-secret")));
   const Loaded l = load_yaml(yaml);
   EXPECT_TRUE(l.warnings.empty());
-  expect_same(l.config, c, {"auth.token"});
+  expect_same(l.config, c, {"auth.token", "notify.targets"});
   EXPECT_EQ(l.config.auth.token, "<redacted>");
+  // The targets come back whole but for their secrets.
+  auto redacted = c.notify.targets;
+  redacted[0].token = "<redacted>";
+  redacted[1].secret = "<redacted>";
+  EXPECT_EQ(l.config.notify.targets, redacted);
+}
+
+// --- notify.targets -------------------------------------------------------------------------
+
+TEST(ConfigNotifyTargets, ReadsTheYamlList) {
+  const Config c = load_yaml(
+                       "notify:\n"
+                       "  targets:\n"
+                       "    - type: ntfy\n"
+                       "      url: https://ntfy.sh/agent\n"
+                       "      token: tk_abc\n"
+                       "      events: [permission_request, run_failed]\n"
+                       "    - {type: webhook, url: 'http://127.0.0.1:8080/hook', secret: s3}\n")
+                       .config;
+  ASSERT_EQ(c.notify.targets.size(), 2u);
+  EXPECT_EQ(c.notify.targets[0],
+            (NotifyTarget{.type = "ntfy",
+                          .url = "https://ntfy.sh/agent",
+                          .token = "tk_abc",
+                          .events = {"permission_request", "run_failed"}}));
+  EXPECT_EQ(c.notify.targets[1],
+            (NotifyTarget{.type = "webhook", .url = "http://127.0.0.1:8080/hook", .secret = "s3"}));
+}
+
+TEST(ConfigNotifyTargets, TheEnvironmentTakesTheSameListAsJson) {
+  const Config c =
+      run({}, {{"PA_NOTIFY_TARGETS", R"([{"type":"webhook","url":"https://h.example/x"}])"}})
+          .config;
+  ASSERT_EQ(c.notify.targets.size(), 1u);
+  EXPECT_EQ(c.notify.targets[0].url, "https://h.example/x");
+}
+
+// A bad entry is named with its fault; the value (it may hold a token) never is.
+TEST(ConfigNotifyTargets, ABadEntryNamesItsFaultNotItsValue) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"([{type: email, url: "https://x.example", token: tk_leak}])", "type must be ntfy or webhook"},
+      {R"([{type: ntfy, url: "ftp://x.example", token: tk_leak}])", "url must be an http"},
+      {R"([{type: ntfy, url: "https://x.example", token: tk_leak, extra: 1}])", "unknown field 'extra'"},
+      {R"([{type: ntfy, url: "https://x.example", token: tk_leak, events: [everything]}])",
+       "unknown event"},
+      {R"([{type: webhook, url: "https://x.example", token: tk_leak}])", "token is for ntfy"},
+      {R"({type: ntfy})", "not a list"},
+  };
+  for (const auto& [text, fault] : cases) {
+    const std::string msg = error_of({"--notify-targets=" + text});
+    EXPECT_THAT(msg, HasSubstr("notify.targets (--notify-targets): <redacted>")) << msg;
+    EXPECT_THAT(msg, HasSubstr(fault)) << msg;
+    EXPECT_THAT(msg, Not(HasSubstr("tk_leak"))) << msg;
+  }
+  const std::string from_file =
+      yaml_error("notify:\n  targets:\n    - {type: ntfy, url: nowhere, token: tk_leak}\n");
+  EXPECT_THAT(from_file, HasSubstr("entry 1 url must be an http")) << from_file;
+  EXPECT_THAT(from_file, Not(HasSubstr("tk_leak"))) << from_file;
 }
 
 // --- docs ---------------------------------------------------------------------------------------
