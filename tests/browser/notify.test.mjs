@@ -15,9 +15,12 @@
 // focus() is refused) or open a new one (that branch is not covered here).
 //
 // Pushes need no subscription with CDP; subscribing does (a push service on the network, which
-// this machine has not): the panel test checks that this failure is said plainly.
+// this machine has not): the panel test checks that this failure is said plainly, and another
+// drives the panel's subscribed side against the server with a stand-in for the browser's
+// PushManager.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, requireEnv } from '../e2e/server.mjs';
@@ -105,6 +108,37 @@ function permissionPayload(projectId, path, permissionId) {
     url: `/#/p/${encodeURIComponent(projectId)}/permission/${encodeURIComponent(permissionId)}`,
     tag: `permission:${permissionId}`, at: new Date().toISOString(),
   };
+}
+
+// The JSON messages the page sends on its WebSockets that `keep` selects, each with `socket` (which
+// connection, from 1), and a wait for the first one `match(message, index)` accepts.
+function recordSent(page, keep) {
+  const sent = [];
+  const waiting = [];
+  let sockets = 0;
+  page.on('websocket', (ws) => {
+    const socket = ++sockets;
+    ws.on('framesent', ({ payload }) => {
+      const msg = JSON.parse(String(payload));
+      if (!keep(msg)) return;
+      sent.push({ socket, ...msg });
+      for (const wake of waiting.splice(0)) wake();
+    });
+  });
+  const waitFor = async (match, what) => {
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      const found = sent.find(match);
+      if (found) return found;
+      const left = deadline - Date.now();
+      assert.ok(left > 0, `${what}; sent: ${JSON.stringify(sent)}`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        waiting.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+  };
+  return { sent, waitFor };
 }
 
 async function openProject(page, dir) {
@@ -262,31 +296,11 @@ test('client_focus follows the project view, the page\'s visibility and reconnec
   t.after(() => server.stop());
   const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
-  // Every client_focus the page sends, with the number of the connection it went on.
-  const sent = [];
-  const waiting = [];
-  let sockets = 0;
-  page.on('websocket', (ws) => {
-    const n = ++sockets;
-    ws.on('framesent', ({ payload }) => {
-      const msg = JSON.parse(String(payload));
-      if (msg.type !== 'client_focus') return;
-      sent.push({ socket: n, project_id: msg.data.project_id, request_id: msg.request_id });
-      for (const w of waiting.splice(0)) w();
-    });
-  });
-  // The `count`th client_focus, once sent.
+  // The `count`th client_focus the page sent: its connection, project and request id.
+  const focus = recordSent(page, (msg) => msg.type === 'client_focus');
   const waitSent = async (count) => {
-    const deadline = Date.now() + 15000;
-    while (sent.length < count) {
-      const left = deadline - Date.now();
-      assert.ok(left > 0, `expected ${count} client_focus messages, got ${JSON.stringify(sent)}`);
-      await new Promise((resolve) => {
-        const timer = setTimeout(resolve, left);
-        waiting.push(() => { clearTimeout(timer); resolve(); });
-      });
-    }
-    return sent[count - 1];
+    const m = await focus.waitFor((_, i) => i === count - 1, `client_focus #${count}`);
+    return { socket: m.socket, project_id: m.data.project_id, request_id: m.request_id };
   };
   const setVisibility = (state) => page.evaluate((s) => {
     Object.defineProperty(document, 'visibilityState', { value: s, configurable: true });
@@ -368,5 +382,90 @@ test('the notifications panel: notifications blocked in the browser, and where t
   await problem.waitFor();
   assert.match(await problem.textContent(), /^Notifications are blocked for this site in the browser\. Allow them in the site’s settings/);
   assert.equal(await dialog.locator('[data-testid=push-state]').getAttribute('data-state'), 'blocked');
+  assert.deepEqual(errors, []);
+});
+
+// What PushSubscription.toJSON() gives: an endpoint and the device's keys (a P-256 public key
+// and 16 secret bytes, base64url). The endpoint's host must be one of notify.push_service_hosts.
+function fakeSubscription(endpoint) {
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+  return { endpoint, expirationTime: null, keys: { p256dh: point.toString('base64url'), auth: randomBytes(16).toString('base64url') } };
+}
+
+test('the notifications panel with a subscription: what this device receives, its events, a test, turning off', async (t) => {
+  // The browser's side of a subscription needs a push service; a stand-in PushManager (kept in
+  // localStorage across reloads) gives the page one, and the server takes its endpoint
+  // (127.0.0.1 allowed as a push service; nothing listens there, so the test push is not
+  // delivered, which the server only counts).
+  const env = { serverBinary: requireEnv('PA_SERVER_BINARY'), fakeClaude: requireEnv('PA_FAKE_CLAUDE') };
+  const server = await startServer({ ...env, extraArgs: ['--notify-push-service-hosts', '127.0.0.1'] });
+  t.after(() => server.stop());
+  const { page, context, errors } = await openPage(shared.browser, PHONE);
+  t.after(() => context.close());
+  await context.grantPermissions(['notifications'], { origin: originOf(server) });
+  const subscription = fakeSubscription('https://127.0.0.1:9/push/device-1');
+  await context.addInitScript((sub) => {
+    const KEY = 'test.push-subscription';
+    const stored = () => (localStorage.getItem(KEY) ? {
+      endpoint: sub.endpoint,
+      toJSON: () => sub,
+      unsubscribe: async () => { localStorage.removeItem(KEY); return true; },
+    } : null);
+    PushManager.prototype.getSubscription = async () => stored();
+    PushManager.prototype.subscribe = async (options) => {
+      const key = new Uint8Array(options.applicationServerKey);
+      if (key.length !== 65 || key[0] !== 4) throw new DOMException('bad applicationServerKey', 'InvalidAccessError');
+      localStorage.setItem(KEY, '1');
+      return stored();
+    };
+  }, subscription);
+  // What the page sends about push, in order.
+  const push = recordSent(page, (msg) => msg.type.startsWith('push_'));
+  const sent = () => push.sent.map((m) => ({ type: m.type, data: m.data }));
+
+  await page.goto(consoleUrl(server));
+  await waitConnected(page);
+  await activeWorker(page);
+  await page.getByRole('button', { name: 'Notifications' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Notifications' });
+  await dialog.locator('input[name=event]').first().waitFor();
+  for (const label of ['A run finished', 'All queued follow-ups are done']) await dialog.getByLabel(label).uncheck();
+  await dialog.getByRole('button', { name: 'Turn on notifications' }).click();
+  await dialog.locator('[data-testid=push-state][data-state=on]').waitFor();
+  assert.equal(await dialog.locator('[data-testid=push-done]').textContent(), 'Notifications are on for this device.');
+  const chosen = EVENTS.filter((e) => e !== 'run_succeeded' && e !== 'queue_drained');
+  const subscribe = sent().find((m) => m.type === 'push_subscribe');
+  assert.deepEqual(subscribe.data, { subscription, events: chosen });
+  assert.match(await dialog.locator('[data-testid=push-state]').textContent(),
+    /^This device receives notifications since .+ for: A tool call waits for your permission; A run failed; A run timed out; /);
+
+  // Another choice, saved: the server replaces the subscription's events.
+  await dialog.getByLabel('A run finished').check();
+  await dialog.getByRole('button', { name: 'Save choice' }).click();
+  await dialog.locator('[data-testid=push-done]', { hasText: 'Saved.' }).waitFor();
+  assert.match(await dialog.locator('[data-testid=push-state]').textContent(), /; A run finished; /);
+
+  await dialog.getByRole('button', { name: 'Send a test' }).click();
+  await dialog.locator('[data-testid=push-done]', { hasText: /^Test sent/ }).waitFor();
+  assert.deepEqual(sent().at(-1), { type: 'push_test', data: { endpoint: subscription.endpoint } });
+
+  // A new connection with a subscription says so at once (push_info with the endpoint), before
+  // anyone opens the panel.
+  await page.reload();
+  await waitConnected(page);
+  await push.waitFor((m) => m.socket === 2 && m.type === 'push_info' && m.data.endpoint === subscription.endpoint,
+    'push_info with the endpoint after connecting');
+  await page.getByRole('button', { name: 'Notifications' }).click();
+  await dialog.locator('[data-testid=push-state][data-state=on]').waitFor();
+  assert.ok(await dialog.getByLabel('A run finished').isChecked(), 'the events the server has');
+  assert.equal(await dialog.getByLabel('All queued follow-ups are done').isChecked(), false);
+
+  await dialog.getByRole('button', { name: 'Turn off' }).click();
+  await dialog.locator('[data-testid=push-state][data-state=off]').waitFor();
+  assert.equal(await dialog.locator('[data-testid=push-state]').textContent(), 'This device receives no notifications.');
+  assert.deepEqual(sent().filter((m) => m.type === 'push_unsubscribe'), [{ type: 'push_unsubscribe', data: { endpoint: subscription.endpoint } }]);
+  assert.equal(await page.evaluate(() => localStorage.getItem('test.push-subscription')), null, 'the browser unsubscribed too');
   assert.deepEqual(errors, []);
 });
