@@ -1,6 +1,6 @@
 // The console as an installable app that shows the server's notifications (issue 17): its
 // service worker, notifications from pushes delivered with CDP (ServiceWorker.deliverPushMessage,
-// payloads as docs/protocol.md "Web Push" gives them), a tap that opens the project at the
+// payloads as docs/protocol.md "Notifications" gives them), a tap that opens the project at the
 // permission card, a permission_resolved push that withdraws the notification, the install check
 // (CDP Page.getInstallabilityErrors), client_focus as the view changes, and the notifications
 // panel at 390 px (its screenshot for the README with PA_DOCS_SCREENSHOTS=<dir>:
@@ -100,7 +100,7 @@ async function tap(context, tag) {
   }, tag);
 }
 
-// The payload the server sends for a permission request (docs/protocol.md, "Web Push").
+// The payload the server sends for a permission request (docs/protocol.md, "Notifications").
 function permissionPayload(projectId, path, permissionId) {
   return {
     event: 'permission_request', project_id: projectId, project_path: path,
@@ -383,6 +383,25 @@ test('the notifications panel: notifications blocked in the browser, and where t
   assert.match(await problem.textContent(), /^Notifications are blocked for this site in the browser\. Allow them in the site’s settings/);
   assert.equal(await dialog.locator('[data-testid=push-state]').getAttribute('data-state'), 'blocked');
   assert.deepEqual(errors, []);
+});
+
+test('the notifications panel in a private window: push is refused there, and what to do instead', async (t) => {
+  // openPage's contexts are incognito-like, where Chromium refuses every push subscription.
+  const { page, context, errors } = await openPage(shared.browser, PHONE);
+  t.after(() => context.close());
+  await context.grantPermissions(['notifications'], { origin: originOf(shared.server) });
+  await page.goto(consoleUrl(shared.server));
+  await waitConnected(page);
+  await activeWorker(page);
+  await page.getByRole('button', { name: 'Notifications' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Notifications' });
+  await dialog.getByRole('button', { name: 'Turn on notifications' }).click();
+  const problem = dialog.locator('[data-testid=push-problem][data-kind=refused]');
+  await problem.waitFor();
+  assert.match(await problem.textContent(), /^The browser refused a push subscription \(.+\)\. A private \(incognito\) window cannot receive notifications: open the console in a normal window/);
+  assert.equal(await dialog.locator('[data-testid=push-state]').getAttribute('data-state'), 'off');
+  // Chromium's own console message about it is the only error.
+  assert.deepEqual(errors.filter((e) => !e.includes('does not support the Push API in incognito mode')), []);
 });
 
 // What PushSubscription.toJSON() gives: an endpoint and the device's keys (a P-256 public key

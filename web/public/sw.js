@@ -4,7 +4,8 @@
 // the console where a tapped one points. Nothing is cached: the console needs the server anyway,
 // so there is no fetch handler and every request goes to the network as without a worker.
 // Plain JavaScript in web/public so that it is served at /sw.js (a worker's scope cannot be
-// above its own path); type-checked with tsconfig.sw.json. Payload: docs/protocol.md, "Web Push".
+// above its own path); type-checked with tsconfig.sw.json. The payload: docs/protocol.md,
+// "Notifications".
 
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 
