@@ -170,7 +170,14 @@ export class ProjectView {
     if (!this.joined) {
       this.joined = true;
       this.caughtUpTo = Math.max(this.caughtUpTo, lastSeq);
-      if (lastSeq > 0) await this.loadPage(lastSeq + 1, true);
+      try {
+        if (lastSeq > 0) await this.loadPage(lastSeq + 1, true);
+      } catch (e) {
+        // Lost before the first page came: the join after the reconnect loads it again.
+        this.joined = false;
+        if (!(e instanceof Error && e.message === 'connection lost')) this.showNotice(e);
+        return;
+      }
       this.scrollToEnd();
     } else {
       await this.catchUp();
