@@ -47,7 +47,9 @@ async function activeWorker(page) {
   });
 }
 
-// Pushes to the console's worker through CDP, as a push service would deliver them.
+// Pushes to the console's worker through CDP, as a push service would deliver them. Each push
+// returns once the worker has handled it: Chromium records the push events (DevTools' Background
+// services, CDP BackgroundService) with how each ended, which must be "Success".
 async function pushDriver(context, page, origin) {
   const cdp = await context.newCDPSession(page);
   const registrationId = new Promise((resolve) => {
@@ -58,9 +60,32 @@ async function pushDriver(context, page, origin) {
   });
   await cdp.send('ServiceWorker.enable');
   const id = await registrationId;
-  return (payload) => cdp.send('ServiceWorker.deliverPushMessage', {
-    origin: `${origin}/`, registrationId: id, data: typeof payload === 'string' ? payload : JSON.stringify(payload),
+  const outcomes = [];
+  const waiting = [];
+  cdp.on('BackgroundService.backgroundServiceEventReceived', ({ backgroundServiceEvent: e }) => {
+    if (e.eventName !== 'Push event completed') return;
+    outcomes.push(e.eventMetadata.find((m) => m.key === 'Status')?.value);
+    for (const wake of waiting.splice(0)) wake();
   });
+  await cdp.send('BackgroundService.startObserving', { service: 'pushMessaging' });
+  await cdp.send('BackgroundService.setRecording', { shouldRecord: true, service: 'pushMessaging' });
+  let delivered = 0;
+  return async (payload) => {
+    const n = ++delivered;
+    await cdp.send('ServiceWorker.deliverPushMessage', {
+      origin: `${origin}/`, registrationId: id, data: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    });
+    const deadline = Date.now() + 15000;
+    while (outcomes.length < n) {
+      const left = deadline - Date.now();
+      assert.ok(left > 0, `push #${n} was not handled by the worker (outcomes so far: ${JSON.stringify(outcomes)})`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        waiting.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+    assert.equal(outcomes[n - 1], 'Success', `push #${n}: the worker's push handler`);
+  };
 }
 
 // The notifications the worker shows (all, or those with `tag`), as plain objects.
