@@ -10,15 +10,38 @@ import { startServer, requireEnv } from '../e2e/server.mjs';
 export const CHROMIUM = process.env.PA_CHROMIUM ?? '/usr/bin/chromium';
 export const ARTIFACTS = process.env.PA_ARTIFACTS_DIR ?? join(process.cwd(), 'test-artifacts');
 
+// playwright-core adds --no-sandbox (needed as root) unless chromiumSandbox is set. The rest keep
+// Chromium off the network, which this machine does not have. --ignore-certificate-errors (not
+// only the contexts' ignoreHTTPSErrors) is what lets the console's service worker register over
+// the tests' self-signed TLS: without it Chromium refuses ("An SSL certificate error occurred
+// when fetching the script").
+const CHROMIUM_ARGS = ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'];
+
 export async function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // playwright-core adds --no-sandbox (needed as root) unless chromiumSandbox is set. The rest
-    // keep Chromium off the network, which this machine does not have.
-    args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'],
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+// A browser with a persistent profile in a new temporary directory, as one context: what the
+// install check and push subscriptions need (Chromium allows neither in an incognito-like
+// context, which launch()'s contexts are). close() also removes the profile.
+export async function launchPersistent({ viewport = { width: 1200, height: 800 }, isMobile = false } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), 'pa-browser-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, ignoreHTTPSErrors: true, viewport, isMobile, hasTouch: isMobile,
   });
+  const page = context.pages()[0] ?? await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.setDefaultTimeout(15000);
+  return {
+    page, context, errors,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
 }
 
 // A page in its own context (own storage) that records console errors and page errors.

@@ -2,7 +2,7 @@
 // with the fake CLI: Changes (changed files with counts, a colored diff readable without
 // scrolling the page), Files (listing, highlighted file view, binary files), Sessions (past
 // sessions, "Resume this one" resumes the older conversation).
-// With PA_DOCS_SCREENSHOTS=<dir> (scripts/review-screenshots.sh) it also saves the README's
+// With PA_DOCS_SCREENSHOTS=<dir> (scripts/console-screenshots.sh) it also saves the README's
 // screenshots of the Changes tab and the file view there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

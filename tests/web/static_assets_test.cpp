@@ -62,6 +62,36 @@ TEST(StaticAssets, ContentTypesFromTheExtension) {
   EXPECT_EQ(content_type("/no-extension"), "application/octet-stream");
 }
 
+// The installable app: the service worker at the root (its scope cannot be above its path), not
+// under the immutable /assets/ (a new worker must be fetched again), the manifest the page links
+// and its icons (tests/browser/notify.test.mjs checks that Chromium accepts them).
+TEST(StaticAssets, ServiceWorkerManifestAndIconsAreServedFromTheRoot) {
+  const Asset* sw = find_asset("/sw.js");
+  ASSERT_NE(sw, nullptr);
+  EXPECT_FALSE(is_immutable(sw->path));
+  EXPECT_EQ(content_type(sw->path), "text/javascript; charset=utf-8");
+  EXPECT_NE(sw->body.find("addEventListener('push'"), std::string_view::npos);
+  const Asset* manifest = find_asset("/manifest.webmanifest");
+  ASSERT_NE(manifest, nullptr);
+  EXPECT_EQ(content_type(manifest->path), "application/manifest+json");
+  const Asset* index = find_asset("/");
+  ASSERT_NE(index, nullptr);
+  EXPECT_NE(index->body.find("<link rel=\"manifest\" href=\"/manifest.webmanifest\""),
+            std::string_view::npos);
+  // The manifest's icons, then the page's (iOS) and the notifications' (Android's status bar).
+  for (const char* icon :
+       {"/icons/icon-192.png", "/icons/icon-512.png", "/icons/icon-maskable-512.png"}) {
+    EXPECT_NE(manifest->body.find(icon), std::string_view::npos) << icon;
+  }
+  for (const char* icon :
+       {"/icons/icon-192.png", "/icons/icon-512.png", "/icons/icon-maskable-512.png",
+        "/icons/apple-touch-icon.png", "/icons/badge-96.png"}) {
+    const Asset* a = find_asset(icon);
+    ASSERT_NE(a, nullptr) << icon;
+    EXPECT_TRUE(a->body.starts_with("\x89PNG\r\n")) << icon;
+  }
+}
+
 TEST(StaticAssets, IndexIsRevalidatedWithSecurityHeaders) {
   const Asset* index = find_asset("/");
   ASSERT_NE(index, nullptr);

@@ -102,6 +102,14 @@ export class Connection {
     });
   }
 
+  // A message with no reply on success (client_focus): no request_id, so nothing waits for an
+  // answer that never comes. False when not connected (the caller sends it again on open).
+  send(type: string, data: object): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify({ type, data }));
+    return true;
+  }
+
   private open(): void {
     this.attempt++;
     this.setStatus({ kind: 'connecting', attempt: this.attempt });

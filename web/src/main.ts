@@ -1,10 +1,15 @@
-// Entry point: token handling, the header with the connection status and the server panel, and
-// hash routing between the project list (#/) and a project (#/p/<id>).
+// Entry point: token handling, the header with the connection status, the server panel and the
+// notifications panel, and hash routing between the project list (#/), a project (#/p/<id>) and
+// a permission card of a project (#/p/<id>/permission/<permission_id>, a notification's link).
 import './style.css';
 import { Connection, Failure } from './conn';
 import { h, clear } from './dom';
+import { FocusReporter } from './focus';
 import { ProjectsView } from './projects';
 import { ProjectView } from './project';
+import { PushClient } from './push';
+import { registerServiceWorker } from './pwa';
+import { NotificationSettings } from './settings';
 import { StatusPanel } from './status';
 import { askOtherTabs, answerOtherTabs } from './tabs';
 
@@ -34,6 +39,22 @@ function forgetToken(): void {
 
 const app = document.getElementById('app')!;
 
+// A part of the hash, %-decoded; a malformed one ("%E0%A4%A") names nothing (the project list).
+function decodeHashPart(part: string): string | null {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return null;
+  }
+}
+
+// The view a tapped notification asks for: its hash, routed again when it is already shown (the
+// same permission card, scrolled to once more). Set by start(); before it, the hash is enough.
+let showView = (hash: string) => {
+  if (location.hash !== hash) location.hash = hash;
+};
+registerServiceWorker((hash) => showView(hash));
+
 function showLogin(message?: string): void {
   clear(app);
   const input = h('input', { id: 'token', type: 'password', name: 'token', required: true, autocomplete: 'current-password', class: 'mono' });
@@ -61,12 +82,16 @@ function start(token: string): void {
   clear(app);
   const conn = new Connection(token, CLIENT_NAME);
   const status = new StatusPanel(conn);
+  const focus = new FocusReporter(conn);
+  const push = new PushClient(conn);
+  const settings = new NotificationSettings(push, () => localStorage.getItem(TOKEN_KEY) !== null);
   const signOut = h('button', { type: 'button', class: 'small' }, 'Sign out');
   const main = h('main', { id: 'main' });
   const hint = h('div', { class: 'notice', role: 'alert', hidden: true, 'data-testid': 'conn-failure' });
   app.append(
-    h('header', { class: 'top' }, h('a', { href: '#', class: 'brand' }, 'Pocket Agent'), status.pill, status.panel, signOut),
-    hint, main);
+    h('header', { class: 'top' }, h('a', { href: '#', class: 'brand' }, 'Pocket Agent'), status.pill, status.panel,
+      settings.button, signOut),
+    hint, main, settings.el);
 
   const projects = new ProjectsView(conn, (id) => { location.hash = `#/p/${encodeURIComponent(id)}`; });
   let view: ProjectView | null = null;
@@ -79,6 +104,8 @@ function start(token: string): void {
     stopAnswering();
     conn.stop();
     status.destroy();
+    focus.destroy();
+    push.destroy();
     forgetToken();
     showLogin(message);
   };
@@ -138,23 +165,31 @@ function start(token: string): void {
   };
 
   const route = () => {
-    const m = /^#\/p\/([^/]+)$/.exec(location.hash);
-    const id = m ? decodeURIComponent(m[1]) : null;
-    if (view && view.projectId === id) return;
-    view?.destroy();
-    view = null;
-    clear(main);
-    if (id) {
-      view = new ProjectView(conn, id);
-      main.append(view.el);
-      if (conn.isOpen) void view.join();
-      view.focus();
-    } else {
-      main.append(projects.el);
-      void projects.refresh();
+    const m = /^#\/p\/([^/]+)(?:\/permission\/([^/]+))?$/.exec(location.hash);
+    const id = m ? decodeHashPart(m[1]) : null;
+    const permissionId = m?.[2] ? decodeHashPart(m[2]) : null;
+    focus.set(id);
+    if (!view || view.projectId !== id) {
+      view?.destroy();
+      view = null;
+      clear(main);
+      if (id) {
+        view = new ProjectView(conn, id);
+        main.append(view.el);
+        if (conn.isOpen) void view.join();
+        if (!permissionId) view.focus();  // a card to answer: no keyboard popping up over it
+      } else {
+        main.append(projects.el);
+        void projects.refresh();
+      }
     }
+    if (view && permissionId) view.showPermission(permissionId);
   };
   window.addEventListener('hashchange', route);
+  showView = (hash) => {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  };
 
   conn.onStatus.add((s) => {
     if (s.kind === 'refused' && s.failure.kind === 'token') {

@@ -53,6 +53,10 @@ export class ProjectView {
   private interrupt: HTMLButtonElement;
   private kill: HTMLButtonElement;
   private stopping: 'interrupt' | 'kill' | null = null;  // a stop was asked (here or elsewhere)
+  private review: ReviewTabs;
+  // The permission card a link asked for (#/p/<id>/permission/<permission_id>), until shown or
+  // until the join's pending list shows it is gone.
+  private wantedCard: string | null = null;
 
   constructor(private conn: Connection, readonly projectId: string) {
     this.stateEl = h('span', { class: 'badge state', 'data-testid': 'project-state' }, '…');
@@ -111,7 +115,7 @@ export class ProjectView {
       void this.send();
     });
 
-    const review = new ReviewTabs(conn, projectId, [this.notice, this.stream, this.cardsEl, this.queuedEl, this.form]);
+    const review = this.review = new ReviewTabs(conn, projectId, [this.notice, this.stream, this.cardsEl, this.queuedEl, this.form]);
     this.el = h('div', { class: 'project-view' },
       h('div', { class: 'project-bar' },
         h('a', { href: '#', class: 'back' }, '← Projects'),
@@ -129,6 +133,15 @@ export class ProjectView {
 
   focus(): void {
     this.textarea.focus();
+  }
+
+  // Brings a permission card into view (a tapped notification's link). One that is not pending
+  // (answered, expired, unknown) leaves just the project view.
+  showPermission(permissionId: string): void {
+    this.review.show('conversation');
+    this.wantedCard = permissionId;
+    const card = this.cards.get(permissionId);
+    if (card) this.highlight(card);
   }
 
   destroy(): void {
@@ -150,13 +163,21 @@ export class ProjectView {
     if (typeof d.connection_id === 'number') this.myConnections.add(d.connection_id);
     this.setInfo(d.project);
     this.resetCards(Array.isArray(d.pending_permissions) ? d.pending_permissions : []);
+    this.wantedCard = null;  // shown by resetCards if it was pending; else it is gone
     this.resetQueued(Array.isArray(d.queued_prompts) ? d.queued_prompts : []);
     if (d.stopping && typeof d.stopping === 'object') this.setStopping(d.stopping.how === 'kill' ? 'kill' : 'interrupt');
     const lastSeq = Number(d.last_seq ?? 0);
     if (!this.joined) {
       this.joined = true;
       this.caughtUpTo = Math.max(this.caughtUpTo, lastSeq);
-      if (lastSeq > 0) await this.loadPage(lastSeq + 1, true);
+      try {
+        if (lastSeq > 0) await this.loadPage(lastSeq + 1, true);
+      } catch (e) {
+        // Lost before the first page came: the join after the reconnect loads it again.
+        this.joined = false;
+        if (!(e instanceof Error && e.message === 'connection lost')) this.showNotice(e);
+        return;
+      }
       this.scrollToEnd();
     } else {
       await this.catchUp();
@@ -410,6 +431,17 @@ export class ProjectView {
     this.cards.set(id, card);
     this.cardsEl.appendChild(card);
     if (this.nearBottom()) this.scrollToEnd();
+    if (id === this.wantedCard) this.highlight(card);
+  }
+
+  // The card asked for: scrolled into view, marked (aria-current) and focused for screen readers.
+  private highlight(card: HTMLElement): void {
+    this.wantedCard = null;
+    for (const c of this.cards.values()) c.removeAttribute('aria-current');
+    card.setAttribute('aria-current', 'true');
+    card.tabIndex = -1;
+    card.scrollIntoView({ block: 'center' });
+    card.focus({ preventScroll: true });
   }
 
   private removeCard(id: unknown): void {
