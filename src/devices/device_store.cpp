@@ -56,13 +56,9 @@ const json::string* string_at(const json::object& o, std::string_view key) {
 }
 
 json::object to_json(const Device& d, const std::string& token_sha256) {
-  return {{"device_id", d.device_id},
-          {"name", d.name},
-          {"role", role_name(d.role)},
-          {"token_sha256", token_sha256},
-          {"created_at", protocol::format_rfc3339(d.created_at)},
-          {"last_seen_at", d.last_seen_at ? json::value(protocol::format_rfc3339(*d.last_seen_at))
-                                          : json::value()}};
+  json::object o = device_json(d);
+  o["token_sha256"] = token_sha256;
+  return o;
 }
 
 // One entry of the file; nullopt when any field is missing or wrong.
@@ -96,6 +92,15 @@ std::optional<std::pair<Device, std::string>> from_json(const json::value& v) {
 }
 
 }  // namespace
+
+json::object device_json(const Device& d) {
+  return {{"device_id", d.device_id},
+          {"name", d.name},
+          {"role", role_name(d.role)},
+          {"created_at", protocol::format_rfc3339(d.created_at)},
+          {"last_seen_at", d.last_seen_at ? json::value(protocol::format_rfc3339(*d.last_seen_at))
+                                          : json::value()}};
+}
 
 std::optional<std::string> device_name_problem(std::string_view name) {
   if (name.empty() || name.size() > kMaxDeviceNameBytes) {
@@ -140,6 +145,11 @@ std::string DeviceStore::load() {
   records_.clear();
   const fs::path aside = path_.string() + ".bad-" + protocol::now_rfc3339();
   fs::rename(path_, aside, ec);
+  if (ec) {
+    return path_.string() + " could not be read, nor moved aside (" + ec.message() +
+           "); started with no paired devices, and the next change overwrites it (the master "
+           "token still works; pair them again)";
+  }
   return path_.string() + " could not be read; moved it to " + aside.string() +
          " and started with no paired devices (the master token still works; pair them again)";
 }

@@ -25,6 +25,8 @@
 #include <system_error>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "devices/roles.hpp"
 
 namespace pa::devices {
@@ -43,6 +45,10 @@ struct Device {
   SystemTime created_at;
   std::optional<SystemTime> last_seen_at;  // none until the device first connects
 };
+
+// A device as device_list_response lists it: {device_id, name, role, created_at, last_seen_at
+// (RFC 3339 or null)}. Never the token's hash.
+boost::json::object device_json(const Device& device);
 
 // Why `name` cannot be a device name ("must be 1 to 64 bytes", ...), or nullopt when it can:
 // valid UTF-8, 1-64 bytes, no control characters (it ends up in logs and history).

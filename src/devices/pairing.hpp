@@ -3,7 +3,7 @@
 //
 // A code is 10 characters of Crockford's base32 alphabet (no I, L, O, U: nothing to misread),
 // 50 random bits from RAND_bytes, valid 10 minutes. At most 20 are outstanding; creating another
-// drops the oldest. redeem() answers:
+// drops the oldest (which then answers "expired"). redeem() answers:
 //   Redeemed{role, name}                 the code was outstanding; from now on it is used
 //   Refusal{410, "used"}                 it was redeemed before
 //   Refusal{410, "expired"}              its 10 minutes are over
@@ -12,12 +12,12 @@
 //                                        minute: every redeem from it is refused for a minute
 //                                        (retry_after says how long still, whole seconds)
 // The failure rule mirrors auth.max_failures for tokens (src/net/gate.cpp): the max_failures-th
-// wrong code in a minute starts the block. Unlike a token, which is 256 bits, while blocked even
+// wrong code in a minute starts the block. Unlike for a long random token, while blocked even
 // the right code is refused without being looked at, so the block bounds guessing a 50-bit code
 // by itself; the owner's phone waits a minute at worst, the code lives ten.
 // Lower case and the look-alikes o→0, i/l→1 are read as Crockford decoding does. Codes are
-// compared in constant time against every outstanding one. Pure logic (the clock is passed in),
-// thread-safe.
+// compared in constant time against every outstanding one. Pure logic, thread-safe; the clock is
+// passed in (system_clock: expires_at is shown to people and sent as RFC 3339).
 #pragma once
 
 #include <chrono>

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
 #include <fstream>
 #include <thread>
 
@@ -84,6 +85,15 @@ TEST(DeviceStore, TheFileIsPrivateAndHoldsTheTokensHashNeverTheToken) {
   EXPECT_NE(text.find(common::to_hex(notify::sha256(added.token))), std::string::npos);
   EXPECT_NE(text.find("\"role\":\"viewer\""), std::string::npos);
   EXPECT_NE(text.find("\"last_seen_at\":null"), std::string::npos);
+}
+
+TEST(DeviceStore, DeviceJsonIsWhatDeviceListShowsWithoutTheHash) {
+  Device d{"0f8fad5b-d9cb-469f-a165-70867728950e", "phone", Role::kOperator, kT0, std::nullopt};
+  EXPECT_EQ(boost::json::serialize(device_json(d)),
+            R"({"device_id":"0f8fad5b-d9cb-469f-a165-70867728950e","name":"phone",)"
+            R"("role":"operator","created_at":"2026-05-28T20:26:40.000Z","last_seen_at":null})");
+  d.last_seen_at = kT0 + seconds(90);
+  EXPECT_EQ(device_json(d).at("last_seen_at"), "2026-05-28T20:28:10.000Z");
 }
 
 TEST(DeviceStore, ADeviceSurvivesARestartWithItsToken) {
