@@ -10,14 +10,16 @@ packages=(
   g++ cmake ninja-build ccache pkg-config make openssl
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libqrencode-dev  # QR codes for pairing a device (src/devices/qr.cpp)
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-tidy clang-format
   clang libclang-rt-14-dev  # make fuzz: clang 14 and its libFuzzer/ASan/UBSan runtimes
   systemd  # systemd-analyze, for the systemd unit's test (deploy/tests/systemd-unit-test.sh)
   python3-prometheus-client  # the reference parser /metrics is also checked with (ops tests)
 )
-# Chromium for the web console's browser tests (tests/browser, driven by playwright-core).
-[[ ${PA_DEPS_NO_BROWSER:-} == 1 ]] || packages+=(chromium)
+# Chromium for the web console's browser tests (tests/browser, driven by playwright-core), and
+# zbarimg, which decodes the pairing QR codes in tests/devices.
+[[ ${PA_DEPS_NO_BROWSER:-} == 1 ]] || packages+=(chromium zbar-tools)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
