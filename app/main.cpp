@@ -218,6 +218,7 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
   auto hub = std::make_shared<pa::server::Hub>(io, cfg);
   std::vector<std::string> warnings;
   hub->load_projects(warnings);
+  hub->load_devices(warnings);
   for (const auto& warning : warnings) spdlog::warn("{}", warning);
 
   boost::system::error_code address_ec;
@@ -231,6 +232,7 @@ int run(pa::config::Loaded loaded, int argc, char** argv) {
       io, hub, std::move(tls), asio::ip::tcp::endpoint(address, cfg.server.port),
       pa::net::Serve::kAll, socket_slots);
   const auto bound = listener->local_endpoint();
+  hub->set_listen_port(bound.port());  // device_pair's URL names the port really bound
   listener->start();
   // Optionally, /metrics alone on a loopback port (plain HTTP) for a local Prometheus.
   std::shared_ptr<pa::net::Listener> metrics_listener;

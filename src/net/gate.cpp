@@ -140,28 +140,34 @@ bool Gate::allow_connection(std::string_view remote_address, Clock::time_point n
 // out. Only wrong and missing tokens count, and past auth.max_failures in a minute they get 429
 // instead of 401 for the next minute. (The token is long and random; the per-address
 // connection rate still bounds guessing.)
-Verdict Gate::check_upgrade(const UpgradeRequest& request, Clock::time_point now,
-                            Counting counting) {
+Verdict Gate::check_upgrade(const UpgradeRequest& request, Clock::time_point now, Counting counting,
+                            devices::Identity* who) {
   if (request.origin && !origin_allowed(*request.origin, request.host)) {
     return Verdict::kForbiddenOrigin;
   }
+  if (who != nullptr) *who = devices::Identity{};  // the master token's: admin, no device
   if (!options_.auth_enabled) return Verdict::kAllow;
 
-  bool ok = false;
-  std::string_view presented;
+  // The header's token first, then the query's; each may be the master token or a device's.
+  std::optional<std::string_view> bearer;
   if (request.authorization) {
     constexpr std::string_view kBearer = "Bearer ";
     const auto header = *request.authorization;
-    if (header.size() > kBearer.size() && lower(header.substr(0, kBearer.size())) == "bearer ") {
-      presented = header.substr(kBearer.size());
-      ok = tokens_equal(presented, options_.token);
+    if (header.size() > kBearer.size() && lower(header.substr(0, kBearer.size())) == "bearer ")
+      bearer = header.substr(kBearer.size());
+  }
+  std::string_view presented;  // the last token looked at: what a failure counts
+  for (const auto& token : {bearer, request.query_token}) {
+    if (!token) continue;
+    presented = *token;
+    if (tokens_equal(presented, options_.token)) return Verdict::kAllow;
+    if (options_.device_identity) {
+      if (auto device = options_.device_identity(presented)) {
+        if (who != nullptr) *who = std::move(*device);
+        return Verdict::kAllow;
+      }
     }
   }
-  if (!ok && request.query_token) {
-    presented = *request.query_token;
-    ok = tokens_equal(presented, options_.token);
-  }
-  if (ok) return Verdict::kAllow;
 
   Digest digest{};
   unsigned int digest_size = 0;

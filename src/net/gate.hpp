@@ -5,12 +5,15 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "devices/identity.hpp"
 
 namespace pa::net {
 
@@ -31,6 +34,9 @@ struct GateOptions {
   // (server.host, the machine's name, auth.allowed_origins hosts) and server.allowed_hosts.
   // "*.example.com" matches its subdomains; "*" matches any host (the check is off).
   std::vector<std::string> allowed_hosts;
+  // A paired device's token -> its identity (devices::DeviceStore::authenticate, constant time);
+  // nullopt for any other string. Unset: only the master token is accepted.
+  std::function<std::optional<devices::Identity>(std::string_view token)> device_identity;
 };
 
 struct UpgradeRequest {
@@ -56,8 +62,10 @@ class Gate {
 
   // Called for every new HTTP connection: false when the address opens them too fast.
   bool allow_connection(std::string_view remote_address, Clock::time_point now = Clock::now());
+  // The master token (auth.token) or a paired device's token. On kAllow, `who` (when given) is
+  // the caller's identity: admin without a device for the master token (and when auth is off).
   Verdict check_upgrade(const UpgradeRequest& request, Clock::time_point now = Clock::now(),
-                        Counting counting = Counting::kEach);
+                        Counting counting = Counting::kEach, devices::Identity* who = nullptr);
   // While `remote_address` gets 429 for wrong tokens: how long still (whole seconds, at least 1);
   // else 0.
   std::chrono::seconds blocked_for(std::string_view remote_address,

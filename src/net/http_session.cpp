@@ -197,9 +197,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         return;
       }
     }
-    // Expect: 100-continue asks for a go-ahead before the body is sent. No endpoint here takes a
-    // body, so one announced that way is refused at once (417) rather than waited for; without
-    // a body there is nothing to wait for and the field is ignored. Other expectations: 417.
+    // Expect: 100-continue asks for a go-ahead before the body is sent. Only POST /pair takes a
+    // body (4 KiB at most, sent at once by browsers), so one announced that way is refused at
+    // once (417) rather than waited for; without a body there is nothing to wait for and the
+    // field is ignored. Other expectations: 417.
     if (req.count(http::field::expect) != 0) {
       const bool continue_only = req.count(http::field::expect) == 1 &&
                                  beast::iequals(trim(req[http::field::expect]), "100-continue");
@@ -271,6 +272,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       auth_check(*target);
       return;
     }
+    if (target->path == "/pair" && req.method() == http::verb::post) {
+      pair();
+      return;
+    }
     if (target->path == "/health" && req.method() == http::verb::get) {
       serve_health(req.keep_alive());
       return;
@@ -326,7 +331,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
               false);
       return;
     }
-    if (auto refusal = gate_refusal(target, Counting::kEach)) {
+    devices::Identity who;
+    if (auto refusal = gate_refusal(target, Counting::kEach, &who)) {
       respond(*refusal);
       return;
     }
@@ -334,8 +340,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       respond(at_limits());
       return;
     }
-    auto session = std::make_shared<WsSession<Stream>>(std::move(stream_), hub_, remote_,
-                                                       target.client_name.value_or(""));
+    if (who.is_device())  // the device, never its token
+      spdlog::debug("WebSocket from {}: device {} ({}, {})", remote_, who.device_id,
+                    who.device_name, devices::role_name(who.role));
+    auto session = std::make_shared<WsSession<Stream>>(
+        std::move(stream_), hub_, remote_, target.client_name.value_or(""), std::move(who));
     session->run(parser_->release());
   }
 
@@ -348,11 +357,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   // What the gate says to this request's token and Origin: nothing when it may pass. The same
   // for a WebSocket upgrade and for /auth/check, which tells a browser why its upgrade failed.
-  std::optional<Refused> gate_refusal(const Target& target, Counting counting) {
+  std::optional<Refused> gate_refusal(const Target& target, Counting counting,
+                                      devices::Identity* who = nullptr) {
     auto& req = parser_->get();
     UpgradeRequest check = credentials(target);
     if (auto it = req.find(http::field::origin); it != req.end()) check.origin = it->value();
-    switch (gate_->check_upgrade(check, Clock::now(), counting)) {
+    switch (gate_->check_upgrade(check, Clock::now(), counting, who)) {
       case Verdict::kAllow:
         return std::nullopt;
       case Verdict::kUnauthorized:
@@ -401,6 +411,51 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     hub_->release_connection();
     write(http::status::no_content, "", "application/json", parser_->get().keep_alive());
+  }
+
+  // POST /pair {code, name?}: a new device redeems its pairing code (no token: the code is the
+  // credential) and gets its own token. The Origin is checked as for /auth/check; a JSON
+  // Content-Type makes a cross-origin browser ask first (a preflight this server never allows).
+  void pair() {
+    auto& req = parser_->get();
+    const bool keep_alive = req.keep_alive();
+    if (auto it = req.find(http::field::origin);
+        it != req.end() && !gate_->origin_allowed(it->value(), req[http::field::host])) {
+      spdlog::warn("rejected POST /pair from {}: Origin not allowed", remote_);
+      write_pair(server::PairAnswer{403,
+                                    json::object{{"error",
+                                                  "Origin not allowed; add it to "
+                                                  "auth.allowed_origins"},
+                                                 {"reason", "origin_not_allowed"}},
+                                    {}},
+                 keep_alive);
+      return;
+    }
+    const auto type = req[http::field::content_type];
+    if (!beast::iequals(trim(type.substr(0, type.find(';'))), "application/json")) {
+      write_pair(server::PairAnswer{415,
+                                    json::object{{"error",
+                                                  "send the body as Content-Type: "
+                                                  "application/json"},
+                                                 {"reason", "unsupported_media_type"}},
+                                    {}},
+                 keep_alive);
+      return;
+    }
+    // devices.json is written: off the I/O thread.
+    asio::post(hub_->blocking_pool(),
+               [self = this->shared_from_this(), body = std::move(req.body()), keep_alive] {
+                 auto answer = self->hub_->pair_device(body, self->remote_);
+                 asio::dispatch(self->stream_.get_executor(),
+                                [self, answer = std::move(answer), keep_alive]() mutable {
+                                  self->write_pair(std::move(answer), keep_alive);
+                                });
+               });
+  }
+
+  void write_pair(server::PairAnswer answer, bool keep_alive) {
+    write(static_cast<http::status>(answer.status), protocol::to_json_text(answer.body),
+          "application/json", keep_alive, answer.retry_after);
   }
 
   // Prometheus text; the token is required unless metrics.public (Origin is not checked: this

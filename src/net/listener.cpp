@@ -101,6 +101,9 @@ Listener::Listener(asio::io_context& io, std::shared_ptr<server::SessionHost> hu
   gate.max_failures = cfg.auth.max_failures;
   gate.connection_rate = cfg.limits.connection_rate;
   gate.allowed_hosts = own_host_names(cfg);
+  gate.device_identity = [hub = hub_](std::string_view token) {
+    return hub->device_identity(token);
+  };
   gate_ = std::make_shared<Gate>(std::move(gate));
   gate_->set_certificate_names(certificate_names(tls_.get()));
 

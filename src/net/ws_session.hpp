@@ -156,8 +156,8 @@ class WsSession : public server::Connection,
                   public std::enable_shared_from_this<WsSession<Stream>> {
  public:
   WsSession(Stream&& stream, std::shared_ptr<server::SessionHost> hub, std::string remote,
-            std::string client_name)
-      : server::Connection(std::move(client_name)),
+            std::string client_name, devices::Identity identity)
+      : server::Connection(std::move(client_name), std::move(identity)),
         ws_(std::move(stream)),
         keepalive_timer_(ws_.get_executor()),
         hub_(std::move(hub)),

@@ -96,7 +96,8 @@ Notifier::Notifier(asio::any_io_executor work, const config::Config& config,
       store_(config.data.dir) {}
 
 std::variant<StoredSubscription, protocol::Error> Notifier::subscribe(
-    const json::value& data, const std::string& client_name, std::uint64_t connection) {
+    const json::value& data, const std::string& client_name, std::uint64_t connection,
+    const std::string& device_id) {
   std::string error;
   auto parsed = parse_subscribe(data, error);
   if (!parsed) {
@@ -111,6 +112,7 @@ std::variant<StoredSubscription, protocol::Error> Notifier::subscribe(
         json::object{{"field", "subscription.endpoint"}, {"setting", "notify.push_service_hosts"}});
   }
   parsed->client_name = client_name;
+  parsed->device_id = device_id;
   // A device that subscribes again keeps its first date.
   const auto known = lookup(parsed->keys.endpoint);
   parsed->created_at = known ? known->created_at : protocol::now_rfc3339();
@@ -142,6 +144,14 @@ std::optional<protocol::Error> Notifier::unsubscribe(const std::string& endpoint
                                 json::object{{"file", "push_subscriptions.json"}});
   }
   return std::nullopt;
+}
+
+std::size_t Notifier::forget_device(const std::string& device_id, std::error_code& error) {
+  const std::size_t removed = store_.remove_device(device_id);
+  if (removed == 0) return 0;
+  metrics_.push_subscriptions.set(static_cast<double>(store_.all().size()));
+  error = store_.save();
+  return removed;
 }
 
 std::optional<StoredSubscription> Notifier::lookup(const std::string& endpoint) const {

@@ -61,11 +61,16 @@ class Notifier : public std::enable_shared_from_this<Notifier> {
   const std::string& vapid_public_key() const { return vapid_public_; }
 
   // Subscriptions. Blocking (push_subscriptions.json is written): call on the work executor.
-  // Each ties `connection` to the endpoint, for focus.
+  // Each ties `connection` to the endpoint, for focus. `device_id`: the paired device that
+  // subscribes (empty for the master token), so that revoking it removes its subscriptions.
   std::variant<StoredSubscription, protocol::Error> subscribe(const boost::json::value& data,
                                                               const std::string& client_name,
-                                                              std::uint64_t connection);
+                                                              std::uint64_t connection,
+                                                              const std::string& device_id = {});
   std::optional<protocol::Error> unsubscribe(const std::string& endpoint);
+  // Removes every subscription a revoked device made and saves; how many went (0: nothing
+  // written). A failed save is returned in `error` (they are gone from memory already).
+  std::size_t forget_device(const std::string& device_id, std::error_code& error);
   // The subscription of `endpoint` (and ties `connection` to it when there is one).
   std::optional<StoredSubscription> find(const std::string& endpoint, std::uint64_t connection);
   std::size_t subscription_count() const;

@@ -47,9 +47,13 @@ bool parse_events(const json::value* v, std::vector<std::string>& out, std::stri
 json::object to_json(const StoredSubscription& s) {
   json::array events;
   for (const auto& e : s.events) events.emplace_back(e);
-  return {{"endpoint", s.keys.endpoint},           {"p256dh", base64url_encode(s.keys.p256dh)},
-          {"auth", base64url_encode(s.keys.auth)}, {"events", std::move(events)},
-          {"client_name", s.client_name},          {"created_at", s.created_at}};
+  return {{"endpoint", s.keys.endpoint},
+          {"p256dh", base64url_encode(s.keys.p256dh)},
+          {"auth", base64url_encode(s.keys.auth)},
+          {"events", std::move(events)},
+          {"client_name", s.client_name},
+          {"created_at", s.created_at},
+          {"device_id", s.device_id.empty() ? json::value(nullptr) : json::value(s.device_id)}};
 }
 
 }  // namespace
@@ -126,6 +130,8 @@ std::string SubscriptionStore::load() {
       }
       if (const auto* name = string_at(*o, "client_name")) parsed->client_name = *name;
       if (const auto* at = string_at(*o, "created_at")) parsed->created_at = *at;
+      // Files from before devices have no device_id: those subscriptions are the master token's.
+      if (const auto* device = string_at(*o, "device_id")) parsed->device_id = *device;
       loaded.push_back(std::move(*parsed));
     }
   }
@@ -159,6 +165,12 @@ bool SubscriptionStore::remove(const std::string& endpoint) {
   std::lock_guard lk(mu_);
   return std::erase_if(subscriptions_, [&](const auto& s) { return s.keys.endpoint == endpoint; }) >
          0;
+}
+
+std::size_t SubscriptionStore::remove_device(const std::string& device_id) {
+  if (device_id.empty()) return 0;
+  std::lock_guard lk(mu_);
+  return std::erase_if(subscriptions_, [&](const auto& s) { return s.device_id == device_id; });
 }
 
 std::vector<StoredSubscription> SubscriptionStore::all() const {

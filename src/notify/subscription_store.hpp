@@ -24,6 +24,7 @@ struct StoredSubscription {
   WebPushSubscription keys;         // endpoint, p256dh and auth as raw bytes
   std::vector<std::string> events;  // the event names it receives
   std::string client_name;          // who subscribed, for the settings list (may be empty)
+  std::string device_id;            // the paired device that subscribed (empty: master token)
   std::string created_at;           // RFC 3339
 };
 
@@ -43,6 +44,8 @@ class SubscriptionStore {
   // Adds or replaces (same endpoint). False when kMaxSubscriptions others exist.
   bool put(StoredSubscription subscription);
   bool remove(const std::string& endpoint);
+  // Removes every subscription `device_id` made (a revoked device); how many.
+  std::size_t remove_device(const std::string& device_id);
   std::vector<StoredSubscription> all() const;
   std::vector<StoredSubscription> receiving(const std::string& event) const;
   std::error_code save() const;

@@ -38,6 +38,8 @@ std::string_view to_string(ErrorCode code) {
       return "UNSUPPORTED_PROTOCOL";
     case ErrorCode::kGitFailed:
       return "GIT_FAILED";
+    case ErrorCode::kDeviceNotFound:
+      return "DEVICE_NOT_FOUND";
   }
   return "INTERNAL_ERROR";
 }

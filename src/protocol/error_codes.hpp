@@ -25,6 +25,7 @@ enum class ErrorCode {
   kStorageFailed,        // 507 (ours): history, spool or metadata could not be written
   kUnsupportedProtocol,  // 426 (ours): a hello with a protocol older than the server speaks
   kGitFailed,            // 502 (ours): git timed out or failed answering a review request
+  kDeviceNotFound,       // 404 (ours): no paired device has this device_id
 };
 
 // Every code, in declaration order (new codes go at the end of the enum and here).
@@ -34,9 +35,9 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::kClaudeNotFound,      ErrorCode::kProcessActive,   ErrorCode::kResourceLimit,
     ErrorCode::kInternalError,       ErrorCode::kExecutionFailed, ErrorCode::kForbidden,
     ErrorCode::kPermissionNotFound,  ErrorCode::kShuttingDown,    ErrorCode::kStorageFailed,
-    ErrorCode::kUnsupportedProtocol, ErrorCode::kGitFailed,
+    ErrorCode::kUnsupportedProtocol, ErrorCode::kGitFailed,       ErrorCode::kDeviceNotFound,
 };
-static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kGitFailed) + 1,
+static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kDeviceNotFound) + 1,
               "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);

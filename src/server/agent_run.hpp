@@ -87,7 +87,8 @@ Scheduler::Ticket make_ticket(const std::shared_ptr<Project>& project,
                               const std::shared_ptr<class AgentRun>& run);
 
 // Who asked or answered, as broadcasts and history name a client: {"type": "client",
-// "connection_id", "client_name"} (client_name null when the client gave none).
+// "connection_id", "client_name", "device_id", "device_name"} (client_name null when the client
+// gave none; device_id and device_name null for the master token).
 boost::json::object client_who(const Connection& connection);
 
 class AgentRun : public std::enable_shared_from_this<AgentRun>, private PermissionBroker::Host {

@@ -18,6 +18,10 @@ json::object client_who(const Connection& connection) {
   json::object by{{"type", "client"}, {"connection_id", connection.id()}};
   const std::string name = connection.client_name();
   by["client_name"] = name.empty() ? json::value(nullptr) : json::value(name);
+  // The paired device that acted (null for the master token): every `by` in history names it.
+  const auto& who = connection.identity();
+  by["device_id"] = who.is_device() ? json::value(who.device_id) : json::value(nullptr);
+  by["device_name"] = who.is_device() ? json::value(who.device_name) : json::value(nullptr);
   return by;
 }
 

@@ -8,12 +8,16 @@
 #include <utility>
 #include <vector>
 
+#include "devices/identity.hpp"
 #include "protocol/envelope.hpp"
 #include "server/client_profile.hpp"
 
 namespace pa::server {
 
 class Connection;
+
+// The WebSocket close code of a connection whose device was revoked (reason "revoked").
+inline constexpr std::uint16_t kRevokedCloseCode = 4401;
 
 // Broadcasts a connection missed while it was behind, rebuilt from history: the frames with their
 // seqs, in order, and how far the page reached. `live`: through_seq was the project's last seq
@@ -41,12 +45,16 @@ class Feed {
 class Connection {
  public:
   // `client_name`: the name the client gave at connect (`/ws?client_name=`), empty if none.
-  explicit Connection(std::string client_name = {}) : profile_(std::move(client_name)) {}
+  // `identity`: whose token opened it (the gate's answer); the master token's by default.
+  explicit Connection(std::string client_name = {}, devices::Identity identity = {})
+      : profile_(std::move(client_name)), identity_(std::move(identity)) {}
   virtual ~Connection() = default;
   virtual std::uint64_t id() const = 0;
   virtual const std::string& remote_address() const = 0;
   // The client's name (the query's, else its hello's), empty if none. For audit records.
   std::string client_name() const { return profile_.name(); }
+  // Its role and device, fixed for the connection's life.
+  const devices::Identity& identity() const { return identity_; }
   // Its name and what it declared in hello. Thread-safe.
   ClientProfile& profile() { return profile_; }
   const ClientProfile& profile() const { return profile_; }
@@ -85,6 +93,7 @@ class Connection {
 
  private:
   ClientProfile profile_;
+  const devices::Identity identity_;
 };
 
 }  // namespace pa::server

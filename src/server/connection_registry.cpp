@@ -43,6 +43,14 @@ std::vector<std::shared_ptr<Connection>> ConnectionRegistry::open_connections() 
   return out;
 }
 
+std::vector<std::shared_ptr<Connection>> ConnectionRegistry::connections_of_device(
+    std::string_view device_id) const {
+  if (device_id.empty()) return {};  // the master token is no device
+  auto all = open_connections();     // the identity is read without holding mutex_
+  std::erase_if(all, [&](const auto& c) { return c->identity().device_id != device_id; });
+  return all;
+}
+
 void ConnectionRegistry::close_all(std::uint16_t code, const std::string& reason) {
   for (const auto& connection : open_connections()) connection->close_after_queued(code, reason);
 }

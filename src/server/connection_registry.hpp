@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pa::server {
@@ -38,6 +39,8 @@ class ConnectionRegistry {
   std::size_t open_count() const;
   // The open connections that still exist, at this moment.
   std::vector<std::shared_ptr<Connection>> open_connections() const;
+  // The open connections of one paired device (to close them when it is revoked).
+  std::vector<std::shared_ptr<Connection>> connections_of_device(std::string_view device_id) const;
 
   // Shutdown: closes every open connection after what is queued for it (close_after_queued),
   // then waits until all are removed or `timeout` passed. True if none is left.

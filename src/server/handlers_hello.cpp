@@ -57,6 +57,10 @@ void Hub::handle_hello(Request request) {
   }
 
   const std::string name = request.connection->client_name();
+  const auto& who = request.connection->identity();
+  json::value device = nullptr;  // the master token
+  if (who.is_device())
+    device = json::object{{"device_id", who.device_id}, {"name", who.device_name}};
   ops::log_event(spdlog::level::info, "Client hello",
                  json::object{{"connection_id", request.connection->id()},
                               {"protocol", std::get<std::int64_t>(version)},
@@ -67,7 +71,9 @@ void Hub::handle_hello(Request request) {
                                         {"capabilities", protocol::server_capabilities_json()},
                                         {"client_name",
                                          name.empty() ? json::value(nullptr) : json::value(name)},
-                                        {"accepted_capabilities", std::move(declared)}});
+                                        {"accepted_capabilities", std::move(declared)},
+                                        {"role", devices::role_name(who.role)},
+                                        {"device", std::move(device)}});
 }
 
 }  // namespace pa::server

@@ -42,18 +42,10 @@ std::optional<std::string> read_endpoint(Request& request, bool required,
   return endpoint.value_or("");
 }
 
-bool no_project_id(Request& request) {
-  if (!request.message.project_id) return true;
-  request.fail(protocol::make_error(ErrorCode::kInvalidMessage,
-                                    request.message.type + " takes no project_id",
-                                    json::object{{"field", "project_id"}}));
-  return false;
-}
-
 }  // namespace
 
 void Hub::handle_push_info(Request request) {
-  if (!no_project_id(request)) return;
+  if (!request.expect_no_project_id()) return;
   auto endpoint = read_endpoint(request, false, {"endpoint"});
   if (!endpoint) return;
   asio::post(pool_,
@@ -73,7 +65,7 @@ void Hub::handle_push_info(Request request) {
 }
 
 void Hub::handle_push_subscribe(Request request) {
-  if (!no_project_id(request)) return;
+  if (!request.expect_no_project_id()) return;
   protocol::DataReader reader(request.message.data);
   reader.allow_only({"subscription", "events"});
   if (!reader.ok()) {
@@ -82,7 +74,8 @@ void Hub::handle_push_subscribe(Request request) {
   }
   asio::post(pool_, [self = shared_from_this(), r = std::move(request)] {
     auto result =
-        self->notifier_->subscribe(r.message.data, r.connection->client_name(), r.connection->id());
+        self->notifier_->subscribe(r.message.data, r.connection->client_name(), r.connection->id(),
+                                   r.connection->identity().device_id);
     if (const auto* error = std::get_if<protocol::Error>(&result)) {
       r.fail(*error);
       return;
@@ -94,7 +87,7 @@ void Hub::handle_push_subscribe(Request request) {
 }
 
 void Hub::handle_push_unsubscribe(Request request) {
-  if (!no_project_id(request)) return;
+  if (!request.expect_no_project_id()) return;
   auto endpoint = read_endpoint(request, true, {"endpoint"});
   if (!endpoint) return;
   asio::post(pool_,
@@ -108,7 +101,7 @@ void Hub::handle_push_unsubscribe(Request request) {
 }
 
 void Hub::handle_push_test(Request request) {
-  if (!no_project_id(request)) return;
+  if (!request.expect_no_project_id()) return;
   auto endpoint = read_endpoint(request, true, {"endpoint"});
   if (!endpoint) return;
   asio::post(pool_, [self = shared_from_this(), r = std::move(request),

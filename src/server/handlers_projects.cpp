@@ -169,7 +169,8 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
     return;
   }
   self->projects_.add_reserved(path, project);
-  spdlog::info("project created: id={} path={}", info.id, path);
+  spdlog::info("project created: id={} path={} by {}", info.id, path,
+               request.connection->identity().describe());
   request.message.project_id = info.id;
   asio::post(project->strand(), [project, request = std::move(request)]() mutable {
     project->subscribe(request.connection);
@@ -213,7 +214,7 @@ void Hub::handle_project_delete(Request request) {
     // Unsubscribes everyone (each connection's cursor goes: Connection::end_feed).
     const auto ec = project.remove_from_disk();
     if (ec) spdlog::error("project {}: could not remove its data: {}", project.id(), ec.message());
-    spdlog::info("project deleted: id={}", project.id());
+    spdlog::info("project deleted: id={} by {}", project.id(), r.connection->identity().describe());
     r.reply("project_deleted", json::object{{"project_id", project.id()}});
   });
 }

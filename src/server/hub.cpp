@@ -94,6 +94,8 @@ Hub::Hub(asio::io_context& io, config::Config config)
       stats_timer_(io),
       idempotency_(idempotency_options(config_)),
       create_strand_(asio::make_strand(pool_.get_executor())),
+      devices_(config_.data.dir),
+      pairing_(devices::PairingOptions{.max_failures = config_.auth.max_failures}),
       connections_(config_.limits.max_connections) {
   const std::string scratch = (std::filesystem::path(config_.data.dir) / "tmp").string();
   std::error_code ec;
@@ -103,6 +105,12 @@ Hub::Hub(asio::io_context& io, config::Config config)
   // Every error code's counter exists from the start at 0, so /metrics shows
   // pocket_agent_errors_total before the first error (and rate() sees the first one).
   for (const auto code : protocol::kAllErrorCodes) metrics_.error(protocol::to_string(code));
+  // Likewise every role's request counter.
+  auto& requests = metrics_.registry.counter_family(
+      "pocket_agent_requests_total", "Client requests by the sender's role", {"role"});
+  for (const auto role : {devices::Role::kViewer, devices::Role::kOperator,
+                          devices::Role::kApprover, devices::Role::kAdmin})
+    requests_by_role_[static_cast<std::size_t>(role)] = &requests.with(devices::role_name(role));
   // One directory per active run (spool, socket, run.json): kept across restarts, since the
   // runs in it may outlive this process.
   const std::string runs = (std::filesystem::path(config_.data.dir) / "runs").string();
@@ -158,6 +166,10 @@ const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
       {"file_read", &Hub::handle_file_read},
       {"file_list", &Hub::handle_file_list},
       {"session_list", &Hub::handle_session_list},
+      {"device_pair", &Hub::handle_device_pair},
+      {"device_list", &Hub::handle_device_list},
+      {"device_rename", &Hub::handle_device_rename},
+      {"device_revoke", &Hub::handle_device_revoke},
   };
   return table;
 }
@@ -413,6 +425,14 @@ void Hub::release_connection() {
 void Hub::on_open(const std::shared_ptr<Connection>& connection) {
   connections_.add(connection);
   metrics_.connections_accepted.inc();
+  const auto& who = connection->identity();
+  if (!who.is_device()) return;
+  // Revoked between its upgrade and now: device_revoke's sweep may have missed it.
+  if (!devices_.find(who.device_id)) {
+    connection->close(kRevokedCloseCode, "revoked");
+    return;
+  }
+  if (devices_.touch(who.device_id, std::chrono::system_clock::now())) save_devices_later();
 }
 
 void Hub::close_connections() {
@@ -451,10 +471,12 @@ void Hub::on_message(const std::shared_ptr<Connection>& connection, std::string 
     return;
   }
   Request request{connection, std::move(*parsed.message), make_done(std::move(done)), &metrics_};
+  requests_by_role_[static_cast<std::size_t>(connection->identity().role)]->inc();
   // A hello is taken only before any other request (docs/protocol.md, "Handshake").
   if (request.message.type != "hello") connection->profile().note_other_request();
   const auto& table = handlers();
   const auto it = table.find(request.message.type);
+  if (it != table.end() && !role_allows(request)) return;
   if (it == table.end()) {
     json::array known;
     for (const auto& [name, handler] : table) known.emplace_back(name);
@@ -588,6 +610,11 @@ void Hub::force_shutdown() {
 void Hub::shutdown() {
   stopping_ = true;
   notifier_->stop();
+  // Last-seen times not yet saved (touch saves at most once a minute per device).
+  if (!devices_.list().empty()) {
+    if (const auto ec = devices_.save())
+      spdlog::warn("cannot save {}: {}", devices_.path().string(), ec.message());
+  }
   asio::post(io_, [self = shared_from_this()] {
     self->probe_timer_.cancel();
     self->stats_timer_.cancel();

@@ -7,6 +7,7 @@
 // (Connection::feed_joined). net/ sees the hub only as a SessionHost.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,6 +26,8 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "devices/device_store.hpp"
+#include "devices/pairing.hpp"
 #include "ops/health.hpp"
 #include "ops/metrics.hpp"
 #include "ops/storage_problems.hpp"
@@ -66,6 +69,10 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   // Start-up (blocking, before the listener opens): loads every project from the data dir, and
   // the idempotency keys (<data_dir>/idempotency.jsonl).
   void load_projects(std::vector<std::string>& warnings);
+  // Start-up (blocking, before the listener opens): the paired devices (<data_dir>/devices.json).
+  void load_devices(std::vector<std::string>& warnings);
+  // The port the listener bound (server.port may be 0): device_pair's URL names it.
+  void set_listen_port(std::uint16_t port) { listen_port_ = port; }
   void start();  // background timers (CLI version probe)
 
   // Connection admission: false when max_connections are open or the server is shutting down
@@ -75,6 +82,8 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void release_connection() override;
   std::size_t connection_count() const { return connections_.admitted(); }
   std::uint64_t next_connection_id() override { return connections_.next_id(); }
+  std::optional<devices::Identity> device_identity(std::string_view token) override;
+  PairAnswer pair_device(std::string_view body, std::string_view remote_address) override;
 
   void on_open(const std::shared_ptr<Connection>& connection) override;
   // `done` runs when the request is fully handled (the connection then reads its next message).
@@ -132,6 +141,17 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void handle_push_unsubscribe(Request request);
   void handle_push_test(Request request);
   void handle_client_focus(Request request);
+  // Paired devices (handlers_devices.cpp), admin only.
+  void handle_device_pair(Request request);
+  void handle_device_list(Request request);
+  void handle_device_rename(Request request);
+  void handle_device_revoke(Request request);
+  // Whether the sender's role may send this message; else FORBIDDEN (the connection stays).
+  bool role_allows(const Request& request);
+  // The base of a pairing URL: notify.console_url, else this machine's name and port.
+  std::string pair_base_url() const;
+  // A device's last-seen time is due to be saved: on the blocking pool.
+  void save_devices_later();
   void queue_follow_up(Request& r, Project& project, std::string prompt,
                        const std::string& recorded, const std::optional<std::string>& key);
   void create_project(Request request, std::string requested, std::optional<std::string> key);
@@ -177,6 +197,13 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   // arriving at once are checked and recorded one after the other (one project, not two).
   boost::asio::strand<boost::asio::thread_pool::executor_type> create_strand_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  // Paired devices and their one-time pairing codes (issue 18).
+  devices::DeviceStore devices_;
+  devices::Pairing pairing_;
+  std::atomic<std::uint16_t> listen_port_{0};
+  // pocket_agent_requests_total{role}, indexed by devices::Role.
+  std::array<ops::Counter*, 4> requests_by_role_{};
 
   ProjectRegistry projects_;
   ConnectionRegistry connections_;

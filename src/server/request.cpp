@@ -33,6 +33,14 @@ bool Request::expect_no_data() const {
   return reader.ok();
 }
 
+bool Request::expect_no_project_id() const {
+  if (!message.project_id) return true;
+  fail(protocol::make_error(protocol::ErrorCode::kInvalidMessage,
+                            message.type + " takes no project_id",
+                            boost::json::object{{"field", "project_id"}}));
+  return false;
+}
+
 void Request::fail(const protocol::Error& error, bool duplicate) const {
   if (metrics != nullptr) metrics->error(protocol::to_string(error.code)).inc();
   std::optional<std::string_view> project_id;

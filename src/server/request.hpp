@@ -33,6 +33,8 @@ struct Request {
   void fail(const protocol::Error& error, bool duplicate = false) const;
   // For messages that take no data fields: fails the request (INVALID_MESSAGE) if it has any.
   bool expect_no_data() const;
+  // For messages about no project: fails the request (INVALID_MESSAGE) if it has a project_id.
+  bool expect_no_project_id() const;
 };
 
 }  // namespace pa::server

@@ -3,10 +3,15 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+
+#include "devices/identity.hpp"
 
 namespace boost::asio {
 class thread_pool;
@@ -23,6 +28,13 @@ struct ServerMetrics;
 namespace pa::server {
 
 class Connection;
+
+// The answer to POST /pair: its status, JSON body and (429) Retry-After.
+struct PairAnswer {
+  int status = 200;
+  boost::json::object body;
+  std::chrono::seconds retry_after{0};
+};
 
 class SessionHost {
  public:
@@ -44,6 +56,13 @@ class SessionHost {
   virtual bool stopping() const = 0;
   virtual void release_connection() = 0;
   virtual std::uint64_t next_connection_id() = 0;
+
+  // The paired device whose token this is (memory only, constant time); nullopt for any other.
+  virtual std::optional<devices::Identity> device_identity(std::string_view token) = 0;
+  // POST /pair with this body from `remote_address`: redeems the pairing code and makes the
+  // device (docs/protocol.md "Pairing a device"). Blocking (devices.json is written): call on
+  // the blocking pool.
+  virtual PairAnswer pair_device(std::string_view body, std::string_view remote_address) = 0;
 
   // A WebSocket's life, called on its strand: opened (handshake done), each message, closed.
   virtual void on_open(const std::shared_ptr<Connection>& connection) = 0;

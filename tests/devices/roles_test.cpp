@@ -112,11 +112,37 @@ TEST(Roles, EveryMessageTheHubHandlesHasARole) {
   const auto hub = hub_message_types();
   ASSERT_GE(hub.size(), 20u) << "the handler table of src/server/hub.cpp was not found";
   for (const auto& type : hub) EXPECT_TRUE(required_role(type)) << type << " has no role";
-  // And the table names nothing the hub does not handle, besides the device messages to come.
-  for (const auto& rule : message_rules()) {
-    const std::string type(rule.type);
-    EXPECT_TRUE(hub.count(type) > 0 || type.rfind("device_", 0) == 0) << type;
-  }
+  // And the table names nothing the hub does not handle.
+  for (const auto& rule : message_rules())
+    EXPECT_TRUE(hub.count(std::string(rule.type))) << rule.type;
+}
+
+}  // namespace
+}  // namespace pa::devices
+
+namespace pa::devices {
+namespace {
+
+// docs/protocol.md's roles table (rows "| `type` | role |" after the "### Roles" heading) is
+// exactly the roles table of the code.
+TEST(Roles, DocumentedInProtocolMd) {
+  std::ifstream in(std::string(PA_SOURCE_DIR) + "/docs/protocol.md");
+  ASSERT_TRUE(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  const auto start = doc.find("\n### Roles\n");
+  ASSERT_NE(start, std::string::npos) << "docs/protocol.md has no '### Roles' section";
+  const auto end = doc.find("\n#", start + 1);
+  const std::string section = doc.substr(start, end == std::string::npos ? end : end - start);
+  std::set<std::pair<std::string, std::string>> documented;
+  static const std::regex kRow(R"(\n\| `([a-z_]+)` \| ([a-z]+) \|)");
+  for (std::sregex_iterator it(section.begin(), section.end(), kRow), last; it != last; ++it)
+    documented.emplace((*it)[1], (*it)[2]);
+  std::set<std::pair<std::string, std::string>> table;
+  for (const auto& rule : message_rules())
+    table.emplace(std::string(rule.type), std::string(role_name(rule.least)));
+  EXPECT_EQ(documented, table);
 }
 
 }  // namespace

@@ -24,7 +24,11 @@ class RunEndingsTest : public AgentServerTest {
     return data(joined).at("connection_id").as_int64();
   }
   static Json by(const std::string& name, std::int64_t connection_id) {
-    return Json{{"type", "client"}, {"connection_id", connection_id}, {"client_name", name}};
+    return Json{{"type", "client"},
+                {"connection_id", connection_id},
+                {"client_name", name},
+                {"device_id", nullptr},
+                {"device_name", nullptr}};  // the master token: no device
   }
   // The history entries whose message has `type`, in order.
   static std::vector<Json> entries_of(const std::vector<Json>& history, std::string_view type) {

@@ -35,6 +35,37 @@ TEST(Gate, TokenFromHeaderOrQuery) {
   EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-12")), Verdict::kUnauthorized);
 }
 
+// A paired device's token passes with its identity; the master token's identity is admin
+// without a device; a token the devices do not know counts as wrong.
+TEST(Gate, DeviceTokensPassWithTheirIdentity) {
+  auto o = options();
+  o.device_identity = [](std::string_view token) -> std::optional<devices::Identity> {
+    if (token == "pad_phone") return devices::Identity{devices::Role::kViewer, "dev-1", "Phone"};
+    return std::nullopt;
+  };
+  Gate gate(o);
+  const auto t0 = Clock::now();
+  devices::Identity who;
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer pad_phone"), t0, Counting::kEach, &who),
+            Verdict::kAllow);
+  EXPECT_EQ(who.device_id, "dev-1");
+  EXPECT_EQ(who.role, devices::Role::kViewer);
+  UpgradeRequest query;
+  query.remote_address = "10.0.0.2";
+  query.query_token = "pad_phone";
+  EXPECT_EQ(gate.check_upgrade(query, t0, Counting::kEach, &who), Verdict::kAllow);
+  EXPECT_EQ(who.device_name, "Phone");
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer secret-token-123"), t0, Counting::kEach, &who),
+            Verdict::kAllow);
+  EXPECT_FALSE(who.is_device());
+  EXPECT_EQ(who.role, devices::Role::kAdmin);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer pad_revoked"), t0), Verdict::kUnauthorized);
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer pad_revoked"), t0), Verdict::kTooManyFailures);
+  // Blocked for wrong tokens, the address's right device token still passes.
+  EXPECT_EQ(gate.check_upgrade(with_bearer("Bearer pad_phone"), t0), Verdict::kAllow);
+}
+
 TEST(Gate, ConstantTimeCompareSemantics) {
   EXPECT_TRUE(Gate::tokens_equal("abc", "abc"));
   EXPECT_FALSE(Gate::tokens_equal("abc", "abd"));

@@ -102,6 +102,48 @@ TEST(SubscriptionStore, SavedPrivatelyAndLoadedAfterARestart) {
   EXPECT_EQ(base64url_encode(all[0].keys.p256dh), kP256dh);
 }
 
+// A revoked device's subscriptions go, and only its own; the device id survives a restart, and
+// a file from before devices (no device_id) loads as the master token's subscriptions.
+TEST(SubscriptionStore, ADevicesSubscriptionsAreRemovedTogether) {
+  test::TempDir dir("pa-subs");
+  {
+    SubscriptionStore store(dir.path());
+    for (const auto& [endpoint, device] :
+         std::vector<std::pair<std::string, std::string>>{{"https://push.example/a", "dev-1"},
+                                                          {"https://push.example/b", "dev-1"},
+                                                          {"https://push.example/c", "dev-2"},
+                                                          {"https://push.example/d", ""}}) {
+      auto s = parsed(endpoint);
+      s.device_id = device;
+      store.put(std::move(s));
+    }
+    ASSERT_FALSE(store.save());
+  }
+  SubscriptionStore again(dir.path());
+  ASSERT_EQ(again.load(), "");
+  EXPECT_EQ(again.remove_device(""), 0u) << "the master token is no device";
+  EXPECT_EQ(again.remove_device("dev-9"), 0u);
+  EXPECT_EQ(again.remove_device("dev-1"), 2u);
+  const auto left = again.all();
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].device_id, "dev-2");
+  EXPECT_EQ(left[1].device_id, "");
+}
+
+TEST(SubscriptionStore, AFileFromBeforeDevicesLoads) {
+  test::TempDir dir("pa-subs");
+  std::ofstream(dir / "push_subscriptions.json")
+      << R"({"subscriptions":[{"endpoint":"https://push.example/a","p256dh":")" << kP256dh
+      << R"(","auth":")" << kAuth
+      << R"(","events":["run_failed"],"client_name":"Pixel 7","created_at":"2026-01-01T00:00:00.000Z"}]})";
+  SubscriptionStore store(dir.path());
+  EXPECT_EQ(store.load(), "");
+  const auto all = store.all();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].device_id, "");
+  EXPECT_EQ(all[0].client_name, "Pixel 7");
+}
+
 TEST(SubscriptionStore, AnUnreadableFileIsMovedAsideAndTheStoreStartsEmpty) {
   test::TempDir dir("pa-subs");
   std::ofstream(dir / "push_subscriptions.json") << "{\"subscriptions\": [{\"endpoint\": 5}]}";
