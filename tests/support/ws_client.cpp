@@ -300,12 +300,30 @@ void WsClient::close() {
 HttpResult http_get(unsigned short port, bool tls, const std::string& target,
                     const std::map<std::string, std::string>& headers,
                     std::chrono::milliseconds deadline) {
+  return http_request(port, tls, "GET", target, headers, std::nullopt, deadline);
+}
+
+HttpResult http_post(unsigned short port, bool tls, const std::string& target,
+                     const std::string& body, const std::map<std::string, std::string>& headers,
+                     std::chrono::milliseconds deadline) {
+  return http_request(port, tls, "POST", target, headers, body, deadline);
+}
+
+HttpResult http_request(unsigned short port, bool tls, const std::string& method,
+                        const std::string& target,
+                        const std::map<std::string, std::string>& headers,
+                        const std::optional<std::string>& body,
+                        std::chrono::milliseconds deadline) {
   asio::io_context io;
   HttpResult result;
   bool done = false;
-  http::request<http::empty_body> req{http::verb::get, target, 11};
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "localhost:" + std::to_string(port));
   for (const auto& [k, v] : headers) req.set(k, v);
+  if (body) {
+    req.body() = *body;
+    req.prepare_payload();
+  }
   http::response<http::string_body> res;
   beast::flat_buffer buffer;
   const tcp::endpoint at(asio::ip::make_address("127.0.0.1"), port);

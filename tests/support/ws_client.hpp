@@ -89,5 +89,16 @@ struct HttpResult {
 HttpResult http_get(unsigned short port, bool tls, const std::string& target,
                     const std::map<std::string, std::string>& headers = {},
                     std::chrono::milliseconds deadline = 10s);
+// POST with `body` (Content-Length set; the caller adds Content-Type).
+HttpResult http_post(unsigned short port, bool tls, const std::string& target,
+                     const std::string& body,
+                     const std::map<std::string, std::string>& headers = {},
+                     std::chrono::milliseconds deadline = 10s);
+// Any method; `body` nullopt sends none.
+HttpResult http_request(unsigned short port, bool tls, const std::string& method,
+                        const std::string& target,
+                        const std::map<std::string, std::string>& headers,
+                        const std::optional<std::string>& body,
+                        std::chrono::milliseconds deadline = 10s);
 
 }  // namespace pa::test
