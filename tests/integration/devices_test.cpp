@@ -267,9 +267,12 @@ TEST_F(DevicesTest, ADataDirWithoutDevicesKeepsTheMasterToken) {
 
 // History names the device that acted; the server log names it too, never its token.
 TEST_F(DevicesTest, HistoryAndLogNameTheDeviceNeverTheToken) {
-  auto admin = connect();
+  auto master = connect();
+  const auto laptop = pair(*master, Role::kAdmin, "Laptop");
+  const auto device = pair(*master, Role::kOperator, "Phone");
+  auto admin = connect_with(laptop.token);
   const auto id = new_project(*admin);
-  const auto device = pair(*admin, Role::kOperator, "Phone");
+  ASSERT_FALSE(id.empty());
   auto phone = connect_with(device.token);
   ASSERT_EQ(str(phone->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
             "project_joined");
@@ -285,26 +288,45 @@ TEST_F(DevicesTest, HistoryAndLogNameTheDeviceNeverTheToken) {
     const auto& message = entry.at("message").as_object();
     if (str(message, "type") != "execute") continue;
     EXPECT_EQ(str(message.at("by").as_object(), "device_id"), device.device_id);
+    EXPECT_EQ(str(message.at("by").as_object(), "device_name"), "Phone");
     named = true;
   }
   EXPECT_TRUE(named) << "no execute entry in history";
 
   ASSERT_EQ(str(admin->request(Json{{"type", "project_delete"}, {"project_id", id}}), "type"),
             "project_deleted");
-  ASSERT_TRUE(eventually(
-      [&] {
-        for (const auto& line : server_->log_lines())
-          if (line.find("project deleted") != std::string::npos) return true;
-        return false;
-      },
-      5s));
-  bool device_logged = false;
+  // The line of each project action names the admin device that did it.
+  const auto line_with = [&](const std::string& text) {
+    for (const auto& line : server_->log_lines())
+      if (line.find(text) != std::string::npos) return line;
+    return std::string();
+  };
+  ASSERT_TRUE(eventually([&] { return !line_with("project deleted").empty(); }, 5s));
+  EXPECT_NE(line_with("project created").find("device " + laptop.device_id + " (Laptop, admin)"),
+            std::string::npos)
+      << line_with("project created");
+  EXPECT_NE(line_with("project deleted").find("device " + laptop.device_id + " (Laptop, admin)"),
+            std::string::npos)
+      << line_with("project deleted");
   for (const auto& line : server_->log_lines()) {
-    EXPECT_EQ(line.find(device.token), std::string::npos) << line;
-    EXPECT_EQ(line.find(server_->token()), std::string::npos) << line;
-    if (line.find(device.device_id) != std::string::npos) device_logged = true;
+    for (const auto* token : {&device.token, &laptop.token, &server_->token()})
+      EXPECT_EQ(line.find(*token), std::string::npos) << line;
   }
-  EXPECT_TRUE(device_logged) << "no log line names the paired device";
+}
+
+// last_seen_at: null until the device connects, a time once it has.
+TEST_F(DevicesTest, DeviceListShowsWhenADeviceWasLastSeen) {
+  auto admin = connect();
+  const auto device = pair(*admin, Role::kViewer, "Tablet");
+  const auto seen = [&] {
+    const auto list = admin->request(Json{{"type", "device_list"}});
+    return data(list).at("devices").as_array().at(0).as_object().at("last_seen_at");
+  };
+  EXPECT_TRUE(seen().is_null());
+  auto tablet = connect_with(device.token);
+  // A reply means the server has taken the connection in (and touched the device).
+  EXPECT_EQ(str(tablet->request(Json{{"type", "project_list"}}), "type"), "project_list_response");
+  EXPECT_TRUE(seen().is_string());
 }
 
 }  // namespace

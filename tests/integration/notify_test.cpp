@@ -189,6 +189,36 @@ TEST_F(NotifyTest, PushInfoGivesTheKeyThePushServiceSeesInVapid) {
   EXPECT_EQ(st.st_mode & 0777, 0600);
 }
 
+// Revoking a paired device (issue 18) removes the subscriptions it made, and only those.
+TEST_F(NotifyTest, RevokingADeviceRemovesItsPushSubscriptions) {
+  auto admin = connect();
+  const auto code = admin->request(
+      Json{{"type", "device_pair"}, {"data", {{"role", "viewer"}, {"name", "Phone"}}}});
+  ASSERT_TRUE(is(code, "device_pairing")) << json::serialize(code);
+  const auto paired = http_post(server_->port(), server_->tls(), "/pair",
+                                json::serialize(Json{{"code", str(data(code), "code")}}),
+                                {{"Content-Type", "application/json"}});
+  ASSERT_EQ(paired.status, 200) << paired.body;
+  const auto device = json::parse(paired.body).as_object();
+  ClientOptions o;
+  o.tls = server_->tls();
+  o.bearer = str(device, "token");
+  WsClient phone(server_->port(), o);
+  ASSERT_EQ(phone.connect(), 101) << phone.response_body();
+  const auto mine = subscribed(phone, "phone");
+  const auto theirs = subscribed(*admin, "laptop");
+
+  const auto revoked = admin->request(
+      Json{{"type", "device_revoke"}, {"data", {{"device_id", str(device, "device_id")}}}});
+  ASSERT_TRUE(is(revoked, "device_revoked")) << json::serialize(revoked);
+  EXPECT_TRUE(data(push_info(*admin, mine.endpoint)).at("subscription").is_null());
+  EXPECT_TRUE(data(push_info(*admin, theirs.endpoint)).at("subscription").is_object());
+  std::ifstream in(server_->data_dir() / "push_subscriptions.json");
+  const std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(saved.find(mine.endpoint), std::string::npos) << saved;
+  EXPECT_NE(saved.find(theirs.endpoint), std::string::npos) << saved;
+}
+
 TEST_F(NotifyTest, PushSubscribeRefusesBadSubscriptionsAndTheConnectionSurvives) {
   auto client = connect();
   const auto good = push_.subscribe("phone");
