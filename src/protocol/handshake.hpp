@@ -46,6 +46,9 @@ inline constexpr Capability kServerCapabilities[] = {
     {"notifications",
      "push_info, push_subscribe, push_unsubscribe, push_test, client_focus: Web Push to this "
      "device"},
+    {"devices",
+     "paired devices with roles: welcome's role and device, device_pair, device_list, "
+     "device_rename, device_revoke, POST /pair"},
 };
 
 // The capabilities a client declares that change what the server does for it.

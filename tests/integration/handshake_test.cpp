@@ -48,8 +48,9 @@ TEST_F(HandshakeTest, WelcomeNamesTheVersionTheServerAndItsCapabilities) {
   const auto health = client->request(Json{{"type", "health"}});
   EXPECT_EQ(str(w, "server_version"), str(data(health), "version"));
   EXPECT_FALSE(str(w, "server_version").empty());
-  EXPECT_EQ(json::serialize(w.at("capabilities")),
-            R"(["permissions","queue","interrupt","idempotency","history_paging","review","notifications"])");
+  EXPECT_EQ(
+      json::serialize(w.at("capabilities")),
+      R"(["permissions","queue","interrupt","idempotency","history_paging","review","notifications","devices"])");
   EXPECT_EQ(str(w, "client_name"), "Pixel 7");
   // Unknown capabilities are ignored, not refused.
   EXPECT_EQ(json::serialize(w.at("accepted_capabilities")), R"(["permissions","queue"])");
