@@ -483,6 +483,8 @@ ServerMetrics::ServerMetrics(std::function<Clock::time_point()> now)
       push_subscriptions_removed(registry.counter(
           "pocket_agent_push_subscriptions_removed_total",
           "Web Push subscriptions removed because their push service answered 404 or 410")),
+      requests(registry.counter_family("pocket_agent_requests_total",
+                                       "Client requests by the sender's role", {"role"})),
       now_(now ? std::move(now) : throw std::invalid_argument("ServerMetrics: empty clock")),
       start_(now_()),
       last_stats_time_(start_) {

@@ -290,6 +290,7 @@ struct ServerMetrics {
   Counter& notifications_dropped;       // pocket_agent_notifications_dropped_total
   Counter& notifications_suppressed;    // pocket_agent_notifications_suppressed_total
   Counter& push_subscriptions_removed;  // pocket_agent_push_subscriptions_removed_total
+  CounterFamily& requests;              // pocket_agent_requests_total{role}
   // pocket_agent_uptime_seconds: a callback gauge, seconds since construction.
 
  private:

@@ -106,11 +106,10 @@ Hub::Hub(asio::io_context& io, config::Config config)
   // pocket_agent_errors_total before the first error (and rate() sees the first one).
   for (const auto code : protocol::kAllErrorCodes) metrics_.error(protocol::to_string(code));
   // Likewise every role's request counter.
-  auto& requests = metrics_.registry.counter_family(
-      "pocket_agent_requests_total", "Client requests by the sender's role", {"role"});
   for (const auto role : {devices::Role::kViewer, devices::Role::kOperator,
                           devices::Role::kApprover, devices::Role::kAdmin})
-    requests_by_role_[static_cast<std::size_t>(role)] = &requests.with(devices::role_name(role));
+    requests_by_role_[static_cast<std::size_t>(role)] =
+        &metrics_.requests.with(devices::role_name(role));
   // One directory per active run (spool, socket, run.json): kept across restarts, since the
   // runs in it may outlive this process.
   const std::string runs = (std::filesystem::path(config_.data.dir) / "runs").string();
