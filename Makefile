@@ -85,8 +85,10 @@ run: build certs
 	  port=$${PA_SERVER_PORT:-8443} && \
 	  echo "" && \
 	  echo "  Web console: https://localhost:$$port/?token=$$token" && \
+	  $(SERVER) qr "https://localhost:$$port/?token=$$token" && \
 	  echo "  Connect: wss://localhost:$$port/ws?token=$$token" && \
 	  echo "  (or send 'Authorization: Bearer $$token')" && \
+	  echo "  Pair a phone (its own token and role): $(SERVER) pair --data-dir $(DATA_DIR) --tls-cert $(CERT_DIR)/server.crt --port $$port" && \
 	  echo ""
 	@if [ "$$(id -u)" -eq 0 ]; then echo "  Running as root: passing --allow-root (the agent gets root's rights)."; fi
 	exec $(SERVER) --data-dir $(DATA_DIR) --tls-cert $(CERT_DIR)/server.crt --tls-key $(CERT_DIR)/server.key \

@@ -25,6 +25,7 @@
 
 #include "agent/child_process.hpp"
 #include "agent/supervisor.hpp"
+#include "cli/commands.hpp"
 #include "common/atomic_file.hpp"
 #include "common/data_dir_lock.hpp"
 #include "config/config.hpp"
@@ -360,6 +361,11 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    case pa::config::Action::kPair:
+    case pa::config::Action::kDeviceList:
+    case pa::config::Action::kDeviceRevoke:
+    case pa::config::Action::kPrintQr:
+      return pa::cli::run_client_command(loaded, std::cout, std::cerr, ::isatty(STDOUT_FILENO));
     case pa::config::Action::kRun:
       break;
   }

@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
   # Shared libraries of pocket-agent-server (libc6 and libgcc-s1 are in every Debian image).
   libboost-json1.81.0 libboost-container1.81.0 libboost-url1.81.0 libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 libstdc++6
+  # QR codes: `pair` and `qr` draw them, the console shows them (src/devices/qr.cpp).
+  libqrencode4
   # TLS trust store (the Claude CLI calls the Anthropic API), openssl for certificates,
   # curl for the HEALTHCHECK (GET /health).
   ca-certificates openssl curl

@@ -6,10 +6,12 @@
 #include <memory>
 #include <set>
 #include <string_view>
+#include <utility>
 
 #include <yaml-cpp/yaml.h>
 #include <CLI/CLI.hpp>
 
+#include "cli/exit_codes.hpp"
 #include "config/settings_table.hpp"
 #include "version.hpp"
 
@@ -149,6 +151,13 @@ EnvLookup process_environment() {
   return env;
 }
 
+// The footer of the subcommands that talk to the running server.
+constexpr std::string_view kClientHelp =
+    "Connects to the server running on this machine (server.host's loopback address, server.port)\n"
+    "with the master token (auth.token, else <data.dir>/auth_token), and over TLS expects the\n"
+    "certificate server.tls.cert: give it the server's own settings (--config, or --data-dir,\n"
+    "--port, --tls-cert, ...), before or after the subcommand.\n\n";
+
 Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
   const auto& table = detail::settings();
   Loaded result;
@@ -203,6 +212,44 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
   CLI::App* token =
       app.add_subcommand("token", "Print the auth token clients must present and exit");
   token->fallthrough();
+
+  // Client subcommands: they connect to the running server (settings as for the server itself).
+  ClientCommand& command = result.command;
+  command.role = "operator";
+  CLI::App* pair = app.add_subcommand(
+      "pair",
+      "Ask the running server for a one-time pairing code (10 minutes) and print its URL and a QR "
+      "code to scan with the new device");
+  pair->fallthrough();
+  pair->add_option("--role", command.role,
+                   "What the device may do: viewer, operator (run prompts; the default), approver, "
+                   "admin (see docs/protocol.md, roles)")
+      ->check(CLI::IsMember({"viewer", "operator", "approver", "admin"}))
+      ->type_name("ROLE");
+  pair->add_option("--name", command.name,
+                   "The device's name in `devices list` (default: the name the device gives "
+                   "itself, else \"<role> device\")")
+      ->type_name("NAME");
+  pair->footer(std::string(kClientHelp) + cli::kExitCodesHelp);
+  CLI::App* devices = app.add_subcommand("devices", "List or revoke the paired devices");
+  devices->fallthrough();
+  devices->require_subcommand(1, 1);
+  devices->footer(std::string(kClientHelp) + cli::kExitCodesHelp);
+  CLI::App* devices_list = devices->add_subcommand(
+      "list", "Print the paired devices: id, name, role, created, last seen");
+  devices_list->fallthrough();
+  devices_list->footer(std::string(kClientHelp) + cli::kExitCodesHelp);
+  CLI::App* devices_revoke = devices->add_subcommand(
+      "revoke", "Revoke a device: its token stops working and its connections close (4401)");
+  devices_revoke->fallthrough();
+  devices_revoke->add_option("ID", command.device_id, "The device id, as `devices list` prints it")
+      ->required();
+  devices_revoke->footer(std::string(kClientHelp) + cli::kExitCodesHelp);
+  CLI::App* qr = app.add_subcommand(
+      "qr", "Print TEXT as a QR code for a terminal (colours only when stdout is one) and exit");
+  qr->fallthrough();
+  qr->add_option("TEXT", command.text, "What the QR code holds, e.g. the console's URL")
+      ->required();
   app.require_subcommand(0, 1);
 
   try {
@@ -274,10 +321,19 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
                               "closed as idle");
   }
 
-  if (token->parsed()) {
-    if (print_config) throw ConfigError("command line: --print-config cannot be used with token");
-    result.action = Action::kPrintToken;
-  } else if (print_config) {
+  const std::pair<CLI::App*, Action> subcommands[] = {{token, Action::kPrintToken},
+                                                      {pair, Action::kPair},
+                                                      {devices_list, Action::kDeviceList},
+                                                      {devices_revoke, Action::kDeviceRevoke},
+                                                      {qr, Action::kPrintQr}};
+  for (const auto& [subcommand, action] : subcommands) {
+    if (!subcommand->parsed()) continue;
+    if (print_config)
+      throw ConfigError("command line: --print-config cannot be used with " +
+                        subcommand->get_name());
+    result.action = action;
+  }
+  if (result.action == Action::kRun && print_config) {
     result.action = Action::kPrintConfig;
     result.output = to_yaml(config);
   }

@@ -145,11 +145,10 @@ struct Config {
     std::string vapid_subject = "mailto:pocket-agent@localhost";  // who push services may contact
     std::string console_url;  // absolute base of links in notifications; empty = relative links
     // Hosts a Web Push endpoint may name (equal, or a subdomain): the browsers' push services.
-    std::vector<std::string> push_service_hosts = {"fcm.googleapis.com",
-                                                   "push.services.mozilla.com",
-                                                   "notify.windows.com", "push.apple.com"};
-    std::string ca_file;   // extra CA certificates trusted for notification HTTPS
-    Seconds timeout{10};   // one HTTP exchange with a push service, ntfy or a webhook
+    std::vector<std::string> push_service_hosts = {
+        "fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com"};
+    std::string ca_file;  // extra CA certificates trusted for notification HTTPS
+    Seconds timeout{10};  // one HTTP exchange with a push service, ntfy or a webhook
     std::vector<NotifyTarget> targets;
   } notify;
 
@@ -166,7 +165,26 @@ class ConfigError : public std::runtime_error {
 };
 
 // What main() should do after the command line is read.
-enum class Action { kRun, kPrintConfig, kPrintToken, kExit };
+// kPair, kDeviceList and kDeviceRevoke talk to the running server (src/cli); kPrintQr draws
+// `ClientCommand::text` as a QR code.
+enum class Action {
+  kRun,
+  kPrintConfig,
+  kPrintToken,
+  kPair,
+  kDeviceList,
+  kDeviceRevoke,
+  kPrintQr,
+  kExit
+};
+
+// The arguments of the client subcommands (`pair`, `devices revoke`, `qr`).
+struct ClientCommand {
+  std::string role;       // pair --role (default operator)
+  std::string name;       // pair --name; empty = not sent (the device names itself)
+  std::string device_id;  // devices revoke ID
+  std::string text;       // qr TEXT
+};
 
 struct Loaded {
   Config config;
@@ -175,6 +193,7 @@ struct Loaded {
   std::string output;                 // text to print for kExit (help/version); kPrintConfig: YAML
   std::vector<std::string> warnings;  // e.g. unknown YAML keys; logged at start
   std::string config_path;            // the file that was read, if any
+  ClientCommand command;              // for kPair, kDeviceRevoke, kPrintQr
 };
 
 // Environment lookup; tests pass a map instead of the process environment.
@@ -182,7 +201,9 @@ using EnvLookup = std::map<std::string, std::string>;
 EnvLookup process_environment();
 
 // Reads flags (CLI11), the YAML file named by --config or PA_CONFIG (if any), and the environment.
-// Subcommand "token" selects Action::kPrintToken. Throws ConfigError on any invalid input.
+// Subcommand "token" selects Action::kPrintToken; "pair", "devices list|revoke" and "qr" the
+// client actions (their help lists the exit statuses, cli/exit_codes.hpp). Throws ConfigError on
+// any invalid input.
 Loaded load(int argc, const char* const* argv, const EnvLookup& env);
 
 // What load() does with the text of the config file: applies it onto `config` (`name` is the file

@@ -44,20 +44,21 @@ QrMatrix qr_matrix(std::string_view text) {
   return m;
 }
 
-std::string qr_terminal(std::string_view text) {
+std::string qr_terminal(std::string_view text, QrStyle style) {
+  const bool colours = style == QrStyle::kAnsiColours;
   const QrMatrix m = qr_matrix(text);
   const int first = -kQrQuietZone;
   const int last = m.width + kQrQuietZone;  // exclusive
   std::string out;
   for (int y = first; y < last; y += 2) {
-    out += kDarkOnLight;
+    if (colours) out += kDarkOnLight;
     for (int x = first; x < last; ++x) {
       const bool top = m.at(x, y);
       const bool bottom = y + 1 < last && m.at(x, y + 1);
       // The foreground (black) draws the dark modules, the background (white) the light ones.
       out += top ? (bottom ? "█" : "▀") : (bottom ? "▄" : " ");
     }
-    out += kReset;
+    if (colours) out += kReset;
     out += '\n';
   }
   return out;

@@ -6,9 +6,11 @@
 // qr_terminal() draws it with Unicode half blocks, two module rows per line, with a quiet zone of
 // 4 modules, in explicit colours (black modules on a bright white background, ANSI SGR 30;107),
 // so it is dark-on-light as phone cameras expect whatever the terminal's own colours; every line
-// ends with a reset. qr_svg() is a minimal SVG: a white background <rect> and one black <path>
-// (a run of dark modules per subpath, quiet zone included in the viewBox), no scripts, no styles
-// (fill attributes only, so the console's CSP allows it).
+// ends with a reset. QrStyle::kPlain draws the same glyphs without escape codes (for output that
+// is not a terminal: a file or a pipe that a test or a script reads back). qr_svg() is a minimal
+// SVG: a white background <rect> and one black <path> (a run of dark modules per subpath, quiet
+// zone included in the viewBox), no scripts, no styles (fill attributes only, so the console's CSP
+// allows it).
 #pragma once
 
 #include <string>
@@ -26,7 +28,8 @@ struct QrMatrix {
 };
 
 QrMatrix qr_matrix(std::string_view text);
-std::string qr_terminal(std::string_view text);
+enum class QrStyle { kAnsiColours, kPlain };
+std::string qr_terminal(std::string_view text, QrStyle style = QrStyle::kAnsiColours);
 std::string qr_svg(std::string_view text);
 
 }  // namespace pa::devices

@@ -573,6 +573,52 @@ TEST(ConfigActions, TokenSubcommand) {
   EXPECT_EQ(l.config.data.dir, "/srv/pb");
 }
 
+// The client subcommands take the server's settings anywhere on the line (cli/commands.hpp).
+TEST(ConfigActions, PairAndDevicesSubcommands) {
+  Loaded l = run({"pair"});
+  EXPECT_EQ(l.action, Action::kPair);
+  EXPECT_EQ(l.command.role, "operator") << "the least role that runs prompts";
+  EXPECT_EQ(l.command.name, "") << "not sent: the device names itself";
+  l = run(
+      {"--data-dir", "/srv/pa", "pair", "--role", "viewer", "--name", "Kitchen", "--port", "9443"});
+  EXPECT_EQ(l.action, Action::kPair);
+  EXPECT_EQ(l.command.role, "viewer");
+  EXPECT_EQ(l.command.name, "Kitchen");
+  EXPECT_EQ(l.config.data.dir, "/srv/pa");
+  EXPECT_EQ(l.config.server.port, 9443);
+  EXPECT_THAT(error_of({"pair", "--role", "root"}), HasSubstr("root"));
+
+  l = run({"devices", "list", "--port", "9443"});
+  EXPECT_EQ(l.action, Action::kDeviceList);
+  EXPECT_EQ(l.config.server.port, 9443);
+  l = run({"devices", "revoke", "0b8f5c1e", "--data-dir", "/srv/pb"});
+  EXPECT_EQ(l.action, Action::kDeviceRevoke);
+  EXPECT_EQ(l.command.device_id, "0b8f5c1e");
+  EXPECT_EQ(l.config.data.dir, "/srv/pb");
+  EXPECT_THAT(error_of({"devices"}), HasSubstr("command line"));
+  EXPECT_THAT(error_of({"devices", "revoke"}), HasSubstr("ID"));
+  EXPECT_THAT(error_of({"devices", "forget", "x"}), HasSubstr("subcommand is required"));
+  EXPECT_THAT(error_of({"--print-config", "pair"}), HasSubstr("pair"));
+
+  l = run({"qr", "https://localhost:8443/"});
+  EXPECT_EQ(l.action, Action::kPrintQr);
+  EXPECT_EQ(l.command.text, "https://localhost:8443/");
+  EXPECT_THAT(error_of({"qr"}), HasSubstr("TEXT"));
+}
+
+TEST(ConfigActions, ClientSubcommandHelpListsTheExitStatuses) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"pair", "--help"},
+                                               {"devices", "--help"},
+                                               {"devices", "revoke", "--help"}}) {
+    const Loaded l = run(args);
+    EXPECT_EQ(l.action, Action::kExit);
+    EXPECT_THAT(l.output, HasSubstr("Exit status: 0 done"));
+    EXPECT_THAT(l.output, HasSubstr("5 FORBIDDEN; 6 DEVICE_NOT_FOUND"));
+    EXPECT_THAT(l.output, HasSubstr("--data-dir"));
+  }
+  EXPECT_THAT(run({"pair", "--help"}).output, HasSubstr("--role"));
+}
+
 TEST(ConfigActions, PrintConfigRedactsTheToken) {
   Loaded l = run({"--print-config", "--auth-token", "hunter2"});
   EXPECT_EQ(l.action, Action::kPrintConfig);
@@ -1062,11 +1108,10 @@ TEST(ConfigNotifyTargets, ReadsTheYamlList) {
                        "    - {type: webhook, url: 'http://127.0.0.1:8080/hook', secret: s3}\n")
                        .config;
   ASSERT_EQ(c.notify.targets.size(), 2u);
-  EXPECT_EQ(c.notify.targets[0],
-            (NotifyTarget{.type = "ntfy",
-                          .url = "https://ntfy.sh/agent",
-                          .token = "tk_abc",
-                          .events = {"permission_request", "run_failed"}}));
+  EXPECT_EQ(c.notify.targets[0], (NotifyTarget{.type = "ntfy",
+                                               .url = "https://ntfy.sh/agent",
+                                               .token = "tk_abc",
+                                               .events = {"permission_request", "run_failed"}}));
   EXPECT_EQ(c.notify.targets[1],
             (NotifyTarget{.type = "webhook", .url = "http://127.0.0.1:8080/hook", .secret = "s3"}));
 }
@@ -1082,9 +1127,11 @@ TEST(ConfigNotifyTargets, TheEnvironmentTakesTheSameListAsJson) {
 // A bad entry is named with its fault; the value (it may hold a token) never is.
 TEST(ConfigNotifyTargets, ABadEntryNamesItsFaultNotItsValue) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {R"([{type: email, url: "https://x.example", token: tk_leak}])", "type must be ntfy or webhook"},
+      {R"([{type: email, url: "https://x.example", token: tk_leak}])",
+       "type must be ntfy or webhook"},
       {R"([{type: ntfy, url: "ftp://x.example", token: tk_leak}])", "url must be an http"},
-      {R"([{type: ntfy, url: "https://x.example", token: tk_leak, extra: 1}])", "unknown field 'extra'"},
+      {R"([{type: ntfy, url: "https://x.example", token: tk_leak, extra: 1}])",
+       "unknown field 'extra'"},
       {R"([{type: ntfy, url: "https://x.example", token: tk_leak, events: [everything]}])",
        "unknown event"},
       {R"([{type: webhook, url: "https://x.example", token: tk_leak}])", "token is for ntfy"},
