@@ -32,8 +32,9 @@ std::optional<NotifyTarget> parse_target(const YAML::Node& node, std::string& er
       }
       for (const auto& e : value) {
         if (!e.IsScalar() || !notify::is_event_name(e.Scalar())) {
-          error = "events names an unknown event (known: permission_request, run_succeeded, "
-                  "run_failed, run_timeout, run_lost, queue_drained, server_problem)";
+          error =
+              "events names an unknown event (known: permission_request, run_succeeded, "
+              "run_failed, run_timeout, run_lost, queue_drained, server_problem)";
           return std::nullopt;
         }
         target.events.push_back(e.Scalar());

@@ -22,8 +22,7 @@ std::optional<std::vector<NotifyTarget>> parse_notify_targets(const YAML::Node& 
 
 // As YAML in the emitter's style, token and secret shown as <redacted> when `redact`; and as
 // one line of YAML flow text, secrets included (the text form flags and variables accept back).
-void emit_notify_targets(YAML::Emitter& out, const std::vector<NotifyTarget>& targets,
-                         bool redact);
+void emit_notify_targets(YAML::Emitter& out, const std::vector<NotifyTarget>& targets, bool redact);
 std::string notify_targets_text(const std::vector<NotifyTarget>& targets);
 
 }  // namespace pa::config::detail

@@ -18,10 +18,9 @@
 namespace pa::config::detail {
 
 // A pointer to the Config field a setting controls; its type selects the parser.
-using FieldRef =
-    std::variant<std::string*, bool*, std::uint16_t*, unsigned*, int*, std::uint64_t*, double*,
-                 Seconds*, Millis*, std::vector<std::string>*, std::map<std::string, std::string>*,
-                 std::vector<NotifyTarget>*>;
+using FieldRef = std::variant<std::string*, bool*, std::uint16_t*, unsigned*, int*, std::uint64_t*,
+                              double*, Seconds*, Millis*, std::vector<std::string>*,
+                              std::map<std::string, std::string>*, std::vector<NotifyTarget>*>;
 
 struct Setting {
   std::string_view key{};       // YAML path, e.g. "server.tls.cert"
