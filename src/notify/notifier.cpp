@@ -168,10 +168,6 @@ std::optional<StoredSubscription> Notifier::find(const std::string& endpoint,
   return found;
 }
 
-std::size_t Notifier::subscription_count() const {
-  return store_.all().size();
-}
-
 bool Notifier::reaches(std::string_view event) const {
   const std::string name(event);
   for (const auto& target : settings_.targets) {

@@ -73,7 +73,6 @@ class Notifier : public std::enable_shared_from_this<Notifier> {
   std::size_t forget_device(const std::string& device_id, std::error_code& error);
   // The subscription of `endpoint` (and ties `connection` to it when there is one).
   std::optional<StoredSubscription> find(const std::string& endpoint, std::uint64_t connection);
-  std::size_t subscription_count() const;
   // Whether `event` would reach anyone: a subscription or a target that receives it. A
   // permission request that reaches someone waits for them instead of being denied at once.
   bool reaches(std::string_view event) const;

@@ -74,7 +74,7 @@ std::string shorten_utf8(std::string_view text, std::size_t max_bytes) {
   constexpr std::string_view kEllipsis = "\u2026";
   if (max_bytes < kEllipsis.size()) return {};
   std::size_t cut = max_bytes - kEllipsis.size();
-  // Back up over continuation bytes (10xxxxxx) to the start of a code point.
+  // Back up over continuation bytes (top two bits 10) to the start of a code point.
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   return std::string(text.substr(0, cut)) + std::string(kEllipsis);
 }
