@@ -20,6 +20,9 @@
 namespace pa::devices {
 
 inline constexpr int kQrQuietZone = 4;
+// The most bytes a QR code holds with error correction M (version 40, byte mode); longer text
+// makes qr_matrix() throw.
+inline constexpr std::size_t kQrMaxBytes = 2331;
 
 struct QrMatrix {
   int width = 0;                // modules per side, without the quiet zone

@@ -83,4 +83,12 @@ bool allows(Role role, std::string_view message_type) {
   return *least == Role::kViewer || *least == role;
 }
 
+std::vector<std::string_view> allowed_messages(Role role) {
+  std::vector<std::string_view> types;
+  for (const auto& rule : kRules) {
+    if (allows(role, rule.type)) types.push_back(rule.type);
+  }
+  return types;
+}
+
 }  // namespace pa::devices

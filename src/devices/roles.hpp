@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace pa::devices {
 
@@ -40,5 +41,8 @@ std::span<const MessageRule> message_rules();
 std::optional<Role> required_role(std::string_view message_type);
 // May a device with `role` send `message_type`? For an unknown type only admin may.
 bool allows(Role role, std::string_view message_type);
+// Every message type `role` may send, in the table's order (welcome.allowed_messages: what a
+// client shows its person, so that it does not offer what the server would refuse).
+std::vector<std::string_view> allowed_messages(Role role);
 
 }  // namespace pa::devices

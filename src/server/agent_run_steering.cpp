@@ -30,7 +30,8 @@ namespace {
 std::string no_client_message(std::string_view fallback) {
   const std::string nobody =
       "No client that answers tool permission requests is subscribed to this project (none "
-      "declared the \"permissions\" capability in hello) and no notification reaches anyone "
+      "declared the \"permissions\" capability in hello with a role that may answer) and no "
+      "notification reaches anyone "
       "for them, so Pocket Agent Server denied this tool call";
   if (fallback == "cli") {
     return nobody +
@@ -125,10 +126,10 @@ void AgentRun::interrupt(const Requester* requester) {
 
 // ---- permissions ----
 
-// A subscriber that answers permission requests, or a person a notification reaches (who can
-// open the console and answer within claude.permission_timeout).
+// A subscriber that answers permission requests (and whose role may), or a person a notification
+// reaches (who can open the console and answer within claude.permission_timeout).
 bool AgentRun::someone_answers_permissions() const {
-  return project_->subscriber_declares(protocol::kPermissionsCapability) ||
+  return project_->subscriber_can(protocol::kPermissionsCapability, "permission_response") ||
          context_.notifier.reaches("permission_request");
 }
 

@@ -9,6 +9,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 
+#include "devices/qr.hpp"
 #include "notify/notifier.hpp"
 #include "ops/logging.hpp"
 #include "protocol/clock.hpp"
@@ -194,9 +195,15 @@ void Hub::handle_device_pair(Request request) {
                  json::object{{"role", devices::role_name(*role)},
                               {"by_device_id", who.is_device() ? json::value(who.device_id)
                                                                : json::value(nullptr)}});
+  const std::string url = pair_base_url() + "/?pair=" + code.code;
+  // The console shows the QR code as an <img> of this SVG (null for a notify.console_url so long
+  // that the URL does not fit in a QR code).
+  json::value qr = nullptr;
+  if (url.size() <= devices::kQrMaxBytes) qr = json::string(devices::qr_svg(url));
   request.reply("device_pairing",
                 json::object{{"code", code.code},
-                             {"url", pair_base_url() + "/?pair=" + code.code},
+                             {"url", url},
+                             {"qr_svg", std::move(qr)},
                              {"expires_at", protocol::format_rfc3339(code.expires_at)}});
 }
 

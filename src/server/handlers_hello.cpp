@@ -59,6 +59,8 @@ void Hub::handle_hello(Request request) {
   const std::string name = request.connection->client_name();
   const auto& who = request.connection->identity();
   json::value device = nullptr;  // the master token
+  json::array allowed;
+  for (const auto type : devices::allowed_messages(who.role)) allowed.emplace_back(type);
   if (who.is_device())
     device = json::object{{"device_id", who.device_id}, {"name", who.device_name}};
   ops::log_event(spdlog::level::info, "Client hello",
@@ -73,7 +75,8 @@ void Hub::handle_hello(Request request) {
                                          name.empty() ? json::value(nullptr) : json::value(name)},
                                         {"accepted_capabilities", std::move(declared)},
                                         {"role", devices::role_name(who.role)},
-                                        {"device", std::move(device)}});
+                                        {"device", std::move(device)},
+                                        {"allowed_messages", std::move(allowed)}});
 }
 
 }  // namespace pa::server

@@ -7,6 +7,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "devices/roles.hpp"
 #include "ops/logging.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/error_codes.hpp"
@@ -64,9 +65,11 @@ bool Project::subscribe(const std::shared_ptr<Connection>& connection) {
   return true;
 }
 
-bool Project::subscriber_declares(std::string_view capability) const {
+bool Project::subscriber_can(std::string_view capability, std::string_view message_type) const {
   for (const auto& [id, weak] : subscribers_) {
-    if (auto connection = weak.lock(); connection && connection->profile().declared(capability)) {
+    const auto connection = weak.lock();
+    if (connection && connection->profile().declared(capability) &&
+        devices::allows(connection->identity().role, message_type)) {
       return true;
     }
   }

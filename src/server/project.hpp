@@ -95,8 +95,10 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
   // Feed: unsubscribe(connection_id) posted to the strand (thread-safe).
   void leave(std::uint64_t connection_id) override;
   std::size_t subscriber_count() const { return subscribers_.size(); }
-  // Whether a subscriber (still open) declared `capability` in its hello.
-  bool subscriber_declares(std::string_view capability) const;
+  // Whether a subscriber (still open) declared `capability` in its hello and its role may send
+  // `message_type` (who answers permission requests: "permissions" and permission_response; a
+  // viewer that declares the capability sees the request but cannot answer it).
+  bool subscriber_can(std::string_view capability, std::string_view message_type) const;
 
   // Nothing is ever sent without its seq. When history cannot be written (disk full, read-only,
   // I/O error) the storage problem is reported (report_storage_failure: health, log, metrics,

@@ -18,8 +18,9 @@ export const ARTIFACTS = process.env.PA_ARTIFACTS_DIR ?? join(process.cwd(), 'te
 const CHROMIUM_ARGS = ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'];
 
-export async function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+// `extraArgs`: more Chromium switches (e.g. --host-resolver-rules for a URL naming this machine).
+export async function launch(extraArgs = []) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 // A browser with a persistent profile in a new temporary directory, as one context: what the

@@ -137,5 +137,11 @@ TEST(Qr, EmptyOrTooLongTextIsRefused) {
   EXPECT_THROW(qr_svg(std::string(8000, 'x')), std::invalid_argument);
 }
 
+// kQrMaxBytes is the real limit: the pairing handler relies on it to never ask for more.
+TEST(Qr, MaxBytesIsTheCapacityAtLevelM) {
+  EXPECT_EQ(qr_matrix(std::string(kQrMaxBytes, 'x')).width, 177);  // version 40
+  EXPECT_THROW(qr_matrix(std::string(kQrMaxBytes + 1, 'x')), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace pa::devices

@@ -125,6 +125,25 @@ namespace {
 
 // docs/protocol.md's roles table (rows "| `type` | role |" after the "### Roles" heading) is
 // exactly the roles table of the code.
+// welcome.allowed_messages: exactly what allows() lets each role send, and nothing it refuses.
+TEST(Roles, AllowedMessagesAreWhatEachRoleMaySend) {
+  for (const Role role : {Role::kViewer, Role::kOperator, Role::kApprover, Role::kAdmin}) {
+    std::set<std::string> listed;
+    for (const auto type : allowed_messages(role)) listed.emplace(type);
+    std::set<std::string> expected;
+    for (const auto& type : all_messages()) {
+      if (allows(role, type)) expected.insert(type);
+    }
+    EXPECT_EQ(listed, expected) << role_name(role);
+  }
+  std::set<std::string> operator_sends;
+  for (const auto type : allowed_messages(Role::kOperator)) operator_sends.emplace(type);
+  EXPECT_TRUE(operator_sends.contains("execute"));
+  EXPECT_FALSE(operator_sends.contains("permission_response"));
+  EXPECT_FALSE(operator_sends.contains("device_list"));
+  EXPECT_EQ(allowed_messages(Role::kAdmin).size(), all_messages().size());
+}
+
 TEST(Roles, DocumentedInProtocolMd) {
   std::ifstream in(std::string(PA_SOURCE_DIR) + "/docs/protocol.md");
   ASSERT_TRUE(in);

@@ -2,6 +2,7 @@
 // every connection, the role × message matrix, revocation (close 4401, then 401), the audit
 // trail (`by.device_id`) and a data dir from before devices.
 #include <regex>
+#include <set>
 
 #include "devices/roles.hpp"
 #include "integration/fixture.hpp"
@@ -112,6 +113,15 @@ TEST_F(DevicesTest, WelcomeNamesTheRoleAndDeviceAndForbiddenKeepsTheConnection) 
   EXPECT_EQ(str(data(welcome), "role"), "viewer");
   EXPECT_EQ(data(welcome).at("device"),
             (Json{{"device_id", viewer.device_id}, {"name", "Kitchen tablet"}}));
+  // What the console may offer: the viewer's messages, not project_create or execute.
+  std::set<std::string> allowed;
+  for (const auto& type : data(welcome).at("allowed_messages").as_array())
+    allowed.emplace(type.as_string());
+  EXPECT_TRUE(allowed.contains("project_list"));
+  EXPECT_TRUE(allowed.contains("get_messages"));
+  EXPECT_FALSE(allowed.contains("project_create"));
+  EXPECT_FALSE(allowed.contains("execute"));
+  EXPECT_EQ(data(master).at("allowed_messages").as_array().size(), devices::message_rules().size());
 
   const auto refused = client->request(
       Json{{"type", "project_create"}, {"data", {{"path", make_dir("nope").string()}}}});
@@ -136,6 +146,8 @@ TEST_F(DevicesTest, PairingCodeRedeemsOnceAndWrongCodesAreRefusedThenLimited) {
                                   }() +
                                   ":" + std::to_string(server_->port()) + "/?pair=" + text);
   EXPECT_FALSE(str(data(code), "expires_at").empty());
+  // The console's QR code: an SVG image (decoded to the URL by browser.devices).
+  EXPECT_TRUE(str(data(code), "qr_svg").starts_with("<svg")) << json::serialize(code);
 
   // The name given at redemption wins over device_pair's.
   const auto first = redeem(json::serialize(Json{{"code", text}, {"name", "Anna's phone"}}));
@@ -315,6 +327,40 @@ TEST_F(DevicesTest, HistoryAndLogNameTheDeviceNeverTheToken) {
 }
 
 // last_seen_at: null until the device connects, a time once it has.
+// Only a subscriber whose role may answer is asked: a viewer that declares "permissions" sees
+// nothing to answer, so with only it joined the request is denied at once (no_client) instead of
+// waiting for an answer that cannot come; an approver joining makes the next request wait.
+TEST_F(DevicesTest, APermissionRequestWaitsOnlyForARoleThatMayAnswerIt) {
+  auto admin = connect_without_hello();
+  const auto id = new_project(*admin);
+  const auto viewer = pair(*admin, Role::kViewer, "Tablet");
+  auto tablet = connect_with(viewer.token);
+  hello(*tablet, {"permissions"});
+  ASSERT_EQ(str(tablet->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
+  const std::string ask = "[[fake:permission command=\"touch made-by-tool.txt\"]]";
+  execute(*admin, id, ask);
+  const auto seen = until_idle(*tablet);
+  EXPECT_TRUE(of_type(seen, "permission_request").empty());
+  ASSERT_EQ(of_type(seen, "permission_resolved").size(), 1u);
+  EXPECT_EQ(str(data(of_type(seen, "permission_resolved")[0]), "reason"), "no_client");
+
+  const auto approver = pair(*admin, Role::kApprover, "Watch");
+  auto watch = connect_with(approver.token);
+  hello(*watch, {"permissions"});
+  ASSERT_EQ(str(watch->request(Json{{"type", "project_join"}, {"project_id", id}}), "type"),
+            "project_joined");
+  execute(*admin, id, ask);
+  const auto request = watch->read_until([](const Json& m) { return is(m, "permission_request"); });
+  ASSERT_TRUE(request);
+  const auto answered = watch->request(Json{
+      {"type", "permission_response"},
+      {"project_id", id},
+      {"data", {{"permission_id", str(data(*request), "permission_id")}, {"decision", "allow"}}}});
+  EXPECT_EQ(str(answered, "type"), "permission_resolved") << json::serialize(answered);
+  until_idle(*watch);
+}
+
 TEST_F(DevicesTest, DeviceListShowsWhenADeviceWasLastSeen) {
   auto admin = connect();
   const auto device = pair(*admin, Role::kViewer, "Tablet");

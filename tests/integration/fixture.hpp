@@ -27,6 +27,9 @@ inline std::string str(const Json& o, std::string_view key) {
   const auto* v = o.if_contains(key);
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
+inline bool is(const Json& m, std::string_view type) {
+  return str(m, "type") == type;
+}
 inline const Json& data(const Json& m) {
   return m.at("data").as_object();
 }

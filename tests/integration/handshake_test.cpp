@@ -12,8 +12,6 @@ constexpr const char* kAsk = "[[fake:permission command=\"touch made-by-tool.txt
 
 class HandshakeTest : public AgentServerTest {
  protected:
-  static bool is(const Json& m, std::string_view type) { return str(m, "type") == type; }
-
   static Json send_hello(WsClient& client, Json data) {
     return client.request(Json{{"type", "hello"}, {"data", std::move(data)}});
   }

@@ -15,7 +15,6 @@ namespace fs = std::filesystem;
 class IdempotencyTest : public AgentServerTest {
  protected:
   IdempotencyTest() { answers_permissions_ = true; }
-  static bool is(const Json& m, std::string_view type) { return str(m, "type") == type; }
   static bool duplicate(const Json& m) {
     const auto* d = m.at("data").as_object().if_contains("duplicate");
     return d != nullptr && d->is_bool() && d->get_bool();

@@ -26,10 +26,6 @@ const std::vector<std::string> kAllEvents = {"permission_request", "run_succeede
                                              "run_timeout",        "run_lost",      "queue_drained",
                                              "server_problem"};
 
-bool is(const Json& m, std::string_view type) {
-  return str(m, "type") == type;
-}
-
 class NotifyTest : public AgentServerTest {
  protected:
   NotifyTest() { answers_permissions_ = true; }

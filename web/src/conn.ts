@@ -13,6 +13,7 @@ export interface Envelope {
 // so after one the console asks POST /auth/check, which answers what the upgrade got.
 export type Failure =
   | { kind: 'token' }                       // 401: not retried
+  | { kind: 'revoked' }                     // closed with 4401: an admin revoked this device
   | { kind: 'origin'; origin: string }      // 403: not retried
   | { kind: 'locked'; waitSeconds: number } // 429 for wrong tokens: retried after the wait
   | { kind: 'busy'; message: string }       // 429 connection rate, 503 at limits
@@ -41,6 +42,30 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+// welcome's role and allowed_messages (docs/protocol.md, Devices and roles). A server from before
+// roles sends neither: everything is offered, as before.
+export interface Welcome {
+  role: string | null;
+  deviceId: string | null;    // null: the master token
+  deviceName: string | null;
+  allowed: Set<string> | null;  // null: not said, so not limited
+}
+
+function readWelcome(data: any): Welcome {
+  const allowed = Array.isArray(data?.allowed_messages)
+    ? new Set<string>(data.allowed_messages.filter((t: unknown) => typeof t === 'string'))
+    : null;
+  return {
+    role: typeof data?.role === 'string' ? data.role : null,
+    deviceId: typeof data?.device?.device_id === 'string' ? data.device.device_id : null,
+    deviceName: typeof data?.device?.name === 'string' ? data.device.name : null,
+    allowed,
+  };
+}
+
+// The server closes every connection of a revoked device with this code.
+const REVOKED_CLOSE_CODE = 4401;
+
 const MIN_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
 
@@ -56,6 +81,9 @@ export class Connection {
   readonly onStatus = new Set<(s: Status) => void>();
   // Called after every (re)connect, before queued user actions: re-join, catch up.
   readonly onOpen = new Set<() => void>();
+  // What the server's welcome said this connection is: its role and the messages it may send.
+  welcome: Welcome | null = null;
+  readonly onWelcome = new Set<(w: Welcome) => void>();
 
   constructor(private token: string, private clientName: string) {
     window.addEventListener('online', () => this.retryNow());
@@ -82,6 +110,11 @@ export class Connection {
     if (this.stopped || this.status.kind !== 'waiting') return;
     window.clearTimeout(this.timer);
     this.open();
+  }
+
+  // May this connection send `type`? True until the welcome says otherwise.
+  may(type: string): boolean {
+    return this.welcome?.allowed?.has(type) ?? true;
   }
 
   get isOpen(): boolean {
@@ -128,6 +161,10 @@ export class Connection {
       this.request('hello', undefined, {
         protocol: 1,
         capabilities: ['permissions', 'queue', 'interrupt'],
+      }).then((reply) => {
+        if (this.ws !== ws) return;
+        this.welcome = readWelcome(reply.data);
+        for (const f of this.onWelcome) f(this.welcome);
       }).catch(() => {});
       this.setStatus({ kind: 'open' });
       for (const f of this.onOpen) f();
@@ -149,6 +186,11 @@ export class Connection {
       for (const p of this.pending.values()) p.reject(lost);
       this.pending.clear();
       if (this.stopped) return;
+      if (opened && ev.code === REVOKED_CLOSE_CODE) {
+        this.stopped = true;
+        this.setStatus({ kind: 'refused', failure: { kind: 'revoked' } });
+        return;
+      }
       if (opened) {
         this.retry(ev.code === 1001 ? { kind: 'shutdown' } : { kind: 'lost' });
         return;

@@ -1,10 +1,14 @@
-// Entry point: token handling, the header with the connection status, the server panel and the
-// notifications panel, and hash routing between the project list (#/), a project (#/p/<id>) and
+// Entry point: token handling (also a pairing link's `?pair=<code>`: redeemed for this device's
+// own token), the header with the connection status, the role, the server panel, the
+// notifications and devices panels, and hash routing between the project list (#/), a project (#/p/<id>) and
 // a permission card of a project (#/p/<id>/permission/<permission_id>, a notification's link).
 import './style.css';
+import { followAccess } from './access';
 import { Connection, Failure } from './conn';
+import { DevicesPanel } from './devices';
 import { h, clear } from './dom';
 import { FocusReporter } from './focus';
+import { redeemPairing, takePairCode } from './pairing';
 import { ProjectsView } from './projects';
 import { ProjectView } from './project';
 import { PushClient } from './push';
@@ -61,7 +65,8 @@ function showLogin(message?: string): void {
   const remember = h('input', { id: 'remember', type: 'checkbox' });
   const form = h('form', { class: 'login' },
     h('h1', null, 'Pocket Agent'),
-    h('p', null, 'Enter the server token (`make run` prints a link with it; `pocket-agent-server token` prints it).'),
+    h('p', null, 'Enter the server token (`make run` prints a link with it; `pocket-agent-server token` prints it), ' +
+      'or open a pairing link from an admin (`pocket-agent-server pair`, or Devices → Add a device).'),
     message && h('div', { class: 'notice', role: 'alert' }, message),
     h('label', { for: 'token' }, 'Token'), input,
     h('label', { class: 'toggle' }, remember, ' Remember on this device'),
@@ -85,13 +90,21 @@ function start(token: string): void {
   const focus = new FocusReporter(conn);
   const push = new PushClient(conn);
   const settings = new NotificationSettings(push, () => localStorage.getItem(TOKEN_KEY) !== null);
+  const devices = new DevicesPanel(conn);
+  const stopAccess = followAccess(conn);
+  // Who this console is, once the server said: the role, and the device's name when paired.
+  const who = h('span', { class: 'badge role-badge', hidden: true, 'data-testid': 'role' });
+  conn.onWelcome.add((w) => {
+    who.hidden = w.role === null;
+    who.textContent = w.deviceName ? `${w.deviceName} · ${w.role}` : `${w.role}`;
+  });
   const signOut = h('button', { type: 'button', class: 'small' }, 'Sign out');
   const main = h('main', { id: 'main' });
   const hint = h('div', { class: 'notice', role: 'alert', hidden: true, 'data-testid': 'conn-failure' });
   app.append(
     h('header', { class: 'top' }, h('a', { href: '#', class: 'brand' }, 'Pocket Agent'), status.pill, status.panel,
-      settings.button, signOut),
-    hint, main, settings.el);
+      who, devices.button, settings.button, signOut),
+    hint, main, settings.el, devices.el);
 
   const projects = new ProjectsView(conn, (id) => { location.hash = `#/p/${encodeURIComponent(id)}`; });
   let view: ProjectView | null = null;
@@ -106,6 +119,8 @@ function start(token: string): void {
     status.destroy();
     focus.destroy();
     push.destroy();
+    devices.destroy();
+    stopAccess();
     forgetToken();
     showLogin(message);
   };
@@ -160,6 +175,7 @@ function start(token: string): void {
         hint.append(h('strong', null, 'Connection lost. '), 'Retrying in ', wait, '. ', retryNow);
         break;
       case 'token':
+      case 'revoked':
         break;  // the login form says it
     }
   };
@@ -193,8 +209,10 @@ function start(token: string): void {
 
   conn.onStatus.add((s) => {
     if (s.kind === 'refused' && s.failure.kind === 'token') {
-      stop('The server refused this token: it is wrong, or it was changed. Enter it again ' +
-        '(`pocket-agent-server token` prints it).');
+      stop('The server refused this token: it is wrong, or it was changed (or this device was revoked). ' +
+        'Enter it again (`pocket-agent-server token` prints it), or ask an admin for a new pairing link.');
+    } else if (s.kind === 'refused' && s.failure.kind === 'revoked') {
+      stop('An admin revoked this device: its token no longer works. Ask an admin for a new pairing link.');
     } else if (s.kind === 'refused' || s.kind === 'waiting') {
       showFailure(s.failure, s.kind === 'waiting' ? s.retryAt : undefined);
     } else if (s.kind === 'open') {
@@ -221,9 +239,20 @@ function start(token: string): void {
   conn.start();
 }
 
-// No token in this tab: another open tab of the console may share its own (same origin only).
+// A pairing link first (it makes this device's token), then this tab's token; with neither,
+// another open tab of the console may share its own (same origin only).
+const pairCode = takePairCode();
 const token = takeToken();
-if (token) {
+if (pairCode) {
+  clear(app);
+  app.append(h('main', { class: 'center' }, h('p', { role: 'status', 'data-testid': 'pairing-status' }, 'Pairing this device…')));
+  void redeemPairing(pairCode).then((paired) => {
+    // The device's own token: kept on this device (it is what this device is), in this origin's storage.
+    sessionStorage.setItem(TOKEN_KEY, paired.token);
+    localStorage.setItem(TOKEN_KEY, paired.token);
+    start(paired.token);
+  }, (e: Error) => showLogin(e.message));
+} else if (token) {
   start(token);
 } else {
   void askOtherTabs().then((shared) => {

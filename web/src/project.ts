@@ -63,11 +63,11 @@ export class ProjectView {
     this.sessionEl = h('span', { class: 'muted small mono' });
     const rawToggle = h('input', { type: 'checkbox', id: 'raw-toggle' });
     rawToggle.addEventListener('change', () => this.setRaw(rawToggle.checked));
-    this.newSession = h('button', { type: 'button', title: 'Forget the conversation: the next prompt starts a new session' }, 'New session');
+    this.newSession = h('button', { type: 'button', 'data-needs': 'agent_new_session', title: 'Forget the conversation: the next prompt starts a new session' }, 'New session');
     this.newSession.addEventListener('click', () => this.act('agent_new_session'));
-    const interrupt = this.interrupt = h('button', { type: 'button', disabled: true, title: 'Stop the current turn; the CLI keeps running' }, 'Interrupt');
+    const interrupt = this.interrupt = h('button', { type: 'button', disabled: true, 'data-needs': 'agent_interrupt', title: 'Stop the current turn; the CLI keeps running' }, 'Interrupt');
     interrupt.addEventListener('click', () => void this.stop('interrupt'));
-    const kill = this.kill = h('button', { type: 'button', class: 'danger', disabled: true, title: 'Stop the CLI process (interrupt, then signals)' }, 'Kill');
+    const kill = this.kill = h('button', { type: 'button', class: 'danger', disabled: true, 'data-needs': 'agent_kill', title: 'Stop the CLI process (interrupt, then signals)' }, 'Kill');
     kill.addEventListener('click', () => void this.stop('kill'));
 
     this.sentinel = h('button', { type: 'button', class: 'older', hidden: true }, 'Load older messages');
@@ -99,7 +99,7 @@ export class ProjectView {
         h('option', { value: 'none' }, 'never ask')),
     };
     this.submit = h('button', { type: 'submit', class: 'primary' }, 'Run');
-    this.form = h('form', { class: 'prompt-form' },
+    this.form = h('form', { class: 'prompt-form', 'data-needs': 'execute' },
       this.textarea,
       h('details', { class: 'options' }, h('summary', null, 'Options'),
         h('div', { class: 'grid' },
@@ -115,7 +115,9 @@ export class ProjectView {
       void this.send();
     });
 
-    const review = this.review = new ReviewTabs(conn, projectId, [this.notice, this.stream, this.cardsEl, this.queuedEl, this.form]);
+    const roleNote = h('p', { class: 'muted small role-note', 'data-unless': 'execute' },
+      'This device may watch this project, not run prompts (its role is set when it is paired).');
+    const review = this.review = new ReviewTabs(conn, projectId, [this.notice, this.stream, this.cardsEl, this.queuedEl, this.form, roleNote]);
     this.el = h('div', { class: 'project-view' },
       h('div', { class: 'project-bar' },
         h('a', { href: '#', class: 'back' }, '← Projects'),
@@ -123,7 +125,7 @@ export class ProjectView {
         this.stateEl, this.sessionEl,
         h('div', { class: 'actions' }, interrupt, kill, this.newSession,
           h('label', { class: 'toggle' }, rawToggle, ' Raw JSON'))),
-      review.tabs, this.notice, this.stream, this.cardsEl, this.queuedEl, this.form, review.el);
+      review.tabs, this.notice, this.stream, this.cardsEl, this.queuedEl, this.form, roleNote, review.el);
 
     this.observer = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) void this.loadOlder();
@@ -427,7 +429,8 @@ export class ProjectView {
       p.decision_reason && h('div', { class: 'muted small' }, `Why: ${p.decision_reason}`),
       p.blocked_path && h('div', { class: 'muted small' }, `Path: ${p.blocked_path}`),
       expires && h('div', { class: 'muted small' }, `Expires ${expires.toLocaleTimeString()}`),
-      h('div', { class: 'row' }, allow, always, deny));
+      h('div', { class: 'row', 'data-needs': 'permission_response' }, allow, always, deny),
+      h('p', { class: 'muted small', 'data-unless': 'permission_response' }, 'Waiting for a device that may answer permission requests.'));
     this.cards.set(id, card);
     this.cardsEl.appendChild(card);
     if (this.nearBottom()) this.scrollToEnd();

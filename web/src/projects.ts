@@ -15,7 +15,7 @@ export class ProjectsView {
       id: 'new-path', name: 'path', required: true, autocomplete: 'off', spellcheck: 'false',
       placeholder: '/home/me/code/my-project', class: 'mono',
     });
-    const form = h('form', { class: 'create' },
+    const form = h('form', { class: 'create', 'data-needs': 'project_create' },
       h('label', { for: 'new-path' }, 'New project (absolute path of an existing directory)'),
       h('div', { class: 'row' }, this.path, h('button', { type: 'submit', class: 'primary' }, 'Create')));
     form.addEventListener('submit', (e) => {
@@ -28,7 +28,8 @@ export class ProjectsView {
     refresh.addEventListener('click', () => void this.refresh());
     this.el = h('div', { class: 'projects-view' },
       h('div', { class: 'row spread' }, h('h2', null, 'Projects'), refresh),
-      this.error, this.list, form);
+      this.error, this.list, form,
+      h('p', { class: 'muted small', 'data-unless': 'project_create' }, 'Projects are created by an admin.'));
   }
 
   async refresh(): Promise<void> {
@@ -44,11 +45,12 @@ export class ProjectsView {
   private render(projects: ProjectInfo[]): void {
     clear(this.list);
     if (projects.length === 0) {
-      this.list.appendChild(h('li', { class: 'muted' }, 'No projects yet: create one below.'));
+      this.list.appendChild(h('li', { class: 'muted' }, 'No projects yet.',
+        h('span', { 'data-needs': 'project_create' }, ' Create one below.')));
     }
     for (const p of projects) {
       const open = h('a', { href: `#/p/${encodeURIComponent(p.id)}`, class: 'open mono' }, p.path);
-      const del = h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${p.path}` }, 'Delete');
+      const del = h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${p.path}`, 'data-needs': 'project_delete' }, 'Delete');
       del.addEventListener('click', () => {
         if (del.dataset.armed) {
           void this.remove(p.id);

@@ -54,7 +54,7 @@ export class SessionsList {
         send.disabled = false;
       }
     });
-    const resume = h('button', { type: 'button', class: 'small' }, 'Resume this one');
+    const resume = h('button', { type: 'button', class: 'small', 'data-needs': 'execute' }, 'Resume this one');
     resume.addEventListener('click', () => {
       form.hidden = !form.hidden;
       if (!form.hidden) prompt.focus();

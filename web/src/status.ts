@@ -86,6 +86,7 @@ export class StatusPanel {
 // The pill's short words for why the connection is down (main.ts says more and what to do).
 const FAILURE_WORDS: Record<Failure['kind'], string> = {
   token: 'wrong token',
+  revoked: 'device revoked',
   origin: 'origin not allowed',
   locked: 'too many wrong tokens',
   busy: 'server busy',
