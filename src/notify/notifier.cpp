@@ -168,14 +168,17 @@ std::optional<StoredSubscription> Notifier::find(const std::string& endpoint,
   return found;
 }
 
-bool Notifier::reaches(std::string_view event) const {
+bool Notifier::reaches(std::string_view event,
+                       const std::function<bool(const std::string&)>& counts) const {
   const std::string name(event);
   for (const auto& target : settings_.targets) {
     if (target.events.empty() ||
         std::find(target.events.begin(), target.events.end(), name) != target.events.end())
       return true;
   }
-  return !store_.receiving(name).empty();
+  const auto receiving = store_.receiving(name);
+  return std::any_of(receiving.begin(), receiving.end(),
+                     [&](const StoredSubscription& s) { return !counts || counts(s.device_id); });
 }
 
 bool Notifier::send_test(const std::string& endpoint) {

@@ -15,6 +15,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,9 +74,12 @@ class Notifier : public std::enable_shared_from_this<Notifier> {
   std::size_t forget_device(const std::string& device_id, std::error_code& error);
   // The subscription of `endpoint` (and ties `connection` to it when there is one).
   std::optional<StoredSubscription> find(const std::string& endpoint, std::uint64_t connection);
-  // Whether `event` would reach anyone: a subscription or a target that receives it. A
+  // Whether `event` would reach anyone: a target or a subscription that receives it. A
   // permission request that reaches someone waits for them instead of being denied at once.
-  bool reaches(std::string_view event) const;
+  // `counts`, when given, says whether a subscription made by that device counts (the device id,
+  // empty for the master token): a device whose role may not answer does not.
+  bool reaches(std::string_view event,
+               const std::function<bool(const std::string& device_id)>& counts = nullptr) const;
   // A test notification to that subscription only. False when the endpoint is unknown.
   bool send_test(const std::string& endpoint);
 

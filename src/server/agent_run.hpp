@@ -46,6 +46,7 @@
 #include "agent/run_options.hpp"
 #include "agent/supervisor.hpp"
 #include "config/config.hpp"
+#include "devices/device_store.hpp"
 #include "ops/metrics.hpp"
 #include "projects/path_policy.hpp"
 #include "server/follow_up_queue.hpp"
@@ -70,9 +71,10 @@ struct RunContext {
   std::string scratch_dir;           // private temp files (mcp configs), mode 0700
   ops::ServerMetrics& metrics;
   const projects::PathPolicy& path_policy;
-  std::string self_exe;        // this binary, started again as each run's supervisor
-  std::string runs_dir;        // <data_dir>/runs: one directory per active run
-  notify::Notifier& notifier;  // tells people who are not looking (issue 17)
+  std::string self_exe;                 // this binary, started again as each run's supervisor
+  std::string runs_dir;                 // <data_dir>/runs: one directory per active run
+  notify::Notifier& notifier;           // tells people who are not looking (issue 17)
+  const devices::DeviceStore& devices;  // a device's role: who may answer a permission request
 };
 
 struct ExecuteRequest {

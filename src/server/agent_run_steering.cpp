@@ -129,8 +129,14 @@ void AgentRun::interrupt(const Requester* requester) {
 // A subscriber that answers permission requests (and whose role may), or a person a notification
 // reaches (who can open the console and answer within claude.permission_timeout).
 bool AgentRun::someone_answers_permissions() const {
-  return project_->subscriber_can(protocol::kPermissionsCapability, "permission_response") ||
-         context_.notifier.reaches("permission_request");
+  constexpr std::string_view kAnswer = "permission_response";
+  const auto may_answer = [this, kAnswer](const std::string& device_id) {
+    if (device_id.empty()) return true;  // the master token's subscription: admin
+    const auto device = context_.devices.find(device_id);
+    return device && devices::allows(device->role, kAnswer);
+  };
+  return project_->subscriber_can(protocol::kPermissionsCapability, kAnswer) ||
+         context_.notifier.reaches("permission_request", may_answer);
 }
 
 void AgentRun::on_control_request(std::string_view line, const agent::ControlRequest& request) {

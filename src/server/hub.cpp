@@ -128,7 +128,7 @@ Hub::Hub(asio::io_context& io, config::Config config)
   run_context_ = std::make_unique<RunContext>(
       RunContext{config_, io_.get_executor(), *scheduler_,
                  agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_,
-                 path_policy_, std::move(self_exe), runs, *notifier_});
+                 path_policy_, std::move(self_exe), runs, *notifier_, devices_});
 }
 
 Hub::~Hub() {

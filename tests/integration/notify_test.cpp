@@ -73,6 +73,27 @@ class NotifyTest : public AgentServerTest {
     if (events) d["events"] = json::array(events->begin(), events->end());
     return client.request(Json{{"type", "push_subscribe"}, {"data", std::move(d)}});
   }
+  // A device paired as `role` (device_pair by `admin`, POST /pair), connected with its token.
+  struct PairedDevice {
+    Json device;  // the POST /pair answer: device_id, token, role, name
+    std::unique_ptr<WsClient> client;
+  };
+  PairedDevice pair_device(WsClient& admin, const std::string& role, const std::string& name) {
+    const auto code =
+        admin.request(Json{{"type", "device_pair"}, {"data", {{"role", role}, {"name", name}}}});
+    EXPECT_TRUE(is(code, "device_pairing")) << json::serialize(code);
+    const auto paired = http_post(server_->port(), server_->tls(), "/pair",
+                                  json::serialize(Json{{"code", str(data(code), "code")}}),
+                                  {{"Content-Type", "application/json"}});
+    EXPECT_EQ(paired.status, 200) << paired.body;
+    PairedDevice out{json::parse(paired.body).as_object(), nullptr};
+    ClientOptions o;
+    o.tls = server_->tls();
+    o.bearer = str(out.device, "token");
+    out.client = std::make_unique<WsClient>(server_->port(), o);
+    EXPECT_EQ(out.client->connect(), 101) << out.client->response_body();
+    return out;
+  }
   // Subscribes `name` at the push double for every event; fails the test unless subscribed.
   BrowserSubscription subscribed(WsClient& client, const std::string& name) {
     const auto s = push_.subscribe(name);
@@ -188,20 +209,9 @@ TEST_F(NotifyTest, PushInfoGivesTheKeyThePushServiceSeesInVapid) {
 // Revoking a paired device (issue 18) removes the subscriptions it made, and only those.
 TEST_F(NotifyTest, RevokingADeviceRemovesItsPushSubscriptions) {
   auto admin = connect();
-  const auto code = admin->request(
-      Json{{"type", "device_pair"}, {"data", {{"role", "viewer"}, {"name", "Phone"}}}});
-  ASSERT_TRUE(is(code, "device_pairing")) << json::serialize(code);
-  const auto paired = http_post(server_->port(), server_->tls(), "/pair",
-                                json::serialize(Json{{"code", str(data(code), "code")}}),
-                                {{"Content-Type", "application/json"}});
-  ASSERT_EQ(paired.status, 200) << paired.body;
-  const auto device = json::parse(paired.body).as_object();
-  ClientOptions o;
-  o.tls = server_->tls();
-  o.bearer = str(device, "token");
-  WsClient phone(server_->port(), o);
-  ASSERT_EQ(phone.connect(), 101) << phone.response_body();
-  const auto mine = subscribed(phone, "phone");
+  auto [device, phone] = pair_device(*admin, "viewer", "Phone");
+  ASSERT_TRUE(phone);
+  const auto mine = subscribed(*phone, "phone");
   const auto theirs = subscribed(*admin, "laptop");
 
   const auto revoked = admin->request(
@@ -402,6 +412,26 @@ TEST_F(NotifyTest, APermissionRequestWaitsForThePersonANotificationReaches) {
   const auto answered = until_idle(*watcher);
   EXPECT_TRUE(of_type(answered, "permission_resolved").empty() ||
               str(data(of_type(answered, "permission_resolved")[0]), "reason") == "answered");
+}
+
+// A subscription counts only when its device's role may answer: a viewer's phone gets the
+// notification, but nobody who may answer is reached, so the request is denied at once.
+TEST_F(NotifyTest, AViewersSubscriptionDoesNotMakeAPermissionRequestWait) {
+  server_.reset();
+  with_targets_ = false;
+  start_notify_server();
+  auto watcher = connect_without_hello();
+  hello(*watcher, {});
+  const auto id = new_project(*watcher);
+  auto [device, viewer] = pair_device(*watcher, "viewer", "Viewer phone");
+  ASSERT_TRUE(viewer);
+  ASSERT_TRUE(is(subscribe(*viewer, push_.subscribe("viewer-phone"),
+                           std::vector<std::string>{"permission_request"}),
+                 "push_subscribed"));
+  execute(*watcher, id, kAsk);
+  const auto seen = until_idle(*watcher);
+  ASSERT_EQ(of_type(seen, "permission_resolved").size(), 1u);
+  EXPECT_EQ(str(data(of_type(seen, "permission_resolved")[0]), "reason"), "no_client");
 }
 
 // A command of any length: the notification shows its start, within the documented bounds.
