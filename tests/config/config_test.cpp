@@ -216,6 +216,8 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "limits.connection_rate",
                                          "limits.history_page_max",
                                          "limits.prompt_size",
+                                         "limits.attachment_bytes",
+                                         "limits.attachments_per_prompt",
                                          "timeouts.execution",
                                          "timeouts.execution_idle",
                                          "timeouts.idle",
