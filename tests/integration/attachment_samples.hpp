@@ -20,9 +20,7 @@ inline const std::string kPng =
         "kJggg==",
         common::Base64Alphabet::kStandard)
         .value();
-inline const std::string kNotes =
-    "line one\nline two: \xc3\xbcn\xc3\xafc\xc3\xb6"
-    "d\xc3\xa9\n";
+inline const std::string kNotes = "line one\nline two: ünïcödé\n";
 
 inline boost::json::object attachment(const std::string& name, const std::string& type,
                                       const std::string& data) {

@@ -70,7 +70,8 @@ TEST_F(AttachmentsTest, ImageAndTextReachTheCliAsBlocksAndHistoryKeepsReferences
                                     R"("media_type":"image/png","data":")" +
                                     b64(kPng) + "\"}}"));
   EXPECT_EQ(content[1].at("type"), "text");
-  EXPECT_EQ(content[1].at("text"), "Attached file: notes.txt (text/plain)\n\n" + kNotes);
+  EXPECT_EQ(str(content[1].as_object(), "text"),
+            "Attached file: notes.txt (text/plain)\n\n" + kNotes);
   EXPECT_EQ(content[2], json::parse(R"({"type":"text","text":"what do you see?"})"));
 
   // History: references, not the bytes.
@@ -229,8 +230,8 @@ TEST_F(AttachmentsTest, AFollowUpCarriesItsAttachmentsIntoTheRunningCli) {
   const auto& content = second.at("message").at("content").as_array();
   ASSERT_EQ(content.size(), 2u) << json::serialize(second);
   EXPECT_EQ(content[0].at("type"), "image");
-  EXPECT_EQ(content[0].at("source").at("data"), b64(kPng));
-  EXPECT_EQ(content[1].at("text"), "[[fake:text]] and this one");
+  EXPECT_EQ(str(content[0].at("source").as_object(), "data"), b64(kPng));
+  EXPECT_EQ(str(content[1].as_object(), "text"), "[[fake:text]] and this one");
   // The follow-up's history entry holds the reference; get_attachment serves it.
   const auto sha = str(refs[0].as_object(), "sha256");
   const auto got = get_attachment(*client, id, sha);

@@ -19,9 +19,9 @@ namespace json = boost::json;
 using ::testing::HasSubstr;
 
 const std::string kPng = std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
-const std::string kJpeg = "\xff\xd8\xff\xe0\0\x10JFIF";
-const std::string kGif = "GIF89a\x01\0\x01\0";
-const std::string kWebp = "RIFF\x24\0\0\0WEBPVP8 ";
+const std::string kJpeg = std::string("\xff\xd8\xff\xe0\0\x10JFIF", 10);
+const std::string kGif = std::string("GIF89a\x01\0\x01\0", 10);
+const std::string kWebp = std::string("RIFF\x24\0\0\0WEBPVP8 ", 16);
 const std::string kText = "hello\n";
 // sha256("hello\n")
 const std::string kTextSha = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
