@@ -121,7 +121,8 @@ TEST_F(AttachmentsTest, BadAttachmentsAreRefusedByNameAndNothingIsStored) {
       {{good, attachment("shot.png", "image/png", b64(kNotes))},
        "data.attachments[1] (\"shot.png\"): media_type image/png does not match the content"},
       {{attachment("big.txt", "text/plain", b64(std::string(5 * 1024 * 1024 + 1, 'a')))},
-       "data.attachments[0] (\"big.txt\"): is larger than 5 MiB (limits.attachment_bytes)"},
+       "data.attachments[0] (\"big.txt\"): is 5242881 bytes, larger than 5 MiB "
+       "(limits.attachment_bytes)"},
       {too_many, "data.attachments has 11 attachments; at most 10"},
       {{good, attachment("../etc/passwd", "text/plain", b64(kNotes))},
        "data.attachments[1]: name must be a file name without '/'"},
