@@ -1,11 +1,15 @@
 // Attachments in the web console (issue 19): an image pasted into the prompt box shows as a
 // removable thumbnail, goes with the prompt, and the prompt in history shows its thumbnail,
 // fetched with get_attachment and shown from a blob: URL under the page's CSP. A text file from
-// the picker shows as a chip whose text opens on demand.
+// the picker shows as a chip whose text opens on demand. With PA_DOCS_SCREENSHOTS=<dir>
+// (scripts/console-screenshots.sh) it also saves the README's attachments-390.png there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { sharedBrowserAndServer, openPage, screenshot, consoleUrl, waitConnected, createProject } from './browser.mjs';
 
+const docsShots = process.env.PA_DOCS_SCREENSHOTS;
 const shared = sharedBrowserAndServer();
 const { projectDir } = shared;
 
@@ -63,11 +67,15 @@ test('paste an image, attach a text file, run: thumbnails in the prompt box and 
   await chip.click();
   await prompt.locator('pre.attachment-text', { hasText: 'the login button is blue' }).waitFor();
   await screenshot(page, 'attachments-390');
+  if (docsShots) {
+    mkdirSync(docsShots, { recursive: true });
+    await page.screenshot({ path: join(docsShots, 'attachments-390.png') });
+  }
 
   // A page opened afresh fetches the thumbnail again from history.
   const again = await openPage(shared.browser);
   t.after(() => again.context.close());
-  await again.page.goto(page.url());
+  await again.page.goto(consoleUrl(shared.server) + new URL(page.url()).hash);
   await waitConnected(again.page);
   const thumb2 = again.page.locator('article[data-kind=prompt] img[data-testid=history-thumb]');
   await thumb2.waitFor();
