@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <fstream>
 
 #include "common/base64.hpp"
 #include "server/attachment_store.hpp"
+#include "server/follow_up_queue.hpp"
+#include "server/run_state.hpp"
 #include "support/server_process.hpp"
 
 namespace pa::server {
@@ -245,6 +248,47 @@ TEST(AttachmentStore, ADamagedBlobIsNotServed) {
   std::ofstream(dir / "attachments" / "blobs" / kTextSha.substr(0, 2) / kTextSha) << "hellO\n";
   std::error_code ec;
   EXPECT_FALSE(store.find("p1", kTextSha, ec));
+}
+
+// A queued follow-up and a queued run keep their attachments across a restart: refs in run.json,
+// the bytes read back from the store.
+TEST(AttachmentStore, QueuedFollowUpsAndRunsGetTheirFilesBackAfterARestart) {
+  test::TempDir dir{"pa-attach"};
+  AttachmentStore store(dir / "attachments");
+  const auto files = two_files();
+  ASSERT_FALSE(store.add("p1", files));
+
+  FollowUpQueue queue;
+  const auto announced = queue.push("look", json::object{{"type", "client"}}, files);
+  ASSERT_EQ(announced.at("attachments").as_array().size(), 2u);
+  EXPECT_EQ(announced.at("attachments").at(1), files[1].ref());
+  RunState saved;
+  queue.save(saved);
+  saved.queued = true;
+  saved.prompt = "queued run";
+  for (const auto& a : files) saved.attachments.push_back(a.ref());
+  const auto text = json::serialize(to_json(saved));
+  EXPECT_EQ(text.find(common::base64_encode(kPng, common::Base64Alphabet::kStandard)),
+            std::string::npos);  // refs only
+
+  const RunState loaded = run_state_from_json(json::parse(text));
+  EXPECT_EQ(loaded.attachments, saved.attachments);
+  FollowUpQueue restored;
+  restored.restore(loaded, &store);
+  auto next = restored.take_next();
+  ASSERT_TRUE(next);
+  ASSERT_EQ(next->follow_up.attachments.size(), 2u);
+  EXPECT_EQ(next->follow_up.attachments[0].bytes, kPng);
+  EXPECT_EQ(next->follow_up.attachments[1].name, "notes.txt");
+  auto again = store.load(loaded.attachments);
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)[1].bytes, kText);
+
+  // Files gone meanwhile: the follow-up still goes, without them.
+  store.forget_project("p1");
+  FollowUpQueue without;
+  without.restore(loaded, &store);
+  EXPECT_TRUE(without.take_next()->follow_up.attachments.empty());
 }
 
 }  // namespace
