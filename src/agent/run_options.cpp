@@ -331,16 +331,26 @@ std::vector<std::string> build_cli_env(const std::map<std::string, std::string>&
   return out;
 }
 
-std::string user_message_line(std::string_view prompt) {
+namespace {
+std::string user_line(json::value content) {
   json::object message;
   message["role"] = "user";
-  message["content"] = prompt;
+  message["content"] = std::move(content);
   json::object line;
   line["type"] = "user";
   line["message"] = std::move(message);
   line["parent_tool_use_id"] = nullptr;
   line["session_id"] = "";
   return json::serialize(line) + "\n";
+}
+}  // namespace
+
+std::string user_message_line(std::string_view prompt) {
+  return user_line(json::string(prompt));
+}
+
+std::string user_message_line(const json::array& content) {
+  return user_line(content);
 }
 
 std::string interrupt_request_line(std::string_view request_id) {

@@ -9,6 +9,7 @@
 // - the CLI's environment is built from an allow-list, never inherited wholesale.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <cstddef>
 #include <map>
@@ -86,6 +87,8 @@ std::vector<std::string> build_cli_env(const std::map<std::string, std::string>&
 // Lines for the CLI's stdin (compact JSON + "\n"). `prompt` must be valid UTF-8 (it comes from a
 // parsed JSON message).
 std::string user_message_line(std::string_view prompt);
+// The same with content blocks (images and files before the prompt's text, issue 19).
+std::string user_message_line(const boost::json::array& content);
 std::string interrupt_request_line(std::string_view request_id);
 
 // What the server needs from one line of the CLI's stdout.

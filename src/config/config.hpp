@@ -65,6 +65,9 @@ struct Config {
     double connection_rate = 10;            // new connections per second per address; 0 = off
     std::uint64_t history_page_max = 1000;  // cap on get_messages limit
     std::uint64_t prompt_size = 262144;     // bytes
+    // execute.data.attachments (issue 19): each one's decoded size, and how many per prompt.
+    std::uint64_t attachment_bytes = 5242880;
+    std::uint64_t attachments_per_prompt = 10;
     // Not settings: set at start when the open file limit caps max_connections (which then
     // holds the effective value; net/descriptor_plan.hpp). 0 = not capped.
     std::uint64_t configured_max_connections = 0;

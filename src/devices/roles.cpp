@@ -28,6 +28,7 @@ constexpr std::array kRules{
     MessageRule{"push_subscribe", Role::kViewer},
     MessageRule{"push_unsubscribe", Role::kViewer},
     MessageRule{"push_test", Role::kViewer},
+    MessageRule{"get_attachment", Role::kViewer},
     MessageRule{"execute", Role::kOperator},
     MessageRule{"agent_kill", Role::kOperator},
     MessageRule{"agent_interrupt", Role::kOperator},

@@ -319,9 +319,16 @@ void AgentRun::start() {
   if (!correlation_id_.empty()) fields["correlation_id"] = correlation_id_;
   if (info.session_id) fields["session_id"] = *info.session_id;
   ops::log_event(spdlog::level::info, "Execution started", fields);
-  send_tagged("prompt", agent::user_message_line(request_.prompt));
+  if (request_.attachments.empty()) {
+    send_tagged("prompt", agent::user_message_line(request_.prompt));
+  } else {
+    send_tagged("prompt", agent::user_message_line(
+                              user_content_blocks(request_.prompt, request_.attachments)));
+  }
   request_.prompt.clear();
   request_.prompt.shrink_to_fit();
+  request_.attachments.clear();
+  request_.attachments.shrink_to_fit();
   save_state();
 }
 

@@ -49,6 +49,7 @@
 #include "devices/device_store.hpp"
 #include "ops/metrics.hpp"
 #include "projects/path_policy.hpp"
+#include "server/attachment_store.hpp"
 #include "server/follow_up_queue.hpp"
 #include "server/notify_events.hpp"
 #include "server/permission_broker.hpp"
@@ -75,13 +76,15 @@ struct RunContext {
   std::string runs_dir;                 // <data_dir>/runs: one directory per active run
   notify::Notifier& notifier;           // tells people who are not looking (issue 17)
   const devices::DeviceStore& devices;  // a device's role: who may answer a permission request
+  AttachmentStore& attachments;  // a queued run's files, read back after a restart (issue 19)
 };
 
 struct ExecuteRequest {
   std::string prompt;
   agent::RunOptions options;
   Requester requester;
-  boost::json::object options_json;  // as the client sent it: a queued run keeps it on disk
+  boost::json::object options_json;     // as the client sent it: a queued run keeps it on disk
+  std::vector<Attachment> attachments;  // sent to the CLI before the prompt's text
 };
 
 // A scheduler ticket that starts `run` on its project's strand (or moves it in the queue).
@@ -137,7 +140,8 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
   // strand: execute with mode "queue" while this run is active.
   using Enqueue = FollowUpQueue::Enqueue;
   static constexpr std::size_t kMaxFollowUps = FollowUpQueue::kMaxFollowUps;
-  Enqueue enqueue_follow_up(std::string prompt, const Requester& requester);
+  Enqueue enqueue_follow_up(std::string prompt, std::vector<Attachment> attachments,
+                            const Requester& requester);
 
   // strand: a client's permission_response; false when `permission_id` is not pending here.
   bool answer_permission(const agent::PermissionAnswer& answer, const Requester& requester);

@@ -48,12 +48,14 @@ std::string no_client_message(std::string_view fallback) {
 
 // ---- follow-up prompts ----
 
-AgentRun::Enqueue AgentRun::enqueue_follow_up(std::string prompt, const Requester& requester) {
+AgentRun::Enqueue AgentRun::enqueue_follow_up(std::string prompt,
+                                              std::vector<Attachment> attachments,
+                                              const Requester& requester) {
   assert_on_strand();
   if (ended() || winding_down()) return Enqueue::kStopping;
   if (follow_ups_.full()) return Enqueue::kFull;
-  const json::object announced =
-      follow_ups_.push(std::move(prompt), client_who(*requester.connection));
+  const json::object announced = follow_ups_.push(
+      std::move(prompt), client_who(*requester.connection), std::move(attachments));
   save_state();  // on disk before the client hears it was queued
   project_->publish("prompt_queued", announced, &requester);
   return Enqueue::kQueued;
@@ -85,8 +87,11 @@ bool AgentRun::start_next_follow_up() {
   result_seen_ = false;
   result_is_error_ = false;
   prompt_length_ += next->follow_up.prompt.size();
-  send_tagged("follow_up:" + next->follow_up.queue_id,
-              agent::user_message_line(next->follow_up.prompt));
+  const auto& follow_up = next->follow_up;
+  send_tagged("follow_up:" + follow_up.queue_id,
+              follow_up.attachments.empty() ? agent::user_message_line(follow_up.prompt)
+                                            : agent::user_message_line(user_content_blocks(
+                                                  follow_up.prompt, follow_up.attachments)));
   state_dirty_ = true;
   return true;
 }

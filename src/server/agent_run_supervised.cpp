@@ -198,6 +198,7 @@ RunState AgentRun::make_state() const {
     s.queued_order = queued_order_;
     s.prompt = request_.prompt;
     s.options = request_.options_json;
+    for (const auto& a : request_.attachments) s.attachments.push_back(a.ref());
   }
   return s;
 }
@@ -271,7 +272,7 @@ std::shared_ptr<AgentRun> AgentRun::restore(std::shared_ptr<Project> project, Ru
     run->started_at_ -= std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::system_clock::now() - *started);
   }
-  run->follow_ups_.restore(state);
+  run->follow_ups_.restore(state, &context.attachments);
   run->permissions_.restore(state);
   return run;
 }
@@ -288,17 +289,27 @@ std::shared_ptr<AgentRun> AgentRun::restore_queued(std::shared_ptr<Project> proj
     error = *e;
     return nullptr;
   }
+  auto attachments = context.attachments.load(state.attachments);
+  if (!attachments) {
+    error = protocol::make_error(
+        protocol::ErrorCode::kInternalError,
+        "The queued execute's attachments could not be read back from the data directory; "
+        "send the prompt and its files again",
+        boost::json::object{{"attachments", state.attachments}});
+    return nullptr;
+  }
   ExecuteRequest request{std::move(state.prompt),
                          std::get<agent::RunOptions>(std::move(parsed)),
                          {},
-                         std::move(state.options)};
+                         std::move(state.options),
+                         std::move(*attachments)};
   auto run = std::make_shared<AgentRun>(project, context, std::move(request));
   run->run_id_ = state.run_id;
   run->paths_ = agent::RunPaths{context.runs_dir + "/" + state.run_id};
   run->queued_order_ = state.queued_order;
   run->by_ = state.by;
   run->correlation_id_ = state.correlation_id;
-  run->follow_ups_.restore(state);
+  run->follow_ups_.restore(state, &context.attachments);
   return run;
 }
 

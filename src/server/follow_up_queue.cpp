@@ -1,5 +1,7 @@
 #include "server/follow_up_queue.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <utility>
 
 #include "projects/project_info.hpp"
@@ -8,14 +10,21 @@ namespace pa::server {
 
 namespace json = boost::json;
 
-const json::object& FollowUpQueue::push(std::string prompt, json::object by) {
+const json::object& FollowUpQueue::push(std::string prompt, json::object by,
+                                        std::vector<Attachment> attachments) {
   FollowUp follow_up;
   follow_up.queue_id = projects::random_uuid();
   follow_up.announced = json::object{{"queue_id", follow_up.queue_id},
                                      {"prompt", prompt},
                                      {"position", follow_ups_.size() + 1},
                                      {"by", std::move(by)}};
+  if (!attachments.empty()) {
+    json::array refs;
+    for (const auto& a : attachments) refs.push_back(a.ref());
+    follow_up.announced["attachments"] = std::move(refs);
+  }
   follow_up.prompt = std::move(prompt);
+  follow_up.attachments = std::move(attachments);
   follow_ups_.push_back(std::move(follow_up));
   return follow_ups_.back().announced;
 }
@@ -60,9 +69,21 @@ void FollowUpQueue::save(RunState& state) const {
   }
 }
 
-void FollowUpQueue::restore(const RunState& state) {
+void FollowUpQueue::restore(const RunState& state, const AttachmentStore* store) {
   for (const auto& f : state.follow_ups) {
-    follow_ups_.push_back(FollowUp{f.queue_id, f.prompt, f.announced});
+    FollowUp follow_up{f.queue_id, f.prompt, f.announced, {}};
+    const auto* refs = f.announced.if_contains("attachments");
+    if (refs != nullptr && refs->is_array() && store != nullptr) {
+      if (auto loaded = store->load(refs->get_array())) {
+        follow_up.attachments = std::move(*loaded);
+      } else {
+        spdlog::error(
+            "queued follow-up {}: its attachments cannot be read back from the data "
+            "directory; it goes to the CLI without them",
+            f.queue_id);
+      }
+    }
+    follow_ups_.push_back(std::move(follow_up));
   }
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "server/attachment_store.hpp"
 #include "server/run_state.hpp"
 
 namespace pa::server {
@@ -27,7 +28,8 @@ class FollowUpQueue {
   struct FollowUp {
     std::string queue_id;
     std::string prompt;
-    boost::json::object announced;  // the prompt_queued data
+    boost::json::object announced;        // the prompt_queued data (with the attachments' refs)
+    std::vector<Attachment> attachments;  // sent to the CLI before the prompt's text
   };
 
   // The next follow-up, out of the queue, and the prompt_dequeued data that says it started.
@@ -41,8 +43,10 @@ class FollowUpQueue {
   bool full() const { return follow_ups_.size() >= kMaxFollowUps; }
 
   // Adds a prompt at the end (the caller checked full()); `by` is who queued it. Returns its
-  // prompt_queued data: queue_id, prompt, position (1-based), by.
-  const boost::json::object& push(std::string prompt, boost::json::object by);
+  // prompt_queued data: queue_id, prompt, position (1-based), by, and attachments (their refs)
+  // when it has any.
+  const boost::json::object& push(std::string prompt, boost::json::object by,
+                                  std::vector<Attachment> attachments = {});
   // Takes the first one out (nullopt when empty).
   std::optional<Next> take_next();
   // Empties the queue: one prompt_dequeued (reason "cancelled", `message`) per follow-up, in
@@ -52,9 +56,11 @@ class FollowUpQueue {
   // What project_joined lists: each prompt_queued data with its current position.
   boost::json::array queued_prompts() const;
 
-  // run.json: the queue as saved, and back (restore appends to an empty queue).
+  // run.json: the queue as saved, and back (restore appends to an empty queue). The attachments
+  // are saved as the refs in `announced` and read back from `store` (none without one); a file
+  // that cannot be read back is left out, with an error in the log.
   void save(RunState& state) const;
-  void restore(const RunState& state);
+  void restore(const RunState& state, const AttachmentStore* store = nullptr);
 
  private:
   std::deque<FollowUp> follow_ups_;

@@ -77,7 +77,7 @@ void Hub::handle_execute(Request request) {
     return;
   }
   protocol::DataReader reader(request.message.data);
-  reader.allow_only({"prompt", "options", "mode"});
+  reader.allow_only({"prompt", "options", "mode", "attachments"});
   auto prompt = reader.string("prompt", true, config_.limits.prompt_size);
   const json::object* options_json = reader.object("options", false);
   const auto mode = reader.string("mode", false, 16);
@@ -107,7 +107,8 @@ void Hub::handle_execute(Request request) {
                                       json::object{{"field", "data.prompt"}}));
     return;
   }
-  // Options touch the disk (add_dirs are canonicalized): validate off the I/O thread.
+  // Options touch the disk (add_dirs are canonicalized) and attachments are decoded and hashed:
+  // validate off the I/O thread.
   asio::post(pool_, [self = shared_from_this(), request = std::move(request),
                      prompt = std::move(*prompt),
                      options_copy =
@@ -126,12 +127,31 @@ void Hub::handle_execute(Request request) {
       request.fail(*error);
       return;
     }
+    std::vector<Attachment> attachments;
+    if (const auto* list = request.message.data.if_contains("attachments");
+        list != nullptr && !list->is_null()) {
+      const AttachmentLimits limits{self->config_.limits.attachment_bytes,
+                                    self->config_.limits.attachments_per_prompt};
+      auto checked = parse_attachments(*list, limits);
+      if (auto* error = std::get_if<protocol::Error>(&checked)) {
+        request.fail(*error);
+        return;
+      }
+      attachments = std::get<std::vector<Attachment>>(std::move(checked));
+    }
     ExecuteRequest execute{std::move(prompt),
                            std::get<agent::RunOptions>(std::move(parsed)),
                            {},
-                           options_copy ? *options_copy : json::object{}};
+                           options_copy ? *options_copy : json::object{},
+                           std::move(attachments)};
     json::object recorded_data{{"prompt", execute.prompt}};
     if (options_copy) recorded_data["options"] = *options_copy;
+    // History keeps references to the stored files, never their bytes.
+    if (!execute.attachments.empty()) {
+      json::array refs;
+      for (const auto& a : execute.attachments) refs.push_back(a.ref());
+      recorded_data["attachments"] = std::move(refs);
+    }
     if (queue_mode) recorded_data["mode"] = "queue";
     // `by`: which client sent it, so every client can tell its own prompts from others'.
     const std::string recorded =
@@ -166,7 +186,8 @@ void Hub::handle_execute(Request request) {
         return;
       }
       if (project.busy() && queue_mode && project.run) {
-        self->queue_follow_up(r, project, std::move(execute.prompt), recorded, key);
+        self->queue_follow_up(r, project, std::move(execute.prompt), std::move(execute.attachments),
+                              recorded, key);
         return;
       }
       if (project.busy()) {
@@ -174,6 +195,16 @@ void Hub::handle_execute(Request request) {
                           "wait for it to finish, send the prompt with data.mode \"queue\" to run "
                           "it next in the same session, or stop the run with agent_kill"));
         return;
+      }
+      // Stored (this strand runs on the blocking pool) only once the execute is going to be
+      // taken, so a refused one leaves nothing behind.
+      if (!execute.attachments.empty()) {
+        if (const auto ec = self->attachments_.add(project.id(), execute.attachments)) {
+          spdlog::error("execute for project {}: cannot store its attachments: {}", project.id(),
+                        ec.message());
+          r.fail(attachment_storage_error(ec));
+          return;
+        }
       }
       project.subscribe(r.connection);
       execute.requester = r.requester();
@@ -257,7 +288,16 @@ void Hub::handle_agent_interrupt(Request request) {
 
 // strand: execute mode "queue" while a run is active.
 void Hub::queue_follow_up(Request& r, Project& project, std::string prompt,
-                          const std::string& recorded, const std::optional<std::string>& key) {
+                          std::vector<Attachment> attachments, const std::string& recorded,
+                          const std::optional<std::string>& key) {
+  if (!attachments.empty()) {
+    if (const auto ec = attachments_.add(project.id(), attachments)) {
+      spdlog::error("follow-up for project {}: cannot store its attachments: {}", project.id(),
+                    ec.message());
+      r.fail(attachment_storage_error(ec));
+      return;
+    }
+  }
   project.subscribe(r.connection);
   const IdempotencyScope scope{"execute", project.id(), key ? *key : std::string_view()};
   if (key) {
@@ -268,7 +308,8 @@ void Hub::queue_follow_up(Request& r, Project& project, std::string prompt,
       return;
     }
   }
-  const auto outcome = project.run->enqueue_follow_up(std::move(prompt), r.requester());
+  const auto outcome =
+      project.run->enqueue_follow_up(std::move(prompt), std::move(attachments), r.requester());
   if (outcome != AgentRun::Enqueue::kQueued && key) {
     if (const auto ec = idempotency_.forget(scope)) {
       spdlog::error("execute for project {}: cannot forget its idempotency key: {}", project.id(),

@@ -214,6 +214,7 @@ void Hub::handle_project_delete(Request request) {
     // Unsubscribes everyone (each connection's cursor goes: Connection::end_feed).
     const auto ec = project.remove_from_disk();
     if (ec) spdlog::error("project {}: could not remove its data: {}", project.id(), ec.message());
+    self->forget_attachments(project.id());
     spdlog::info("project deleted: id={} by {}", project.id(), r.connection->identity().describe());
     r.reply("project_deleted", json::object{{"project_id", project.id()}});
   });

@@ -84,6 +84,7 @@ Hub::Hub(asio::io_context& io, config::Config config)
       config_(std::move(config)),
       pool_(pool_size()),
       store_(config_.data.dir),
+      attachments_(std::filesystem::path(config_.data.dir) / "attachments"),
       path_policy_(make_path_policy(config_)),
       scheduler_(std::make_unique<Scheduler>(config_.execution.max_concurrent,
                                              config_.execution.queue_size)),
@@ -128,7 +129,7 @@ Hub::Hub(asio::io_context& io, config::Config config)
   run_context_ = std::make_unique<RunContext>(
       RunContext{config_, io_.get_executor(), *scheduler_,
                  agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_,
-                 path_policy_, std::move(self_exe), runs, *notifier_, devices_});
+                 path_policy_, std::move(self_exe), runs, *notifier_, devices_, attachments_});
 }
 
 Hub::~Hub() {
@@ -169,6 +170,7 @@ const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
       {"device_list", &Hub::handle_device_list},
       {"device_rename", &Hub::handle_device_rename},
       {"device_revoke", &Hub::handle_device_revoke},
+      {"get_attachment", &Hub::handle_get_attachment},
   };
   return table;
 }

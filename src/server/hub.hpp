@@ -33,6 +33,7 @@
 #include "ops/storage_problems.hpp"
 #include "projects/path_policy.hpp"
 #include "projects/project_store.hpp"
+#include "server/attachment_store.hpp"
 #include "server/connection_registry.hpp"
 #include "server/idempotency_store.hpp"
 #include "server/project_registry.hpp"
@@ -146,14 +147,19 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void handle_device_list(Request request);
   void handle_device_rename(Request request);
   void handle_device_revoke(Request request);
+  // Attachments (handlers_attachments.cpp, issue 19).
+  void handle_get_attachment(Request request);
   // Whether the sender's role may send this message; else FORBIDDEN (the connection stays).
   bool role_allows(const Request& request);
   // The base of a pairing URL: notify.console_url, else this machine's name and port.
   std::string pair_base_url() const;
   // A device's last-seen time is due to be saved: on the blocking pool.
   void save_devices_later();
+  // A deleted project's attachment refs, and the files no other project refers to: on the pool.
+  void forget_attachments(const std::string& project_id);
   void queue_follow_up(Request& r, Project& project, std::string prompt,
-                       const std::string& recorded, const std::optional<std::string>& key);
+                       std::vector<Attachment> attachments, const std::string& recorded,
+                       const std::optional<std::string>& key);
   void create_project(Request request, std::string requested, std::optional<std::string> key);
   void stop_run(Request request, std::string_view what,
                 void (*stop)(AgentRun& run, const Requester& requester));
@@ -177,6 +183,7 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   const config::Config config_;
   boost::asio::thread_pool pool_;
   projects::ProjectStore store_;
+  AttachmentStore attachments_;  // <data_dir>/attachments (issue 19)
   const projects::PathPolicy path_policy_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<struct RunContext> run_context_;

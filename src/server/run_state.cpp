@@ -51,6 +51,7 @@ json::object to_json(const RunState& s) {
   if (s.queued) {
     out["queued"] =
         json::object{{"order", s.queued_order}, {"prompt", s.prompt}, {"options", s.options}};
+    if (!s.attachments.empty()) out["queued"].as_object()["attachments"] = s.attachments;
   }
   return out;
 }
@@ -133,6 +134,10 @@ RunState run_state_from_json(const json::value& value) {
     s.queued_order = number(queued, "order");
     s.prompt = text(queued, "prompt");
     s.options = object(field(queued, "options"), "queued.options");
+    if (const auto* a = queued.if_contains("attachments"); a != nullptr) {
+      if (!a->is_array()) throw std::runtime_error("run.json: queued.attachments");
+      s.attachments = a->get_array();
+    }
   }
   for (const auto& [tag, data] : object(field(o, "in_flight"), "in_flight")) {
     if (!data.is_string()) throw std::runtime_error("run.json: in_flight");

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <map>
@@ -42,6 +43,7 @@ struct RunState {
   std::uint64_t queued_order = 0;  // ns since the epoch when it was queued
   std::string prompt;
   boost::json::object options;
+  boost::json::array attachments;  // its attachments' refs ({name, media_type, bytes, sha256})
   pid_t supervisor_pid = -1;
   unsigned long long supervisor_start = 0;
   pid_t cli_pid = -1;

@@ -29,9 +29,10 @@ std::string_view content_type(std::string_view path);
 // Vite's hashed output under /assets/ never changes under the same name.
 bool is_immutable(std::string_view path);
 
-// Only same-origin scripts, styles and connections; no framing, no forms, no plugins.
+// Only same-origin scripts, styles and connections; no framing, no forms, no plugins. Images
+// also from blob: URLs, which only the page's own script can make (attachment thumbnails).
 inline constexpr std::string_view kContentSecurityPolicy =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'";
 

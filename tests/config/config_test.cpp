@@ -216,6 +216,8 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "limits.connection_rate",
                                          "limits.history_page_max",
                                          "limits.prompt_size",
+                                         "limits.attachment_bytes",
+                                         "limits.attachments_per_prompt",
                                          "timeouts.execution",
                                          "timeouts.execution_idle",
                                          "timeouts.idle",
@@ -1023,6 +1025,8 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   c.limits.connection_rate = 2.5;
   c.limits.history_page_max = 5;
   c.limits.prompt_size = 6;
+  c.limits.attachment_bytes = 8;
+  c.limits.attachments_per_prompt = 9;
   c.timeouts.execution = Seconds{0};
   c.timeouts.execution_idle = Seconds{90};
   c.timeouts.idle = Seconds{7200};

@@ -5,6 +5,7 @@ import { Connection, Envelope, RequestError } from './conn';
 import { h, clear, json } from './dom';
 import { Item, RenderContext, renderItem, setRaw, byText } from './render';
 import { ReviewTabs } from './review';
+import { AttachmentTray, attachmentList } from './attachments';
 
 const PAGE = 100;        // entries per history page
 const CATCH_UP = 500;    // entries per catch-up request
@@ -49,7 +50,9 @@ export class ProjectView {
   private myConnections = new Set<number>();
   private ctx: RenderContext = {
     isMine: (by) => by?.type === 'client' && this.myConnections.has(Number(by.connection_id)),
+    attachments: (refs) => attachmentList(refs, this.conn, this.projectId),
   };
+  private tray: AttachmentTray;
   private interrupt: HTMLButtonElement;
   private kill: HTMLButtonElement;
   private stopping: 'interrupt' | 'kill' | null = null;  // a stop was asked (here or elsewhere)
@@ -99,8 +102,11 @@ export class ProjectView {
         h('option', { value: 'none' }, 'never ask')),
     };
     this.submit = h('button', { type: 'submit', class: 'primary' }, 'Run');
+    this.tray = new AttachmentTray((text) => this.showNotice(text));
+    this.tray.watchPaste(this.textarea);
     this.form = h('form', { class: 'prompt-form', 'data-needs': 'execute' },
       this.textarea,
+      this.tray.el,
       h('details', { class: 'options' }, h('summary', null, 'Options'),
         h('div', { class: 'grid' },
           h('label', { for: 'opt-model' }, 'Model'), this.opts.model,
@@ -109,7 +115,7 @@ export class ProjectView {
           h('label', { for: 'opt-tools' }, 'Allowed tools'), this.opts.tools,
           h('label', { for: 'opt-approval' }, 'Tool approval'), this.opts.approval),
         h('p', { class: 'muted small' }, 'Options apply to a new run; a queued follow-up joins the running one as it is.')),
-      h('div', { class: 'row' }, this.submit));
+      h('div', { class: 'row' }, this.tray.buttons, this.submit));
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
       void this.send();
@@ -308,6 +314,7 @@ export class ProjectView {
     if (!prompt.trim()) return;
     const running = this.info !== null && this.info.state !== 'IDLE';
     const data: Record<string, unknown> = { prompt };
+    if (this.tray.count > 0) data.attachments = this.tray.take();
     if (running) {
       data.mode = 'queue';
     } else {
@@ -323,6 +330,7 @@ export class ProjectView {
     try {
       await this.conn.request('execute', this.projectId, data);
       this.textarea.value = '';
+      this.tray.clear();
       this.hideNotice();
     } catch (e) {
       this.showNotice(e);

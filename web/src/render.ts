@@ -15,6 +15,8 @@ export interface Item {
 // who stopped a run) is this tab's own connection.
 export interface RenderContext {
   isMine(by: any): boolean;
+  // A prompt's attachment references → their thumbnails (fetched from the server).
+  attachments?(refs: any[]): Node;
 }
 
 export function renderItem(item: Item, raw: boolean, ctx: RenderContext): HTMLElement {
@@ -78,6 +80,7 @@ function prompt(data: any, by: any, ctx: RenderContext): Node {
     // Entries written before prompts carried `by` name nobody.
     h('div', { class: 'who' }, by ? whoText(by, ctx) : 'Prompt'),
     h('div', { class: 'prompt-text' }, String(data.prompt ?? '')),
+    Array.isArray(data.attachments) && data.attachments.length > 0 && ctx.attachments?.(data.attachments),
     opts.length > 0 && h('div', { class: 'muted small' },
       opts.map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ')));
 }
