@@ -808,7 +808,7 @@ void AgentRun::finish_idle(bool marked) {
   data["ended"] = ending();
   // What this run cost, when it reported any result (issue 19).
   if (!run_id_.empty() && info.spend.run_id == run_id_)
-    data["ended"].as_object()["totals"] = spend::to_json(info.spend.run_totals);
+    data["run_totals"] = spend::to_json(info.spend.run_totals);
   const auto wall_time = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_at_);
   if (auto event = run_end_event(info, data["ended"].at("reason").as_string(), summary_, wall_time,

@@ -128,14 +128,14 @@ TEST_F(SpendTest, TotalsAfterThreeRunsAreTheSumOfTheirResultLines) {
   const auto [first, end1] = run(
       *client, id, "[[fake:spend cost=0.25 input=100 output=50 cache_read=7 cache_creation=3]]");
   EXPECT_NEAR(first.cost_usd, 0.25, 1e-12);
-  expect_totals(end1.at("ended").at("totals"), first, "the first run's end");
+  expect_totals(end1.at("run_totals"), first, "the first run's end");
   expect_totals(end1.at("totals"), first, "project_state after one run");
 
   const auto [second, end2] = run(*client, id, "[[fake:spend cost=0.5 input=10 output=5]]");
-  expect_totals(end2.at("ended").at("totals"), second, "the second run's end");
+  expect_totals(end2.at("run_totals"), second, "the second run's end");
   const auto [third, end3] = run(*client, id, "hi");  // a real 2.1.197 turn, replayed
   EXPECT_GT(third.cost_usd, 0);
-  expect_totals(end3.at("ended").at("totals"), third, "the third run's end");
+  expect_totals(end3.at("run_totals"), third, "the third run's end");
 
   const Figures all = first + second + third;
   expect_totals(end3.at("totals"), all, "project_state totals");
