@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <system_error>
@@ -154,7 +155,8 @@ std::variant<RunOptions, protocol::Error> parse_run_options(const json::object* 
   protocol::DataReader reader(*options, std::string(kPrefix));
   reader.allow_only({"model", "fallback_model", "permission_mode", "dangerously_skip_permissions",
                      "allowed_tools", "disallowed_tools", "append_system_prompt", "add_dirs",
-                     "mcp_config", "strict_mcp_config", "permission_prompt", "session_id"});
+                     "mcp_config", "strict_mcp_config", "permission_prompt", "session_id",
+                     "max_budget_usd"});
   if (!reader.ok()) return reader.error();
 
   const std::string model_rule =
@@ -259,6 +261,17 @@ std::variant<RunOptions, protocol::Error> parse_run_options(const json::object* 
                        "\"0f8fad5b-d9cb-469f-a165-70867728950e\" (see session_list)");
   }
 
+  if (const json::value* budget = options->if_contains("max_budget_usd");
+      budget != nullptr && !budget->is_null()) {
+    const double usd = budget->is_number() ? budget->to_number<double>() : 0;
+    if (!budget->is_number() || !std::isfinite(usd) || usd <= 0 || usd > kMaxBudgetUsd) {
+      return field_error(ErrorCode::kInvalidMessage, reader.field("max_budget_usd"),
+                         "must be a number of US dollars above 0 and at most " +
+                             protocol::to_json_text(json::value(kMaxBudgetUsd)));
+    }
+    out.max_budget_usd = usd;
+  }
+
   return out;
 }
 
@@ -278,6 +291,12 @@ CliArgs build_cli_args(const RunOptions& options, const config::Config::Claude& 
   if (!model.empty()) args.push_back("--model=" + model);
   if (options.fallback_model) args.push_back("--fallback-model=" + *options.fallback_model);
   if (options.permission_mode) args.push_back("--permission-mode=" + *options.permission_mode);
+  if (options.max_budget_usd) {
+    // The shortest text that reads back as the same number ("0.5", not "0.500000").
+    char buf[32];
+    const auto end = std::to_chars(buf, buf + sizeof buf, *options.max_budget_usd).ptr;
+    args.push_back("--max-budget-usd=" + std::string(buf, end));
+  }
   if (options.dangerously_skip_permissions) args.emplace_back("--dangerously-skip-permissions");
   if (uses_client_permission_prompt(options, defaults)) {
     args.emplace_back("--permission-prompt-tool=stdio");
@@ -400,7 +419,24 @@ CliLine inspect_cli_line(std::string_view line) {
       if (v == nullptr || !v->is_number()) return std::nullopt;
       return v->to_number<double>();
     };
-    out.total_cost_usd = number("total_cost_usd");
+    if (auto cost = number("total_cost_usd");
+        cost && std::isfinite(*cost) && *cost >= 0 && *cost <= CliLine::kMaxCostUsd)
+      out.total_cost_usd = cost;
+    if (const json::value* u = object.if_contains("usage"); u != nullptr && u->is_object()) {
+      // A count beyond kMaxTokens is not believed (and could not overflow the totals).
+      auto count = [&](std::string_view key) -> std::uint64_t {
+        const json::value* v = u->get_object().if_contains(key);
+        std::uint64_t n = 0;
+        if (v != nullptr && v->is_uint64()) n = v->get_uint64();
+        if (v != nullptr && v->is_int64() && v->get_int64() > 0)
+          n = static_cast<std::uint64_t>(v->get_int64());
+        return n <= CliLine::kMaxTokens ? n : 0;
+      };
+      out.input_tokens = count("input_tokens");
+      out.output_tokens = count("output_tokens");
+      out.cache_read_input_tokens = count("cache_read_input_tokens");
+      out.cache_creation_input_tokens = count("cache_creation_input_tokens");
+    }
     if (auto d = number("duration_ms"); d && *d >= 0) out.duration_ms = std::llround(*d);
     if (auto n = number("num_turns"); n && *n >= 0) out.num_turns = std::llround(*n);
     if (auto text = string_field("result"))

@@ -12,6 +12,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,8 @@ struct RunOptions {
   std::optional<std::string> permission_prompt;  // "client" | "none"; unset = the config default
   // A past session (a UUID) to resume instead of the project's stored one (session_list).
   std::optional<std::string> session_id;
+  // The CLI's own cap on this run's cost (--max-budget-usd): it ends the turn it reaches it in.
+  std::optional<double> max_budget_usd;
 };
 
 struct Policy {
@@ -51,6 +54,7 @@ inline constexpr std::size_t kMaxAppendSystemPromptBytes = 65536;
 inline constexpr std::size_t kMaxAddDirs = 32;
 inline constexpr std::size_t kMaxAddDirBytes = 4096;
 inline constexpr std::size_t kMaxMcpConfigBytes = 65536;
+inline constexpr double kMaxBudgetUsd = 10000;  // options.max_budget_usd: (0, kMaxBudgetUsd]
 
 // Validates `data.options` (nullptr = absent or null). A null option is unset. Errors:
 // INVALID_MESSAGE naming "data.options.<name>" (unknown name, wrong type, bad value); INVALID_PATH
@@ -66,7 +70,8 @@ bool uses_client_permission_prompt(const RunOptions& options,
 
 // argv[1..] of a run: "-p", "--input-format=stream-json", "--output-format=stream-json",
 // "--verbose", then one `--flag=value` element per option (config defaults for model and
-// allowed_tools when the client sent none), `--permission-prompt-tool=stdio` when clients
+// allowed_tools when the client sent none, `--max-budget-usd=<v>` when the client sent one),
+// `--permission-prompt-tool=stdio` when clients
 // approve tool calls, then --resume=<id> if the id looks like a session id.
 // `mcp_config_path` names a file into which the caller wrote options.mcp_config_json.
 // The argv, and what it decided: the session it resumes (a stored id that does not look like a
@@ -101,8 +106,14 @@ struct CliLine {
   std::vector<std::string> errors;  // a result's "errors" (non-strings serialized)
   bool has_double = false;          // a number with a fraction or an exponent somewhere
   // A result's numbers and the start of its text (notifications say what a run did and cost).
+  // total_cost_usd: finite, 0..kMaxCostUsd, else absent. The tokens of its `usage` (this
+  // turn's; 0 when absent or not a count), which the spend totals add up.
   std::optional<double> total_cost_usd;
   std::optional<std::int64_t> duration_ms, num_turns;
+  std::uint64_t input_tokens = 0, output_tokens = 0, cache_read_input_tokens = 0,
+                cache_creation_input_tokens = 0;
+  static constexpr double kMaxCostUsd = 1e9;
+  static constexpr std::uint64_t kMaxTokens = 1'000'000'000'000;
   std::string result_text;  // at most kResultTextBytes, cut at a code point
   static constexpr std::size_t kResultTextBytes = 300;
 };

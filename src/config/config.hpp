@@ -155,6 +155,13 @@ struct Config {
     std::vector<NotifyTarget> targets;
   } notify;
 
+  // Daily spend caps in USD per UTC day (issue 19): an execute over one is refused
+  // (BUDGET_EXCEEDED), a run that crosses one is interrupted. 0 = no cap.
+  struct Budgets {
+    double project_daily_usd = 0;
+    double server_daily_usd = 0;
+  } budgets;
+
   bool allow_insecure_remote = false;  // --allow-insecure-remote
   bool allow_root = false;             // --allow-root
 };

@@ -457,6 +457,22 @@ const std::vector<Setting> kSettings = {
      .secret = true,
      .help = "ntfy topics and webhooks that receive notifications: a YAML list of {type: "
              "ntfy|webhook, url, token?, secret?, events?}; tokens and secrets are never printed"},
+    // --- budgets --------------------------------------------------------------------------
+    {.key = "budgets.project_daily_usd",
+     .env = "PA_BUDGETS_PROJECT_DAILY_USD",
+     .flags = "--budgets-project-daily-usd",
+     .field = FIELD(budgets.project_daily_usd),
+     .zero = "no cap",
+     .help = "What one project may spend per UTC day, in USD (the CLI's total_cost_usd): an "
+             "execute when it is reached is refused with BUDGET_EXCEEDED, a run that reaches it "
+             "is interrupted"},
+    {.key = "budgets.server_daily_usd",
+     .env = "PA_BUDGETS_SERVER_DAILY_USD",
+     .flags = "--budgets-server-daily-usd",
+     .field = FIELD(budgets.server_daily_usd),
+     .zero = "no cap",
+     .help = "What all projects together may spend per UTC day, in USD (deleted projects' "
+             "spend of the day included); the same refusal and interrupt"},
 };
 
 #undef FIELD
@@ -792,7 +808,7 @@ std::string_view section_of(std::string_view key) {
 }
 
 std::string_view section_title(std::string_view section) {
-  static const std::array<std::pair<std::string_view, std::string_view>, 16> kTitles = {{
+  static const std::array<std::pair<std::string_view, std::string_view>, 17> kTitles = {{
       {"server", "Server"},
       {"server.tls", "TLS"},
       {"data", "Data"},
@@ -809,6 +825,7 @@ std::string_view section_title(std::string_view section) {
       {"stats", "Statistics"},
       {"shutdown", "Shutdown"},
       {"notify", "Notifications"},
+      {"budgets", "Budgets"},
   }};
   for (const auto& [name, title] : kTitles) {
     if (name == section) return title;

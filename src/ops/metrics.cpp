@@ -256,18 +256,24 @@ void throw_label_arity(std::size_t expected, std::size_t given) {
 
 // --- Registry ---------------------------------------------------------------------------------
 
+struct CounterCallbackFamily {
+  std::vector<std::string> label_names;
+  std::function<Registry::LabelledValues()> fn;
+};
+
 struct Registry::Entry {
   std::string name;
   std::string help;
   std::variant<std::unique_ptr<Counter>, std::unique_ptr<Gauge>, std::unique_ptr<Histogram>,
                std::unique_ptr<CounterFamily>, std::unique_ptr<GaugeFamily>,
-               std::unique_ptr<HistogramFamily>, std::function<double()>>
+               std::unique_ptr<HistogramFamily>, std::function<double()>, CounterCallbackFamily>
       metric;
 
   std::string_view type() const {
     switch (metric.index()) {
       case 0:
       case 3:
+      case 7:
         return "counter";
       case 2:
       case 5:
@@ -361,6 +367,15 @@ void Registry::gauge_callback(std::string name, std::string help, std::function<
   add(std::make_unique<Entry>(Entry{std::move(name), std::move(help), std::move(fn)}));
 }
 
+void Registry::counter_callback_family(std::string name, std::string help,
+                                       std::vector<std::string> label_names,
+                                       std::function<LabelledValues()> fn) {
+  if (!fn) throw std::invalid_argument("counter callback is empty");
+  detail::check_label_names(label_names, false);
+  add(std::make_unique<Entry>(Entry{std::move(name), std::move(help),
+                                    CounterCallbackFamily{std::move(label_names), std::move(fn)}}));
+}
+
 std::string Registry::render() const {
   // Entries are never removed or changed once added, so they are rendered without the lock
   // (callbacks may take their own locks; families lock themselves).
@@ -397,6 +412,15 @@ std::string Registry::render() const {
             for (const auto& [values, h] : m->children()) {
               append_histogram(body, name, m->label_names(), values, *h);
             }
+          } else if constexpr (std::is_same_v<M, CounterCallbackFamily>) {
+            LabelledValues samples;
+            try {
+              samples = m.fn();
+            } catch (...) {
+              samples.clear();
+            }
+            for (const auto& [values, v] : samples)
+              append_sample_double(body, name, "", m.label_names, values, v);
           } else {
             double v = 0;
             try {

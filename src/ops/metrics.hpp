@@ -196,6 +196,13 @@ class Registry {
   // A gauge whose value is computed by `fn` at every render(). fn runs without any registry lock
   // held, possibly concurrently from several render() calls; an exception from it renders NaN.
   void gauge_callback(std::string name, std::string help, std::function<double()> fn);
+  // A counter family whose children and values `fn` computes at every render() (from state
+  // kept elsewhere, e.g. the projects' persisted spend): one sample per returned entry, in the
+  // order returned. Same rules for fn as gauge_callback; an exception renders no samples.
+  using LabelledValues = std::vector<std::pair<LabelValues, double>>;
+  void counter_callback_family(std::string name, std::string help,
+                               std::vector<std::string> label_names,
+                               std::function<LabelledValues()> fn);
 
   // Prometheus text exposition format 0.0.4 (Content-Type: text/plain; version=0.0.4), metrics in
   // registration order, children of a family sorted by label values. A family without children

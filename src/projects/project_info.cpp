@@ -32,6 +32,12 @@ boost::json::object to_json(const ProjectInfo& info) {
   o["created_at"] = info.created_at;
   o["last_active"] = info.last_active;
   if (info.state == State::kQueued) o["queue_position"] = info.queue_position;
+  o["totals"] = spend::to_json(info.spend.totals);
+  o["today"] = spend::to_json(spend::today(info.spend, std::chrono::system_clock::now()));
+  const spend::Totals* session =
+      info.session_id ? spend::session_totals(info.spend, *info.session_id) : nullptr;
+  o["session_totals"] = session != nullptr ? boost::json::value(spend::to_json(*session))
+                                           : boost::json::value(nullptr);
   return o;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "projects/spend.hpp"
+
 namespace pa::projects {
 
 // QUEUED: an execute waits for a free run slot (execution.max_concurrent).
@@ -24,10 +26,12 @@ struct ProjectInfo {
   // The newest history seq known to be on disk, stored as "last_seq" so that seq numbers never
   // restart or repeat even if history files are deleted or archived. Not shown to clients.
   std::uint64_t seq_mark = 0;
+  spend::Ledger spend;  // what its runs cost (issue 19)
 };
 
 // {id, path, state, session_id, created_at, last_active} (session_id null when unset), plus
-// queue_position while QUEUED.
+// queue_position while QUEUED, and the spend: totals, today (the current UTC day) and
+// session_totals (the current session's; null when it has none).
 boost::json::object to_json(const ProjectInfo& info);
 
 // Random UUIDv4 from OpenSSL's CSPRNG, lower-case hex with dashes.

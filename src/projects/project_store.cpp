@@ -32,6 +32,11 @@ constexpr std::string_view kDeletingPrefix = ".deleting-";
 std::string metadata_text(const ProjectInfo& info) {
   json::object stored = to_json(info);
   stored.erase("state");
+  // The spend as counted (the views of it in to_json are computed from it).
+  stored.erase("totals");
+  stored.erase("today");
+  stored.erase("session_totals");
+  stored["spend"] = spend::to_stored_json(info.spend);
   stored["last_seq"] = info.seq_mark;
   stored["format"] = 1;
   return json::serialize(stored) + "\n";
@@ -157,6 +162,7 @@ std::optional<ProjectInfo> parse_metadata(const std::string& text, const std::st
   } else if (n != nullptr && n->is_int64() && n->get_int64() >= 0) {
     info.seq_mark = static_cast<std::uint64_t>(n->get_int64());
   }
+  info.spend = spend::ledger_from_json(o.if_contains("spend"));
   return info;
 }
 

@@ -42,6 +42,8 @@ std::string_view to_string(ErrorCode code) {
       return "DEVICE_NOT_FOUND";
     case ErrorCode::kAttachmentNotFound:
       return "ATTACHMENT_NOT_FOUND";
+    case ErrorCode::kBudgetExceeded:
+      return "BUDGET_EXCEEDED";
   }
   return "INTERNAL_ERROR";
 }

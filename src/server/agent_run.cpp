@@ -81,6 +81,8 @@ json::object AgentRun::ending() const {
     reason = "timeout";
   } else if (stop_ == Stop::kShutdown || stop_ == Stop::kForce) {
     reason = "shutdown";
+  } else if (how != nullptr && *how == "budget") {
+    reason = "budget_exceeded";
   } else if (how != nullptr) {
     reason = *how == "kill" ? "killed" : "interrupted";
   } else if (failed_) {
@@ -93,7 +95,8 @@ json::object AgentRun::ending() const {
     reason = "completed";
   }
   json::object ended{{"reason", reason}};
-  if (how != nullptr && (reason == "killed" || reason == "interrupted"))
+  if (how != nullptr &&
+      (reason == "killed" || reason == "interrupted" || reason == "budget_exceeded"))
     ended["by"] = stop_request_.at("by");
   return ended;
 }
@@ -200,6 +203,14 @@ void AgentRun::start() {
     // Cancelled (or left to the next server) while the scheduler was handing it a slot: give
     // the slot back.
     context_.scheduler.release();
+    return;
+  }
+  // A queued execute may find the day's budget spent by the time its slot comes.
+  if (auto reached = context_.spend.budget_reached(project_->id(), project_->snapshot().spend,
+                                                   std::chrono::system_clock::now(),
+                                                   "The queued execute is not started")) {
+    fail(reached->code, reached->message, reached->details);
+    abandon_start("a daily budget is reached");
     return;
   }
   phase_ = Phase::kRunning;
@@ -502,6 +513,7 @@ bool AgentRun::on_line(const std::string& line, std::uint64_t offset, Apply mode
     summary_.duration_ms = parsed.duration_ms;
     summary_.num_turns = parsed.num_turns;
     summary_.result_text = parsed.result_text;
+    count_spend(parsed, offset, mode);
     on_turn_end();
     state_dirty_ = true;
   }
@@ -801,6 +813,9 @@ void AgentRun::finish_idle(bool marked) {
   if (project_->run.get() == this) project_->run.reset();
   json::object data = projects::to_json(info);
   data["ended"] = ending();
+  // What this run cost, when it reported any result (issue 19).
+  if (!run_id_.empty() && info.spend.run_id == run_id_)
+    data["run_totals"] = spend::to_json(info.spend.run_totals);
   const auto wall_time = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_at_);
   if (auto event = run_end_event(info, data["ended"].at("reason").as_string(), summary_, wall_time,

@@ -56,6 +56,7 @@
 #include "server/project.hpp"
 #include "server/run_state.hpp"
 #include "server/scheduler.hpp"
+#include "server/server_spend.hpp"
 
 namespace pa::notify {
 class Notifier;
@@ -77,6 +78,7 @@ struct RunContext {
   notify::Notifier& notifier;           // tells people who are not looking (issue 17)
   const devices::DeviceStore& devices;  // a device's role: who may answer a permission request
   AttachmentStore& attachments;  // a queued run's files, read back after a restart (issue 19)
+  ServerSpend& spend;            // the day's spend and the daily budgets (issue 19)
 };
 
 struct ExecuteRequest {
@@ -194,6 +196,16 @@ class AgentRun : public std::enable_shared_from_this<AgentRun>, private Permissi
 
   void on_turn_end();
   bool start_next_follow_up();
+  // Ends the current turn through the CLI's interrupt request (when one is running) and takes
+  // no more follow-ups: `why` is what the cancelled ones are told.
+  void wind_down(std::string_view why);
+  // Spend (issue 19): counts a result line into the project's ledger, then stops the run if a
+  // daily budget is reached.
+  void count_spend(const agent::CliLine& result, std::uint64_t offset, Apply mode);
+  // A daily budget is reached: `budget_exceeded` is published (history and broadcast; not in
+  // kEffectsOnly) and the run winds down; its end says reason "budget_exceeded".
+  void stop_for_budget(const protocol::Error& reached, bool publish);
+  bool stopped_for_budget() const;
   void publish_dequeued(std::vector<boost::json::object> dequeued);
   void on_control_request(std::string_view line, const agent::ControlRequest& request);
   // The options the CLI starts with: the request's, without the permission prompt when

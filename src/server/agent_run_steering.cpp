@@ -81,6 +81,13 @@ bool AgentRun::start_next_follow_up() {
     publish_dequeued(follow_ups_.cancel_all("the conversation could not be resumed"));
     return false;
   }
+  // Another project's run may have spent the server's budget since this turn began.
+  if (auto reached = context_.spend.budget_reached(project_->id(), project_->snapshot().spend,
+                                                   std::chrono::system_clock::now(),
+                                                   "The queued prompt is not sent")) {
+    stop_for_budget(*reached, true);
+    return false;
+  }
   auto next = follow_ups_.take_next();
   ++follow_ups_started_;
   project_->publish("prompt_dequeued", next->dequeued);
@@ -120,13 +127,60 @@ void AgentRun::interrupt(const Requester* requester) {
   if (phase_ == Phase::kInterrupting) return;
   phase_ = Phase::kInterrupting;
   if (requester != nullptr && requester->connection) stop_requested("interrupt", *requester);
-  publish_dequeued(follow_ups_.cancel_all("the run was interrupted (agent_interrupt)"));
+  wind_down("the run was interrupted (agent_interrupt)");
+}
+
+void AgentRun::wind_down(std::string_view why) {
+  phase_ = Phase::kInterrupting;
+  publish_dequeued(follow_ups_.cancel_all(std::string(why)));
   permissions_.cancel_all("interrupted");
   if (!result_seen_ && link_) {
     interrupt_id_ = "pa-interrupt-" + projects::random_uuid();
     send_tagged("interrupt:" + interrupt_id_, agent::interrupt_request_line(interrupt_id_));
   }
   save_state();
+}
+
+// ---- spend ----
+
+void AgentRun::count_spend(const agent::CliLine& result, std::uint64_t offset, Apply mode) {
+  const spend::ResultUsage usage{result.total_cost_usd.value_or(0), result.input_tokens,
+                                 result.output_tokens, result.cache_read_input_tokens,
+                                 result.cache_creation_input_tokens};
+  const auto now = std::chrono::system_clock::now();
+  const std::string session = result.session_id.value_or("");
+  // Counted once: a line applied again after a restart finds itself in the ledger.
+  if (project_->snapshot().spend.run_id != run_id_ ||
+      project_->snapshot().spend.run_offset < offset) {
+    project_->update([&](projects::ProjectInfo& p) {
+      spend::record_result(p.spend, run_id_, offset, session, usage, now);
+    });
+  }
+  if (ended() || winding_down()) return;  // ending anyway: the end says why
+  if (auto reached = context_.spend.budget_reached(project_->id(), project_->snapshot().spend, now,
+                                                   "The run is stopped"))
+    stop_for_budget(*reached, mode != Apply::kEffectsOnly);
+}
+
+bool AgentRun::stopped_for_budget() const {
+  const auto* how = stop_request_.if_contains("how");
+  return how != nullptr && *how == "budget";
+}
+
+void AgentRun::stop_for_budget(const protocol::Error& reached, bool publish) {
+  if (ended() || winding_down()) return;
+  const auto& details = reached.details;
+  stop_request_ =
+      json::object{{"how", "budget"},
+                   {"by", json::object{{"type", "budget"}, {"budget", details.at("budget")}}}};
+  spdlog::warn("project {}: {}", project_->id(), reached.message);
+  if (publish) {
+    json::object data = details;
+    data["message"] = reached.message;
+    project_->publish("budget_exceeded", data);
+  }
+  wind_down("the daily budget " + std::string(details.at("budget").as_string()) +
+            " is reached (budget_exceeded)");
 }
 
 // ---- permissions ----

@@ -185,6 +185,12 @@ void Hub::handle_execute(Request request) {
             json::object{{"project_id", project.id()}}));
         return;
       }
+      if (auto reached = self->spend_.budget_reached(project.id(), project.snapshot().spend,
+                                                     std::chrono::system_clock::now(),
+                                                     "The execute is refused")) {
+        r.fail(*reached);
+        return;
+      }
       if (project.busy() && queue_mode && project.run) {
         self->queue_follow_up(r, project, std::move(execute.prompt), std::move(execute.attachments),
                               recorded, key);

@@ -205,6 +205,11 @@ void Hub::handle_project_delete(Request request) {
       return;
     }
     self->projects_.remove(project.id());
+    // Its spend of the day still counts toward budgets.server_daily_usd.
+    if (const auto ec = self->spend_.project_deleted(project.snapshot().spend,
+                                                     std::chrono::system_clock::now()))
+      spdlog::error("project {}: cannot keep its spend of the day in spend.json: {}", project.id(),
+                    ec.message());
     // Tell the others first; the requester gets the reply with its request_id.
     auto notice = std::make_shared<const std::string>(protocol::serialize(
         protocol::Outgoing{"project_deleted", project.id(), std::nullopt, std::nullopt, {}},

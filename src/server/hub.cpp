@@ -126,10 +126,35 @@ Hub::Hub(asio::io_context& io, config::Config config)
       [notifier = notifier_, url = config_.notify.console_url](const ops::StorageProblem& problem) {
         notifier->raise(server_problem_event(problem, url));
       });
-  run_context_ = std::make_unique<RunContext>(
-      RunContext{config_, io_.get_executor(), *scheduler_,
-                 agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_,
-                 path_policy_, std::move(self_exe), runs, *notifier_, devices_, attachments_});
+  run_context_ = std::make_unique<RunContext>(RunContext{
+      config_, io_.get_executor(), *scheduler_,
+      agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_, path_policy_,
+      std::move(self_exe), runs, *notifier_, devices_, attachments_, spend_});
+  // Spend by project (issue 19), read from the projects' ledgers at each scrape: one series
+  // per live project (limits.max_projects bounds them; a deleted project's go with it).
+  metrics_.registry.counter_callback_family(
+      "pocket_agent_cost_usd_total", "What the CLI reported its runs cost, by project (USD)",
+      {"project_id"}, [this] {
+        ops::Registry::LabelledValues out;
+        for (const auto& project : projects_.all())
+          out.push_back({{project->id(), {}}, project->snapshot().spend.totals.cost_usd});
+        return out;
+      });
+  metrics_.registry.counter_callback_family(
+      "pocket_agent_tokens_total", "Tokens the CLI reported, by project and kind",
+      {"project_id", "kind"}, [this] {
+        ops::Registry::LabelledValues out;
+        for (const auto& project : projects_.all()) {
+          const auto t = project->snapshot().spend.totals;
+          for (const auto& [kind, n] :
+               {std::pair<const char*, std::uint64_t>{"cache_creation", t.cache_creation_tokens},
+                {"cache_read", t.cache_read_tokens},
+                {"input", t.input_tokens},
+                {"output", t.output_tokens}})
+            out.push_back({{project->id(), kind}, static_cast<double>(n)});
+        }
+        return out;
+      });
 }
 
 Hub::~Hub() {
@@ -200,6 +225,7 @@ void Hub::load_projects(std::vector<std::string>& warnings) {
     warnings.push_back("cannot open " + idempotency_options(config_).file.string() + ": " +
                        ec.message() + "; requests with data.idempotency_key will be refused");
   }
+  spend_.load(warnings);
   std::vector<std::string> notes;
   store_.remove_leftovers(notes);
   for (const auto& note : notes) spdlog::info("{}", note);
@@ -395,7 +421,8 @@ void Hub::broadcast_stats() {
        {{"sent", s.messages_sent},
         {"received", s.messages_received},
         {"rate_per_sec", s.messages_rate_per_sec}}},
-      {"uptime", uptime}};
+      {"uptime", uptime},
+      {"today", spend::to_json(spend_.today(std::chrono::system_clock::now()))}};
   auto text = std::make_shared<const std::string>(
       protocol::serialize(protocol::Outgoing{"server_stats", {}, {}, {}, {}}, data));
   for (auto& c : connections_.open_connections()) c->send(text);
@@ -588,6 +615,7 @@ json::object Hub::health_data() {
       {"reasons", std::move(reasons)},
       {"storage_problems", std::move(storage)},
       {"warnings", std::move(warnings)},
+      {"today", spend::to_json(spend_.today(std::chrono::system_clock::now()))},
   };
 }
 

@@ -37,6 +37,7 @@
 #include "server/connection_registry.hpp"
 #include "server/idempotency_store.hpp"
 #include "server/project_registry.hpp"
+#include "server/server_spend.hpp"
 #include "server/session_host.hpp"
 
 namespace pa::notify {
@@ -213,6 +214,8 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   std::array<ops::Counter*, 4> requests_by_role_{};
 
   ProjectRegistry projects_;
+  // The day's spend of the whole server and the daily budgets (issue 19).
+  ServerSpend spend_{config_.data.dir, projects_, config_.budgets};
   ConnectionRegistry connections_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> forced_{false};

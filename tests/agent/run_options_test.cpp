@@ -441,6 +441,32 @@ TEST(RunOptionsArgs, EveryOptionMapsToExactlyOneElement) {
   EXPECT_EQ(args, expected);
 }
 
+// Issue 19: the CLI's own cost cap, a bounded positive number of dollars.
+TEST(RunOptionsParse, MaxBudgetUsdIsABoundedPositiveNumber) {
+  EXPECT_EQ(parse_ok(R"({"max_budget_usd": 0.5})").max_budget_usd, 0.5);
+  EXPECT_EQ(parse_ok(R"({"max_budget_usd": 3})").max_budget_usd, 3.0);
+  EXPECT_EQ(parse_ok(R"({"max_budget_usd": 10000})").max_budget_usd, kMaxBudgetUsd);
+  EXPECT_FALSE(parse_ok(R"({"max_budget_usd": null})").max_budget_usd.has_value());
+  for (const char* bad :
+       {R"({"max_budget_usd": 0})", R"({"max_budget_usd": -1})", R"({"max_budget_usd": 10000.5})",
+        R"({"max_budget_usd": 1e300})", R"({"max_budget_usd": "1"})", R"({"max_budget_usd": true})",
+        R"({"max_budget_usd": [1]})"}) {
+    expect_error(bad, "data.options.max_budget_usd");
+  }
+}
+
+TEST(RunOptionsArgs, MaxBudgetUsdIsOneElementInItsShortestForm) {
+  RunOptions o;
+  o.max_budget_usd = 0.5;
+  auto args = build_cli_args(o, no_defaults(), std::nullopt, std::nullopt);
+  auto expected = head();
+  expected.emplace_back("--max-budget-usd=0.5");
+  EXPECT_EQ(args, expected);
+  o.max_budget_usd = 12;
+  args = build_cli_args(o, no_defaults(), std::nullopt, std::nullopt);
+  EXPECT_EQ(args.back(), "--max-budget-usd=12");
+}
+
 TEST(RunOptionsArgs, PermissionPromptFollowsOptionThenConfigThenPolicy) {
   config::Config::Claude claude;
   RunOptions o;
@@ -706,6 +732,31 @@ TEST(RunOptionsInspect, AResultLinesNumbersAndTheStartOfItsText) {
       inspect_cli_line(R"({"type":"assistant","total_cost_usd":1,"result":"x"})");
   EXPECT_FALSE(not_result.total_cost_usd.has_value());
   EXPECT_EQ(not_result.result_text, "");
+}
+
+// The spend totals add a result's usage (this turn's tokens) and its total_cost_usd (issue 19);
+// figures that cannot be right are not believed.
+TEST(RunOptionsInspect, AResultLinesUsageTokens) {
+  const CliLine l = inspect_cli_line(
+      R"({"type":"result","total_cost_usd":0.0013700000000000001,"usage":{"input_tokens":24,)"
+      R"("cache_creation_input_tokens":5,"cache_read_input_tokens":7,"output_tokens":50}})");
+  ASSERT_TRUE(l.total_cost_usd.has_value());
+  EXPECT_DOUBLE_EQ(*l.total_cost_usd, 0.00137);
+  EXPECT_EQ(l.input_tokens, 24u);
+  EXPECT_EQ(l.output_tokens, 50u);
+  EXPECT_EQ(l.cache_read_input_tokens, 7u);
+  EXPECT_EQ(l.cache_creation_input_tokens, 5u);
+
+  const CliLine odd = inspect_cli_line(
+      R"({"type":"result","total_cost_usd":-1,"usage":{"input_tokens":-3,"output_tokens":"9",)"
+      R"("cache_read_input_tokens":1e30,"cache_creation_input_tokens":2000000000000}})");
+  EXPECT_FALSE(odd.total_cost_usd.has_value());
+  EXPECT_EQ(odd.input_tokens, 0u);
+  EXPECT_EQ(odd.output_tokens, 0u);
+  EXPECT_EQ(odd.cache_read_input_tokens, 0u);
+  EXPECT_EQ(odd.cache_creation_input_tokens, 0u);
+  EXPECT_FALSE(inspect_cli_line(R"({"type":"result","total_cost_usd":1e12})").total_cost_usd);
+  EXPECT_EQ(inspect_cli_line(R"({"type":"result","usage":5})").input_tokens, 0u);
 }
 
 TEST(RunOptionsInspect, RealAssistantLine) {

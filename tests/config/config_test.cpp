@@ -263,7 +263,9 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "notify.push_service_hosts",
                                          "notify.ca_file",
                                          "notify.timeout",
-                                         "notify.targets"};
+                                         "notify.targets",
+                                         "budgets.project_daily_usd",
+                                         "budgets.server_daily_usd"};
   std::vector<std::string> table;
   for (const auto& s : detail::settings()) table.emplace_back(s.key);
   EXPECT_EQ(table, keys);
@@ -1077,6 +1079,8 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
                        .url = "http://127.0.0.1:9/hook",
                        .secret = "hmac-secret",
                        .events = {"run_failed", "server_problem"}}};
+  c.budgets.project_daily_usd = 2.5;
+  c.budgets.server_daily_usd = 0.125;
 
   // Every setting differs from its default, so the test covers the whole table.
   const Config defaults;

@@ -30,7 +30,8 @@ bool is_server_flag(const std::string& arg) {
       "--input-format=",    "--output-format=",   "--model=",
       "--fallback-model=",  "--permission-mode=", "--allowedTools=",
       "--disallowedTools=", "--mcp-config=",      "--append-system-prompt=",
-      "--add-dir=",         "--resume=",          "--permission-prompt-tool="};
+      "--add-dir=",         "--resume=",          "--permission-prompt-tool=",
+      "--max-budget-usd="};
   if (kBare.count(arg) != 0) return true;
   for (const auto& p : kPrefixed) {
     if (arg.rfind(p, 0) == 0) return true;

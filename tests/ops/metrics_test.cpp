@@ -286,6 +286,31 @@ TEST(Registry, ThrowingCallbackRendersNaN) {
   EXPECT_EQ(r.render(), "# HELP broken h\n# TYPE broken gauge\nbroken NaN\n");
 }
 
+// Series computed at each render from state kept elsewhere (the projects' spend, issue 19): they
+// follow that state, a child that is gone is gone, and none at all renders nothing.
+TEST(Registry, CounterCallbackFamilyRendersWhatTheCallbackReturns) {
+  Registry r;
+  Registry::LabelledValues now = {{{"p1", "input"}, 12}, {{"p2", "output"}, 0.25}};
+  r.counter_callback_family("app_spend_total", "Spend.", {"project_id", "kind"},
+                            [&] { return now; });
+  EXPECT_EQ(r.render(),
+            "# HELP app_spend_total Spend.\n"
+            "# TYPE app_spend_total counter\n"
+            "app_spend_total{project_id=\"p1\",kind=\"input\"} 12\n"
+            "app_spend_total{project_id=\"p2\",kind=\"output\"} 0.25\n");
+  now.erase(now.begin());
+  EXPECT_EQ(r.render().find("p1"), std::string::npos);
+  now.clear();
+  EXPECT_EQ(r.render(), "");
+  r.counter_callback_family("broken_total", "h", {"x"},
+                            []() -> Registry::LabelledValues { throw std::runtime_error("boom"); });
+  EXPECT_EQ(r.render(), "");
+  EXPECT_THROW(r.counter_callback_family("cb_total", "h", {"x"}, nullptr), std::invalid_argument);
+  EXPECT_THROW(
+      r.counter_callback_family("cb2_total", "h", {}, [] { return Registry::LabelledValues{}; }),
+      std::invalid_argument);
+}
+
 TEST(Registry, EmptyHelpHasNoTrailingBlank) {
   Registry r;
   r.counter("n_total", "");

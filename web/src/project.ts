@@ -6,6 +6,7 @@ import { h, clear, json } from './dom';
 import { Item, RenderContext, renderItem, setRaw, byText } from './render';
 import { ReviewTabs } from './review';
 import { AttachmentTray, attachmentList } from './attachments';
+import { Totals, spendBadge, showProjectSpend } from './spend';
 
 const PAGE = 100;        // entries per history page
 const CATCH_UP = 500;    // entries per catch-up request
@@ -17,6 +18,8 @@ export interface ProjectInfo {
   state: string;
   session_id?: string | null;
   queue_position?: number;
+  totals?: Totals;  // what its runs cost (issue 19)
+  today?: Totals;
 }
 
 export class ProjectView {
@@ -38,6 +41,7 @@ export class ProjectView {
   private queuedEl: HTMLElement;
   private stateEl: HTMLElement;
   private sessionEl: HTMLElement;
+  private spendEl = spendBadge();
   private notice: HTMLElement;
   private textarea: HTMLTextAreaElement;
   private submit: HTMLButtonElement;
@@ -128,7 +132,7 @@ export class ProjectView {
       h('div', { class: 'project-bar' },
         h('a', { href: '#', class: 'back' }, '← Projects'),
         h('h2', { class: 'path mono', 'data-testid': 'project-path' }, projectId),
-        this.stateEl, this.sessionEl,
+        this.stateEl, this.sessionEl, this.spendEl,
         h('div', { class: 'actions' }, interrupt, kill, this.newSession,
           h('label', { class: 'toggle' }, rawToggle, ' Raw JSON'))),
       review.tabs, this.notice, this.stream, this.cardsEl, this.queuedEl, this.form, roleNote, review.el);
@@ -393,6 +397,7 @@ export class ProjectView {
     this.stateEl.textContent = info.state + (info.queue_position ? ` #${info.queue_position}` : '');
     this.stateEl.dataset.state = info.state;
     this.sessionEl.textContent = info.session_id ? `session ${String(info.session_id).slice(0, 8)}` : 'new session';
+    showProjectSpend(this.spendEl, info);
     const idle = info.state === 'IDLE';
     this.submit.textContent = idle ? 'Run' : 'Queue follow-up';
     this.newSession.disabled = !idle;

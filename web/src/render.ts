@@ -226,6 +226,8 @@ function server(m: any, ctx: RenderContext): Body {
       return { kind: 'queued', cls: 'meta', node: h('span', { class: 'muted small' }, `Queued: ${d.prompt}`) };
     case 'prompt_dequeued':
       return { kind: 'queued', cls: 'meta', node: h('span', { class: 'muted small' }, `Queued prompt ${d.reason}`) };
+    case 'budget_exceeded':
+      return { kind: 'budget', cls: 'error', node: h('div', null, h('strong', null, 'Budget reached'), ' ', String(d.message ?? '')) };
     case 'oversized_line':
       return claude(m);
     default:

@@ -2,6 +2,7 @@
 // `server_stats` broadcasts.
 import { Connection, Failure, Status } from './conn';
 import { h, clear, fmtUptime, fmtDuration } from './dom';
+import { spendText } from './spend';
 
 export class StatusPanel {
   readonly pill: HTMLElement;
@@ -65,6 +66,7 @@ export class StatusPanel {
       ['CPU / memory', `${num(d.resources?.cpu_percent)} % · ${num(d.resources?.memory_mb)} MB`],
       ['Disk free', `${num(d.resources?.disk_free_gb)} GB`],
     ];
+    if (d.today) rows.push(['Spend today', spendText(d.today)]);
     for (const [k, v] of rows) this.healthEl.append(h('dt', null, k), h('dd', { 'data-key': k }, v));
     this.healthEl.dataset.status = String(d.status ?? '');
   }
@@ -79,7 +81,8 @@ export class StatusPanel {
       ['Messages', `${num(d.messages?.rate_per_sec)}/s (${d.messages?.sent ?? 0} sent)`],
       ['Connections', String(d.connections ?? '?')],
     ];
-    for (const [k, v] of rows) this.statsEl.append(h('dt', null, k), h('dd', null, v));
+    if (d.today) rows.push(['Spend today', spendText(d.today)]);
+    for (const [k, v] of rows) this.statsEl.append(h('dt', null, k), h('dd', { 'data-key': k }, v));
   }
 }
 
