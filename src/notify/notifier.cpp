@@ -305,8 +305,7 @@ void Notifier::count(const Delivery& d, Dispatcher::Outcome outcome) {
       metrics_.notifications_failed.with(d.channel).inc();
       break;
     case Dispatcher::Outcome::kGone:
-      metrics_.push_subscriptions_removed.inc();
-      break;
+      break;  // counted by remove_gone once the subscription is really gone
   }
 }
 
@@ -315,7 +314,9 @@ void Notifier::remove_gone(const std::string& endpoint) {
   asio::post(work_, [weak = weak_from_this(), endpoint] {
     auto self = weak.lock();
     if (!self || !self->store_.remove(endpoint)) return;
+    // The gauge first: whoever sees the removal counted also sees one subscription fewer.
     self->metrics_.push_subscriptions.set(static_cast<double>(self->store_.all().size()));
+    self->metrics_.push_subscriptions_removed.inc();
     self->save_subscriptions();
   });
 }
