@@ -40,6 +40,8 @@ std::string_view to_string(ErrorCode code) {
       return "GIT_FAILED";
     case ErrorCode::kDeviceNotFound:
       return "DEVICE_NOT_FOUND";
+    case ErrorCode::kSearchFailed:
+      return "SEARCH_FAILED";
   }
   return "INTERNAL_ERROR";
 }

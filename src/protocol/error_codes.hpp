@@ -26,6 +26,7 @@ enum class ErrorCode {
   kUnsupportedProtocol,  // 426 (ours): a hello with a protocol older than the server speaks
   kGitFailed,            // 502 (ours): git timed out or failed answering a review request
   kDeviceNotFound,       // 404 (ours): no paired device has this device_id
+  kSearchFailed,         // 503 (ours): the search index could not answer (or took too long)
 };
 
 // Every code, in declaration order (new codes go at the end of the enum and here).
@@ -36,8 +37,9 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::kInternalError,       ErrorCode::kExecutionFailed, ErrorCode::kForbidden,
     ErrorCode::kPermissionNotFound,  ErrorCode::kShuttingDown,    ErrorCode::kStorageFailed,
     ErrorCode::kUnsupportedProtocol, ErrorCode::kGitFailed,       ErrorCode::kDeviceNotFound,
+    ErrorCode::kSearchFailed,
 };
-static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kDeviceNotFound) + 1,
+static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kSearchFailed) + 1,
               "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);
