@@ -14,6 +14,10 @@ namespace fs = std::filesystem;
 
 class SearchTest : public AgentServerTest {
  protected:
+  // A data directory of the test's own, so that it outlives a server restart.
+  void SetUp() override { start_agent_server({}, {}, data_.path()); }
+  TempDir data_{"pa-search-data"};
+
   Json search(WsClient& client, Json data, std::optional<std::string> project = std::nullopt) {
     Json message{{"type", "search_messages"}, {"data", std::move(data)}};
     if (project) message["project_id"] = *project;
@@ -85,19 +89,20 @@ TEST_F(SearchTest, FindsPromptAgentTextToolInputAndResultInAnotherProject) {
 
   // The agent's reply (the prompt's directive holds the word too).
   std::set<std::string> kinds;
-  for (const auto& h : hits(search(*client, Json{{"query", "quetzal"}})))
-    kinds.insert(kind(entry_of(*client, h)));
+  const auto reply = search(*client, Json{{"query", "quetzal"}});
+  for (const auto& h : hits(reply)) kinds.insert(kind(entry_of(*client, h)));
   EXPECT_TRUE(kinds.contains("claude/assistant"));
   // The tool's input and its result, in project b.
   kinds.clear();
-  for (const auto& h : hits(search(*client, Json{{"query", "marmoset"}}))) {
+  const auto input = search(*client, Json{{"query", "marmoset"}});
+  for (const auto& h : hits(input)) {
     EXPECT_EQ(str(h.as_object(), "project_id"), b);
     kinds.insert(kind(entry_of(*client, h)));
   }
   EXPECT_TRUE(kinds.contains("claude/assistant"));  // the Bash tool_use
   kinds.clear();
-  for (const auto& h : hits(search(*client, Json{{"query", "axolotl token"}})))
-    kinds.insert(kind(entry_of(*client, h)));
+  const auto result = search(*client, Json{{"query", "axolotl token"}});
+  for (const auto& h : hits(result)) kinds.insert(kind(entry_of(*client, h)));
   EXPECT_TRUE(kinds.contains("claude/user"));  // the tool_result
 
   // Within one project: project_id narrows it.
@@ -133,7 +138,7 @@ TEST_F(SearchTest, FtsSyntaxAndBadRequestsAreHarmless) {
   // Syntax characters are searched for as words (or dropped as punctuation), never interpreted.
   for (const char* q : {"\"hello\"", "hello\"", "AND", "(goodbye)", "NOT near", "NEAR(x", "col:umn",
                         "^caret", "body:hello", "project:p1", "{body}", "hello -- world", "a\"b\"c",
-                        "\"\"\"", "hello*", "*hello", "x:*", "NEAR(hello goodbye, 1)"}) {
+                        "hello*", "*hello", "xy:*", "NEAR(hello goodbye, 1)", "- hello +"}) {
     const auto reply = search(*client, Json{{"query", q}});
     EXPECT_EQ(str(reply, "type"), "search_results") << q << ": " << json::serialize(reply);
   }
@@ -149,6 +154,7 @@ TEST_F(SearchTest, FtsSyntaxAndBadRequestsAreHarmless) {
   invalid(Json{{"query", ""}}, "data.query");
   invalid(Json{{"query", "-- ()"}}, "data.query");
   invalid(Json{{"query", "a*"}}, "data.query");
+  invalid(Json{{"query", "\"\"\""}}, "data.query");  // quotes only: no word
   invalid(Json{{"query", std::string(search::kMaxQueryBytes + 1, 'x')}}, "data.query");
   invalid(Json{{"query", 5}}, "data.query");
   invalid(Json{{"query", "x"}, {"limit", 0}}, "data.limit");
@@ -196,7 +202,7 @@ TEST_F(SearchTest, DeletedIndexIsRebuiltAtStartAndFindsTheSame) {
   const auto before = search(*client, Json{{"query", "capybara"}});
   ASSERT_EQ(hits(before).size(), 3u);
   client.reset();
-  const fs::path data_dir = server_->data_dir();
+  const fs::path data_dir = data_.path();
   server_->stop();
   ASSERT_TRUE(fs::remove_all(data_dir / "search") > 0);
   start_agent_server({}, {}, data_dir);
@@ -209,8 +215,9 @@ TEST_F(SearchTest, DeletedIndexIsRebuiltAtStartAndFindsTheSame) {
 TEST_F(SearchTest, FailingIndexNeverHoldsUpHistory) {
   // A directory where the index file belongs: SQLite cannot open it and the server cannot
   // replace it.
-  const fs::path data_dir = server_->data_dir();
+  const fs::path data_dir = data_.path();
   server_->stop();
+  fs::remove_all(data_dir / "search");
   fs::create_directories(data_dir / "search" / "index.sqlite3" / "blocker");
   start_agent_server({}, {}, data_dir);
   auto client = connect();
@@ -239,7 +246,7 @@ TEST_F(SearchTest, ReindexRebuildsWithTheServerStoppedAndRefusesWhileItRuns) {
   run(*client, id, "okapi [[fake:text text=\"okapi answer\"]]");
   const auto before = search(*client, Json{{"query", "okapi"}});
   ASSERT_EQ(hits(before).size(), 2u);
-  const fs::path data_dir = server_->data_dir();
+  const fs::path data_dir = data_.path();
   // While the server runs: refused, the index untouched.
   const auto refused = run_command({PA_SERVER_BINARY, "reindex", "--data-dir", data_dir.string()});
   EXPECT_EQ(refused.exit_code, 1) << refused.output;
