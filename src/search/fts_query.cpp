@@ -6,8 +6,11 @@ namespace pa::search {
 
 namespace {
 
+// White space and every other ASCII control character (a NUL would end FTS5's reading of the
+// query inside a quoted string) separate words.
 bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  const auto u = static_cast<unsigned char>(c);
+  return u <= 0x20 || u == 0x7f;
 }
 
 // Bytes the index's tokenizer (unicode61) keeps in words: ASCII letters and digits, and every

@@ -131,11 +131,10 @@ std::unique_ptr<IndexFile> IndexFile::open_reader(const std::filesystem::path& f
   return std::unique_ptr<IndexFile>(new IndexFile(std::move(db)));
 }
 
-Statement* IndexFile::statement(std::unique_ptr<Statement>& slot, const char* sql,
-                                std::string& error) {
+IndexFile::Lease IndexFile::statement(std::unique_ptr<Statement>& slot, const char* sql,
+                                      std::string& error) {
   if (!slot) slot = db_->prepare(sql, error);
-  if (slot) slot->reset();
-  return slot.get();
+  return Lease(slot.get());
 }
 
 std::optional<std::map<std::string, std::uint64_t>> IndexFile::watermarks(std::string& error) {
@@ -171,7 +170,7 @@ void IndexFile::rollback() {
 std::optional<std::int64_t> IndexFile::project_key(const std::string& project_id, bool create,
                                                    std::string& error) {
   if (const auto it = keys_.find(project_id); it != keys_.end()) return it->second;
-  auto* find = statement(find_key_, "SELECT pk FROM projects WHERE project_id = ?1", error);
+  auto find = statement(find_key_, "SELECT pk FROM projects WHERE project_id = ?1", error);
   if (!find) return std::nullopt;
   find->bind(1, project_id);
   if (find->step()) return keys_[project_id] = find->int64(0);
@@ -179,7 +178,7 @@ std::optional<std::int64_t> IndexFile::project_key(const std::string& project_id
     if (find->failed()) error = db_->last_error();
     return std::nullopt;
   }
-  auto* insert =
+  auto insert =
       statement(insert_key_,
                 "INSERT INTO projects(project_id, indexed_seq) VALUES(?1, 0) RETURNING pk", error);
   if (!insert) return std::nullopt;
@@ -199,7 +198,7 @@ bool IndexFile::add(const IndexedEntry& entry, std::string& error) {
   if (!key) return false;
   // The next free id in the entry's millisecond.
   const std::int64_t first = first_id_of_millisecond(entry.time_ms);
-  auto* last = statement(last_id_, "SELECT max(id) FROM docs WHERE id >= ?1 AND id < ?2", error);
+  auto last = statement(last_id_, "SELECT max(id) FROM docs WHERE id >= ?1 AND id < ?2", error);
   if (!last) return false;
   last->bind(1, first);
   last->bind(2, first + (std::int64_t{1} << kIdShift));
@@ -211,7 +210,7 @@ bool IndexFile::add(const IndexedEntry& entry, std::string& error) {
   }
   if (id >= first + (std::int64_t{1} << kIdShift)) return true;  // 2^20 in one ms: not indexed
   const std::string token = project_token(*key);
-  auto* doc =
+  auto doc =
       statement(insert_doc_,
                 "INSERT INTO docs(id, pk, seq, project, body) VALUES(?1, ?2, ?3, ?4, ?5)", error);
   if (!doc) return false;
@@ -225,7 +224,7 @@ bool IndexFile::add(const IndexedEntry& entry, std::string& error) {
     error = db_->last_error();
     return false;
   }
-  auto* fts =
+  auto fts =
       statement(insert_fts_, "INSERT INTO fts(rowid, body, project) VALUES(?1, ?2, ?3)", error);
   if (!fts) return false;
   fts->bind(1, id);
@@ -243,7 +242,7 @@ bool IndexFile::set_watermark(const std::string& project_id, std::uint64_t seq,
                               std::string& error) {
   const auto key = project_key(project_id, true, error);
   if (!key) return false;
-  auto* mark = statement(set_mark_, "UPDATE projects SET indexed_seq = ?1 WHERE pk = ?2", error);
+  auto mark = statement(set_mark_, "UPDATE projects SET indexed_seq = ?1 WHERE pk = ?2", error);
   if (!mark) return false;
   mark->bind(1, static_cast<std::int64_t>(seq));
   mark->bind(2, *key);
@@ -287,14 +286,14 @@ SearchPage IndexFile::search(const SearchRequest& request) {
     expression = "project : " + project_token(*key) + " AND " + expression;
   }
   db_->set_deadline(std::chrono::steady_clock::now() + request.time_limit);
-  auto* query = statement(search_,
-                          "SELECT rowid, snippet(fts, 0, char(1), char(2), '…', 24) FROM fts "
-                          "WHERE fts MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3",
-                          page.error);
-  auto* info = statement(hit_info_,
-                         "SELECT p.project_id, d.seq FROM docs d JOIN projects p ON p.pk = d.pk "
-                         "WHERE d.id = ?1",
+  auto query = statement(search_,
+                         "SELECT rowid, snippet(fts, 0, char(1), char(2), '…', 24) FROM fts "
+                         "WHERE fts MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3",
                          page.error);
+  auto info = statement(hit_info_,
+                        "SELECT p.project_id, d.seq FROM docs d JOIN projects p ON p.pk = d.pk "
+                        "WHERE d.id = ?1",
+                        page.error);
   if (query && info) {
     query->bind(1, expression);
     query->bind(2, request.before.value_or(INT64_MAX));

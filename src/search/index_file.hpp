@@ -80,7 +80,14 @@ class IndexFile {
   explicit IndexFile(std::unique_ptr<Database> db) : db_(std::move(db)) {}
   std::optional<std::int64_t> project_key(const std::string& project_id, bool create,
                                           std::string& error);
-  Statement* statement(std::unique_ptr<Statement>& slot, const char* sql, std::string& error);
+  // A prepared statement lent for one use: reset when the lease ends, since a statement left
+  // mid-way keeps its read transaction open, and that stops WAL checkpoints (the -wal file
+  // would grow without end).
+  struct ResetOnRelease {
+    void operator()(Statement* s) const { s->reset(); }
+  };
+  using Lease = std::unique_ptr<Statement, ResetOnRelease>;
+  Lease statement(std::unique_ptr<Statement>& slot, const char* sql, std::string& error);
 
   std::unique_ptr<Database> db_;
   std::map<std::string, std::int64_t> keys_;  // project id -> key (writer's cache)

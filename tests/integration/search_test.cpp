@@ -144,6 +144,8 @@ TEST_F(SearchTest, FtsSyntaxAndBadRequestsAreHarmless) {
   }
   EXPECT_EQ(hits(search(*client, Json{{"query", "\"hello\" AND"}})).size(), 1u);
   EXPECT_EQ(hits(search(*client, Json{{"query", "col:umn"}})).size(), 1u);
+  // A NUL separates words like a space.
+  EXPECT_EQ(hits(search(*client, Json{{"query", std::string("hello\0caret", 11)}})).size(), 1u);
 
   const auto invalid = [&](Json data, const std::string& field) {
     const auto reply = search(*client, std::move(data));

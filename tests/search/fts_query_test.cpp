@@ -32,6 +32,11 @@ TEST(FtsQuery, PunctuationOnlyWordsAreDroppedAndAloneRefused) {
   EXPECT_EQ(build_fts_query("größe").expression, "body : (\"größe\")");
 }
 
+TEST(FtsQuery, ControlCharactersSeparateWords) {
+  EXPECT_EQ(build_fts_query(std::string("a\0b\x01" "c\x7f", 6)).expression,
+            R"q(body : ("a" AND "b" AND "c"))q");
+}
+
 TEST(FtsQuery, TooManyWords) {
   std::string text;
   for (std::size_t i = 0; i <= kMaxQueryTerms; ++i) text += "w" + std::to_string(i) + " ";
