@@ -14,9 +14,9 @@ namespace pa::search {
 
 inline constexpr std::size_t kMaxQueryBytes = 256;
 inline constexpr std::size_t kMaxQueryTerms = 16;
-// Characters a prefix term needs before its "*" (a one-letter prefix would merge most of the
-// index's word lists).
-inline constexpr std::size_t kMinPrefixChars = 2;
+// Characters a prefix term needs before its "*": the index keeps 3-letter prefixes (a shorter
+// one would merge most of the index's word lists).
+inline constexpr std::size_t kMinPrefixChars = 3;
 
 struct FtsQuery {
   std::string expression;  // for MATCH; empty when `error` is set
