@@ -110,6 +110,14 @@ TEST_F(SearchTest, FindsPromptAgentTextToolInputAndResultInAnotherProject) {
   EXPECT_EQ(hits(search(*client, Json{{"query", "zanzibar"}}, a)).size(), 1u);
   // Prefixes.
   EXPECT_EQ(hits(search(*client, Json{{"query", "zanzi*"}})).size(), 1u);
+  // The index is as private as the history it holds.
+  const auto dir = data_.path() / "search";
+  EXPECT_EQ(fs::status(dir).permissions() & fs::perms::all, fs::perms::owner_all);
+  for (const char* name : {"index.sqlite3", "index.sqlite3-wal", "index.sqlite3-shm"}) {
+    EXPECT_EQ(fs::status(dir / name).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write)
+        << name;
+  }
 }
 
 TEST_F(SearchTest, PagesNewestFirstWithTheLastCursor) {
