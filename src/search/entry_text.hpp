@@ -13,7 +13,7 @@ namespace pa::search {
 
 // An entry's searchable text is cut to this many bytes (at a code point): a huge tool result
 // (a whole file read) is found by its beginning.
-inline constexpr std::size_t kMaxEntryTextBytes = 64 * 1024;
+inline constexpr std::size_t kMaxEntryTextBytes = std::size_t{64} * 1024;
 
 // The text of `message` (a history entry's "message") with direction "client", "claude" or
 // "server"; empty when nothing in it is searchable. Valid UTF-8; the bytes 0x01 and 0x02 (the

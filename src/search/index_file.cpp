@@ -5,7 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 namespace pa::search {
 
@@ -47,7 +47,8 @@ bool schema_version_ok(Database& db) {
 bool create_private(const std::filesystem::path& file, std::string& error) {
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    error = "cannot create " + file.string() + ": " + std::strerror(errno);
+    error = "cannot create " + file.string() + ": " +
+            std::error_code(errno, std::generic_category()).message();
     return false;
   }
   ::close(fd);

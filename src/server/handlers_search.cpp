@@ -99,13 +99,14 @@ void Hub::handle_search_messages(Request request) {
   // Waits (without holding a thread) until the index has what was appended before this
   // request, or kFreshnessWait; whichever comes first runs the query on the blocking pool.
   struct Wait {
+    Wait(Request r, search::SearchRequest q, asio::io_context& io)
+        : request(std::move(r)), query(std::move(q)), timer(io) {}
     Request request;
     search::SearchRequest query;
     std::atomic<bool> started{false};
     asio::steady_timer timer;
   };
-  auto wait =
-      std::make_shared<Wait>(std::move(request), std::move(query), false, asio::steady_timer(io_));
+  auto wait = std::make_shared<Wait>(std::move(request), std::move(query), io_);
   const auto go = [self = shared_from_this(), wait](bool waited_out) {
     if (wait->started.exchange(true)) return;
     asio::post(self->pool_, [self, wait, waited_out] {
