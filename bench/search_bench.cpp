@@ -173,7 +173,7 @@ double ms_since(Clock::time_point start) {
 class NoSource final : public pa::search::EntrySource {
  public:
   std::vector<std::string> project_ids() override { return {}; }
-  std::optional<pa::search::SourcePage> read_after(const std::string&, std::uint64_t,
+  std::optional<pa::search::SourcePage> read_after(const std::string&, std::uint64_t, std::size_t,
                                                    std::size_t) override {
     return std::nullopt;
   }
@@ -193,12 +193,13 @@ class AppendedSource final : public pa::search::EntrySource {
   }
   std::vector<std::string> project_ids() override { return {"bench-project"}; }
   std::optional<pa::search::SourcePage> read_after(const std::string&, std::uint64_t after_seq,
-                                                   std::size_t limit) override {
+                                                   std::size_t limit, std::size_t) override {
     std::lock_guard lock(mutex_);
     pa::search::SourcePage page;
     for (std::size_t i = after_seq; i < entries_.size() && page.entries.size() < limit; ++i)
       page.entries.push_back(entries_[i]);
     page.last_seq = entries_.size();
+    page.has_more = after_seq + page.entries.size() < entries_.size();
     return page;
   }
 

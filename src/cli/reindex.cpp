@@ -27,16 +27,19 @@ class LogsEntrySource final : public search::EntrySource {
     return ids;
   }
   std::optional<search::SourcePage> read_after(const std::string& project_id,
-                                               std::uint64_t after_seq,
-                                               std::size_t limit) override {
+                                               std::uint64_t after_seq, std::size_t limit,
+                                               std::size_t max_bytes) override {
     const auto it = logs_.find(project_id);
     if (it == logs_.end()) return std::nullopt;
     history::Query query;
     query.after_seq = after_seq;
     query.limit = limit;
+    query.max_bytes = max_bytes;
     std::vector<std::string> warnings;
+    auto read = it->second->read(query, warnings);
     search::SourcePage page;
-    page.entries = it->second->read(query, warnings).entries;
+    page.entries = std::move(read.entries);
+    page.has_more = read.has_more;
     page.last_seq = it->second->last_seq();
     return page;
   }

@@ -222,7 +222,7 @@ bool Indexer::write_batch(std::deque<Item>& batch, std::string& error) {
 bool Indexer::catch_up_page(const std::string& project_id, bool& done, std::string& error) {
   done = false;
   std::uint64_t mark = marks_.contains(project_id) ? marks_[project_id] : 0;
-  auto page = source_.read_after(project_id, mark, options_.catch_up_page);
+  auto page = source_.read_after(project_id, mark, options_.catch_up_page, options_.catch_up_bytes);
   if (!page) {
     done = true;  // deleted meanwhile: its removal is queued
     return true;
@@ -254,12 +254,12 @@ bool Indexer::catch_up_page(const std::string& project_id, bool& done, std::stri
     if (!index_->add(entry, error)) return false;
     last = seq;
   }
-  // Entries the reader skipped (damaged lines) up to the page's end count as looked at.
-  if (page->entries.size() < options_.catch_up_page) last = std::max(last, page->last_seq);
+  // Entries the reader skipped (damaged lines) up to the log's end count as looked at.
+  if (!page->has_more) last = std::max(last, page->last_seq);
   if (last > mark && !index_->set_watermark(project_id, last, error)) return false;
   if (!index_->commit(error)) return false;
   marks_[project_id] = last;
-  done = page->entries.size() < options_.catch_up_page;
+  done = !page->has_more;
   return true;
 }
 

@@ -32,9 +32,10 @@ namespace pa::search {
 
 struct IndexerOptions {
   std::size_t queue_items = 20000;              // entries waiting for the writer at most
-  std::size_t queue_bytes = 32u << 20;          // and their bytes
+  std::size_t queue_bytes = 8u << 20;           // and their bytes (more is read from the logs)
   std::size_t batch_items = 1000;               // entries per transaction
   std::size_t catch_up_page = 2000;             // entries read from a log at once
+  std::size_t catch_up_bytes = 4u << 20;        // and their bytes at most (one entry at least)
   std::chrono::milliseconds retry_after{5000};  // after a failure
 };
 

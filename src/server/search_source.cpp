@@ -15,7 +15,8 @@ std::vector<std::string> ProjectsEntrySource::project_ids() {
 
 std::optional<search::SourcePage> ProjectsEntrySource::read_after(const std::string& project_id,
                                                                   std::uint64_t after_seq,
-                                                                  std::size_t limit) {
+                                                                  std::size_t limit,
+                                                                  std::size_t max_bytes) {
   auto project = projects_.find(project_id);
   if (!project) return std::nullopt;
   std::promise<std::optional<search::SourcePage>> promise;
@@ -28,8 +29,11 @@ std::optional<search::SourcePage> ProjectsEntrySource::read_after(const std::str
     history::Query query;
     query.after_seq = after_seq;
     query.limit = limit;
+    query.max_bytes = max_bytes;
+    auto read = project->read_history(query);
     search::SourcePage page;
-    page.entries = project->read_history(query).entries;
+    page.entries = std::move(read.entries);
+    page.has_more = read.has_more;
     page.last_seq = project->last_seq();
     promise.set_value(std::move(page));
   });

@@ -12,7 +12,8 @@ class ProjectsEntrySource final : public search::EntrySource {
   explicit ProjectsEntrySource(const ProjectRegistry& projects) : projects_(projects) {}
   std::vector<std::string> project_ids() override;
   std::optional<search::SourcePage> read_after(const std::string& project_id,
-                                               std::uint64_t after_seq, std::size_t limit) override;
+                                               std::uint64_t after_seq, std::size_t limit,
+                                               std::size_t max_bytes) override;
 
  private:
   const ProjectRegistry& projects_;

@@ -56,7 +56,7 @@ class MemorySource final : public EntrySource {
     return ids;
   }
   std::optional<SourcePage> read_after(const std::string& project, std::uint64_t after_seq,
-                                       std::size_t limit) override {
+                                       std::size_t limit, std::size_t) override {
     std::lock_guard lock(mutex_);
     const auto it = logs_.find(project);
     if (it == logs_.end()) return std::nullopt;
@@ -65,6 +65,7 @@ class MemorySource final : public EntrySource {
          ++seq)
       page.entries.push_back(it->second[seq - 1]);
     page.last_seq = it->second.size();
+    page.has_more = after_seq + page.entries.size() < it->second.size();
     return page;
   }
 
