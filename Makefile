@@ -102,7 +102,10 @@ install: $(BUILD_DIR)/build.ninja
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 # Microbenchmarks, the supervisor's overhead and a restart with 10 and 100 live runs (issue 14;
-# about 1 minute), then every load scenario at a small size (under 3 minutes; bench/run-load.sh).
+# about 1 minute), search over a 1,000,000-entry history (issue 19; a few minutes, about 1.5 GB
+# of scratch space in $PA_BENCH_TMPDIR or /tmp; SEARCH_BENCH_ENTRIES=100000 for a quick look),
+# then every load scenario at a small size (under 3 minutes; bench/run-load.sh).
+SEARCH_BENCH_ENTRIES ?= 1000000
 # Results go to $(BUILD_DIR)/bench-results/; docs/benchmarks.md explains them.
 bench: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target pa_bench
@@ -115,6 +118,8 @@ bench: build
 	  | tee $(BUILD_DIR)/bench-results/supervisor_overhead.txt
 	@echo "== $(BUILD_DIR)/bench/reattach_bench"
 	@$(BUILD_DIR)/bench/reattach_bench --runs 10,100 | tee $(BUILD_DIR)/bench-results/reattach.txt
+	@echo "== $(BUILD_DIR)/bench/search_bench (issue 19: 1,000,000 history entries in 100 projects)"
+	@$(BUILD_DIR)/bench/search_bench --entries $(SEARCH_BENCH_ENTRIES) | tee $(BUILD_DIR)/bench-results/search.txt
 	BUILD_DIR=$(BUILD_DIR) bench/run-load.sh quick
 
 # The full targets table of docs/benchmarks.md (10,000 connections, 1,000,000-entry history, ...).

@@ -26,6 +26,7 @@
 #include "agent/child_process.hpp"
 #include "agent/supervisor.hpp"
 #include "cli/commands.hpp"
+#include "cli/reindex.hpp"
 #include "common/atomic_file.hpp"
 #include "common/data_dir_lock.hpp"
 #include "config/config.hpp"
@@ -366,6 +367,8 @@ int main(int argc, char** argv) {
     case pa::config::Action::kDeviceRevoke:
     case pa::config::Action::kPrintQr:
       return pa::cli::run_client_command(loaded, std::cout, std::cerr, ::isatty(STDOUT_FILENO));
+    case pa::config::Action::kReindex:
+      return pa::cli::reindex(loaded.config, std::cout, std::cerr);
     case pa::config::Action::kRun:
       break;
   }

@@ -11,6 +11,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libqrencode-dev  # QR codes for pairing a device (src/devices/qr.cpp)
+  libsqlite3-dev  # the search index, SQLite FTS5 (src/search)
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-tidy clang-format
   clang libclang-rt-14-dev  # make fuzz: clang 14 and its libFuzzer/ASan/UBSan runtimes

@@ -10,6 +10,8 @@ packages=(
   libboost-json1.81.0 libboost-container1.81.0 libboost-url1.81.0 libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 libstdc++6
   # QR codes: `pair` and `qr` draw them, the console shows them (src/devices/qr.cpp).
   libqrencode4
+  # The search index over history: SQLite with FTS5 (src/search).
+  libsqlite3-0
   # TLS trust store (the Claude CLI calls the Anthropic API), openssl for certificates,
   # curl for the HEALTHCHECK (GET /health).
   ca-certificates openssl curl

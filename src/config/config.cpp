@@ -250,6 +250,11 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
   qr->fallthrough();
   qr->add_option("TEXT", command.text, "What the QR code holds, e.g. the console's URL")
       ->required();
+  CLI::App* reindex = app.add_subcommand(
+      "reindex",
+      "Rebuild the search index (<data_dir>/search/) from every project's history and exit; "
+      "refused while the server runs (it rebuilds a missing index itself at start)");
+  reindex->fallthrough();
   app.require_subcommand(0, 1);
 
   try {
@@ -325,7 +330,8 @@ Loaded load(int argc, const char* const* argv, const EnvLookup& env) {
                                                       {pair, Action::kPair},
                                                       {devices_list, Action::kDeviceList},
                                                       {devices_revoke, Action::kDeviceRevoke},
-                                                      {qr, Action::kPrintQr}};
+                                                      {qr, Action::kPrintQr},
+                                                      {reindex, Action::kReindex}};
   for (const auto& [subcommand, action] : subcommands) {
     if (!subcommand->parsed()) continue;
     if (print_config)

@@ -185,6 +185,7 @@ enum class Action {
   kDeviceList,
   kDeviceRevoke,
   kPrintQr,
+  kReindex,  // rebuild the search index from the logs (src/cli/reindex.hpp)
   kExit
 };
 

@@ -29,6 +29,8 @@ constexpr std::array kRules{
     MessageRule{"push_unsubscribe", Role::kViewer},
     MessageRule{"push_test", Role::kViewer},
     MessageRule{"get_attachment", Role::kViewer},
+    // Search reads history, as get_messages does, across every project (all are visible to all).
+    MessageRule{"search_messages", Role::kViewer},
     MessageRule{"execute", Role::kOperator},
     MessageRule{"agent_kill", Role::kOperator},
     MessageRule{"agent_interrupt", Role::kOperator},

@@ -44,6 +44,8 @@ std::string_view to_string(ErrorCode code) {
       return "ATTACHMENT_NOT_FOUND";
     case ErrorCode::kBudgetExceeded:
       return "BUDGET_EXCEEDED";
+    case ErrorCode::kSearchFailed:
+      return "SEARCH_FAILED";
   }
   return "INTERNAL_ERROR";
 }

@@ -28,6 +28,7 @@ enum class ErrorCode {
   kDeviceNotFound,       // 404 (ours): no paired device has this device_id
   kAttachmentNotFound,   // 404 (ours): the project's history refers to no such attachment
   kBudgetExceeded,       // 402 (ours): a daily spend budget is reached (issue 19)
+  kSearchFailed,         // 503 (ours): the search index could not answer (or took too long)
 };
 
 // Every code, in declaration order (new codes go at the end of the enum and here).
@@ -38,9 +39,9 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::kInternalError,       ErrorCode::kExecutionFailed, ErrorCode::kForbidden,
     ErrorCode::kPermissionNotFound,  ErrorCode::kShuttingDown,    ErrorCode::kStorageFailed,
     ErrorCode::kUnsupportedProtocol, ErrorCode::kGitFailed,       ErrorCode::kDeviceNotFound,
-    ErrorCode::kAttachmentNotFound,  ErrorCode::kBudgetExceeded,
+    ErrorCode::kAttachmentNotFound,  ErrorCode::kBudgetExceeded,  ErrorCode::kSearchFailed,
 };
-static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kBudgetExceeded) + 1,
+static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kSearchFailed) + 1,
               "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);

@@ -7,6 +7,7 @@
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/data_reader.hpp"
+#include "search/indexer.hpp"
 #include "server/agent_run.hpp"
 #include "server/hub.hpp"
 #include "server/project.hpp"
@@ -218,6 +219,7 @@ void Hub::handle_project_delete(Request request) {
     self->forget_health_warnings(project.id());
     // Unsubscribes everyone (each connection's cursor goes: Connection::end_feed).
     const auto ec = project.remove_from_disk();
+    self->indexer_->removed(project.id());
     if (ec) spdlog::error("project {}: could not remove its data: {}", project.id(), ec.message());
     self->forget_attachments(project.id());
     spdlog::info("project deleted: id={} by {}", project.id(), r.connection->identity().describe());

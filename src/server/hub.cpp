@@ -17,6 +17,8 @@
 #include "ops/logging.hpp"
 #include "projects/path_rules.hpp"
 #include "protocol/clock.hpp"
+#include "search/indexer.hpp"
+#include "search/searcher.hpp"
 #include "server/agent_run.hpp"
 #include "server/connection.hpp"
 #include "server/notify_events.hpp"
@@ -24,6 +26,7 @@
 #include "server/request.hpp"
 #include "server/run_state.hpp"
 #include "server/scheduler.hpp"
+#include "server/search_source.hpp"
 
 #include "protocol/data_reader.hpp"
 
@@ -126,6 +129,10 @@ Hub::Hub(asio::io_context& io, config::Config config)
       [notifier = notifier_, url = config_.notify.console_url](const ops::StorageProblem& problem) {
         notifier->raise(server_problem_event(problem, url));
       });
+  search_source_ = std::make_unique<ProjectsEntrySource>(projects_);
+  indexer_ = std::make_unique<search::Indexer>(
+      std::filesystem::path(config_.data.dir) / "search" / "index.sqlite3", *search_source_);
+  searcher_ = std::make_unique<search::Searcher>(*indexer_);
   run_context_ = std::make_unique<RunContext>(RunContext{
       config_, io_.get_executor(), *scheduler_,
       agent::build_cli_env(server_environment(), config_.claude), scratch, metrics_, path_policy_,
@@ -162,6 +169,8 @@ Hub::~Hub() {
 }
 
 void Hub::stop_blocking_pool() {
+  // The indexer's thread may wait for a history read on a project's strand (the pool).
+  if (indexer_) indexer_->stop();
   pool_.stop();
   pool_.join();
 }
@@ -196,6 +205,7 @@ const std::map<std::string, Hub::Handler, std::less<>>& Hub::handlers() {
       {"device_rename", &Hub::handle_device_rename},
       {"device_revoke", &Hub::handle_device_revoke},
       {"get_attachment", &Hub::handle_get_attachment},
+      {"search_messages", &Hub::handle_search_messages},
   };
   return table;
 }
@@ -214,6 +224,14 @@ std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
       std::move(info), asio::make_strand(pool_.get_executor()), std::move(log), store_,
       config_.log_rotation.fsync_interval, metrics_.history_bytes_written, storage_problems_,
       metrics_.error(protocol::to_string(ErrorCode::kStorageFailed)));
+  project->set_append_hook([indexer = indexer_.get(), id = project->id()](
+                               std::uint64_t seq, std::string_view timestamp,
+                               history::Direction direction, std::string_view message_json) {
+    // Server notices hold nothing searchable: only their seq is passed on.
+    const bool text = direction != history::Direction::kServer;
+    indexer->appended(id, seq, timestamp, history::to_string(direction),
+                      text ? message_json : std::string_view());
+  });
   // Entries a killed server left above the stored mark: the log synced them, store the mark.
   project->persist_seq_mark();  // not shared yet: no strand needed
   return project;
@@ -371,6 +389,8 @@ void Hub::restore_runs(std::vector<std::string>& warnings) {
 }
 
 void Hub::start() {
+  // Catches the index up with every project loaded (a missing index is rebuilt) in the background.
+  indexer_->start();
   schedule_probe();
   schedule_stats();
 }

@@ -33,6 +33,7 @@
 #include "ops/storage_problems.hpp"
 #include "projects/path_policy.hpp"
 #include "projects/project_store.hpp"
+#include "search/entry_source.hpp"
 #include "server/attachment_store.hpp"
 #include "server/connection_registry.hpp"
 #include "server/idempotency_store.hpp"
@@ -43,6 +44,11 @@
 namespace pa::notify {
 class Notifier;
 }
+namespace pa::search {
+class Indexer;
+class Searcher;
+struct SearchRequest;
+}  // namespace pa::search
 
 namespace pa::server {
 
@@ -150,6 +156,9 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void handle_device_revoke(Request request);
   // Attachments (handlers_attachments.cpp, issue 19).
   void handle_get_attachment(Request request);
+  // Search over every project's history (handlers_search.cpp).
+  void handle_search_messages(Request request);
+  void run_search(Request request, search::SearchRequest query, bool waited_out);
   // Whether the sender's role may send this message; else FORBIDDEN (the connection stays).
   bool role_allows(const Request& request);
   // The base of a pairing URL: notify.console_url, else this machine's name and port.
@@ -217,6 +226,11 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   // The day's spend of the whole server and the daily budgets (issue 19).
   ServerSpend spend_{config_.data.dir, projects_, config_.budgets};
   ConnectionRegistry connections_;
+  // The search index over every project's history (issue 19): fed by each project's appends,
+  // caught up from the logs (source_), queried by search_messages.
+  std::unique_ptr<search::EntrySource> search_source_;
+  std::unique_ptr<search::Indexer> indexer_;
+  std::unique_ptr<search::Searcher> searcher_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> forced_{false};
 };

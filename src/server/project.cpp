@@ -196,6 +196,7 @@ std::uint64_t Project::append(history::Direction direction, std::string_view mes
     history_failing_ = false;
     report_storage_recovered(history_path());
   }
+  if (append_hook_) append_hook_(result.seq, result.timestamp, direction, message_json);
   timestamp = std::move(result.timestamp);
   // A file was closed by rotation (the log fdatasyncs it first): from now on it may be archived
   // or deleted, so the seq mark must cover it. Rare: every log_rotation.size bytes or .count.

@@ -192,6 +192,13 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
   void persist_seq_mark();
   std::uint64_t history_bytes_written() const;
 
+  // Called on the strand after each entry is appended (the search index's feed). Set before
+  // the project is shared.
+  using AppendHook =
+      std::function<void(std::uint64_t seq, std::string_view timestamp,
+                         history::Direction direction, std::string_view message_json)>;
+  void set_append_hook(AppendHook hook) { append_hook_ = std::move(hook); }
+
  private:
   // A message for history and (type not empty) for the subscribers and requesters. The views
   // point into the caller's strings; a message that has to wait is copied into a Deferred.
@@ -266,6 +273,8 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
   boost::asio::steady_timer metadata_timer_;
   bool metadata_armed_ = false;
   unsigned metadata_attempt_ = 0;
+
+  AppendHook append_hook_;
 
   mutable std::mutex info_mutex_;
   projects::ProjectInfo info_;

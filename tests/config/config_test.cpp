@@ -577,6 +577,13 @@ TEST(ConfigActions, TokenSubcommand) {
   EXPECT_EQ(l.config.data.dir, "/srv/pb");
 }
 
+TEST(ConfigActions, ReindexSubcommand) {
+  Loaded l = run({"reindex", "--data-dir", "/srv/pa"});
+  EXPECT_EQ(l.action, Action::kReindex);
+  EXPECT_EQ(l.config.data.dir, "/srv/pa");
+  EXPECT_EQ(run({"--data-dir", "/srv/pb", "reindex"}).action, Action::kReindex);
+}
+
 // The client subcommands take the server's settings anywhere on the line (cli/commands.hpp).
 TEST(ConfigActions, PairAndDevicesSubcommands) {
   Loaded l = run({"pair"});

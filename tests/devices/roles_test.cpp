@@ -15,10 +15,11 @@ const Role kAllRoles[] = {Role::kViewer, Role::kOperator, Role::kApprover, Role:
 
 // The issue's roles, written out independently of the table under test.
 const std::set<std::string> kViewerMessages{
-    "hello",        "health",          "project_list", "project_join",   "project_leave",
-    "get_messages", "project_changes", "project_diff", "file_read",      "file_list",
-    "session_list", "client_focus",    "push_info",    "push_subscribe", "push_unsubscribe",
-    "push_test",    "get_attachment"};
+    "hello", "health", "project_list", "project_join", "project_leave", "get_messages",
+    "project_changes", "project_diff", "file_read", "file_list", "session_list", "client_focus",
+    "push_info", "push_subscribe", "push_unsubscribe", "push_test", "get_attachment",
+    // Issue 19: search over every project's history.
+    "search_messages"};
 const std::set<std::string> kOperatorMessages{"execute", "agent_kill", "agent_interrupt",
                                               "agent_new_session"};
 const std::set<std::string> kApproverMessages{"permission_response"};

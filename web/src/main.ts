@@ -11,6 +11,7 @@ import { FocusReporter } from './focus';
 import { redeemPairing, takePairCode } from './pairing';
 import { ProjectsView } from './projects';
 import { ProjectView } from './project';
+import { SearchView } from './search';
 import { PushClient } from './push';
 import { registerServiceWorker } from './pwa';
 import { NotificationSettings } from './settings';
@@ -107,6 +108,8 @@ function start(token: string): void {
     hint, main, settings.el, devices.el);
 
   const projects = new ProjectsView(conn, (id) => { location.hash = `#/p/${encodeURIComponent(id)}`; });
+  // Search over all history, above the project list; a hit opens #/p/<id>/seq/<seq>.
+  projects.el.prepend(new SearchView(conn, (id) => projects.pathOf(id)).el);
   let view: ProjectView | null = null;
   let refreshTimer: number | undefined;
   let countdown: number | undefined;
@@ -181,9 +184,10 @@ function start(token: string): void {
   };
 
   const route = () => {
-    const m = /^#\/p\/([^/]+)(?:\/permission\/([^/]+))?$/.exec(location.hash);
+    const m = /^#\/p\/([^/]+)(?:\/permission\/([^/]+)|\/seq\/(\d{1,15}))?$/.exec(location.hash);
     const id = m ? decodeHashPart(m[1]) : null;
     const permissionId = m?.[2] ? decodeHashPart(m[2]) : null;
+    const seq = m?.[3] ? Number(m[3]) : null;  // a search hit's entry
     focus.set(id);
     if (!view || view.projectId !== id) {
       view?.destroy();
@@ -193,13 +197,14 @@ function start(token: string): void {
         view = new ProjectView(conn, id);
         main.append(view.el);
         if (conn.isOpen) void view.join();
-        if (!permissionId) view.focus();  // a card to answer: no keyboard popping up over it
+        if (!permissionId && seq === null) view.focus();  // a card or hit to see: no keyboard over it
       } else {
         main.append(projects.el);
         void projects.refresh();
       }
     }
     if (view && permissionId) view.showPermission(permissionId);
+    if (view && seq !== null) view.showSeq(seq);
   };
   window.addEventListener('hashchange', route);
   showView = (hash) => {

@@ -64,6 +64,10 @@ export class ProjectView {
   // The permission card a link asked for (#/p/<id>/permission/<permission_id>), until shown or
   // until the join's pending list shows it is gone.
   private wantedCard: string | null = null;
+  // The entry a search hit asked for (#/p/<id>/seq/<seq>), until the first page is in and it
+  // is shown; `ready` once that first page is.
+  private wantedSeq: number | null = null;
+  private ready = false;
 
   constructor(private conn: Connection, readonly projectId: string) {
     this.stateEl = h('span', { class: 'badge state', 'data-testid': 'project-state' }, '…');
@@ -156,6 +160,30 @@ export class ProjectView {
     if (card) this.highlight(card);
   }
 
+  // Brings a history entry into view (a search hit): older pages are loaded until it is in.
+  showSeq(seq: number): void {
+    this.review.show('conversation');
+    this.wantedSeq = seq;
+    if (this.ready) void this.revealSeq();
+  }
+
+  private async revealSeq(): Promise<void> {
+    const seq = this.wantedSeq;
+    if (seq === null) return;
+    this.wantedSeq = null;
+    try {
+      while (this.oldest > seq && this.hasOlder) await this.loadPage(this.oldest, false);
+    } catch (e) {
+      this.showNotice(e);
+    }
+    const el = this.stream.querySelector<HTMLElement>(`[data-seq="${seq}"]`);
+    if (!el) return;
+    for (const old of this.stream.querySelectorAll('.hit-target')) old.classList.remove('hit-target');
+    el.classList.add('hit-target');
+    el.setAttribute('aria-current', 'true');
+    el.scrollIntoView({ block: 'center' });
+  }
+
   destroy(): void {
     this.observer.disconnect();
     if (this.conn.isOpen) this.conn.request('project_leave', this.projectId).catch(() => {});
@@ -191,6 +219,8 @@ export class ProjectView {
         return;
       }
       this.scrollToEnd();
+      this.ready = true;
+      await this.revealSeq();
     } else {
       await this.catchUp();
     }

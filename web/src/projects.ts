@@ -9,6 +9,7 @@ export class ProjectsView {
   private list: HTMLElement;
   private error: HTMLElement;
   private path: HTMLInputElement;
+  private paths = new Map<string, string>();  // id -> path, as last listed (search hits name them)
 
   constructor(private conn: Connection, private open: (id: string) => void) {
     this.path = h('input', {
@@ -44,6 +45,7 @@ export class ProjectsView {
 
   private render(projects: ProjectInfo[]): void {
     clear(this.list);
+    this.paths = new Map(projects.map((p) => [p.id, p.path]));
     if (projects.length === 0) {
       this.list.appendChild(h('li', { class: 'muted' }, 'No projects yet.',
         h('span', { 'data-needs': 'project_create' }, ' Create one below.')));
@@ -69,6 +71,10 @@ export class ProjectsView {
         h('span', { class: 'muted small' }, p.session_id ? 'has session' : 'new'),
         del));
     }
+  }
+
+  pathOf(id: string): string | undefined {
+    return this.paths.get(id);
   }
 
   private async create(): Promise<void> {
