@@ -16,6 +16,15 @@ namespace pa::server {
 namespace json = boost::json;
 using protocol::ErrorCode;
 
+// The limits a client must keep to before it sends (a message over message_size closes the
+// connection with 1009): the console checks a prompt with attachments against them.
+json::object Hub::client_limits() const {
+  return json::object{{"message_size", config_.limits.message_size},
+                      {"attachment_bytes", config_.limits.attachment_bytes},
+                      {"attachments_per_prompt", config_.limits.attachments_per_prompt},
+                      {"prompt_size", config_.limits.prompt_size}};
+}
+
 void Hub::handle_hello(Request request) {
   if (request.message.project_id) {
     request.fail(protocol::make_error(ErrorCode::kInvalidMessage, "hello takes no project_id",
@@ -76,7 +85,8 @@ void Hub::handle_hello(Request request) {
                                         {"accepted_capabilities", std::move(declared)},
                                         {"role", devices::role_name(who.role)},
                                         {"device", std::move(device)},
-                                        {"allowed_messages", std::move(allowed)}});
+                                        {"allowed_messages", std::move(allowed)},
+                                        {"limits", client_limits()}});
 }
 
 }  // namespace pa::server

@@ -156,6 +156,8 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void handle_device_revoke(Request request);
   // Attachments (handlers_attachments.cpp, issue 19).
   void handle_get_attachment(Request request);
+  // welcome.limits: the sizes a client checks before sending (handlers_hello.cpp).
+  boost::json::object client_limits() const;
   // Search over every project's history (handlers_search.cpp).
   void handle_search_messages(Request request);
   void run_search(Request request, search::SearchRequest query, bool waited_out);

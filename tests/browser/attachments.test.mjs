@@ -86,3 +86,71 @@ test('paste an image, attach a text file, run: thumbnails in the prompt box and 
   assert.deepEqual(errors, []);
   assert.deepEqual(again.errors, []);
 });
+
+// A photo from a phone (here 2400 × 1800, noise so it does not compress) is made smaller before
+// it is sent: at most 1568 px on its long edge (what the model API scales to anyway), as a JPEG,
+// so it fits in the server's default message size.
+test('a big photo is scaled down to 1568 px and fits in one message', async (t) => {
+  const { page, context, errors } = await openPage(shared.browser);
+  t.after(() => context.close());
+  await page.goto(consoleUrl(shared.server));
+  await waitConnected(page);
+  await createProject(page, projectDir());
+  await page.locator('#prompt').evaluate(async (el) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 2400;
+    canvas.height = 1800;
+    const g = canvas.getContext('2d');
+    const noise = g.createImageData(2400, 1800);
+    let x = 1;
+    for (let i = 0; i < noise.data.length; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      noise.data[i] = i % 4 === 3 ? 255 : x >>> 24;
+    }
+    g.putImageData(noise, 0, 0);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    const data = new DataTransfer();
+    data.items.add(new File([blob], 'photo.png', { type: 'image/png' }));
+    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  });
+  const thumb = page.locator('[data-testid=attachment-tray] img.thumb');
+  await thumb.waitFor();
+  await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await thumb.elementHandle());
+  const size = await thumb.evaluate((el) => [el.naturalWidth, el.naturalHeight, el.alt]);
+  assert.deepEqual(size, [1568, 1176, 'photo.jpg']);
+
+  await page.locator('#prompt').fill('What is in this photo?');
+  await page.getByRole('button', { name: 'Run' }).click();
+  const prompt = page.locator('article[data-kind=prompt]', { hasText: 'What is in this photo?' });
+  await prompt.locator('img[data-testid=history-thumb]').waitFor();
+  await page.locator('[data-testid=project-state][data-state=IDLE]').waitFor();
+  assert.deepEqual(errors, []);
+});
+
+// A prompt whose attachments would make the message larger than limits.message_size (welcome
+// says it) is not sent: the connection would be closed (1009) and the prompt lost. The console
+// says what to do, keeps the prompt and its files, and stays connected.
+test('a prompt too big for the server is held back with a notice, not sent', async (t) => {
+  const { page, context, errors } = await openPage(shared.browser);
+  t.after(() => context.close());
+  await page.goto(consoleUrl(shared.server));
+  await waitConnected(page);
+  await createProject(page, projectDir());
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws));
+  await page.locator('[data-testid=attach-input]').setInputFiles([
+    { name: 'big.log', mimeType: 'text/plain', buffer: Buffer.alloc(900 * 1024, 'log line\n') },
+  ]);
+  await page.locator('[data-testid=attachment-tray] .chip', { hasText: 'big.log' }).waitFor();
+  await page.locator('#prompt').fill('Why does this fail?');
+  await page.getByRole('button', { name: 'Run' }).click();
+  const notice = page.locator('.project-view .notice', { hasText: 'limits.message_size' });
+  await notice.waitFor();
+  assert.match(await notice.textContent(), /up to 1\.0 MiB/);
+  assert.equal(await page.locator('#prompt').inputValue(), 'Why does this fail?');
+  assert.equal(await page.locator('[data-testid=attachment-tray] li').count(), 1);
+  assert.equal(await page.locator('article[data-kind=prompt]').count(), 0, 'nothing was sent');
+  await waitConnected(page);
+  assert.equal(sockets.length, 0, 'no reconnect: the connection was never closed');
+  assert.deepEqual(errors, []);
+});

@@ -122,6 +122,11 @@ TEST_F(DevicesTest, WelcomeNamesTheRoleAndDeviceAndForbiddenKeepsTheConnection) 
   EXPECT_FALSE(allowed.contains("project_create"));
   EXPECT_FALSE(allowed.contains("execute"));
   EXPECT_EQ(data(master).at("allowed_messages").as_array().size(), devices::message_rules().size());
+  // What a client checks before sending: the server's limits (defaults here).
+  const auto& limits = data(master).at("limits").as_object();
+  EXPECT_EQ(limits.at("message_size").to_number<std::uint64_t>(), 1048576u);
+  EXPECT_EQ(limits.at("attachment_bytes").to_number<std::uint64_t>(), 5u * 1024 * 1024);
+  EXPECT_EQ(limits.at("attachments_per_prompt").to_number<std::uint64_t>(), 10u);
 
   const auto refused = client->request(
       Json{{"type", "project_create"}, {"data", {{"path", make_dir("nope").string()}}}});

@@ -67,14 +67,12 @@ TEST_F(OpsTest, ServerStatsAfterKnownActivity) {
   EXPECT_GT(msgs.at("sent").to_number<int>(), 6);
   EXPECT_GE(d.at("uptime").to_number<int>(), 0);
   EXPECT_FALSE(stats->contains("project_id"));
-  // The cadence: another one follows, no sooner than the interval (a timer never fires early).
+  // The cadence: another one follows. (When ticks fall is the beat grid's, unit-tested in
+  // tests/net/keepalive_grid_test.cpp: wall-clock gaps between two sends under load say nothing
+  // reliable.)
   const auto next =
       client->read_until([](const Json& m) { return str(m, "type") == "server_stats"; }, 5s);
   ASSERT_TRUE(next);
-  const auto first_at = protocol::parse_rfc3339(str(*stats, "timestamp"));
-  const auto next_at = protocol::parse_rfc3339(str(*next, "timestamp"));
-  ASSERT_TRUE(first_at && next_at);
-  EXPECT_GE(*next_at - *first_at, 990ms);
   EXPECT_GE(data(*next).at("uptime").to_number<int>(), d.at("uptime").to_number<int>());
 }
 

@@ -56,6 +56,45 @@ function safeName(name: string, fallback: string): string {
   return clean || fallback;
 }
 
+// Photos and screenshots are made smaller before they are sent: the model API scales any image
+// whose long edge is over 1568 px down to that anyway, and a phone photo (3-5 MB) would not fit
+// in the server's default message size (1 MiB, base64 adding a third). A PNG stays a PNG when
+// it is small enough (text in screenshots stays sharp), else becomes a JPEG. GIFs (maybe
+// animated) and images the browser cannot decode are sent as they are; the size check before
+// sending then says what is too big.
+const MAX_IMAGE_EDGE = 1568;
+const SMALL_IMAGE_BYTES = 600 * 1024;
+
+async function fitImage(file: File, type: string): Promise<{ blob: Blob; type: string }> {
+  const original = { blob: file as Blob, type };
+  if (type === 'image/gif' || typeof createImageBitmap !== 'function') return original;
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return original;
+  }
+  const edge = Math.max(bitmap.width, bitmap.height);
+  if (edge <= MAX_IMAGE_EDGE && file.size <= SMALL_IMAGE_BYTES) {
+    bitmap.close();
+    return original;
+  }
+  const scale = Math.min(1, MAX_IMAGE_EDGE / edge);
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext('2d')?.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  const encode = (as: string, quality?: number) =>
+    new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, as, quality));
+  if (type === 'image/png') {
+    const png = await encode('image/png');
+    if (png && png.size <= SMALL_IMAGE_BYTES) return { blob: png, type: 'image/png' };
+  }
+  const jpeg = await encode('image/jpeg', 0.85);
+  return jpeg && jpeg.size < file.size ? { blob: jpeg, type: 'image/jpeg' } : original;
+}
+
 export class AttachmentTray {
   readonly el: HTMLElement;
   readonly buttons: HTMLElement;
@@ -115,13 +154,16 @@ export class AttachmentTray {
         this.onProblem(`${file.name || 'That file'} cannot be attached: send PNG, JPEG, GIF or WebP images, or text files.`);
         continue;
       }
-      const bytes = new Uint8Array(await file.arrayBuffer());
+      const fitted = type.startsWith('image/') ? await fitImage(file, type) : { blob: file, type };
+      const bytes = new Uint8Array(await fitted.blob.arrayBuffer());
       const fallback = type.startsWith('image/') ? `pasted-${this.items.length + 1}.${type.slice(6)}` : 'file.txt';
+      let name = safeName(file.name, fallback);
+      if (fitted.type !== type) name = name.replace(/(\.[a-z0-9]+)?$/i, '.jpg');
       this.items.push({
-        name: safeName(file.name, fallback),
-        media_type: type,
+        name,
+        media_type: fitted.type,
         data: toBase64(bytes),
-        url: type.startsWith('image/') ? URL.createObjectURL(file) : null,
+        url: fitted.type.startsWith('image/') ? URL.createObjectURL(fitted.blob) : null,
       });
     }
     this.render();

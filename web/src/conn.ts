@@ -49,6 +49,7 @@ export interface Welcome {
   deviceId: string | null;    // null: the master token
   deviceName: string | null;
   allowed: Set<string> | null;  // null: not said, so not limited
+  messageSize: number | null;    // welcome.limits.message_size: a larger message closes the socket
 }
 
 function readWelcome(data: any): Welcome {
@@ -60,6 +61,7 @@ function readWelcome(data: any): Welcome {
     deviceId: typeof data?.device?.device_id === 'string' ? data.device.device_id : null,
     deviceName: typeof data?.device?.name === 'string' ? data.device.name : null,
     allowed,
+    messageSize: typeof data?.limits?.message_size === 'number' ? data.limits.message_size : null,
   };
 }
 

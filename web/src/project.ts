@@ -360,6 +360,15 @@ export class ProjectView {
       if (this.opts.approval.value) options.permission_prompt = this.opts.approval.value;
       if (Object.keys(options).length) data.options = options;
     }
+    // A message over the server's limit would close the connection (1009) and lose the prompt:
+    // say what to do instead of sending it.
+    const limit = this.conn.welcome?.messageSize ?? null;
+    const size = new TextEncoder().encode(JSON.stringify({ type: 'execute', request_id: 'c0000000', project_id: this.projectId, data })).length;
+    if (limit !== null && size > limit) {
+      this.showNotice(`This prompt with its attachments is ${mib(size)}; the server takes messages up to ${mib(limit)} ` +
+        '(limits.message_size). Remove an attachment, or ask the server\'s admin to raise the limit.');
+      return;
+    }
     this.submit.disabled = true;
     try {
       await this.conn.request('execute', this.projectId, data);
@@ -546,3 +555,6 @@ export class ProjectView {
   }
 }
 
+function mib(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
