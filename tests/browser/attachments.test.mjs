@@ -87,9 +87,9 @@ test('paste an image, attach a text file, run: thumbnails in the prompt box and 
   assert.deepEqual(again.errors, []);
 });
 
-// A photo from a phone (here 2400 × 1800, noise so it does not compress) is made smaller before
-// it is sent: at most 1568 px on its long edge (what the model API scales to anyway), as a JPEG,
-// so it fits in the server's default message size.
+// A photo from a phone (here a 2400 × 1800 JPEG) is made smaller before it is sent: at most
+// 1568 px on its long edge (what the model API scales to anyway), so it fits in the server's
+// default message size.
 test('a big photo is scaled down to 1568 px and fits in one message', async (t) => {
   const { page, context, errors } = await openPage(shared.browser);
   t.after(() => context.close());
@@ -101,16 +101,20 @@ test('a big photo is scaled down to 1568 px and fits in one message', async (t) 
     canvas.width = 2400;
     canvas.height = 1800;
     const g = canvas.getContext('2d');
-    const noise = g.createImageData(2400, 1800);
-    let x = 1;
-    for (let i = 0; i < noise.data.length; i++) {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      noise.data[i] = i % 4 === 3 ? 255 : x >>> 24;
+    const sky = g.createLinearGradient(0, 0, 0, 1800);
+    sky.addColorStop(0, '#8ec5fc');
+    sky.addColorStop(1, '#e0c3fc');
+    g.fillStyle = sky;
+    g.fillRect(0, 0, 2400, 1800);
+    for (let i = 0; i < 40; i++) {
+      g.fillStyle = `hsl(${i * 37} 70% 50%)`;
+      g.beginPath();
+      g.arc((i * 613) % 2400, (i * 379) % 1800, 40 + (i % 7) * 20, 0, 2 * Math.PI);
+      g.fill();
     }
-    g.putImageData(noise, 0, 0);
-    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.95));
     const data = new DataTransfer();
-    data.items.add(new File([blob], 'photo.png', { type: 'image/png' }));
+    data.items.add(new File([blob], 'photo.jpg', { type: 'image/jpeg' }));
     el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
   });
   const thumb = page.locator('[data-testid=attachment-tray] img.thumb');
