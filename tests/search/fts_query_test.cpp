@@ -33,7 +33,10 @@ TEST(FtsQuery, PunctuationOnlyWordsAreDroppedAndAloneRefused) {
 }
 
 TEST(FtsQuery, ControlCharactersSeparateWords) {
-  EXPECT_EQ(build_fts_query(std::string("a\0b\x01" "c\x7f", 6)).expression,
+  EXPECT_EQ(build_fts_query(std::string("a\0b\x01"
+                                        "c\x7f",
+                                        6))
+                .expression,
             R"q(body : ("a" AND "b" AND "c"))q");
 }
 
