@@ -62,10 +62,6 @@ std::string Database::last_error() const {
   return sqlite3_errmsg(db_);
 }
 
-int Database::last_error_code() const {
-  return sqlite3_errcode(db_) & 0xff;
-}
-
 Statement::~Statement() {
   sqlite3_finalize(stmt_);
 }

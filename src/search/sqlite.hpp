@@ -33,7 +33,6 @@ class Database {
   // Statements running past `deadline` stop with SQLITE_INTERRUPT (for queries from clients);
   // nullopt: no limit.
   void set_deadline(std::optional<std::chrono::steady_clock::time_point> deadline);
-  int last_error_code() const;  // the primary result code of the last failure
   sqlite3* handle() { return db_; }
 
  private:
