@@ -39,6 +39,11 @@ Indexer::~Indexer() {
 }
 
 void Indexer::start() {
+  // Opened here, before the server takes requests, not on the thread: its files (and SQLite's
+  // -wal and -shm) are open from the first request on, instead of being taken at some later
+  // moment, e.g. while descriptors ran out. A failure is retried by the thread. Catching up is
+  // the thread's.
+  open_index();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -264,7 +269,6 @@ bool Indexer::catch_up_page(const std::string& project_id, bool& done, std::stri
 }
 
 void Indexer::run() {
-  open_index();
   auto retry_at = std::chrono::steady_clock::now() + options_.retry_after;
   notify_waiters();  // nothing to catch up (no projects): current at once
   while (true) {

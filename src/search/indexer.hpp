@@ -46,8 +46,9 @@ class Indexer {
   Indexer(const Indexer&) = delete;
   Indexer& operator=(const Indexer&) = delete;
 
-  // Starts the writer thread: it opens the index (recreating a damaged one) and catches up
-  // every project of the source. stop() ends it; what is still queued is caught up next time.
+  // Opens the index (recreating a damaged one) on the caller's thread, then starts the writer
+  // thread, which catches up every project of the source (and retries an index that could not be
+  // opened). stop() ends it; what is still queued is caught up next time.
   void start();
   void stop();
 
