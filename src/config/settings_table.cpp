@@ -473,6 +473,53 @@ const std::vector<Setting> kSettings = {
      .zero = "no cap",
      .help = "What all projects together may spend per UTC day, in USD (deleted projects' "
              "spend of the day included); the same refusal and interrupt"},
+    // --- cluster (issue 20) ----------------------------------------------------------------
+    {.key = "cluster.redis_url",
+     .env = "PA_CLUSTER_REDIS_URL",
+     .flags = "--cluster-redis-url",
+     .field = FIELD(cluster.redis_url),
+     .secret = true,
+     .help = "Join a cluster of hosts sharing this Redis: redis://[user:password@]host[:port][/db] "
+             "or rediss:// (TLS). Empty = a single host, no Redis"},
+    {.key = "cluster.node_name",
+     .env = "PA_CLUSTER_NODE_NAME",
+     .flags = "--cluster-node-name",
+     .field = FIELD(cluster.node_name),
+     .help = "This host's name in the cluster (letters, digits, . _ -; at most 64); empty = "
+             "the machine's host name"},
+    {.key = "cluster.secret",
+     .env = "PA_CLUSTER_SECRET",
+     .flags = "--cluster-secret",
+     .field = FIELD(cluster.secret),
+     .secret = true,
+     .help = "The secret every node shares (at least 32 characters): node-to-node messages "
+             "carry its HMAC, others are refused. Required with cluster.redis_url"},
+    {.key = "cluster.tls_ca_file",
+     .env = "PA_CLUSTER_TLS_CA_FILE",
+     .flags = "--cluster-tls-ca-file",
+     .field = FIELD(cluster.tls_ca_file),
+     .help = "rediss://: CA certificates (PEM) to verify Redis with; empty = the system's"},
+    {.key = "cluster.heartbeat_ttl",
+     .env = "PA_CLUSTER_HEARTBEAT_TTL",
+     .flags = "--cluster-heartbeat-ttl",
+     .field = FIELD(cluster.heartbeat_ttl),
+     .min = 2,
+     .help = "A node whose heartbeat is older than this is shown UNAVAILABLE (heartbeats every "
+             "third of it)"},
+    {.key = "cluster.stream_maxlen",
+     .env = "PA_CLUSTER_STREAM_MAXLEN",
+     .flags = "--cluster-stream-maxlen",
+     .field = FIELD(cluster.stream_maxlen),
+     .min = 100,
+     .help = "Broadcasts kept per project in its Redis stream (MAXLEN ~); a node that falls "
+             "further behind fills in from the owner's history"},
+    {.key = "cluster.request_timeout",
+     .env = "PA_CLUSTER_REQUEST_TIMEOUT",
+     .flags = "--cluster-request-timeout",
+     .field = FIELD(cluster.request_timeout),
+     .min = 1,
+     .help = "A request forwarded to another node that is not answered in this time fails with "
+             "NODE_UNAVAILABLE"},
 };
 
 #undef FIELD
@@ -808,7 +855,7 @@ std::string_view section_of(std::string_view key) {
 }
 
 std::string_view section_title(std::string_view section) {
-  static const std::array<std::pair<std::string_view, std::string_view>, 17> kTitles = {{
+  static const std::array<std::pair<std::string_view, std::string_view>, 18> kTitles = {{
       {"server", "Server"},
       {"server.tls", "TLS"},
       {"data", "Data"},
@@ -826,6 +873,7 @@ std::string_view section_title(std::string_view section) {
       {"shutdown", "Shutdown"},
       {"notify", "Notifications"},
       {"budgets", "Budgets"},
+      {"cluster", "Cluster"},
   }};
   for (const auto& [name, title] : kTitles) {
     if (name == section) return title;

@@ -46,6 +46,8 @@ std::string_view to_string(ErrorCode code) {
       return "BUDGET_EXCEEDED";
     case ErrorCode::kSearchFailed:
       return "SEARCH_FAILED";
+    case ErrorCode::kNodeUnavailable:
+      return "NODE_UNAVAILABLE";
   }
   return "INTERNAL_ERROR";
 }

@@ -29,6 +29,7 @@ enum class ErrorCode {
   kAttachmentNotFound,   // 404 (ours): the project's history refers to no such attachment
   kBudgetExceeded,       // 402 (ours): a daily spend budget is reached (issue 19)
   kSearchFailed,         // 503 (ours): the search index could not answer (or took too long)
+  kNodeUnavailable,      // 503 (ours): the cluster node owning the project cannot be reached
 };
 
 // Every code, in declaration order (new codes go at the end of the enum and here).
@@ -40,8 +41,9 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::kPermissionNotFound,  ErrorCode::kShuttingDown,    ErrorCode::kStorageFailed,
     ErrorCode::kUnsupportedProtocol, ErrorCode::kGitFailed,       ErrorCode::kDeviceNotFound,
     ErrorCode::kAttachmentNotFound,  ErrorCode::kBudgetExceeded,  ErrorCode::kSearchFailed,
+    ErrorCode::kNodeUnavailable,
 };
-static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kSearchFailed) + 1,
+static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kNodeUnavailable) + 1,
               "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);

@@ -9,6 +9,11 @@ std::string ClientProfile::name() const {
   return name_;
 }
 
+std::vector<std::string> ClientProfile::capabilities() const {
+  std::lock_guard lock(mutex_);
+  return capabilities_;
+}
+
 bool ClientProfile::declared(std::string_view capability) const {
   std::lock_guard lock(mutex_);
   return std::find(capabilities_.begin(), capabilities_.end(), capability) != capabilities_.end();

@@ -17,6 +17,7 @@ class ClientProfile {
 
   std::string name() const;
   bool declared(std::string_view capability) const;
+  std::vector<std::string> capabilities() const;
 
   // A request of another type than hello was handled: a hello comes too late from now on.
   void note_other_request();

@@ -28,6 +28,12 @@ bool ConnectionRegistry::remove(std::uint64_t id) {
   return true;
 }
 
+std::shared_ptr<Connection> ConnectionRegistry::find(std::uint64_t id) const {
+  std::lock_guard lock(mutex_);
+  const auto it = open_.find(id);
+  return it == open_.end() ? nullptr : it->second.lock();
+}
+
 std::size_t ConnectionRegistry::open_count() const {
   std::lock_guard lock(mutex_);
   return open_.size();

@@ -36,6 +36,8 @@ class ConnectionRegistry {
   // connection alive. remove() returns false for an id that is not open.
   void add(const std::shared_ptr<Connection>& connection);
   bool remove(std::uint64_t id);
+  // The open connection with this id (a reply from another node names it), or null.
+  std::shared_ptr<Connection> find(std::uint64_t id) const;
   std::size_t open_count() const;
   // The open connections that still exist, at this moment.
   std::vector<std::shared_ptr<Connection>> open_connections() const;

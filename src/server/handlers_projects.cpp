@@ -9,6 +9,7 @@
 #include "protocol/data_reader.hpp"
 #include "search/indexer.hpp"
 #include "server/agent_run.hpp"
+#include "server/cluster_node.hpp"
 #include "server/hub.hpp"
 #include "server/project.hpp"
 #include "server/request.hpp"
@@ -20,14 +21,17 @@ namespace json = boost::json;
 using protocol::ErrorCode;
 
 void Hub::handle_project_create(Request request) {
+  // As the client sent it, for another node (before the key is taken out of data).
+  const std::string text = cluster_ ? request.text() : std::string();
   std::optional<std::string> key;
   if (auto error = take_idempotency_key(request.message.data, key)) {
     request.fail(*error);
     return;
   }
   protocol::DataReader reader(request.message.data);
-  reader.allow_only({"path"});
+  reader.allow_only({"path", "node"});
   auto requested = reader.string("path", true, projects::kMaxPathBytes);
+  const auto node = reader.string("node", false, 64);
   if (!reader.ok()) {
     request.fail(reader.error());
     return;
@@ -38,12 +42,40 @@ void Hub::handle_project_create(Request request) {
                                       json::object{{"field", "project_id"}}));
     return;
   }
+  // Cluster mode: the project is made on the node the client names (default: this one) and its
+  // path checked by that node's policy. A key another node took first is that node's to answer.
+  if (node && !cluster_) {
+    request.fail(protocol::make_error(
+        ErrorCode::kInvalidMessage,
+        "data.node: this server is not part of a cluster (cluster.redis_url is not set); leave "
+        "node out",
+        json::object{{"field", "data.node"}}));
+    return;
+  }
+  if (cluster_ && !ClusterNode::from_other_node(*request.connection)) {
+    if (node && *node != cluster_->name()) {
+      cluster_->forward_create(std::move(request), text, *node);
+      return;
+    }
+    if (key) {
+      cluster_->claim_create_key(std::move(request), text, *key,
+                                 [self = shared_from_this(), requested = *requested,
+                                  key](Request here) mutable {
+                                   self->start_create(std::move(here), std::move(requested), key);
+                                 });
+      return;
+    }
+  }
+  start_create(std::move(request), std::move(*requested), std::move(key));
+}
+
+void Hub::start_create(Request request, std::string requested, std::optional<std::string> key) {
   // Canonicalizing and writing metadata touch the disk: off the I/O thread. With an
   // idempotency key, on the create strand: a copy of the request arriving meanwhile waits, then
   // finds the key recorded.
   const bool keyed = key.has_value();
   auto work = [self = shared_from_this(), request = std::move(request),
-               requested = std::move(*requested), key = std::move(key)]() mutable {
+               requested = std::move(requested), key = std::move(key)]() mutable {
     self->create_project(std::move(request), std::move(requested), std::move(key));
   };
   if (keyed) {
@@ -170,6 +202,7 @@ void Hub::create_project(Request request, std::string requested, std::optional<s
     return;
   }
   self->projects_.add_reserved(path, project);
+  if (self->cluster_) self->cluster_->project_changed(project->snapshot());
   spdlog::info("project created: id={} path={} by {}", info.id, path,
                request.connection->identity().describe());
   request.message.project_id = info.id;
@@ -186,6 +219,10 @@ void Hub::handle_project_list(Request request) {
   json::array list;
   list.reserve(all.size());
   for (const auto& project : all) list.push_back(projects::to_json(project->snapshot()));
+  if (cluster_) {
+    cluster_->list_projects(std::move(request), std::move(list));  // with the other nodes'
+    return;
+  }
   std::sort(list.begin(), list.end(), [](const json::value& a, const json::value& b) {
     return a.at("created_at").get_string() < b.at("created_at").get_string();
   });
@@ -220,6 +257,7 @@ void Hub::handle_project_delete(Request request) {
     // Unsubscribes everyone (each connection's cursor goes: Connection::end_feed).
     const auto ec = project.remove_from_disk();
     self->indexer_->removed(project.id());
+    if (self->cluster_) self->cluster_->project_removed(project.id());
     if (ec) spdlog::error("project {}: could not remove its data: {}", project.id(), ec.message());
     self->forget_attachments(project.id());
     spdlog::info("project deleted: id={} by {}", project.id(), r.connection->identity().describe());

@@ -1,5 +1,7 @@
 #include "server/hub.hpp"
 
+#include "server/cluster_node.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <pwd.h>
@@ -20,6 +22,7 @@
 #include "search/indexer.hpp"
 #include "search/searcher.hpp"
 #include "server/agent_run.hpp"
+#include "server/cluster_node.hpp"
 #include "server/connection.hpp"
 #include "server/notify_events.hpp"
 #include "server/project.hpp"
@@ -101,6 +104,8 @@ Hub::Hub(asio::io_context& io, config::Config config)
       devices_(config_.data.dir),
       pairing_(devices::PairingOptions{.max_failures = config_.auth.max_failures}),
       connections_(config_.limits.max_connections) {
+  if (!config_.cluster.redis_url.empty())
+    cluster_ = std::make_shared<ClusterNode>(io_, config_, *this);
   const std::string scratch = (std::filesystem::path(config_.data.dir) / "tmp").string();
   std::error_code ec;
   std::filesystem::remove_all(scratch, ec);  // leftovers of a crashed run
@@ -232,6 +237,7 @@ std::shared_ptr<Project> Hub::open_project(projects::ProjectInfo info,
     indexer->appended(id, seq, timestamp, history::to_string(direction),
                       text ? message_json : std::string_view());
   });
+  if (cluster_) cluster_->attach(*project);
   // Entries a killed server left above the stored mark: the log synced them, store the mark.
   project->persist_seq_mark();  // not shared yet: no strand needed
   return project;
@@ -391,6 +397,7 @@ void Hub::restore_runs(std::vector<std::string>& warnings) {
 void Hub::start() {
   // Catches the index up with every project loaded (a missing index is rebuilt) in the background.
   indexer_->start();
+  if (cluster_) cluster_->start();
   schedule_probe();
   schedule_stats();
 }
@@ -491,6 +498,7 @@ void Hub::close_connections() {
 void Hub::on_close(const std::shared_ptr<Connection>& connection) {
   connections_.remove(connection->id());
   notifier_->forget_connection(connection->id());
+  if (cluster_) cluster_->connection_closed(connection->id());
 }
 
 void Hub::on_binary_message(const std::shared_ptr<Connection>& connection) {
@@ -533,7 +541,14 @@ void Hub::on_message(const std::shared_ptr<Connection>& connection, std::string 
         json::object{{"field", "type"}, {"allowed", std::move(known)}}));
     return;
   }
+  // A project of another node: its owner answers (cluster mode).
+  if (cluster_ && cluster_->route(request, text)) return;
   (this->*(it->second))(std::move(request));
+}
+
+void Hub::dispatch(Request request) {
+  const auto it = handlers().find(request.message.type);
+  if (it != handlers().end()) (this->*(it->second))(std::move(request));
 }
 
 std::shared_ptr<Project> Hub::find_project(const std::string& id) const {
@@ -636,6 +651,7 @@ json::object Hub::health_data() {
       {"storage_problems", std::move(storage)},
       {"warnings", std::move(warnings)},
       {"today", spend::to_json(spend_.today(std::chrono::system_clock::now()))},
+      {"cluster", cluster_ ? json::value(cluster_->health()) : json::value(nullptr)},
   };
 }
 
@@ -658,6 +674,7 @@ void Hub::force_shutdown() {
 
 void Hub::shutdown() {
   stopping_ = true;
+  if (cluster_) cluster_->stop();
   notifier_->stop();
   // Last-seen times not yet saved (touch saves at most once a minute per device).
   if (!devices_.list().empty()) {

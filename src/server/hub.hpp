@@ -53,6 +53,7 @@ struct SearchRequest;
 namespace pa::server {
 
 class AgentRun;
+class ClusterNode;
 class Connection;
 class Project;
 class Scheduler;
@@ -120,7 +121,11 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void force_shutdown();
 
  private:
+  friend class ClusterNode;
   using Handler = void (Hub::*)(Request);
+  // Runs the handler of a request whose type and role were checked (on_message, and the
+  // cluster for a project it found is not another node's).
+  void dispatch(Request request);
   static const std::map<std::string, Handler, std::less<>>& handlers();
 
   // Handlers, one per client message type (handlers_*.cpp).
@@ -172,6 +177,8 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void queue_follow_up(Request& r, Project& project, std::string prompt,
                        std::vector<Attachment> attachments, const std::string& recorded,
                        const std::optional<std::string>& key);
+  // project_create's fields were checked and it is this node's to carry out.
+  void start_create(Request request, std::string requested, std::optional<std::string> key);
   void create_project(Request request, std::string requested, std::optional<std::string> key);
   void stop_run(Request request, std::string_view what,
                 void (*stop)(AgentRun& run, const Requester& requester));
@@ -233,6 +240,8 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   std::unique_ptr<search::EntrySource> search_source_;
   std::unique_ptr<search::Indexer> indexer_;
   std::unique_ptr<search::Searcher> searcher_;
+  // Cluster mode (issue 20): null on a single host (cluster.redis_url empty).
+  std::shared_ptr<ClusterNode> cluster_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> forced_{false};
 };

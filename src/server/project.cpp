@@ -151,6 +151,7 @@ void Project::send_feed(std::uint64_t seq, const protocol::SharedText& text,
       it = subscribers_.erase(it);  // closed; its leave() may still be on the way
     }
   }
+  if (feed_hook_) feed_hook_(seq, text);
 }
 
 void Project::send_all(const protocol::SharedText& text,

@@ -198,6 +198,10 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
       std::function<void(std::uint64_t seq, std::string_view timestamp,
                          history::Direction direction, std::string_view message_json)>;
   void set_append_hook(AppendHook hook) { append_hook_ = std::move(hook); }
+  // Called on the strand with each broadcast (its seq and frame) after the subscribers got it:
+  // the cluster's event stream (ClusterNode::attach). Set before the project is shared.
+  using FeedHook = std::function<void(std::uint64_t seq, const protocol::SharedText& frame)>;
+  void set_feed_hook(FeedHook hook) { feed_hook_ = std::move(hook); }
 
  private:
   // A message for history and (type not empty) for the subscribers and requesters. The views
@@ -275,6 +279,7 @@ class Project : public Feed, public std::enable_shared_from_this<Project> {
   unsigned metadata_attempt_ = 0;
 
   AppendHook append_hook_;
+  FeedHook feed_hook_;
 
   mutable std::mutex info_mutex_;
   projects::ProjectInfo info_;

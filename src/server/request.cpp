@@ -13,6 +13,13 @@ Done make_done(std::function<void()> on_done) {
   });
 }
 
+std::string Request::text() const {
+  boost::json::object object{{"type", message.type}, {"data", message.data}};
+  if (message.project_id) object["project_id"] = *message.project_id;
+  if (message.request_id) object["request_id"] = *message.request_id;
+  return protocol::to_json_text(object);
+}
+
 void Request::reply(std::string_view type, const boost::json::object& data) const {
   reply_raw(type, protocol::to_json_text(data));
 }

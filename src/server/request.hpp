@@ -25,6 +25,8 @@ struct Request {
   ops::ServerMetrics* metrics = nullptr;  // counts errors sent
 
   Requester requester() const { return Requester{connection, message.request_id}; }
+  // The message as JSON text again (for another node to carry out).
+  std::string text() const;
   // Direct replies, echoing request_id; `project_id` defaults to the request's.
   void reply(std::string_view type, const boost::json::object& data) const;
   void reply_raw(std::string_view type, std::string_view data_json) const;
