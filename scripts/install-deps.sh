@@ -12,6 +12,8 @@ packages=(
   libssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libqrencode-dev  # QR codes for pairing a device (src/devices/qr.cpp)
   libsqlite3-dev  # the search index, SQLite FTS5 (src/search)
+  libhiredis-dev  # cluster mode's Redis client, hiredis as its codec (src/redis, issue 20)
+  redis-server  # the Redis the cluster's tests start on 127.0.0.1 (tests/support/redis_server.cpp)
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-tidy clang-format
   clang libclang-rt-14-dev  # make fuzz: clang 14 and its libFuzzer/ASan/UBSan runtimes

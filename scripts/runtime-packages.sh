@@ -12,6 +12,8 @@ packages=(
   libqrencode4
   # The search index over history: SQLite with FTS5 (src/search).
   libsqlite3-0
+  # Cluster mode's Redis client: hiredis parses and formats the protocol (src/redis).
+  libhiredis0.14
   # TLS trust store (the Claude CLI calls the Anthropic API), openssl for certificates,
   # curl for the HEALTHCHECK (GET /health).
   ca-certificates openssl curl

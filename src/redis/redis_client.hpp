@@ -6,6 +6,7 @@
 //
 // Thread-safety: every member runs on the connection's strand; the public calls may come from
 // any thread (they post to the strand). Callbacks run on the strand.
+// Lifetime: while connected, the pending read keeps the connection alive; close() ends it.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,6 +19,10 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace pa::redis {
 
@@ -61,9 +66,17 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   // TLS (rediss://): the CA file to verify the server with; empty: the system's default paths.
   std::string tls_ca_file;
+  // TLS (rediss://): a context made once with make_tls_context (start-up), shared by every
+  // connection; when null, each connect() makes one from tls_ca_file (reads the file).
+  std::shared_ptr<boost::asio::ssl::context> tls_context;
   // Replies larger than this close the connection as a protocol error (hostile or broken peer).
   std::size_t max_reply_bytes = 64u << 20;
 };
+
+// A TLS client context for rediss://: peers are verified against `ca_file` only (a private
+// Redis CA), or against the system's trust store when it is empty. Reads the file: call it at
+// start-up, off the I/O threads. Throws std::runtime_error when the file cannot be loaded.
+std::shared_ptr<boost::asio::ssl::context> make_tls_context(const std::string& ca_file);
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -81,7 +94,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sends one command (each argument binary-safe) and calls `callback` with its reply, or with
   // an error when the connection is not up or drops before the reply. Replies come in order.
   virtual void command(std::vector<std::string> argv, Callback callback) = 0;
-  // Called once when an established connection drops (not after close()).
+  // Called once when an established connection drops (not after close()); set after the drop,
+  // it is called at once (posted), so a handler set in connect's callback never misses one.
   virtual void on_disconnect(std::function<void(std::error_code)> handler) = 0;
   // Closes the socket; pending callbacks get kDisconnected. Idempotent.
   virtual void close() = 0;

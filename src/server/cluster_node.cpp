@@ -68,6 +68,8 @@ ClusterNode::ClusterNode(asio::io_context& io, const config::Config& config, Hub
         "cluster.secret must be set, the same on every node, and at least 32 characters "
         "(e.g. openssl rand -hex 32) when cluster.redis_url is set");
   }
+  // Made once here (it reads the CA file), shared by every connection to Redis.
+  if (url_.tls) tls_context_ = redis::make_tls_context(config.cluster.tls_ca_file);
 }
 
 ClusterNode::~ClusterNode() = default;
@@ -75,6 +77,7 @@ ClusterNode::~ClusterNode() = default;
 std::shared_ptr<redis::Connection> ClusterNode::make_connection() {
   redis::ClientOptions options;
   options.tls_ca_file = config_.cluster.tls_ca_file;
+  options.tls_context = tls_context_;
   return redis::Connection::create(io_.get_executor(), url_, options);
 }
 

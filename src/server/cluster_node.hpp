@@ -161,6 +161,7 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   const std::string boot_ = cluster::random_id();
   const cluster::NodeSigner signer_;
   const redis::RedisUrl url_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // rediss:// only
 
   std::shared_ptr<cluster::RedisLink> link_;              // ordinary commands
   std::shared_ptr<cluster::StreamReader> replies_;        // pa:reply:<name> + mirrored events

@@ -1,13 +1,17 @@
 // Starts a real redis-server (Debian's package) for a test: 127.0.0.1, a free port, a temp dir,
 // optionally a password and TLS. It can be stopped and started again on the same port and dir
 // (a Redis restart), or killed. Tests that need it skip when redis-server is not installed.
+// The server dies with the thread that started it (PR_SET_PDEATHSIG): start it from the test's
+// own thread, and it never outlives the test binary.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "support/server_process.hpp"
 
@@ -21,8 +25,8 @@ struct RedisOptions {
 
 class RedisServer {
  public:
-  explicit RedisServer(RedisOptions options = {});
-  ~RedisServer();  // stops it
+  explicit RedisServer(RedisOptions options = {});  // start() starts it
+  ~RedisServer();                                   // stops it
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
@@ -39,10 +43,16 @@ class RedisServer {
   std::string cli(const std::vector<std::string>& args) const;
 
  private:
+  class Output;  // the server's log (stdout), read by a thread
+  void launch();
+  bool wait_exit(std::chrono::milliseconds deadline);  // reaps it; false: still running
+
   RedisOptions options_;
   TempDir dir_{"pa-redis"};
   unsigned short port_ = 0;
   pid_t pid_ = -1;
+  int pidfd_ = -1;  // becomes readable when the server exits
+  std::unique_ptr<Output> output_;
 };
 
 }  // namespace pa::test
