@@ -16,11 +16,11 @@ namespace fs = std::filesystem;
 constexpr const char* kSecret = "cluster-test-secret-0123456789abcdef0123456789";
 constexpr const char* kAsk = "[[fake:permission command=\"touch made-by-remote.txt\"]]";
 
-// A seq'd broadcast as every subscriber must see it: its seq and its text without request_id
-// (the requester's own copy carries one).
-std::string feed_item(Json message) {
+// A seq'd broadcast as every subscriber must see it: without request_id (the requester's own
+// copy carries one, and its keys come in another order: objects compare as sets of members).
+Json feed_item(Json message) {
   message.erase("request_id");
-  return json::serialize(message);
+  return message;
 }
 
 class ClusterTest : public ::testing::Test {
@@ -144,12 +144,24 @@ class ClusterTest : public ::testing::Test {
   }
 
   // The seq'd broadcasts among `messages`, as feed items, in the order received.
-  static std::vector<std::string> feed(const std::vector<Json>& messages) {
-    std::vector<std::string> out;
+  static std::vector<Json> feed(const std::vector<Json>& messages) {
+    std::vector<Json> out;
     for (const auto& m : messages) {
       if (m.contains("seq")) out.push_back(feed_item(m));
     }
     return out;
+  }
+  // The two feeds are the same, item for item (the first difference is shown).
+  static void expect_same_feed(const std::vector<Json>& a, const std::vector<Json>& b) {
+    EXPECT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+      if (a[i] != b[i]) {
+        ADD_FAILURE() << "item " << i << " differs:\n"
+                      << json::serialize(a[i]) << "\n"
+                      << json::serialize(b[i]);
+        return;
+      }
+    }
   }
   // Checks the seqs received are strictly increasing (no duplicate, in order) and cover every
   // broadcast in history after `after_seq` (no gap).
@@ -212,12 +224,13 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
 
   const auto started = execute(*on_a, id, "[[fake:drip lines=30 interval_ms=5]]");
   ASSERT_TRUE(is_state(started, "EXECUTING")) << json::serialize(started);
-  const auto seen_a = until_idle(*on_a);
+  auto seen_a = until_idle(*on_a);
+  seen_a.insert(seen_a.begin(), started);  // its own copy was the reply
   const auto seen_b = until_idle(*on_b);
   const auto feed_a = feed(seen_a);
   const auto feed_b = feed(seen_b);
   ASSERT_GE(feed_a.size(), 30u);
-  EXPECT_EQ(feed_a, feed_b);
+  expect_same_feed(feed_a, feed_b);
   EXPECT_EQ(cli_lines_of_type(seen_a, "assistant").size(), 30u);
 
   // History paged from A is B's history, entry for entry.
@@ -241,9 +254,15 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
            {"project_id", id},
            {"data", {{"permission_id", str(data(*ask), "permission_id")}, {"decision", "allow"}}}});
   EXPECT_TRUE(is(resolved, "permission_resolved")) << json::serialize(resolved);
+  EXPECT_EQ(str(data(resolved), "decision"), "allow");
   const auto after_ask = until_idle(*on_b);
-  EXPECT_FALSE(of_type(after_ask, "permission_resolved").empty());
-  EXPECT_TRUE(fs::exists(nodes_.at("b").root->path() / "repo" / "made-by-remote.txt"));
+  const auto resolutions = of_type(after_ask, "permission_resolved");
+  ASSERT_EQ(resolutions.size(), 1u);
+  EXPECT_EQ(str(data(resolutions[0]), "decision"), "allow");
+  // The tool ran: its result is not an error.
+  const auto results = tool_result_blocks(after_ask);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].contains("is_error") && results[0].at("is_error").as_bool());
 
   // Errors come back as the owner gives them.
   const auto bad = on_a->request(Json{
@@ -265,11 +284,13 @@ TEST_F(ClusterTest, AKilledOwnerIsUnavailableAndItsRunContinuesWhenItReturns) {
   auto on_b = client_of("b");
   ASSERT_TRUE(sees_up(*on_a, {"b"}));
   const auto id = create_on(*on_b, "b", "repo");
-  ASSERT_TRUE(is(on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}}),
-                 "project_joined"));
-  const auto joined_at = 0;
-  ASSERT_TRUE(is_state(execute(*on_a, id, "[[fake:drip lines=60 interval_ms=100]]"), "EXECUTING"));
-  std::vector<Json> received;
+  const auto joined =
+      on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
+  ASSERT_TRUE(is(joined, "project_joined")) << json::serialize(joined);
+  const auto joined_at = data(joined).at("last_seq").as_int64();
+  const auto started = execute(*on_a, id, "[[fake:drip lines=60 interval_ms=100]]");
+  ASSERT_TRUE(is_state(started, "EXECUTING"));
+  std::vector<Json> received{started};
   std::size_t lines_before = 0;
   const auto first = on_a->read_until(
       [&](const Json& m) {
@@ -316,9 +337,12 @@ TEST_F(ClusterTest, ARedisRestartLosesNoLine) {
   auto on_b = client_of("b");
   ASSERT_TRUE(sees_up(*on_a, {"b"}));
   const auto id = create_on(*on_b, "b", "repo");
-  ASSERT_TRUE(is(on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}}),
-                 "project_joined"));
-  ASSERT_TRUE(is_state(execute(*on_b, id, "[[fake:drip lines=60 interval_ms=80]]"), "EXECUTING"));
+  const auto joined =
+      on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
+  ASSERT_TRUE(is(joined, "project_joined")) << json::serialize(joined);
+  const auto joined_at = data(joined).at("last_seq").as_int64();
+  const auto started = execute(*on_b, id, "[[fake:drip lines=60 interval_ms=80]]");
+  ASSERT_TRUE(is_state(started, "EXECUTING"));
   std::vector<Json> received;
   ASSERT_TRUE(on_a->read_until(
       [&](const Json& m) {
@@ -333,10 +357,11 @@ TEST_F(ClusterTest, ARedisRestartLosesNoLine) {
   redis_->start();
   auto rest_a = until_idle(*on_a, 90s);
   received.insert(received.end(), rest_a.begin(), rest_a.end());
-  const auto seen_b = until_idle(*on_b, 90s);
+  auto seen_b = until_idle(*on_b, 90s);
+  seen_b.insert(seen_b.begin(), started);
   const auto history = all_history(*on_b, id);
-  expect_gap_free(received, history, 0);
-  expect_gap_free(seen_b, history, 0);
+  expect_gap_free(received, history, joined_at);
+  expect_gap_free(seen_b, history, joined_at);
   std::size_t lines_a = 0, lines_b = 0;
   for (const auto& m : received) lines_a += cli_lines_of_type({m}, "assistant").size();
   for (const auto& m : seen_b) lines_b += cli_lines_of_type({m}, "assistant").size();
