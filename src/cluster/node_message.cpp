@@ -37,6 +37,33 @@ std::string random_id(std::size_t bytes) {
   return common::to_hex(raw);
 }
 
+namespace {
+std::string hmac_hex(const std::string& secret, std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest, &length);
+  return common::to_hex(std::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+bool same_mac(std::string_view given, std::string_view expected) {
+  return given.size() == expected.size() &&
+         CRYPTO_memcmp(given.data(), expected.data(), expected.size()) == 0;
+}
+}  // namespace
+
+std::string NodeSigner::sign(std::string_view key, std::string_view text) const {
+  std::string input;
+  add_field(input, "value");
+  add_field(input, key);
+  add_field(input, text);
+  return hmac_hex(secret_, input);
+}
+
+bool NodeSigner::verify(std::string_view key, std::string_view text, std::string_view mac) const {
+  return same_mac(mac, sign(key, text));
+}
+
 std::string NodeSigner::mac(std::string_view stream, const NodeMessage& m) const {
   std::string text;
   text.reserve(64 + m.body.size() + m.frame.size());
@@ -47,11 +74,7 @@ std::string NodeSigner::mac(std::string_view stream, const NodeMessage& m) const
   add_field(text, std::to_string(m.ts_ms));
   add_field(text, m.body);
   add_field(text, m.frame);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-       reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest, &length);
-  return common::to_hex(std::string_view(reinterpret_cast<const char*>(digest), length));
+  return hmac_hex(secret_, text);
 }
 
 std::vector<std::string> NodeSigner::xadd(std::string_view stream, NodeMessage m,
@@ -119,9 +142,7 @@ std::optional<NodeMessage> NodeSigner::open(std::string_view stream, const redis
     why = "ts is not a number";
     return std::nullopt;
   }
-  const std::string expected = mac(stream, m);
-  if (given_mac.size() != expected.size() ||
-      CRYPTO_memcmp(given_mac.data(), expected.data(), expected.size()) != 0) {
+  if (!same_mac(given_mac, mac(stream, m))) {
     why = "bad MAC (not signed with this cluster's secret)";
     return std::nullopt;
   }

@@ -41,6 +41,9 @@ class NodeSigner {
                                   std::string& why) const;
 
   std::string mac(std::string_view stream, const NodeMessage& message) const;
+  // The MAC of a value kept in Redis under `key` (a shared device, a revocation), and its check.
+  std::string sign(std::string_view key, std::string_view text) const;
+  bool verify(std::string_view key, std::string_view text, std::string_view mac) const;
 
  private:
   std::string secret_;

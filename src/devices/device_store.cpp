@@ -213,6 +213,51 @@ std::vector<Device> DeviceStore::list() const {
   return out;
 }
 
+std::vector<StoredDevice> DeviceStore::stored() const {
+  std::vector<StoredDevice> out;
+  std::lock_guard lk(mu_);
+  out.reserve(records_.size());
+  for (const auto& r : records_) out.push_back(StoredDevice{r.device, r.token_sha256});
+  return out;
+}
+
+bool DeviceStore::adopt(const StoredDevice& stored, std::error_code& error) {
+  error.clear();
+  const auto& hash = stored.token_sha256;
+  if (device_name_problem(stored.device.name) || stored.device.device_id.empty() ||
+      hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return false;
+  std::lock_guard save_lk(save_mu_);
+  std::vector<Record> before;
+  {
+    std::lock_guard lk(mu_);
+    const auto it = std::find_if(records_.begin(), records_.end(), [&](const Record& r) {
+      return r.device.device_id == stored.device.device_id;
+    });
+    if (it != records_.end() && it->device.name == stored.device.name &&
+        it->device.role == stored.device.role && it->token_sha256 == hash)
+      return false;
+    if (it == records_.end() && records_.size() >= kMaxDevices) return false;
+    before = records_;
+    if (it == records_.end()) {
+      Device device = stored.device;
+      device.last_seen_at.reset();
+      records_.push_back(Record{std::move(device), hash, std::nullopt});
+    } else {
+      it->device.name = stored.device.name;
+      it->device.role = stored.device.role;
+      it->token_sha256 = hash;
+    }
+  }
+  error = write_snapshot();
+  if (error) {
+    std::lock_guard lk(mu_);
+    records_ = std::move(before);
+    return false;
+  }
+  return true;
+}
+
 bool DeviceStore::rename(std::string_view device_id, std::string name, std::error_code& error) {
   if (const auto problem = device_name_problem(name)) {
     throw std::invalid_argument("device name " + *problem);

@@ -54,6 +54,12 @@ boost::json::object device_json(const Device& device);
 // valid UTF-8, 1-64 bytes, no control characters (it ends up in logs and history).
 std::optional<std::string> device_name_problem(std::string_view name);
 
+// A device with its token's hash, as cluster mode shares it between nodes (never the token).
+struct StoredDevice {
+  Device device;
+  std::string token_sha256;  // 64 lower-case hex digits
+};
+
 struct AddResult {
   std::error_code error;  // the file could not be written: nothing was added, no token exists
   bool full = false;      // kMaxDevices exist already: nothing was added
@@ -87,6 +93,13 @@ class DeviceStore {
   // Records that the device connected or sent something at `now`. True when the caller should
   // save() (off the I/O threads): last seen was not saved for a minute.
   bool touch(std::string_view device_id, SystemTime now);
+
+  // Cluster mode (issue 20): every device with its token's hash, to share with the other nodes.
+  std::vector<StoredDevice> stored() const;
+  // A device another node paired or renamed: added, or its name and role taken (last seen stays
+  // this node's). Writes the file when anything changed; a failed write undoes the change.
+  // False when nothing changed, the store is full, or `stored` is not a valid device.
+  bool adopt(const StoredDevice& stored, std::error_code& error);
   std::error_code save() const;
 
   const std::filesystem::path& path() const { return path_; }

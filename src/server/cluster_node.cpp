@@ -200,6 +200,7 @@ void ClusterNode::tick() {
                  [](std::error_code, redis::Reply) {});
   link_->command({"SADD", std::string(keys::kNodes), name_}, [](std::error_code, redis::Reply) {});
   publish_directory();
+  sync_devices();
   check_nodes();
   drop_idle_mirrors();
   schedule_tick();

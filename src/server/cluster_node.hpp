@@ -31,6 +31,8 @@
 #include "cluster/remote_feed.hpp"
 #include "cluster/stream_reader.hpp"
 #include "config/config.hpp"
+#include "devices/device_store.hpp"
+#include "devices/pairing.hpp"
 #include "projects/project_info.hpp"
 #include "server/remote_client.hpp"
 #include "server/request.hpp"
@@ -79,6 +81,21 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   void attach(Project& project);
   void project_changed(const projects::ProjectInfo& info);
   void project_removed(const std::string& project_id);
+
+  // --- what every node shares (cluster_devices.cpp) ---------------------------------------
+  // A device was paired or renamed here: the others take it now (and at every heartbeat).
+  void device_changed();
+  // A device was revoked here: every node refuses its token from its next heartbeat on.
+  void device_revoked(const std::string& device_id);
+
+  // A pairing code made here may be redeemed on any node (once, on one of them).
+  void share_pairing_code(const std::string& code, devices::Role role, const std::string& name,
+                          std::chrono::system_clock::time_point expires_at);
+  // POST /pair's answer with the cluster's say (blocking, on the blocking pool; waits for Redis
+  // at most 2 s): a code this node does not know may be another node's; a code it redeemed
+  // must not have been used on another node meanwhile.
+  std::variant<devices::Redeemed, devices::Refusal> redeem_pairing_code(
+      const std::string& code, std::variant<devices::Redeemed, devices::Refusal> local);
 
   // For health: {"node", "redis": "up"|"down", "nodes": [{name, state}]}.
   boost::json::object health() const;
@@ -151,6 +168,11 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   void publish_event(const std::string& project_id, std::uint64_t seq,
                      std::optional<std::uint64_t> prev, const protocol::SharedText& frame);
 
+  // Devices: this node's and the cluster's made the same (on the blocking pool).
+  void sync_devices();
+  void apply_devices(std::vector<devices::StoredDevice> shared, std::set<std::string> revoked);
+  void publish_device(const devices::StoredDevice& device);
+
   bool refuse(const cluster::NodeMessage* message, const std::string& stream,
               const std::string& why);
 
@@ -180,6 +202,7 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   std::map<std::string, std::shared_ptr<RemoteClient>> clients_;  // "<node>/<conn id>"
   std::set<std::string> unsent_events_;  // projects whose event could not be written
   bool replies_started_ = false;
+  std::set<std::string> shared_codes_;  // keys of pairing codes made here and put in Redis
 };
 
 }  // namespace pa::server

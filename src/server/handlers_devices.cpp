@@ -15,6 +15,7 @@
 #include "protocol/clock.hpp"
 #include "protocol/data_reader.hpp"
 #include "server/connection.hpp"
+#include "server/cluster_node.hpp"
 #include "server/hub.hpp"
 #include "server/request.hpp"
 
@@ -127,6 +128,7 @@ PairAnswer Hub::pair_device(std::string_view body, std::string_view remote_addre
   }
   const auto now = std::chrono::system_clock::now();
   auto redeemed = pairing_.redeem(*code, remote_address, now);
+  if (cluster_) redeemed = cluster_->redeem_pairing_code(*code, std::move(redeemed));
   if (const auto* refusal = std::get_if<devices::Refusal>(&redeemed)) {
     auto answer = pair_refusal(refusal->status, refusal->reason, refusal_message(*refusal));
     answer.retry_after = refusal->retry_after;
@@ -149,6 +151,7 @@ PairAnswer Hub::pair_device(std::string_view body, std::string_view remote_addre
                         "the server could not save the device (" + added.error.message() +
                             "); an admin checks the data directory and makes a new code");
   }
+  if (cluster_) cluster_->device_changed();  // the other nodes take its token too
   ops::log_event(spdlog::level::info, "Device paired",
                  json::object{{"device_id", added.device.device_id},
                               {"device_name", added.device.name},
@@ -190,6 +193,8 @@ void Hub::handle_device_pair(Request request) {
     }
   }
   const auto code = pairing_.create(*role, name.value_or(""), std::chrono::system_clock::now());
+  // Behind a load balancer the device may redeem it on another node.
+  if (cluster_) cluster_->share_pairing_code(code.code, *role, name.value_or(""), code.expires_at);
   const auto& who = request.connection->identity();
   ops::log_event(spdlog::level::info, "Pairing code made",
                  json::object{{"role", devices::role_name(*role)},
@@ -246,6 +251,7 @@ void Hub::handle_device_rename(Request request) {
                                   json::object{{"file", "devices.json"}}));
       return;
     }
+    if (self->cluster_) self->cluster_->device_changed();
     r.reply("device_renamed", json::object{{"device_id", device_id}, {"name", name}});
   });
 }
@@ -269,22 +275,10 @@ void Hub::handle_device_revoke(Request request) {
                                   json::object{{"device_id", device_id}}));
       return;
     }
-    // From here its token is refused; its open connections go now (each on its own strand).
-    const auto open = self->connections_.connections_of_device(device_id);
-    for (const auto& connection : open) connection->close(kRevokedCloseCode, "revoked");
-    std::error_code push_ec;
-    const auto subscriptions = self->notifier_->forget_device(device_id, push_ec);
-    if (push_ec)
-      spdlog::warn("cannot save push_subscriptions.json after revoking a device: {}",
-                   push_ec.message());
+    if (self->cluster_) self->cluster_->device_revoked(device_id);  // every node refuses it
     const auto& who = r.connection->identity();
-    ops::log_event(spdlog::level::info, "Device revoked",
-                   json::object{{"device_id", device_id},
-                                {"device_name", device->name},
-                                {"connections_closed", open.size()},
-                                {"push_subscriptions_removed", subscriptions},
-                                {"by_device_id", who.is_device() ? json::value(who.device_id)
-                                                                 : json::value(nullptr)}});
+    self->end_device(*device, who.is_device() ? json::value(who.device_id)
+                                              : json::value(nullptr));
     if (ec) {
       // Refused in memory already; devices.json still lists it until a save succeeds.
       spdlog::error("cannot write {} after revoking device {}: {}", self->devices_.path().string(),
@@ -300,6 +294,24 @@ void Hub::handle_device_revoke(Request request) {
     }
     r.reply("device_revoked", json::object{{"device_id", device_id}});
   });
+}
+
+// pool: a device was revoked (here, or on another node of the cluster): its token is refused
+// already; its open connections and push subscriptions go now.
+void Hub::end_device(const devices::Device& device, json::value by_device_id) {
+  const auto open = connections_.connections_of_device(device.device_id);
+  for (const auto& connection : open) connection->close(kRevokedCloseCode, "revoked");
+  std::error_code push_ec;
+  const auto subscriptions = notifier_->forget_device(device.device_id, push_ec);
+  if (push_ec)
+    spdlog::warn("cannot save push_subscriptions.json after revoking a device: {}",
+                 push_ec.message());
+  ops::log_event(spdlog::level::info, "Device revoked",
+                 json::object{{"device_id", device.device_id},
+                              {"device_name", device.name},
+                              {"connections_closed", open.size()},
+                              {"push_subscriptions_removed", subscriptions},
+                              {"by_device_id", std::move(by_device_id)}});
 }
 
 }  // namespace pa::server

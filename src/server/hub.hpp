@@ -170,6 +170,9 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   bool role_allows(const Request& request);
   // The base of a pairing URL: notify.console_url, else this machine's name and port.
   std::string pair_base_url() const;
+  // A revoked device's open connections and push subscriptions go (on the blocking pool).
+  // `by_device_id`: who revoked it (null: the master token, or another node).
+  void end_device(const devices::Device& device, boost::json::value by_device_id);
   // A device's last-seen time is due to be saved: on the blocking pool.
   void save_devices_later();
   // A deleted project's attachment refs, and the files no other project refers to: on the pool.

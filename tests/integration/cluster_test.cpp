@@ -413,5 +413,61 @@ TEST_F(ClusterTest, AForgedCommandIsRefusedAndLogged) {
   EXPECT_TRUE(data(list).at("projects").as_array().empty()) << json::serialize(list);
 }
 
+// What every node shares: a device paired through one node (its code redeemed on another, as
+// behind a load balancer) signs in on every node; a code works once in the whole cluster; a
+// device revoked on one node is disconnected and refused on all.
+TEST_F(ClusterTest, DevicesAndTheirRevocationsAreTheWholeClusters) {
+  start_node("a");
+  start_node("b");
+  auto admin_a = client_of("a");
+  ASSERT_TRUE(sees_up(*admin_a, {"b"}));
+  const auto& a = *nodes_.at("a").server;
+  const auto& b = *nodes_.at("b").server;
+  const auto code = admin_a->request(
+      Json{{"type", "device_pair"}, {"data", {{"role", "operator"}, {"name", "Phone"}}}});
+  ASSERT_TRUE(is(code, "device_pairing")) << json::serialize(code);
+  const std::string body = json::serialize(Json{{"code", str(data(code), "code")}});
+  const auto redeemed =
+      http_post(b.port(), true, "/pair", body, {{"Content-Type", "application/json"}});
+  ASSERT_EQ(redeemed.status, 200) << redeemed.body;
+  // Once in the whole cluster: the node that made it refuses it now.
+  const auto again =
+      http_post(a.port(), true, "/pair", body, {{"Content-Type", "application/json"}});
+  EXPECT_EQ(again.status, 410) << again.body;
+  const auto device = json::parse(redeemed.body).as_object();
+  const std::string token = str(device, "token");
+
+  const auto connect_with = [&](const ServerProcess& server) {
+    ClientOptions o;
+    o.bearer = token;
+    auto client = std::make_unique<WsClient>(server.port(), o);
+    return std::make_pair(client->connect(), std::move(client));
+  };
+  // A takes the device at its next heartbeat.
+  std::unique_ptr<WsClient> on_a;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto [status, client] = connect_with(a);
+        if (status != 101) return false;
+        on_a = std::move(client);
+        return true;
+      },
+      20s));
+  auto [status_b, on_b] = connect_with(b);
+  ASSERT_EQ(status_b, 101);
+  const auto list = admin_a->request(Json{{"type", "device_list"}});
+  ASSERT_EQ(data(list).at("devices").as_array().size(), 1u) << json::serialize(list);
+  EXPECT_EQ(str(data(list).at("devices").at(0).as_object(), "name"), "Phone");
+
+  // Revoked on A: B closes its connection with 4401 and refuses the token.
+  const auto revoked = admin_a->request(Json{
+      {"type", "device_revoke"}, {"data", {{"device_id", str(device, "device_id")}}}});
+  ASSERT_TRUE(is(revoked, "device_revoked")) << json::serialize(revoked);
+  const auto closed = on_b->wait_closed(20s);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, 4401);
+  EXPECT_EQ(connect_with(b).first, 401);
+}
+
 }  // namespace
 }  // namespace pa::test
