@@ -131,11 +131,29 @@ std::variant<StoredSubscription, protocol::Error> Notifier::subscribe(
   }
   metrics_.push_subscriptions.set(static_cast<double>(store_.all().size()));
   tie(connection, parsed->keys.endpoint);
+  changed(parsed->keys.endpoint, &*parsed);
   return std::move(*parsed);
+}
+
+bool Notifier::adopt(const StoredSubscription& subscription) {
+  const auto known = lookup(subscription.keys.endpoint);
+  if (known && subscription_json(*known) == subscription_json(subscription)) return false;
+  if (!store_.put(subscription)) return false;
+  metrics_.push_subscriptions.set(static_cast<double>(store_.all().size()));
+  save_subscriptions();
+  return true;
+}
+
+bool Notifier::drop(const std::string& endpoint) {
+  if (!store_.remove(endpoint)) return false;
+  metrics_.push_subscriptions.set(static_cast<double>(store_.all().size()));
+  save_subscriptions();
+  return true;
 }
 
 std::optional<protocol::Error> Notifier::unsubscribe(const std::string& endpoint) {
   if (!store_.remove(endpoint)) return std::nullopt;
+  changed(endpoint, nullptr);
   metrics_.push_subscriptions.set(static_cast<double>(store_.all().size()));
   if (const auto ec = store_.save()) {
     return protocol::make_error(ErrorCode::kStorageFailed,
@@ -147,8 +165,13 @@ std::optional<protocol::Error> Notifier::unsubscribe(const std::string& endpoint
 }
 
 std::size_t Notifier::forget_device(const std::string& device_id, std::error_code& error) {
+  std::vector<std::string> endpoints;
+  for (const auto& s : store_.all()) {
+    if (s.device_id == device_id) endpoints.push_back(s.keys.endpoint);
+  }
   const std::size_t removed = store_.remove_device(device_id);
   if (removed == 0) return 0;
+  for (const auto& endpoint : endpoints) changed(endpoint, nullptr);
   metrics_.push_subscriptions.set(static_cast<double>(store_.all().size()));
   error = store_.save();
   return removed;
@@ -314,6 +337,7 @@ void Notifier::remove_gone(const std::string& endpoint) {
   asio::post(work_, [weak = weak_from_this(), endpoint] {
     auto self = weak.lock();
     if (!self || !self->store_.remove(endpoint)) return;
+    self->changed(endpoint, nullptr);
     // The gauge first: whoever sees the removal counted also sees one subscription fewer.
     self->metrics_.push_subscriptions.set(static_cast<double>(self->store_.all().size()));
     self->metrics_.push_subscriptions_removed.inc();

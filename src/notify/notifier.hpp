@@ -80,6 +80,18 @@ class Notifier : public std::enable_shared_from_this<Notifier> {
   // empty for the master token): a device whose role may not answer does not.
   bool reaches(std::string_view event,
                const std::function<bool(const std::string& device_id)>& counts = nullptr) const;
+  // Cluster mode (issue 20): the subscriptions are the whole cluster's. `listener` hears of each
+  // change made here (`now`: the subscription as it is; null: it was removed), on the thread
+  // that made it. Set once, before the server serves.
+  using ChangeListener =
+      std::function<void(const std::string& endpoint, const StoredSubscription* now)>;
+  void on_change(ChangeListener listener) { listener_ = std::move(listener); }
+  std::vector<StoredSubscription> subscriptions() const { return store_.all(); }
+  // Another node's subscription (added or replaced) or removal, saved here. Blocking (the file):
+  // on the work executor. False when nothing changed (or the store is full).
+  bool adopt(const StoredSubscription& subscription);
+  bool drop(const std::string& endpoint);
+
   // A test notification to that subscription only. False when the endpoint is unknown.
   bool send_test(const std::string& endpoint);
 
@@ -126,6 +138,10 @@ class Notifier : public std::enable_shared_from_this<Notifier> {
   std::map<std::uint64_t, Screen> screens_;  // by connection id
   // Permission requests pushed and not yet withdrawn: tag -> endpoints sent to. Bounded.
   std::map<std::string, std::vector<std::string>> pushed_asks_;
+  ChangeListener listener_;
+  void changed(const std::string& endpoint, const StoredSubscription* now) const {
+    if (listener_) listener_(endpoint, now);
+  }
 };
 
 }  // namespace pa::notify

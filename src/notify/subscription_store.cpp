@@ -44,7 +44,9 @@ bool parse_events(const json::value* v, std::vector<std::string>& out, std::stri
   return true;
 }
 
-json::object to_json(const StoredSubscription& s) {
+}  // namespace
+
+json::object subscription_json(const StoredSubscription& s) {
   json::array events;
   for (const auto& e : s.events) events.emplace_back(e);
   return {{"endpoint", s.keys.endpoint},
@@ -56,7 +58,27 @@ json::object to_json(const StoredSubscription& s) {
           {"device_id", s.device_id.empty() ? json::value(nullptr) : json::value(s.device_id)}};
 }
 
-}  // namespace
+std::optional<StoredSubscription> subscription_from_json(const json::object& entry) {
+  const auto* o = &entry;
+  const auto* endpoint = string_at(*o, "endpoint");
+  const auto* p256dh = string_at(*o, "p256dh");
+  const auto* auth = string_at(*o, "auth");
+  const json::value subscription{
+      {"subscription",
+       {{"endpoint", endpoint != nullptr ? json::value(*endpoint) : json::value()},
+        {"keys",
+         {{"p256dh", p256dh != nullptr ? json::value(*p256dh) : json::value()},
+          {"auth", auth != nullptr ? json::value(*auth) : json::value()}}}}},
+      {"events", o->contains("events") ? o->at("events") : json::value()}};
+  std::string error;
+  auto parsed = parse_subscribe(subscription, error);
+  if (!parsed) return std::nullopt;
+  if (const auto* name = string_at(*o, "client_name")) parsed->client_name = *name;
+  if (const auto* at = string_at(*o, "created_at")) parsed->created_at = *at;
+  // Files from before devices have no device_id: those subscriptions are the master token's.
+  if (const auto* device = string_at(*o, "device_id")) parsed->device_id = *device;
+  return parsed;
+}
 
 std::optional<StoredSubscription> parse_subscribe(const json::value& data, std::string& error) {
   const auto* d = data.if_object();
@@ -111,27 +133,11 @@ std::string SubscriptionStore::load() {
             doc.at("subscriptions").is_array();
   if (ok) {
     for (const auto& entry : doc.at("subscriptions").get_array()) {
-      const auto* o = entry.if_object();
-      const auto* endpoint = o != nullptr ? string_at(*o, "endpoint") : nullptr;
-      const auto* p256dh = o != nullptr ? string_at(*o, "p256dh") : nullptr;
-      const auto* auth = o != nullptr ? string_at(*o, "auth") : nullptr;
-      const json::value subscription{
-          {"subscription",
-           {{"endpoint", endpoint != nullptr ? json::value(*endpoint) : json::value()},
-            {"keys",
-             {{"p256dh", p256dh != nullptr ? json::value(*p256dh) : json::value()},
-              {"auth", auth != nullptr ? json::value(*auth) : json::value()}}}}},
-          {"events", o != nullptr && o->contains("events") ? o->at("events") : json::value()}};
-      std::string error;
-      auto parsed = parse_subscribe(subscription, error);
+      auto parsed = entry.is_object() ? subscription_from_json(entry.get_object()) : std::nullopt;
       if (!parsed) {
         ok = false;
         break;
       }
-      if (const auto* name = string_at(*o, "client_name")) parsed->client_name = *name;
-      if (const auto* at = string_at(*o, "created_at")) parsed->created_at = *at;
-      // Files from before devices have no device_id: those subscriptions are the master token's.
-      if (const auto* device = string_at(*o, "device_id")) parsed->device_id = *device;
       loaded.push_back(std::move(*parsed));
     }
   }
@@ -191,7 +197,7 @@ std::error_code SubscriptionStore::save() const {
   json::array list;
   {
     std::lock_guard lk(mu_);
-    for (const auto& s : subscriptions_) list.emplace_back(to_json(s));
+    for (const auto& s : subscriptions_) list.emplace_back(subscription_json(s));
   }
   const json::object doc{{"subscriptions", std::move(list)}};
   return common::write_file_atomically(path_, json::serialize(doc) + "\n", 0600);

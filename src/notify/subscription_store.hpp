@@ -34,6 +34,10 @@ struct StoredSubscription {
 std::optional<StoredSubscription> parse_subscribe(const boost::json::value& data,
                                                   std::string& error);
 
+// A subscription as the file (and a cluster's Redis) keeps it, and back (nullopt: not valid).
+boost::json::object subscription_json(const StoredSubscription& subscription);
+std::optional<StoredSubscription> subscription_from_json(const boost::json::object& entry);
+
 class SubscriptionStore {
  public:
   explicit SubscriptionStore(std::filesystem::path data_dir);

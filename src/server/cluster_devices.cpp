@@ -63,8 +63,7 @@ void ClusterNode::device_changed() {
 void ClusterNode::publish_device(const devices::StoredDevice& stored) {
   const std::string text = json::serialize(device_value(stored));
   const std::string key = std::string(kDevices) + ":" + stored.device.device_id;
-  const std::string value = json::serialize(json::object{{"v", text}, {"mac", signer_.sign(key, text)}});
-  link_->command({"HSET", std::string(kDevices), stored.device.device_id, value},
+  link_->command({"HSET", std::string(kDevices), stored.device.device_id, signed_value(key, text)},
                  [](std::error_code, redis::Reply) {});
 }
 
@@ -73,8 +72,7 @@ void ClusterNode::device_revoked(const std::string& device_id) {
       json::object{{"device_id", device_id}, {"revoked_at", protocol::format_rfc3339(
                                                                 std::chrono::system_clock::now())}});
   const std::string key = std::string(kRevoked) + ":" + device_id;
-  const std::string value = json::serialize(json::object{{"v", text}, {"mac", signer_.sign(key, text)}});
-  link_->command({"HSET", std::string(kRevoked), device_id, value},
+  link_->command({"HSET", std::string(kRevoked), device_id, signed_value(key, text)},
                  [](std::error_code, redis::Reply) {});
   link_->command({"HDEL", std::string(kDevices), device_id}, [](std::error_code, redis::Reply) {});
 }
@@ -95,10 +93,8 @@ void ClusterNode::sync_devices() {
     // from one hash to the other does not verify.
     const auto open = [&](std::string_view hash, const std::string& id,
                           const std::string& value) -> std::optional<json::object> {
-      auto outer = cluster::parse_body(value, 64u << 10);
-      const auto text = outer ? cluster::get_string(*outer, "v", 32u << 10) : std::nullopt;
-      const auto mac = outer ? cluster::get_string(*outer, "mac", 128) : std::nullopt;
-      if (!text || !mac || !self->signer_.verify(std::string(hash) + ":" + id, *text, *mac)) {
+      const auto text = self->open_value(std::string(hash) + ":" + id, value);
+      if (!text) {
         self->refuse(nullptr, std::string(hash), "the value of " + id.substr(0, 64) +
                                                      " is not signed with this cluster's secret");
         return std::nullopt;
@@ -181,9 +177,7 @@ void ClusterNode::share_pairing_code(const std::string& code, devices::Role role
   const std::string key = pairing_key(code);
   const std::string text =
       json::serialize(json::object{{"role", devices::role_name(role)}, {"name", name}});
-  const std::string value =
-      json::serialize(json::object{{"v", text}, {"mac", signer_.sign(key, text)}});
-  link_->command({"SET", key, value, "PX", std::to_string(ttl.count())},
+  link_->command({"SET", key, signed_value(key, text), "PX", std::to_string(ttl.count())},
                  [self = shared_from_this(), key](std::error_code ec, redis::Reply reply) {
                    if (ec || reply.is_error()) return;  // this node's alone, as on one host
                    std::lock_guard lock(self->mutex_);
@@ -220,10 +214,8 @@ std::variant<devices::Redeemed, devices::Refusal> ClusterNode::redeem_pairing_co
     return local;
   }
   if (reply->type != redis::Reply::Type::kString) return local;
-  auto outer = cluster::parse_body(reply->str, 4096);
-  const auto text = outer ? cluster::get_string(*outer, "v", 2048) : std::nullopt;
-  const auto mac = outer ? cluster::get_string(*outer, "mac", 128) : std::nullopt;
-  if (!text || !mac || !signer_.verify(key, *text, *mac)) {
+  const auto text = open_value(key, reply->str);
+  if (!text) {
     refuse(nullptr, "pa:pair:*", "a pairing code not signed with this cluster's secret");
     return local;
   }

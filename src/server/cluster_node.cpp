@@ -201,6 +201,7 @@ void ClusterNode::tick() {
   link_->command({"SADD", std::string(keys::kNodes), name_}, [](std::error_code, redis::Reply) {});
   publish_directory();
   sync_devices();
+  sync_subscriptions();
   check_nodes();
   drop_idle_mirrors();
   schedule_tick();

@@ -33,6 +33,7 @@
 #include "config/config.hpp"
 #include "devices/device_store.hpp"
 #include "devices/pairing.hpp"
+#include "notify/subscription_store.hpp"
 #include "projects/project_info.hpp"
 #include "server/remote_client.hpp"
 #include "server/request.hpp"
@@ -96,6 +97,12 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   // must not have been used on another node meanwhile.
   std::variant<devices::Redeemed, devices::Refusal> redeem_pairing_code(
       const std::string& code, std::variant<devices::Redeemed, devices::Refusal> local);
+
+  // Notifications (cluster_notify.cpp). Start-up, blocking, before the notifier is made: this
+  // node takes the cluster's Web Push key (or gives it its own, if it is the first).
+  void share_vapid_key();
+  // After the notifier is made: its subscriptions become the cluster's.
+  void watch_subscriptions();
 
   // For health: {"node", "redis": "up"|"down", "nodes": [{name, state}]}.
   boost::json::object health() const;
@@ -172,6 +179,14 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   void sync_devices();
   void apply_devices(std::vector<devices::StoredDevice> shared, std::set<std::string> revoked);
   void publish_device(const devices::StoredDevice& device);
+
+  // Push subscriptions: this node's and the cluster's made the same.
+  void sync_subscriptions();
+  void publish_subscription(const notify::StoredSubscription& subscription);
+  void subscription_removed(const std::string& endpoint);
+  // A value kept in Redis under `key` with its MAC, and its text back if the MAC is right.
+  std::string signed_value(std::string_view key, const std::string& text) const;
+  std::optional<std::string> open_value(std::string_view key, const std::string& value) const;
 
   bool refuse(const cluster::NodeMessage* message, const std::string& stream,
               const std::string& why);

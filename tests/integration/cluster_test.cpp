@@ -6,6 +6,7 @@
 #include <set>
 
 #include "integration/fixture.hpp"
+#include "support/push_service_double.hpp"
 #include "support/redis_server.hpp"
 
 namespace pa::test {
@@ -64,6 +65,10 @@ class ClusterTest : public ::testing::Test {
                     "2s",
                     "--projects-allowed-roots",
                     node.root->path().string(),
+                    "--notify-push-service-hosts",
+                    "localhost,127.0.0.1",
+                    "--notify-ca-file",
+                    test_certificate().cert,
                     "--claude-env",
                     "FAKE_CLAUDE_STATE_DIR=" + (state_.path() / "sessions").string()};
     node.server = std::make_unique<ServerProcess>(options);
@@ -467,6 +472,57 @@ TEST_F(ClusterTest, DevicesAndTheirRevocationsAreTheWholeClusters) {
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->code, 4401);
   EXPECT_EQ(connect_with(b).first, 401);
+}
+
+// Notifications: every node pushes with the cluster's Web Push key and knows every
+// subscription, so a run ending on B reaches a phone that subscribed through A; an unsubscribe on
+// A reaches B too.
+TEST_F(ClusterTest, APhoneSubscribedThroughOneNodeHearsFromAnother) {
+  PushServiceDouble push;
+  start_node("a");
+  start_node("b");
+  auto on_a = client_of("a");
+  auto on_b = client_of("b");
+  ASSERT_TRUE(sees_up(*on_a, {"b"}));
+  const auto push_info = [](WsClient& client, const std::string& endpoint) {
+    Json d;
+    if (!endpoint.empty()) d["endpoint"] = endpoint;
+    return client.request(Json{{"type", "push_info"}, {"data", std::move(d)}});
+  };
+  const std::string key = str(data(push_info(*on_a, {})), "vapid_public_key");
+  ASSERT_FALSE(key.empty());
+  EXPECT_EQ(str(data(push_info(*on_b, {})), "vapid_public_key"), key);
+  push.expect_server_key(key);
+
+  const auto phone = push.subscribe("phone");
+  const auto subscribed = on_a->request(Json{
+      {"type", "push_subscribe"},
+      {"data",
+       {{"subscription",
+         {{"endpoint", phone.endpoint}, {"keys", {{"p256dh", phone.p256dh}, {"auth", phone.auth}}}}}}}});
+  ASSERT_TRUE(is(subscribed, "push_subscribed")) << json::serialize(subscribed);
+  const auto b_knows = [&] {
+    return data(push_info(*on_b, phone.endpoint)).at("subscription").is_object();
+  };
+  ASSERT_TRUE(eventually(b_knows, 20s));
+
+  const auto id = create_on(*on_b, "b", "repo");
+  ASSERT_TRUE(is_state(execute(*on_b, id, "hi"), "EXECUTING"));
+  until_idle(*on_b);
+  const auto sent = push.messages().wait_for(
+      [&](const PushMessage& m) {
+        return m.endpoint_name == "phone" && m.field("event") == "run_succeeded" &&
+               m.field("project_id") == id;
+      },
+      30s);
+  ASSERT_TRUE(sent) << "no run_succeeded push from node b";
+  EXPECT_TRUE(sent->vapid_ok);
+  EXPECT_TRUE(sent->problems.empty()) << sent->problems.front();
+
+  const auto gone = on_a->request(
+      Json{{"type", "push_unsubscribe"}, {"data", {{"endpoint", phone.endpoint}}}});
+  EXPECT_FALSE(is(gone, "error")) << json::serialize(gone);
+  EXPECT_TRUE(eventually([&] { return !b_knows(); }, 20s));
 }
 
 }  // namespace
