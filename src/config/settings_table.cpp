@@ -504,8 +504,8 @@ const std::vector<Setting> kSettings = {
      .flags = "--cluster-heartbeat-ttl",
      .field = FIELD(cluster.heartbeat_ttl),
      .min = 2,
-     .help = "A node whose heartbeat is older than this is shown UNAVAILABLE (heartbeats every "
-             "third of it)"},
+     .help = "A node whose heartbeat is older than this is shown UNAVAILABLE (each node writes "
+             "its heartbeat, and checks the others', every quarter of it)"},
     {.key = "cluster.stream_maxlen",
      .env = "PA_CLUSTER_STREAM_MAXLEN",
      .flags = "--cluster-stream-maxlen",

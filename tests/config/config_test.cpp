@@ -265,7 +265,14 @@ TEST(ConfigTable, CoversTheYamlSchema) {
                                          "notify.timeout",
                                          "notify.targets",
                                          "budgets.project_daily_usd",
-                                         "budgets.server_daily_usd"};
+                                         "budgets.server_daily_usd",
+                                         "cluster.redis_url",
+                                         "cluster.node_name",
+                                         "cluster.secret",
+                                         "cluster.tls_ca_file",
+                                         "cluster.heartbeat_ttl",
+                                         "cluster.stream_maxlen",
+                                         "cluster.request_timeout"};
   std::vector<std::string> table;
   for (const auto& s : detail::settings()) table.emplace_back(s.key);
   EXPECT_EQ(table, keys);
@@ -1088,6 +1095,13 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
                        .events = {"run_failed", "server_problem"}}};
   c.budgets.project_daily_usd = 2.5;
   c.budgets.server_daily_usd = 0.125;
+  c.cluster.redis_url = "rediss://:pw-secret@redis.lan:6380/2";
+  c.cluster.node_name = "build-box";
+  c.cluster.secret = "cluster-secret-0123456789abcdef0123";
+  c.cluster.tls_ca_file = "/etc/pa/redis-ca.pem";
+  c.cluster.heartbeat_ttl = Seconds{6};
+  c.cluster.stream_maxlen = 5000;
+  c.cluster.request_timeout = Seconds{12};
 
   // Every setting differs from its default, so the test covers the whole table.
   const Config defaults;
@@ -1098,11 +1112,15 @@ TEST(ConfigToYaml, RoundTripsEverySetting) {
   const std::string yaml = to_yaml(c);
   EXPECT_THAT(yaml, Not(HasSubstr("secret-token")));
   EXPECT_THAT(yaml, Not(HasSubstr("tk_secret")));
+  EXPECT_THAT(yaml, Not(HasSubstr("pw-secret")));
+  EXPECT_THAT(yaml, Not(HasSubstr("cluster-secret-0123")));
   EXPECT_THAT(yaml, Not(HasSubstr("hmac-secret")));
   const Loaded l = load_yaml(yaml);
   EXPECT_TRUE(l.warnings.empty());
-  expect_same(l.config, c, {"auth.token", "notify.targets"});
+  expect_same(l.config, c, {"auth.token", "notify.targets", "cluster.redis_url", "cluster.secret"});
   EXPECT_EQ(l.config.auth.token, "<redacted>");
+  EXPECT_EQ(l.config.cluster.redis_url, "<redacted>");
+  EXPECT_EQ(l.config.cluster.secret, "<redacted>");
   // The targets come back whole but for their secrets.
   auto redacted = c.notify.targets;
   redacted[0].token = "<redacted>";
