@@ -54,6 +54,18 @@ grep -Eq 'tools/claude-cli' <<<"$runtime" || fail "Dockerfile: the runtime stage
 has "$compose" '^ *- *"?\./data:/data"?$' "no ./data:/data volume"
 has "$compose" '^ *- *"?\./certs:/certs:ro"?$' "no ./certs:/certs:ro volume"
 has "$compose" '^ *- *"?8443:8443"?$' "no 8443:8443 port"
+# The two-node cluster example (issue 20): one Redis with a password and no published port, two
+# nodes with their own names and data, secrets from cluster.env (never in the file).
+cluster="$root/docker-compose.cluster.yml"
+[[ -f "$cluster" ]] || fail "no docker-compose.cluster.yml"
+has "$cluster" 'requirepass' "docker-compose.cluster.yml: Redis has no password"
+has "$cluster" 'PA_CLUSTER_NODE_NAME: node-a' "docker-compose.cluster.yml: no node-a"
+has "$cluster" 'PA_CLUSTER_NODE_NAME: node-b' "docker-compose.cluster.yml: no node-b"
+has "$cluster" '^ *- \./data-a:/data$' "docker-compose.cluster.yml: node-a has no data dir of its own"
+has "$cluster" '^ *- \./data-b:/data$' "docker-compose.cluster.yml: node-b has no data dir of its own"
+has "$cluster" 'env_file: cluster.env' "docker-compose.cluster.yml: secrets do not come from cluster.env"
+! grep -Eq '6379:6379|PA_CLUSTER_SECRET: ' "$cluster" || fail "docker-compose.cluster.yml: Redis published, or a secret written in the file"
+grep -qxF -- cluster.env "$root/.dockerignore" || fail ".dockerignore: missing cluster.env"
 for pattern in build data certs '**/node_modules'; do
   grep -qxF -- "$pattern" "$root/.dockerignore" || fail ".dockerignore: missing $pattern"
 done

@@ -66,7 +66,10 @@ ClusterNode::Who ClusterNode::who_of(const Connection& connection) const {
 
 bool ClusterNode::route(Request& request, const std::string& text) {
   if (from_other_node(*request.connection)) return false;  // the owner answers it itself
-  if (!request.message.project_id || request.message.type == "project_create") return false;
+  // project_create names its node in data.node; client_focus is about this node's pushes.
+  if (!request.message.project_id || request.message.type == "project_create" ||
+      request.message.type == "client_focus")
+    return false;
   const std::string project_id = *request.message.project_id;
   if (hub_.find_project(project_id)) return false;
   resolve_owner(project_id, [self = shared_from_this(), request = std::move(request), text,

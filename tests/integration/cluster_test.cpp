@@ -525,5 +525,33 @@ TEST_F(ClusterTest, APhoneSubscribedThroughOneNodeHearsFromAnother) {
   EXPECT_TRUE(eventually([&] { return !b_knows(); }, 20s));
 }
 
+// A node that cannot join says why and stops (exit 2) before serving: a short secret, a bad
+// URL, a bad node name. Redis is not needed for that.
+TEST(ClusterStartupTest, BadClusterSettingsStopTheServerWithAReason) {
+  TempDir data("pa-data");
+  const auto& cert = test_certificate();
+  const auto start = [&](std::vector<std::string> cluster_args) {
+    std::vector<std::string> argv{PA_SERVER_BINARY,  "--port",     "0",       "--data-dir",
+                                  data.path().string(), "--tls-cert", cert.cert, "--tls-key",
+                                  cert.key};
+    argv.insert(argv.end(), cluster_args.begin(), cluster_args.end());
+    return run_command(with_root_flag(argv), {{"PA_AUTH_TOKEN", "test-token-0123456789abcdef"}});
+  };
+  auto r = start({"--cluster-redis-url", "redis://127.0.0.1:1", "--cluster-secret", "short"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("cluster.secret must be set"), std::string::npos) << r.output;
+  r = start({"--cluster-redis-url", "http://127.0.0.1:1", "--cluster-secret", kSecret});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("cluster.redis_url"), std::string::npos) << r.output;
+  r = start({"--cluster-redis-url", "redis://127.0.0.1:1", "--cluster-secret", kSecret,
+             "--cluster-node-name", "bad name/../x"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("is not a node name"), std::string::npos) << r.output;
+  // The URL's password never reaches the output.
+  r = start({"--cluster-redis-url", "redis://:hunter2-password@127.0.0.1:1", "--cluster-secret",
+             "short"});
+  EXPECT_EQ(r.output.find("hunter2-password"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace pa::test

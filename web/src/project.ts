@@ -20,6 +20,12 @@ export interface ProjectInfo {
   queue_position?: number;
   totals?: Totals;  // what its runs cost (issue 19)
   today?: Totals;
+  node?: string;  // cluster mode: the host that owns it (issue 20)
+}
+
+// A run is there (to stop, or to queue behind): not IDLE, and not UNAVAILABLE (its node is away).
+export function hasRun(info: ProjectInfo | null): boolean {
+  return info !== null && (info.state === 'EXECUTING' || info.state === 'QUEUED');
 }
 
 export class ProjectView {
@@ -40,6 +46,8 @@ export class ProjectView {
   private cardsEl: HTMLElement;
   private queuedEl: HTMLElement;
   private stateEl: HTMLElement;
+  private nodeEl: HTMLElement;  // cluster mode: "on <node>"
+
   private sessionEl: HTMLElement;
   private spendEl = spendBadge();
   private notice: HTMLElement;
@@ -72,6 +80,7 @@ export class ProjectView {
   constructor(private conn: Connection, readonly projectId: string) {
     this.stateEl = h('span', { class: 'badge state', 'data-testid': 'project-state' }, '…');
     this.sessionEl = h('span', { class: 'muted small mono' });
+    this.nodeEl = h('span', { class: 'badge node', 'data-testid': 'project-node', hidden: true });
     const rawToggle = h('input', { type: 'checkbox', id: 'raw-toggle' });
     rawToggle.addEventListener('change', () => this.setRaw(rawToggle.checked));
     this.newSession = h('button', { type: 'button', 'data-needs': 'agent_new_session', title: 'Forget the conversation: the next prompt starts a new session' }, 'New session');
@@ -136,7 +145,7 @@ export class ProjectView {
       h('div', { class: 'project-bar' },
         h('a', { href: '#', class: 'back' }, '← Projects'),
         h('h2', { class: 'path mono', 'data-testid': 'project-path' }, projectId),
-        this.stateEl, this.sessionEl, this.spendEl,
+        this.stateEl, this.nodeEl, this.sessionEl, this.spendEl,
         h('div', { class: 'actions' }, interrupt, kill, this.newSession,
           h('label', { class: 'toggle' }, rawToggle, ' Raw JSON'))),
       review.tabs, this.notice, this.stream, this.cardsEl, this.queuedEl, this.form, roleNote, review.el);
@@ -346,7 +355,7 @@ export class ProjectView {
   private async send(): Promise<void> {
     const prompt = this.textarea.value;
     if (!prompt.trim()) return;
-    const running = this.info !== null && this.info.state !== 'IDLE';
+    const running = hasRun(this.info);
     const data: Record<string, unknown> = { prompt };
     if (this.tray.count > 0) data.attachments = this.tray.take();
     if (running) {
@@ -394,7 +403,7 @@ export class ProjectView {
   }
 
   private setStopping(how: 'interrupt' | 'kill'): void {
-    if (!this.info || this.info.state === 'IDLE') return;
+    if (!hasRun(this.info)) return;
     if (this.stopping !== 'kill') this.stopping = how;
     this.showButtons();
   }
@@ -402,7 +411,7 @@ export class ProjectView {
   // Interrupt and Kill only while a run is there; a stop asked once is shown as "Stopping…", and
   // Kill stays usable after an interrupt (a CLI that ignores it).
   private showButtons(): void {
-    const idle = !this.info || this.info.state === 'IDLE';
+    const idle = !hasRun(this.info);
     if (idle) this.stopping = null;
     this.interrupt.disabled = idle || this.stopping !== null;
     this.kill.disabled = idle || this.stopping === 'kill';
@@ -435,11 +444,13 @@ export class ProjectView {
     if (path) path.textContent = info.path;
     this.stateEl.textContent = info.state + (info.queue_position ? ` #${info.queue_position}` : '');
     this.stateEl.dataset.state = info.state;
+    this.nodeEl.textContent = info.node ? `on ${info.node}` : '';
+    this.nodeEl.hidden = !info.node;
     this.sessionEl.textContent = info.session_id ? `session ${String(info.session_id).slice(0, 8)}` : 'new session';
     showProjectSpend(this.spendEl, info);
-    const idle = info.state === 'IDLE';
+    const idle = !hasRun(info);
     this.submit.textContent = idle ? 'Run' : 'Queue follow-up';
-    this.newSession.disabled = !idle;
+    this.newSession.disabled = info.state !== 'IDLE';
     this.showButtons();
   }
 

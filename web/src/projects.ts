@@ -1,5 +1,6 @@
 // The project list: state of each project, create by path, delete (with a confirming second
-// click), open.
+// click), open. In cluster mode (issue 20) each project shows its node, and the form offers the
+// node to create it on.
 import { Connection, RequestError } from './conn';
 import { h, clear } from './dom';
 import type { ProjectInfo } from './project';
@@ -9,6 +10,7 @@ export class ProjectsView {
   private list: HTMLElement;
   private error: HTMLElement;
   private path: HTMLInputElement;
+  private node: HTMLSelectElement;  // cluster mode: where to create (hidden on a single host)
   private paths = new Map<string, string>();  // id -> path, as last listed (search hits name them)
 
   constructor(private conn: Connection, private open: (id: string) => void) {
@@ -16,9 +18,10 @@ export class ProjectsView {
       id: 'new-path', name: 'path', required: true, autocomplete: 'off', spellcheck: 'false',
       placeholder: '/home/me/code/my-project', class: 'mono',
     });
+    this.node = h('select', { id: 'new-node', name: 'node', 'aria-label': 'Node', hidden: true });
     const form = h('form', { class: 'create', 'data-needs': 'project_create' },
       h('label', { for: 'new-path' }, 'New project (absolute path of an existing directory)'),
-      h('div', { class: 'row' }, this.path, h('button', { type: 'submit', class: 'primary' }, 'Create')));
+      h('div', { class: 'row' }, this.path, this.node, h('button', { type: 'submit', class: 'primary' }, 'Create')));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       void this.create();
@@ -38,6 +41,7 @@ export class ProjectsView {
     try {
       const r = await this.conn.request('project_list');
       this.render(r.data.projects as ProjectInfo[]);
+      await this.refreshNodes();
     } catch (e) {
       this.show(e);
     }
@@ -68,9 +72,29 @@ export class ProjectsView {
       this.list.appendChild(h('li', { 'data-project-id': p.id },
         open,
         h('span', { class: 'badge state', 'data-state': p.state }, p.state),
+        p.node ? h('span', { class: 'badge node', 'data-testid': 'project-node' }, p.node) : null,
         h('span', { class: 'muted small' }, p.session_id ? 'has session' : 'new'),
         del));
     }
+  }
+
+  // The nodes a project may be created on (cluster mode): health.cluster lists them; this node
+  // first (the default). A single host has none and the select stays hidden.
+  private async refreshNodes(): Promise<void> {
+    const r = await this.conn.request('health');
+    const cluster = r.data.cluster as { node: string; nodes: { name: string; state: string }[] } | null;
+    const chosen = this.node.value;
+    clear(this.node);
+    if (!cluster) {
+      this.node.hidden = true;
+      return;
+    }
+    const names = [cluster.node, ...cluster.nodes.filter((n) => n.state === 'up' && n.name !== cluster.node).map((n) => n.name)];
+    for (const name of names) {
+      this.node.appendChild(h('option', { value: name }, name === cluster.node ? `${name} (this node)` : name));
+    }
+    if (names.includes(chosen)) this.node.value = chosen;
+    this.node.hidden = false;
   }
 
   pathOf(id: string): string | undefined {
@@ -81,7 +105,9 @@ export class ProjectsView {
     const path = this.path.value.trim();
     if (!path) return;
     try {
-      const r = await this.conn.request('project_create', undefined, { path });
+      const data: Record<string, unknown> = { path };
+      if (!this.node.hidden && this.node.value) data.node = this.node.value;
+      const r = await this.conn.request('project_create', undefined, data);
       this.path.value = '';
       this.hide();
       this.open(r.data.id);
