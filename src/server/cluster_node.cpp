@@ -96,7 +96,7 @@ void ClusterNode::start() {
         if (auto node = weak.lock()) node->on_reply(stream, id, fields);
       });
   replies_->on_reconnect([weak = std::weak_ptr<ClusterNode>(self)] {
-    if (auto node = weak.lock()) node->on_replies_reconnected();
+    if (auto node = weak.lock()) node->resync_mirrors();
   });
   commands_ = std::make_shared<cluster::StreamReader>(
       io_.get_executor(), factory, "commands",
@@ -142,11 +142,14 @@ void ClusterNode::on_command_link_up() {
       self->publish_event(project->id(), project->last_seq(), std::nullopt, nullptr);
     });
   }
+  // A fill asked while this link was down never left: every mirror asks again.
+  resync_mirrors();
   asio::post(strand_, [self = shared_from_this()] { self->tick(); });
 }
 
-void ClusterNode::on_replies_reconnected() {
-  // Entries may have been lost with a Redis restart: every mirror checks with its owner.
+void ClusterNode::resync_mirrors() {
+  // Entries may have been lost with a Redis restart (or a fill never sent): every mirror checks
+  // with its owner.
   std::vector<std::shared_ptr<cluster::RemoteFeed>> mirrors;
   {
     std::lock_guard lock(mutex_);

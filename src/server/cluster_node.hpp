@@ -125,7 +125,8 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   // Redis
   std::shared_ptr<redis::Connection> make_connection();
   void on_command_link_up();
-  void on_replies_reconnected();
+  // After a Redis connection came back: every mirror asks its owner for what it may have missed.
+  void resync_mirrors();
   void send(const std::string& stream, cluster::NodeMessage message, std::uint64_t maxlen,
             std::function<void(bool ok)> done = {});
   void send_command(const std::string& node, std::string kind, boost::json::object body,

@@ -194,7 +194,7 @@ function start(token: string): void {
       view = null;
       clear(main);
       if (id) {
-        view = new ProjectView(conn, id);
+        view = new ProjectView(conn, id, projects.nodeOf(id));
         main.append(view.el);
         if (conn.isOpen) void view.join();
         if (!permissionId && seq === null) view.focus();  // a card or hit to see: no keyboard over it

@@ -77,7 +77,9 @@ export class ProjectView {
   private wantedSeq: number | null = null;
   private ready = false;
 
-  constructor(private conn: Connection, readonly projectId: string) {
+  // `node`: the node that owns it (cluster mode), when the list knew it; project_state data
+  // names it too once the node is unavailable.
+  constructor(private conn: Connection, readonly projectId: string, private node?: string) {
     this.stateEl = h('span', { class: 'badge state', 'data-testid': 'project-state' }, '…');
     this.sessionEl = h('span', { class: 'muted small mono' });
     this.nodeEl = h('span', { class: 'badge node', 'data-testid': 'project-node', hidden: true });
@@ -444,8 +446,9 @@ export class ProjectView {
     if (path) path.textContent = info.path;
     this.stateEl.textContent = info.state + (info.queue_position ? ` #${info.queue_position}` : '');
     this.stateEl.dataset.state = info.state;
-    this.nodeEl.textContent = info.node ? `on ${info.node}` : '';
-    this.nodeEl.hidden = !info.node;
+    const node = info.node ?? this.node;
+    this.nodeEl.textContent = node ? `on ${node}` : '';
+    this.nodeEl.hidden = !node;
     this.sessionEl.textContent = info.session_id ? `session ${String(info.session_id).slice(0, 8)}` : 'new session';
     showProjectSpend(this.spendEl, info);
     const idle = !hasRun(info);

@@ -12,6 +12,7 @@ export class ProjectsView {
   private path: HTMLInputElement;
   private node: HTMLSelectElement;  // cluster mode: where to create (hidden on a single host)
   private paths = new Map<string, string>();  // id -> path, as last listed (search hits name them)
+  private nodes = new Map<string, string>();  // id -> node (cluster mode), as listed or created
 
   constructor(private conn: Connection, private open: (id: string) => void) {
     this.path = h('input', {
@@ -50,6 +51,7 @@ export class ProjectsView {
   private render(projects: ProjectInfo[]): void {
     clear(this.list);
     this.paths = new Map(projects.map((p) => [p.id, p.path]));
+    for (const p of projects) if (p.node) this.nodes.set(p.id, p.node);
     if (projects.length === 0) {
       this.list.appendChild(h('li', { class: 'muted' }, 'No projects yet.',
         h('span', { 'data-needs': 'project_create' }, ' Create one below.')));
@@ -97,6 +99,11 @@ export class ProjectsView {
     this.node.hidden = false;
   }
 
+  // The node that owns a project (cluster mode), when known here.
+  nodeOf(id: string): string | undefined {
+    return this.nodes.get(id);
+  }
+
   pathOf(id: string): string | undefined {
     return this.paths.get(id);
   }
@@ -108,6 +115,7 @@ export class ProjectsView {
       const data: Record<string, unknown> = { path };
       if (!this.node.hidden && this.node.value) data.node = this.node.value;
       const r = await this.conn.request('project_create', undefined, data);
+      if (typeof data.node === 'string') this.nodes.set(r.data.id, data.node);
       this.path.value = '';
       this.hide();
       this.open(r.data.id);
