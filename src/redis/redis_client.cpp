@@ -207,6 +207,7 @@ class AsioConnection final : public Connection {
     connect_timer_.cancel();
     if (ec) {
       state_ = State::kClosed;
+      disconnect_handler_ = nullptr;  // never up: nothing to report, and no cycle to keep
       shut_down();
       fail_pending(make_error_code(ClientError::kDisconnected));
     } else {

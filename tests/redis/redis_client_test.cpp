@@ -330,6 +330,39 @@ TEST_F(RedisClientTest, ConnectsOverTlsAndVerifiesTheCertificate) {
   EXPECT_TRUE(loop.connect(*plain));
 }
 
+TEST_F(RedisClientTest, TlsChecksTheServersName) {
+  // A certificate the client trusts (as its own CA) but made out to another name.
+  pa::test::TempDir dir("pa-redis-cert");
+  const auto cert = (dir / "elsewhere.crt").string();
+  const auto key = (dir / "elsewhere.key").string();
+  const auto made = pa::test::run_command(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+       "-subj", "/CN=elsewhere.test", "-addext", "subjectAltName=DNS:elsewhere.test"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  RedisOptions tls;
+  tls.tls = true;
+  tls.tls_cert = cert;
+  tls.tls_key = key;
+  RedisServer elsewhere(tls);
+  elsewhere.start();
+  ClientOptions trusting;
+  trusting.tls_ca_file = cert;
+  auto mismatched = loop.create(elsewhere.url(), trusting);  // rediss://127.0.0.1:port
+  EXPECT_TRUE(loop.connect(*mismatched));
+  EXPECT_FALSE(mismatched->connected());
+
+  // The shared test certificate names localhost: a host name (sent as SNI) that matches.
+  tls.tls_cert.clear();
+  tls.tls_key.clear();
+  RedisServer server(tls);
+  server.start();
+  ClientOptions options;
+  options.tls_ca_file = pa::test::test_certificate().cert;
+  auto redis = loop.open("rediss://localhost:" + std::to_string(server.port()), options);
+  EXPECT_EQ(loop.call(*redis, {"PING"}).reply.str, "PONG");
+}
+
 TEST_F(RedisClientTest, AMissingCaFileFailsTheConnect) {
   RedisOptions tls;
   tls.tls = true;

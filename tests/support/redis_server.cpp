@@ -198,10 +198,11 @@ void RedisServer::launch() {
                                    "no"};
   if (!options_.password.empty()) argv.insert(argv.end(), {"--requirepass", options_.password});
   if (options_.tls) {
-    const auto& cert = test_certificate();
-    argv.insert(argv.end(),
-                {"--tls-port", port, "--tls-cert-file", cert.cert, "--tls-key-file", cert.key,
-                 "--tls-ca-cert-file", cert.cert, "--tls-auth-clients", "no"});
+    const auto& shared = test_certificate();
+    const auto& cert = options_.tls_cert.empty() ? shared.cert : options_.tls_cert;
+    const auto& key = options_.tls_key.empty() ? shared.key : options_.tls_key;
+    argv.insert(argv.end(), {"--tls-port", port, "--tls-cert-file", cert, "--tls-key-file", key,
+                             "--tls-ca-cert-file", cert, "--tls-auth-clients", "no"});
   }
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -274,7 +275,10 @@ std::string RedisServer::url() const {
 std::string RedisServer::cli(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {find_on_path("redis-cli"), "-h", "127.0.0.1", "-p",
                                    std::to_string(port_)};
-  if (options_.tls) argv.insert(argv.end(), {"--tls", "--cacert", test_certificate().cert});
+  if (options_.tls) {
+    const auto& ca = options_.tls_cert.empty() ? test_certificate().cert : options_.tls_cert;
+    argv.insert(argv.end(), {"--tls", "--cacert", ca});
+  }
   if (!options_.password.empty())
     argv.insert(argv.end(), {"-a", options_.password, "--no-auth-warning"});
   argv.insert(argv.end(), args.begin(), args.end());

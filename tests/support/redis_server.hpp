@@ -20,6 +20,8 @@ namespace pa::test {
 struct RedisOptions {
   std::string password;  // non-empty: requirepass
   bool tls = false;      // serve TLS only (tls-port), with the shared test certificate
+  std::string tls_cert;  // TLS with another certificate and key (empty: the shared one)
+  std::string tls_key;
   bool persist = false;  // appendonly yes (a restart keeps the data); else nothing is kept
 };
 
