@@ -8,7 +8,9 @@
 namespace pa::cluster::keys {
 
 // pa:node:<name>: a node's heartbeat ({boot, started, version}), a key with a TTL.
-inline std::string node(std::string_view name) { return "pa:node:" + std::string(name); }
+inline std::string node(std::string_view name) {
+  return "pa:node:" + std::string(name);
+}
 // pa:nodes: the set of node names ever seen (their liveness is their heartbeat key).
 inline constexpr std::string_view kNodes = "pa:nodes";
 // pa:projects: hash of project id -> its directory entry (owner node, path, state, totals).

@@ -85,8 +85,8 @@ std::vector<std::string> NodeSigner::xadd(std::string_view stream, NodeMessage m
     argv.insert(argv.end(), {"MAXLEN", "~", std::to_string(maxlen)});
   }
   argv.emplace_back("*");
-  argv.insert(argv.end(), {"k", m.kind, "from", m.from, "boot", m.boot, "ts",
-                           std::to_string(m.ts_ms)});
+  argv.insert(argv.end(),
+              {"k", m.kind, "from", m.from, "boot", m.boot, "ts", std::to_string(m.ts_ms)});
   if (!m.body.empty()) argv.insert(argv.end(), {"b", m.body});
   if (!m.frame.empty()) argv.insert(argv.end(), {"f", m.frame});
   argv.insert(argv.end(), {"m", mac(stream, m)});

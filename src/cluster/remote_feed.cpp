@@ -9,7 +9,9 @@ namespace pa::cluster {
 namespace asio = boost::asio;
 
 namespace {
-std::size_t size_of(const SeqFrame& frame) { return frame.text ? frame.text->size() + 64 : 64; }
+std::size_t size_of(const SeqFrame& frame) {
+  return frame.text ? frame.text->size() + 64 : 64;
+}
 }  // namespace
 
 RemoteFeed::RemoteFeed(asio::any_io_executor executor, std::string project_id, std::string node,
@@ -88,64 +90,66 @@ void RemoteFeed::start_fill() {
 }
 
 void RemoteFeed::on_fill(std::vector<SeqFrame> frames, std::uint64_t last_seq, bool more) {
-  asio::post(strand_, [self = shared_from_this(), frames = std::move(frames), last_seq,
-                       more]() mutable {
-    if (!self->filling_) return;  // an answer to a fill that was asked again
-    for (auto& frame : frames) {
-      if (frame.seq > self->last_seq_) self->deliver(frame);
-    }
-    if (more) {
-      self->owner_.fill(self->last_seq_);
-      return;
-    }
-    // Everything up to the owner's last seq when it read its history is delivered.
-    self->last_seq_ = std::max(self->last_seq_, last_seq);
-    self->filling_ = false;
-    if (self->refill_) {
-      self->refill_ = false;
-      self->start_fill();
-      return;
-    }
-    auto held = std::move(self->held_);
-    self->held_.clear();
-    self->held_bytes_ = 0;
-    for (auto& frame : held) self->take(std::move(frame));
-  });
+  asio::post(strand_,
+             [self = shared_from_this(), frames = std::move(frames), last_seq, more]() mutable {
+               if (!self->filling_) return;  // an answer to a fill that was asked again
+               for (auto& frame : frames) {
+                 if (frame.seq > self->last_seq_) self->deliver(frame);
+               }
+               if (more) {
+                 self->owner_.fill(self->last_seq_);
+                 return;
+               }
+               // Everything up to the owner's last seq when it read its history is delivered.
+               self->last_seq_ = std::max(self->last_seq_, last_seq);
+               self->filling_ = false;
+               if (self->refill_) {
+                 self->refill_ = false;
+                 self->start_fill();
+                 return;
+               }
+               auto held = std::move(self->held_);
+               self->held_.clear();
+               self->held_bytes_ = 0;
+               for (auto& frame : held) self->take(std::move(frame));
+             });
 }
 
 void RemoteFeed::subscribe(std::shared_ptr<Connection> connection, std::uint64_t after_seq) {
-  asio::post(strand_, [self = shared_from_this(), connection = std::move(connection),
-                       after_seq]() mutable {
-    {
-      std::lock_guard lock(self->subscribers_mutex_);
-      self->subscribers_[connection->id()] = connection;
-    }
-    connection->feed_joined(self);
-    if (!self->known_) {
-      // The first subscriber: the mirror starts where the owner's join said, and what already
-      // arrived after that goes through the gap check like any broadcast.
-      self->known_ = true;
-      self->last_seq_ = after_seq;
-      std::deque<SeqFrame> arrived;
-      arrived.swap(self->recent_);
-      self->recent_bytes_ = 0;
-      for (auto& frame : arrived) {
-        if (frame.seq > after_seq) self->take(std::move(frame));
-      }
-      return;
-    }
-    // Broadcasts after its start that the mirror already delivered (its cursor drops the rest).
-    const std::shared_ptr<server::Feed> feed = self;
-    for (const auto& frame : self->recent_) {
-      if (frame.seq > after_seq && frame.seq <= self->last_seq_)
-        connection->send_seq(feed, frame.seq, frame.text, false);
-    }
-    if (!self->recent_.empty() && self->recent_.front().prev.value_or(0) > after_seq) {
-      spdlog::warn("cluster: project {}: a subscriber joined further back than the broadcasts "
-                   "kept here; it catches up with get_messages",
-                   self->project_id_);
-    }
-  });
+  asio::post(strand_,
+             [self = shared_from_this(), connection = std::move(connection), after_seq]() mutable {
+               {
+                 std::lock_guard lock(self->subscribers_mutex_);
+                 self->subscribers_[connection->id()] = connection;
+               }
+               connection->feed_joined(self);
+               if (!self->known_) {
+                 // The first subscriber: the mirror starts where the owner's join said, and what
+                 // already arrived after that goes through the gap check like any broadcast.
+                 self->known_ = true;
+                 self->last_seq_ = after_seq;
+                 std::deque<SeqFrame> arrived;
+                 arrived.swap(self->recent_);
+                 self->recent_bytes_ = 0;
+                 for (auto& frame : arrived) {
+                   if (frame.seq > after_seq) self->take(std::move(frame));
+                 }
+                 return;
+               }
+               // Broadcasts after its start that the mirror already delivered (its cursor drops the
+               // rest).
+               const std::shared_ptr<server::Feed> feed = self;
+               for (const auto& frame : self->recent_) {
+                 if (frame.seq > after_seq && frame.seq <= self->last_seq_)
+                   connection->send_seq(feed, frame.seq, frame.text, false);
+               }
+               if (!self->recent_.empty() && self->recent_.front().prev.value_or(0) > after_seq) {
+                 spdlog::warn(
+                     "cluster: project {}: a subscriber joined further back than the broadcasts "
+                     "kept here; it catches up with get_messages",
+                     self->project_id_);
+               }
+             });
 }
 
 void RemoteFeed::drop(std::uint64_t connection_id) {
@@ -165,8 +169,7 @@ void RemoteFeed::drop(std::uint64_t connection_id) {
 void RemoteFeed::after_page(std::shared_ptr<Connection> connection, std::uint64_t through_seq,
                             bool live) {
   if (!live) return;
-  asio::post(strand_, [self = shared_from_this(), connection = std::move(connection),
-                       through_seq] {
+  asio::post(strand_, [self = shared_from_this(), connection = std::move(connection), through_seq] {
     const std::shared_ptr<server::Feed> feed = self;
     for (const auto& frame : self->recent_) {
       if (frame.seq > through_seq) connection->send_seq(feed, frame.seq, frame.text, false);
@@ -208,9 +211,8 @@ std::vector<std::shared_ptr<Connection>> RemoteFeed::subscribers() const {
   return list;
 }
 
-void RemoteFeed::request_catch_up(std::shared_ptr<Connection> connection,
-                                  std::uint64_t after_seq, std::size_t max_frames,
-                                  std::size_t max_bytes) {
+void RemoteFeed::request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
+                                  std::size_t max_frames, std::size_t max_bytes) {
   bool subscribed = false;
   {
     std::lock_guard lock(subscribers_mutex_);

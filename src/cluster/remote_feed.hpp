@@ -28,8 +28,8 @@
 
 namespace pa::cluster {
 
-using server::Connection;
 using protocol::SharedText;
+using server::Connection;
 
 struct SeqFrame {
   std::uint64_t seq = 0;
@@ -100,7 +100,7 @@ class RemoteFeed : public server::Feed, public std::enable_shared_from_this<Remo
   const std::string node_;
   Owner owner_;
 
-  bool known_ = false;         // last_seq_ is the owner's seq the subscribers stand at
+  bool known_ = false;  // last_seq_ is the owner's seq the subscribers stand at
   std::uint64_t last_seq_ = 0;
   bool filling_ = false;
   std::deque<SeqFrame> held_;  // arrived while filling, in order

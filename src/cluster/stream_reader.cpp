@@ -49,26 +49,27 @@ void StreamReader::add(const std::string& stream, const std::string& from_id) {
 }
 
 void StreamReader::remove(const std::string& stream) {
-  asio::post(link_->strand(), [self = shared_from_this(), stream] { self->streams_.erase(stream); });
+  asio::post(link_->strand(),
+             [self = shared_from_this(), stream] { self->streams_.erase(stream); });
 }
 
 void StreamReader::ensure_group() {
   // From "0": after a Redis restart that lost the group, the stream may already hold commands
   // sent since; each command carries its time and stale ones are dropped by the receiver.
-  link_->command(
-      {"XGROUP", "CREATE", group_->stream, group_->group, "0", "MKSTREAM"},
-      [self = shared_from_this(), generation = generation_](std::error_code ec,
-                                                             redis::Reply reply) {
-        asio::post(self->link_->strand(), [self, generation, ec, reply = std::move(reply)] {
-          if (generation != self->generation_ || self->stopped_) return;
-          if (!ec && reply.is_error() && reply.str.rfind("BUSYGROUP", 0) != 0) {
-            spdlog::error("cluster: cannot create the consumer group on {}: {}",
-                          self->group_->stream, reply.str);
-          }
-          self->reading_ = false;
-          if (!ec) self->read();
-        });
-      });
+  link_->command({"XGROUP", "CREATE", group_->stream, group_->group, "0", "MKSTREAM"},
+                 [self = shared_from_this(), generation = generation_](std::error_code ec,
+                                                                       redis::Reply reply) {
+                   asio::post(
+                       self->link_->strand(), [self, generation, ec, reply = std::move(reply)] {
+                         if (generation != self->generation_ || self->stopped_) return;
+                         if (!ec && reply.is_error() && reply.str.rfind("BUSYGROUP", 0) != 0) {
+                           spdlog::error("cluster: cannot create the consumer group on {}: {}",
+                                         self->group_->stream, reply.str);
+                         }
+                         self->reading_ = false;
+                         if (!ec) self->read();
+                       });
+                 });
 }
 
 void StreamReader::read() {
@@ -76,9 +77,17 @@ void StreamReader::read() {
   if (reading_ || stopped_ || !link_->up()) return;
   std::vector<std::string> argv;
   if (group_) {
-    argv = {"XREADGROUP", "GROUP", group_->group,  group_->consumer,
-            "COUNT",      "256",   "BLOCK",        std::to_string(block_.count()),
-            "STREAMS",    group_->stream, ">"};
+    argv = {"XREADGROUP",
+            "GROUP",
+            group_->group,
+            group_->consumer,
+            "COUNT",
+            "256",
+            "BLOCK",
+            std::to_string(block_.count()),
+            "STREAMS",
+            group_->stream,
+            ">"};
   } else {
     if (streams_.empty()) return;
     argv = {"XREAD", "COUNT", "256", "BLOCK", std::to_string(block_.count()), "STREAMS"};
@@ -114,7 +123,8 @@ void StreamReader::on_reply(std::error_code ec, redis::Reply reply) {
       it->second = entry.id;
     }
     handler_(entry.stream, entry.id, *entry.fields);
-    if (group_) link_->command({"XACK", group_->stream, group_->group, entry.id}, [](auto, auto) {});
+    if (group_)
+      link_->command({"XACK", group_->stream, group_->group, entry.id}, [](auto, auto) {});
   }
   read();
 }

@@ -165,13 +165,13 @@ struct Config {
   // Cluster mode (issue 20): several hosts behind one console, sharing state through Redis.
   // Off (and no Redis needed) while redis_url is empty.
   struct Cluster {
-    std::string redis_url;  // redis://[user:password@]host[:port][/db] or rediss://…
-    std::string node_name;  // this host's name in the cluster; empty = the machine's host name
-    std::string secret;     // shared by every node: HMAC key of node-to-node messages
-    std::string tls_ca_file;  // rediss://: CA certificates to verify Redis with (else system's)
+    std::string redis_url;      // redis://[user:password@]host[:port][/db] or rediss://…
+    std::string node_name;      // this host's name in the cluster; empty = the machine's host name
+    std::string secret;         // shared by every node: HMAC key of node-to-node messages
+    std::string tls_ca_file;    // rediss://: CA certificates to verify Redis with (else system's)
     Seconds heartbeat_ttl{10};  // a node not heard from this long is UNAVAILABLE
     std::uint64_t stream_maxlen = 100000;  // entries kept per project event stream (MAXLEN ~)
-    Seconds request_timeout{30};  // a request forwarded to another node and not answered
+    Seconds request_timeout{30};           // a request forwarded to another node and not answered
   } cluster;
 
   bool allow_insecure_remote = false;  // --allow-insecure-remote

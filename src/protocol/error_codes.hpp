@@ -43,7 +43,8 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::kAttachmentNotFound,  ErrorCode::kBudgetExceeded,  ErrorCode::kSearchFailed,
     ErrorCode::kNodeUnavailable,
 };
-static_assert(std::size(kAllErrorCodes) == static_cast<std::size_t>(ErrorCode::kNodeUnavailable) + 1,
+static_assert(std::size(kAllErrorCodes) ==
+                  static_cast<std::size_t>(ErrorCode::kNodeUnavailable) + 1,
               "kAllErrorCodes must list every ErrorCode");
 
 std::string_view to_string(ErrorCode code);

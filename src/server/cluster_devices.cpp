@@ -11,8 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
-#include <future>
 #include <boost/json/serialize.hpp>
+#include <future>
 
 #include "cluster/body.hpp"
 #include "common/hex.hpp"
@@ -69,8 +69,8 @@ void ClusterNode::publish_device(const devices::StoredDevice& stored) {
 
 void ClusterNode::device_revoked(const std::string& device_id) {
   const std::string text = json::serialize(
-      json::object{{"device_id", device_id}, {"revoked_at", protocol::format_rfc3339(
-                                                                std::chrono::system_clock::now())}});
+      json::object{{"device_id", device_id},
+                   {"revoked_at", protocol::format_rfc3339(std::chrono::system_clock::now())}});
   const std::string key = std::string(kRevoked) + ":" + device_id;
   link_->command({"HSET", std::string(kRevoked), device_id, signed_value(key, text)},
                  [](std::error_code, redis::Reply) {});
@@ -85,7 +85,7 @@ void ClusterNode::sync_devices() {
                    if (!ec) *shared = std::move(reply);
                  });
   link_->command({"HGETALL", std::string(kRevoked)}, [self = shared_from_this(), shared](
-                                                        std::error_code ec, redis::Reply reply) {
+                                                         std::error_code ec, redis::Reply reply) {
     if (ec || reply.type != redis::Reply::Type::kArray ||
         shared->type != redis::Reply::Type::kArray)
       return;
@@ -95,8 +95,9 @@ void ClusterNode::sync_devices() {
                           const std::string& value) -> std::optional<json::object> {
       const auto text = self->open_value(std::string(hash) + ":" + id, value);
       if (!text) {
-        self->refuse(nullptr, std::string(hash), "the value of " + id.substr(0, 64) +
-                                                     " is not signed with this cluster's secret");
+        self->refuse(
+            nullptr, std::string(hash),
+            "the value of " + id.substr(0, 64) + " is not signed with this cluster's secret");
         return std::nullopt;
       }
       auto inner = cluster::parse_body(*text);
@@ -113,10 +114,10 @@ void ClusterNode::sync_devices() {
       const auto value = open(kDevices, shared->elements[i].str, shared->elements[i + 1].str);
       if (auto device = value ? device_of(*value) : std::nullopt) devices.push_back(*device);
     }
-    asio::post(self->hub_.pool_, [self, devices = std::move(devices),
-                                  revoked = std::move(revoked)]() mutable {
-      self->apply_devices(std::move(devices), std::move(revoked));
-    });
+    asio::post(self->hub_.pool_,
+               [self, devices = std::move(devices), revoked = std::move(revoked)]() mutable {
+                 self->apply_devices(std::move(devices), std::move(revoked));
+               });
   });
 }
 

@@ -33,7 +33,7 @@ struct ClusterNode::Pending {
 };
 
 namespace {
-constexpr std::string_view kProjectStatePrefix = "pa:ev:";
+constexpr std::string_view kEventStreamPrefix = "pa:ev:";
 constexpr std::size_t kMaxIdBytes = 128;
 
 protocol::Error unavailable(const std::string& node, const std::string& project_id,
@@ -148,15 +148,15 @@ void ClusterNode::forward(Request request, const std::string& text, const std::s
     return found;
   };
   pending->timer.expires_after(config_.cluster.request_timeout);
-  pending->timer.async_wait([take, node, project_id,
-                             seconds = config_.cluster.request_timeout.count()](
-                                boost::system::error_code ec) {
-    if (ec) return;
-    if (auto timed_out = take()) {
-      timed_out->request.fail(
-          unavailable(node, project_id, "did not answer in " + std::to_string(seconds) + " s"));
-    }
-  });
+  pending->timer.async_wait(
+      [take, node, project_id,
+       seconds = config_.cluster.request_timeout.count()](boost::system::error_code ec) {
+        if (ec) return;
+        if (auto timed_out = take()) {
+          timed_out->request.fail(
+              unavailable(node, project_id, "did not answer in " + std::to_string(seconds) + " s"));
+        }
+      });
   send_command(node, "req", std::move(body), [take, node, project_id](bool ok) {
     if (ok) return;
     if (auto failed = take()) {
@@ -211,51 +211,52 @@ void ClusterNode::claim_create_key(Request request, std::string text, const std:
   // The first node to take the key creates the project; a resend through another node goes
   // there and finds it in that node's idempotency keys.
   const std::string scope = keys::idempotency("project_create:" + key);
-  link_->command(
-      {"SET", scope, name_, "NX", "GET", "EX", "86400"},
-      [self = shared_from_this(), request = std::move(request), text = std::move(text),
-       here = std::move(here)](std::error_code ec, redis::Reply reply) mutable {
-        const bool claimed = !ec && reply.is_nil();
-        if (ec || reply.is_error() || claimed || reply.str == self->name_) {
-          // Redis away: this node decides alone (as a single host would).
-          here(std::move(request));
-          return;
-        }
-        self->forward_create(std::move(request), std::move(text), reply.str);
-      });
+  link_->command({"SET", scope, name_, "NX", "GET", "EX", "86400"},
+                 [self = shared_from_this(), request = std::move(request), text = std::move(text),
+                  here = std::move(here)](std::error_code ec, redis::Reply reply) mutable {
+                   const bool claimed = !ec && reply.is_nil();
+                   if (ec || reply.is_error() || claimed || reply.str == self->name_) {
+                     // Redis away: this node decides alone (as a single host would).
+                     here(std::move(request));
+                     return;
+                   }
+                   self->forward_create(std::move(request), std::move(text), reply.str);
+                 });
 }
 
 void ClusterNode::list_projects(Request request, json::array local) {
   for (auto& entry : local) entry.as_object()["node"] = name_;
-  link_->command({"HGETALL", std::string(keys::kProjects)}, [self = shared_from_this(),
-                                                            request = std::move(request),
-                                                            local = std::move(local)](
-                                                               std::error_code ec,
-                                                               redis::Reply reply) mutable {
-    bool partial = ec || reply.type != redis::Reply::Type::kArray;
-    if (!partial) {
-      std::lock_guard lock(self->mutex_);
-      for (std::size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
-        auto entry = cluster::parse_body(reply.elements[i + 1].str, 1u << 20);
-        if (!entry) continue;
-        const auto node = cluster::get_string(*entry, "node", 64);
-        if (!node || *node == self->name_) continue;  // ours are listed as they are now
-        self->directory_[reply.elements[i].str] = *entry;
-        const auto state = self->nodes_.find(*node);
-        if (state == self->nodes_.end() || !state->second.live) (*entry)["state"] = "UNAVAILABLE";
-        local.push_back(std::move(*entry));
-      }
-    }
-    std::sort(local.begin(), local.end(), [](const json::value& a, const json::value& b) {
-      const auto* x = a.as_object().if_contains("created_at");
-      const auto* y = b.as_object().if_contains("created_at");
-      if (!x || !y || !x->is_string() || !y->is_string()) return x != nullptr && y == nullptr;
-      return x->get_string() < y->get_string();
-    });
-    json::object data{{"projects", std::move(local)}};
-    if (partial) data["partial"] = true;  // Redis away: only this node's projects
-    request.reply("project_list_response", data);
-  });
+  link_->command({"HGETALL", std::string(keys::kProjects)},
+                 [self = shared_from_this(), request = std::move(request),
+                  local = std::move(local)](std::error_code ec, redis::Reply reply) mutable {
+                   bool partial = ec || reply.type != redis::Reply::Type::kArray;
+                   if (!partial) {
+                     std::lock_guard lock(self->mutex_);
+                     for (std::size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+                       auto entry = cluster::parse_body(reply.elements[i + 1].str, 1u << 20);
+                       if (!entry) continue;
+                       const auto node = cluster::get_string(*entry, "node", 64);
+                       if (!node || *node == self->name_)
+                         continue;  // ours are listed as they are now
+                       self->directory_[reply.elements[i].str] = *entry;
+                       const auto state = self->nodes_.find(*node);
+                       if (state == self->nodes_.end() || !state->second.live)
+                         (*entry)["state"] = "UNAVAILABLE";
+                       local.push_back(std::move(*entry));
+                     }
+                   }
+                   std::sort(local.begin(), local.end(),
+                             [](const json::value& a, const json::value& b) {
+                               const auto* x = a.as_object().if_contains("created_at");
+                               const auto* y = b.as_object().if_contains("created_at");
+                               if (!x || !y || !x->is_string() || !y->is_string())
+                                 return x != nullptr && y == nullptr;
+                               return x->get_string() < y->get_string();
+                             });
+                   json::object data{{"projects", std::move(local)}};
+                   if (partial) data["partial"] = true;  // Redis away: only this node's projects
+                   request.reply("project_list_response", data);
+                 });
 }
 
 void ClusterNode::connection_closed(std::uint64_t connection_id) {
@@ -267,7 +268,20 @@ void ClusterNode::connection_closed(std::uint64_t connection_id) {
     nodes = std::move(it->second);
     used_nodes_.erase(it);
   }
-  for (const auto& node : nodes) send_command(node, "closed", json::object{{"conn", connection_id}});
+  for (const auto& node : nodes) send_closed(node, connection_id);
+}
+
+void ClusterNode::send_closed(const std::string& node, std::uint64_t connection_id) {
+  // Not sent (Redis away): sent when the link is back, or the owner would keep what stood for
+  // the client (its subscriptions, a permission request waiting for it) until this node's
+  // heartbeat ends.
+  send_command(node, "closed", json::object{{"conn", connection_id}},
+               [weak = weak_from_this(), node, connection_id](bool ok) {
+                 auto self = weak.lock();
+                 if (ok || !self) return;
+                 std::lock_guard lock(self->mutex_);
+                 self->unsent_closes_.emplace(node, connection_id);
+               });
 }
 
 // --- mirrors ----------------------------------------------------------------------------------
@@ -316,8 +330,8 @@ void ClusterNode::ensure_mirror(const std::string& project_id, const std::string
   };
   auto mirror = std::make_shared<cluster::RemoteFeed>(io_.get_executor(), project_id, node,
                                                       cluster::RemoteFeed::Owner{});
-  owner.fill = [weak, mirror_weak = std::weak_ptr<cluster::RemoteFeed>(mirror)](
-                   std::uint64_t after) {
+  owner.fill = [weak,
+                mirror_weak = std::weak_ptr<cluster::RemoteFeed>(mirror)](std::uint64_t after) {
     auto self = weak.lock();
     auto remote = mirror_weak.lock();
     if (self && remote) self->fill(remote, after);
@@ -387,7 +401,7 @@ void ClusterNode::drop_idle_mirrors() {
 void ClusterNode::on_reply(const std::string& stream, const std::string& id,
                            const redis::Reply& fields) {
   (void)id;
-  if (stream.rfind(kProjectStatePrefix, 0) == 0) {
+  if (stream.rfind(kEventStreamPrefix, 0) == 0) {
     on_event(stream, fields);
     return;
   }
@@ -498,9 +512,8 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
           !item.as_array()[1].is_string() ||
           !cluster::is_client_frame(item.as_array()[1].as_string()))
         return (void)refuse(&message, stream, "a malformed frame in a page");
-      page.frames.emplace_back(
-          item.as_array()[0].to_number<std::uint64_t>(),
-          std::make_shared<const std::string>(item.as_array()[1].as_string()));
+      page.frames.emplace_back(item.as_array()[0].to_number<std::uint64_t>(),
+                               std::make_shared<const std::string>(item.as_array()[1].as_string()));
     }
     connection->deliver_page(mirror.get(), std::move(page));
     mirror->after_page(connection, *through, *live);
@@ -518,7 +531,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
 }
 
 void ClusterNode::on_event(const std::string& stream, const redis::Reply& fields) {
-  const std::string project_id = stream.substr(kProjectStatePrefix.size());
+  const std::string project_id = stream.substr(kEventStreamPrefix.size());
   auto mirror = mirror_of(project_id);
   if (!mirror) return;
   std::string why;

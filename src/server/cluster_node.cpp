@@ -142,6 +142,13 @@ void ClusterNode::on_command_link_up() {
       self->publish_event(project->id(), project->last_seq(), std::nullopt, nullptr);
     });
   }
+  // Closed connections the owners did not hear of.
+  std::set<std::pair<std::string, std::uint64_t>> closes;
+  {
+    std::lock_guard lock(mutex_);
+    closes.swap(unsent_closes_);
+  }
+  for (const auto& [node, connection_id] : closes) send_closed(node, connection_id);
   // A fill asked while this link was down never left: every mirror asks again.
   resync_mirrors();
   asio::post(strand_, [self = shared_from_this()] { self->tick(); });
@@ -184,9 +191,8 @@ void ClusterNode::stop() {
 void ClusterNode::schedule_tick() {
   BOOST_ASSERT(strand_.running_in_this_thread());
   if (stopped_) return;
-  tick_timer_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                config_.cluster.heartbeat_ttl) /
-                            4);
+  tick_timer_.expires_after(
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.cluster.heartbeat_ttl) / 4);
   tick_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) self->tick();
   });
@@ -199,8 +205,9 @@ void ClusterNode::tick() {
   const auto ttl_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.cluster.heartbeat_ttl).count();
   const json::object heartbeat{{"boot", boot_}, {"version", pa::kVersion}};
-  link_->command({"SET", keys::node(name_), json::serialize(heartbeat), "PX", std::to_string(ttl_ms)},
-                 [](std::error_code, redis::Reply) {});
+  link_->command(
+      {"SET", keys::node(name_), json::serialize(heartbeat), "PX", std::to_string(ttl_ms)},
+      [](std::error_code, redis::Reply) {});
   link_->command({"SADD", std::string(keys::kNodes), name_}, [](std::error_code, redis::Reply) {});
   publish_directory();
   sync_devices();
@@ -224,8 +231,7 @@ void ClusterNode::check_nodes() {
     }
     if (listed.empty()) return;
     self->link_->command(std::move(argv), [self, listed](std::error_code ec2, redis::Reply beats) {
-      if (ec2 || beats.type != redis::Reply::Type::kArray ||
-          beats.elements.size() != listed.size())
+      if (ec2 || beats.type != redis::Reply::Type::kArray || beats.elements.size() != listed.size())
         return;
       std::map<std::string, std::string> boots;
       for (std::size_t i = 0; i < listed.size(); ++i) {
@@ -240,9 +246,8 @@ void ClusterNode::check_nodes() {
         }
         boots[listed[i]] = boot;
       }
-      asio::post(self->strand_, [self, boots = std::move(boots)]() mutable {
-        self->on_nodes(std::move(boots));
-      });
+      asio::post(self->strand_,
+                 [self, boots = std::move(boots)]() mutable { self->on_nodes(std::move(boots)); });
     });
   });
 }
@@ -277,9 +282,10 @@ bool ClusterNode::node_live(const std::string& node) const {
 }
 
 void ClusterNode::node_went_down(const std::string& node) {
-  spdlog::warn("cluster: node {} stopped answering (no heartbeat for {} s): its projects are "
-               "UNAVAILABLE until it returns",
-               node, config_.cluster.heartbeat_ttl.count());
+  spdlog::warn(
+      "cluster: node {} stopped answering (no heartbeat for {} s): its projects are "
+      "UNAVAILABLE until it returns",
+      node, config_.cluster.heartbeat_ttl.count());
   std::vector<std::shared_ptr<cluster::RemoteFeed>> mirrors;
   std::map<std::string, json::object> entries;
   {
@@ -384,8 +390,8 @@ void ClusterNode::send_command(const std::string& node, std::string kind, json::
        kControlStreamMaxlen, std::move(done));
 }
 
-void ClusterNode::send_reply(const std::string& node, const std::string& to_boot,
-                             std::string kind, json::object body, std::string frame) {
+void ClusterNode::send_reply(const std::string& node, const std::string& to_boot, std::string kind,
+                             json::object body, std::string frame) {
   body["to"] = to_boot;
   send(keys::replies(node),
        {std::move(kind), {}, {}, 0, json::serialize(body), std::move(frame), {}},

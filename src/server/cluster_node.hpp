@@ -74,6 +74,7 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   void list_projects(Request request, boost::json::array local);
   // A client connection of this node closed: the owners it used drop what stood for it.
   void connection_closed(std::uint64_t connection_id);
+  void send_closed(const std::string& node, std::uint64_t connection_id);
   // Whether `connection` stands for another node's client (its requests are not routed on).
   static bool from_other_node(const Connection& connection);
 
@@ -201,22 +202,23 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   const redis::RedisUrl url_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;  // rediss:// only
 
-  std::shared_ptr<cluster::RedisLink> link_;              // ordinary commands
-  std::shared_ptr<cluster::StreamReader> replies_;        // pa:reply:<name> + mirrored events
-  std::shared_ptr<cluster::StreamReader> commands_;       // pa:cmd:<name> (consumer group)
+  std::shared_ptr<cluster::RedisLink> link_;         // ordinary commands
+  std::shared_ptr<cluster::StreamReader> replies_;   // pa:reply:<name> + mirrored events
+  std::shared_ptr<cluster::StreamReader> commands_;  // pa:cmd:<name> (consumer group)
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;  // timers, node table
   boost::asio::steady_timer tick_timer_;
   bool stopped_ = false;
 
-  mutable std::mutex mutex_;  // everything below
-  std::map<std::string, NodeState> nodes_;                  // by name, this one included
+  mutable std::mutex mutex_;                // everything below
+  std::map<std::string, NodeState> nodes_;  // by name, this one included
   // Other nodes' projects as the directory last said (each with its "node"): a cache.
   std::map<std::string, boost::json::object> directory_;
-  std::map<std::string, MirrorSlot> mirrors_;  // by project id
-  std::map<std::string, std::shared_ptr<Pending>> pending_;              // by request id
-  std::map<std::uint64_t, std::set<std::string>> used_nodes_;  // connection id -> owners used
+  std::map<std::string, MirrorSlot> mirrors_;                     // by project id
+  std::map<std::string, std::shared_ptr<Pending>> pending_;       // by request id
+  std::map<std::uint64_t, std::set<std::string>> used_nodes_;     // connection id -> owners used
   std::map<std::string, std::shared_ptr<RemoteClient>> clients_;  // "<node>/<conn id>"
   std::set<std::string> unsent_events_;  // projects whose event could not be written
+  std::set<std::pair<std::string, std::uint64_t>> unsent_closes_;  // {owner, connection id}
   bool replies_started_ = false;
   std::set<std::string> shared_codes_;  // keys of pairing codes made here and put in Redis
 };

@@ -90,23 +90,26 @@ void ClusterNode::share_vapid_key() {
   });
   io.run_for(std::chrono::seconds(10));
   if (forged) {
-    spdlog::error("cluster: {} in Redis is not signed with this cluster's secret; this node "
-                  "keeps its own Web Push key (a node with another secret, or a forgery)",
-                  kVapid);
+    spdlog::error(
+        "cluster: {} in Redis is not signed with this cluster's secret; this node "
+        "keeps its own Web Push key (a node with another secret, or a forgery)",
+        kVapid);
     return;
   }
   if (!shared) {
-    spdlog::warn("cluster: Redis not reachable at start: this node keeps its own Web Push key "
-                 "for now (subscriptions made through it may not reach phones from other "
-                 "nodes until it restarts with Redis up)");
+    spdlog::warn(
+        "cluster: Redis not reachable at start: this node keeps its own Web Push key "
+        "for now (subscriptions made through it may not reach phones from other "
+        "nodes until it restarts with Redis up)");
     return;
   }
   if (*shared == local) return;
   if (const auto ec = common::write_file_atomically(path, *shared + "\n", 0600)) {
     throw std::runtime_error("cannot write " + path.string() + ": " + ec.message());
   }
-  spdlog::warn("cluster: this node now pushes with the cluster's Web Push (VAPID) key; "
-               "subscriptions made with its old key (if any) have to be made again");
+  spdlog::warn(
+      "cluster: this node now pushes with the cluster's Web Push (VAPID) key; "
+      "subscriptions made with its old key (if any) have to be made again");
 }
 
 void ClusterNode::watch_subscriptions() {
@@ -149,8 +152,7 @@ void ClusterNode::sync_subscriptions() {
   });
   link_->command({"HGETALL", std::string(kPushGone)}, [self = shared_from_this(), shared](
                                                           std::error_code ec, redis::Reply gone) {
-    if (ec || gone.type != redis::Reply::Type::kArray ||
-        shared->type != redis::Reply::Type::kArray)
+    if (ec || gone.type != redis::Reply::Type::kArray || shared->type != redis::Reply::Type::kArray)
       return;
     std::set<std::string> removed;
     for (std::size_t i = 0; i + 1 < gone.elements.size(); i += 2) {
@@ -158,36 +160,39 @@ void ClusterNode::sync_subscriptions() {
       if (self->open_value(std::string(kPushGone) + ":" + id, gone.elements[i + 1].str)) {
         removed.insert(id);
       } else {
-        self->refuse(nullptr, std::string(kPushGone), "a value not signed with this cluster's secret");
+        self->refuse(nullptr, std::string(kPushGone),
+                     "a value not signed with this cluster's secret");
       }
     }
     std::map<std::string, notify::StoredSubscription> subscriptions;
     for (std::size_t i = 0; i + 1 < shared->elements.size(); i += 2) {
       const auto& id = shared->elements[i].str;
-      const auto text = self->open_value(std::string(kPush) + ":" + id, shared->elements[i + 1].str);
+      const auto text =
+          self->open_value(std::string(kPush) + ":" + id, shared->elements[i + 1].str);
       auto entry = text ? cluster::parse_body(*text) : std::nullopt;
       auto subscription = entry ? notify::subscription_from_json(*entry) : std::nullopt;
       if (!subscription || endpoint_id(subscription->keys.endpoint) != id) {
-        self->refuse(nullptr, std::string(kPush), "a subscription not signed with this cluster's secret");
+        self->refuse(nullptr, std::string(kPush),
+                     "a subscription not signed with this cluster's secret");
         continue;
       }
       subscriptions.emplace(id, std::move(*subscription));
     }
-    asio::post(self->hub_.pool_, [self, subscriptions = std::move(subscriptions),
-                                  removed = std::move(removed)] {
-      auto& notifier = *self->hub_.notifier_;
-      for (const auto& local : notifier.subscriptions()) {
-        const auto id = endpoint_id(local.keys.endpoint);
-        if (removed.count(id)) {
-          notifier.drop(local.keys.endpoint);
-        } else if (!subscriptions.count(id)) {
-          self->publish_subscription(local);  // made here while Redis was away
-        }
-      }
-      for (const auto& [id, subscription] : subscriptions) {
-        if (!removed.count(id)) notifier.adopt(subscription);
-      }
-    });
+    asio::post(self->hub_.pool_,
+               [self, subscriptions = std::move(subscriptions), removed = std::move(removed)] {
+                 auto& notifier = *self->hub_.notifier_;
+                 for (const auto& local : notifier.subscriptions()) {
+                   const auto id = endpoint_id(local.keys.endpoint);
+                   if (removed.count(id)) {
+                     notifier.drop(local.keys.endpoint);
+                   } else if (!subscriptions.count(id)) {
+                     self->publish_subscription(local);  // made here while Redis was away
+                   }
+                 }
+                 for (const auto& [id, subscription] : subscriptions) {
+                   if (!removed.count(id)) notifier.adopt(subscription);
+                 }
+               });
   });
 }
 

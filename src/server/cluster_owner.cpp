@@ -22,9 +22,9 @@ namespace keys = cluster::keys;
 
 namespace {
 constexpr std::size_t kMaxIdBytes = 128;
-constexpr std::size_t kFillEntries = 500;          // history entries per fill answer
-constexpr std::size_t kFillBytes = 4u << 20;       // and about this many bytes
-constexpr std::size_t kMaxPageFrames = 1000;       // a forwarded catch-up page's bounds
+constexpr std::size_t kFillEntries = 500;     // history entries per fill answer
+constexpr std::size_t kFillBytes = 4u << 20;  // and about this many bytes
+constexpr std::size_t kMaxPageFrames = 1000;  // a forwarded catch-up page's bounds
 constexpr std::size_t kMaxPageBytes = 8u << 20;
 // Commands older than the request timeout plus this are not carried out: their sender gave up.
 constexpr std::chrono::seconds kCommandSlack{5};
@@ -37,8 +37,8 @@ std::string client_key(const std::string& node, std::uint64_t connection) {
 void ClusterNode::attach(Project& project) {
   // On the project's strand, after each broadcast went to the local subscribers (and a remote
   // requester's own copy to its node): once to the stream, for every other node.
-  project.set_feed_hook([weak = std::weak_ptr<ClusterNode>(shared_from_this()),
-                         id = project.id(), prev = std::optional<std::uint64_t>()](
+  project.set_feed_hook([weak = std::weak_ptr<ClusterNode>(shared_from_this()), id = project.id(),
+                         prev = std::optional<std::uint64_t>()](
                             std::uint64_t seq, const protocol::SharedText& text) mutable {
     if (auto self = weak.lock()) self->publish_event(id, seq, prev, text);
     prev = seq;
@@ -111,9 +111,9 @@ std::shared_ptr<RemoteClient> ClusterNode::client_for(const cluster::NodeMessage
     }
   }
   if (stale) stale->leave_all();
-  auto client = std::make_shared<RemoteClient>(
-      weak_from_this(), hub_.next_connection_id(), message.from, message.boot, *conn, *client_name,
-      devices::Identity{*role, *device_id, *device_name});
+  auto client = std::make_shared<RemoteClient>(weak_from_this(), hub_.next_connection_id(),
+                                               message.from, message.boot, *conn, *client_name,
+                                               devices::Identity{*role, *device_id, *device_name});
   client->profile().accept_hello(*client_name, std::move(capabilities));
   std::lock_guard lock(mutex_);
   return clients_.try_emplace(key, client).first->second;
@@ -177,12 +177,12 @@ void ClusterNode::handle_command(const cluster::NodeMessage& message, json::obje
     const auto text = cluster::get_string(body, "text", config_.limits.message_size);
     if (!rid || !text) return (void)refuse(&message, stream, "a malformed request");
     // Exactly as if the client were this node's own: parsed, checked and answered the same way.
-    hub_.on_message(client, *text,
-                    [weak = weak_from_this(), node = message.from, boot = message.boot,
-                     rid = *rid] {
-                      if (auto self = weak.lock())
-                        self->send_reply(node, boot, "done", json::object{{"rid", rid}});
-                    });
+    hub_.on_message(
+        client, *text,
+        [weak = weak_from_this(), node = message.from, boot = message.boot, rid = *rid] {
+          if (auto self = weak.lock())
+            self->send_reply(node, boot, "done", json::object{{"rid", rid}});
+        });
     return;
   }
   auto project = project_id ? hub_.find_project(*project_id) : nullptr;
@@ -223,11 +223,10 @@ void ClusterNode::answer_fill(const cluster::NodeMessage& message, const json::o
   const auto answer = [weak = weak_from_this(), node = message.from, boot = message.boot,
                        id = *project_id](json::array frames, std::uint64_t last, bool more) {
     if (auto self = weak.lock())
-      self->send_reply(node, boot, "filled",
-                       json::object{{"project", id},
-                                    {"last", last},
-                                    {"more", more},
-                                    {"frames", std::move(frames)}});
+      self->send_reply(
+          node, boot, "filled",
+          json::object{
+              {"project", id}, {"last", last}, {"more", more}, {"frames", std::move(frames)}});
   };
   if (!project) return answer({}, 0, false);
   // History is read on the project's strand (the blocking pool), in seq order with its appends.

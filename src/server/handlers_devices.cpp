@@ -14,8 +14,8 @@
 #include "ops/logging.hpp"
 #include "protocol/clock.hpp"
 #include "protocol/data_reader.hpp"
-#include "server/connection.hpp"
 #include "server/cluster_node.hpp"
+#include "server/connection.hpp"
 #include "server/hub.hpp"
 #include "server/request.hpp"
 
@@ -277,8 +277,7 @@ void Hub::handle_device_revoke(Request request) {
     }
     if (self->cluster_) self->cluster_->device_revoked(device_id);  // every node refuses it
     const auto& who = r.connection->identity();
-    self->end_device(*device, who.is_device() ? json::value(who.device_id)
-                                              : json::value(nullptr));
+    self->end_device(*device, who.is_device() ? json::value(who.device_id) : json::value(nullptr));
     if (ec) {
       // Refused in memory already; devices.json still lists it until a save succeeds.
       spdlog::error("cannot write {} after revoking device {}: {}", self->devices_.path().string(),

@@ -58,11 +58,11 @@ void Hub::handle_project_create(Request request) {
       return;
     }
     if (key) {
-      cluster_->claim_create_key(std::move(request), text, *key,
-                                 [self = shared_from_this(), requested = *requested,
-                                  key](Request here) mutable {
-                                   self->start_create(std::move(here), std::move(requested), key);
-                                 });
+      cluster_->claim_create_key(
+          std::move(request), text, *key,
+          [self = shared_from_this(), requested = *requested, key](Request here) mutable {
+            self->start_create(std::move(here), std::move(requested), key);
+          });
       return;
     }
   }

@@ -9,7 +9,9 @@ namespace json = boost::json;
 
 namespace {
 // The project a feed is (an owner's feeds are its projects).
-const Project* project_of(const Feed* feed) { return dynamic_cast<const Project*>(feed); }
+const Project* project_of(const Feed* feed) {
+  return dynamic_cast<const Project*>(feed);
+}
 }  // namespace
 
 RemoteClient::RemoteClient(std::weak_ptr<ClusterNode> cluster, std::uint64_t id, std::string node,
@@ -48,7 +50,8 @@ void RemoteClient::deliver_page(const Feed* feed, CatchUpPage page) {
   const auto* project = project_of(feed);
   if (!project) return;
   json::array frames;
-  for (const auto& [seq, text] : page.frames) frames.push_back(json::array{seq, json::string(*text)});
+  for (const auto& [seq, text] : page.frames)
+    frames.push_back(json::array{seq, json::string(*text)});
   reply("page", json::object{{"project", project->id()},
                              {"through", page.through_seq},
                              {"live", page.live},

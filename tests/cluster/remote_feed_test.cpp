@@ -92,8 +92,7 @@ TEST_F(RemoteFeedTest, AGapIsFilledFromTheOwnersHistoryBeforeLaterBroadcasts) {
   ASSERT_EQ(fills, (std::vector<std::uint64_t>{2}));
   EXPECT_EQ(one->seqs, (std::vector<std::uint64_t>{2}));
   // The owner's history: 3, 5, 6 were broadcasts (4 was not); its last seq then was 6.
-  feed->on_fill({frame(3, std::nullopt), frame(5, std::nullopt), frame(6, std::nullopt)}, 6,
-                false);
+  feed->on_fill({frame(3, std::nullopt), frame(5, std::nullopt), frame(6, std::nullopt)}, 6, false);
   run();
   EXPECT_EQ(one->seqs, (std::vector<std::uint64_t>{2, 3, 5, 6, 7}));
 }

@@ -90,9 +90,9 @@ class ClusterTest : public ::testing::Test {
     auto client = std::make_unique<WsClient>(server.port(), o);
     EXPECT_EQ(client->connect(), 101) << client->response_body();
     if (answers_permissions) {
-      const auto welcome = client->request(Json{
-          {"type", "hello"},
-          {"data", {{"protocol", 1}, {"capabilities", json::array{"permissions"}}}}});
+      const auto welcome = client->request(
+          Json{{"type", "hello"},
+               {"data", {{"protocol", 1}, {"capabilities", json::array{"permissions"}}}}});
       EXPECT_TRUE(is(welcome, "welcome")) << json::serialize(welcome);
     }
     return client;
@@ -120,8 +120,8 @@ class ClusterTest : public ::testing::Test {
   std::string create_on(WsClient& client, const std::string& owner, const std::string& dir) {
     const auto path = nodes_.at(owner).root->path() / dir;
     fs::create_directories(path);
-    const auto created = client.request(Json{
-        {"type", "project_create"}, {"data", {{"path", path.string()}, {"node", owner}}}});
+    const auto created = client.request(
+        Json{{"type", "project_create"}, {"data", {{"path", path.string()}, {"node", owner}}}});
     EXPECT_TRUE(is(created, "project_state")) << json::serialize(created);
     return str(created, "project_id");
   }
@@ -183,8 +183,8 @@ class ClusterTest : public ::testing::Test {
       const auto seq = entry.at("seq").as_int64();
       if (seq <= after_seq || str(entry, "direction") == "client") continue;
       ++broadcasts;
-      EXPECT_TRUE(got.count(seq)) << "broadcast " << seq << " never arrived: "
-                                  << json::serialize(entry);
+      EXPECT_TRUE(got.count(seq)) << "broadcast " << seq
+                                  << " never arrived: " << json::serialize(entry);
     }
     EXPECT_GT(broadcasts, 0u);
   }
@@ -209,9 +209,9 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
   ASSERT_TRUE(sees_up(*on_c, {"a", "b"}));
 
   // Created from A on B: B checks the path with its own policy (A's root is not allowed there).
-  const auto wrong = on_a->request(Json{
-      {"type", "project_create"},
-      {"data", {{"path", nodes_.at("a").root->path().string()}, {"node", "b"}}}});
+  const auto wrong = on_a->request(
+      Json{{"type", "project_create"},
+           {"data", {{"path", nodes_.at("a").root->path().string()}, {"node", "b"}}}});
   EXPECT_EQ(error_code(wrong), "INVALID_PATH") << json::serialize(wrong);
   const auto unknown = on_a->request(
       Json{{"type", "project_create"}, {"data", {{"path", "/tmp"}, {"node", "nowhere"}}}});
@@ -223,8 +223,7 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
   EXPECT_EQ(str(listed, "node"), "b");
   EXPECT_EQ(str(listed, "state"), "IDLE");
 
-  const auto joined =
-      on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
+  const auto joined = on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
   ASSERT_TRUE(is(joined, "project_joined")) << json::serialize(joined);
 
   const auto started = execute(*on_a, id, "[[fake:drip lines=30 interval_ms=5]]");
@@ -243,9 +242,8 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
   const auto history_b = all_history(*on_b, id);
   ASSERT_FALSE(history_a.empty());
   EXPECT_EQ(history_a, history_b);
-  const auto page = on_a->request(Json{{"type", "get_messages"},
-                                       {"project_id", id},
-                                       {"data", {{"after_seq", 2}, {"limit", 3}}}});
+  const auto page = on_a->request(Json{
+      {"type", "get_messages"}, {"project_id", id}, {"data", {{"after_seq", 2}, {"limit", 3}}}});
   ASSERT_TRUE(is(page, "messages_response")) << json::serialize(page);
   EXPECT_EQ(data(page).at("messages").as_array().size(), 3u);
   EXPECT_TRUE(data(page).at("has_more").as_bool());
@@ -270,13 +268,13 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
   EXPECT_FALSE(results[0].contains("is_error") && results[0].at("is_error").as_bool());
 
   // Errors come back as the owner gives them.
-  const auto bad = on_a->request(Json{
-      {"type", "permission_response"},
-      {"project_id", id},
-      {"data", {{"permission_id", "no-such-permission"}, {"decision", "allow"}}}});
+  const auto bad = on_a->request(
+      Json{{"type", "permission_response"},
+           {"project_id", id},
+           {"data", {{"permission_id", "no-such-permission"}, {"decision", "allow"}}}});
   EXPECT_EQ(error_code(bad), "PERMISSION_NOT_FOUND") << json::serialize(bad);
-  const auto missing = on_a->request(
-      Json{{"type", "project_join"}, {"data", {{"project_id", "no-such-project"}}}});
+  const auto missing =
+      on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", "no-such-project"}}}});
   EXPECT_EQ(error_code(missing), "PROJECT_NOT_FOUND") << json::serialize(missing);
 }
 
@@ -289,8 +287,7 @@ TEST_F(ClusterTest, AKilledOwnerIsUnavailableAndItsRunContinuesWhenItReturns) {
   auto on_b = client_of("b");
   ASSERT_TRUE(sees_up(*on_a, {"b"}));
   const auto id = create_on(*on_b, "b", "repo");
-  const auto joined =
-      on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
+  const auto joined = on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
   ASSERT_TRUE(is(joined, "project_joined")) << json::serialize(joined);
   const auto joined_at = data(joined).at("last_seq").as_int64();
   const auto started = execute(*on_a, id, "[[fake:drip lines=60 interval_ms=100]]");
@@ -342,8 +339,7 @@ TEST_F(ClusterTest, ARedisRestartLosesNoLine) {
   auto on_b = client_of("b");
   ASSERT_TRUE(sees_up(*on_a, {"b"}));
   const auto id = create_on(*on_b, "b", "repo");
-  const auto joined =
-      on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
+  const auto joined = on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
   ASSERT_TRUE(is(joined, "project_joined")) << json::serialize(joined);
   const auto joined_at = data(joined).at("last_seq").as_int64();
   const auto started = execute(*on_b, id, "[[fake:drip lines=60 interval_ms=80]]");
@@ -383,18 +379,17 @@ TEST_F(ClusterTest, AForgedCommandIsRefusedAndLogged) {
   ASSERT_TRUE(sees_up(*on_b, {"a"}));
   const auto path = nodes_.at("b").root->path() / "forged";
   fs::create_directories(path);
-  const std::string text = json::serialize(
-      Json{{"type", "project_create"}, {"data", {{"path", path.string()}}}});
-  const std::string body = json::serialize(Json{
-      {"rid", "r1"},
-      {"who",
-       {{"conn", 1},
-        {"role", "admin"},
-        {"device_id", ""},
-        {"device_name", ""},
-        {"client_name", "forger"},
-        {"caps", json::array{}}}},
-      {"text", text}});
+  const std::string text =
+      json::serialize(Json{{"type", "project_create"}, {"data", {{"path", path.string()}}}});
+  const std::string body = json::serialize(Json{{"rid", "r1"},
+                                                {"who",
+                                                 {{"conn", 1},
+                                                  {"role", "admin"},
+                                                  {"device_id", ""},
+                                                  {"device_name", ""},
+                                                  {"client_name", "forger"},
+                                                  {"caps", json::array{}}}},
+                                                {"text", text}});
   const auto now = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
                                       .count());
@@ -407,8 +402,8 @@ TEST_F(ClusterTest, AForgedCommandIsRefusedAndLogged) {
       },
       20s));
   // A forged reply and event are refused the same way (A reads its reply stream).
-  redis_->cli({"XADD", "pa:reply:a", "*", "k", "frame", "from", "b", "boot", "0123", "ts", now,
-               "m", "00"});
+  redis_->cli(
+      {"XADD", "pa:reply:a", "*", "k", "frame", "from", "b", "boot", "0123", "ts", now, "m", "00"});
   EXPECT_TRUE(nodes_.at("a").server->wait_for_log(
       [](const std::string& line) {
         return line.find("refused an entry on pa:reply:a") != std::string::npos;
@@ -465,8 +460,8 @@ TEST_F(ClusterTest, DevicesAndTheirRevocationsAreTheWholeClusters) {
   EXPECT_EQ(str(data(list).at("devices").at(0).as_object(), "name"), "Phone");
 
   // Revoked on A: B closes its connection with 4401 and refuses the token.
-  const auto revoked = admin_a->request(Json{
-      {"type", "device_revoke"}, {"data", {{"device_id", str(device, "device_id")}}}});
+  const auto revoked = admin_a->request(
+      Json{{"type", "device_revoke"}, {"data", {{"device_id", str(device, "device_id")}}}});
   ASSERT_TRUE(is(revoked, "device_revoked")) << json::serialize(revoked);
   const auto closed = on_b->wait_closed(20s);
   ASSERT_TRUE(closed);
@@ -495,11 +490,12 @@ TEST_F(ClusterTest, APhoneSubscribedThroughOneNodeHearsFromAnother) {
   push.expect_server_key(key);
 
   const auto phone = push.subscribe("phone");
-  const auto subscribed = on_a->request(Json{
-      {"type", "push_subscribe"},
-      {"data",
-       {{"subscription",
-         {{"endpoint", phone.endpoint}, {"keys", {{"p256dh", phone.p256dh}, {"auth", phone.auth}}}}}}}});
+  const auto subscribed =
+      on_a->request(Json{{"type", "push_subscribe"},
+                         {"data",
+                          {{"subscription",
+                            {{"endpoint", phone.endpoint},
+                             {"keys", {{"p256dh", phone.p256dh}, {"auth", phone.auth}}}}}}}});
   ASSERT_TRUE(is(subscribed, "push_subscribed")) << json::serialize(subscribed);
   const auto b_knows = [&] {
     return data(push_info(*on_b, phone.endpoint)).at("subscription").is_object();
@@ -519,8 +515,8 @@ TEST_F(ClusterTest, APhoneSubscribedThroughOneNodeHearsFromAnother) {
   EXPECT_TRUE(sent->vapid_ok);
   EXPECT_TRUE(sent->problems.empty()) << sent->problems.front();
 
-  const auto gone = on_a->request(
-      Json{{"type", "push_unsubscribe"}, {"data", {{"endpoint", phone.endpoint}}}});
+  const auto gone =
+      on_a->request(Json{{"type", "push_unsubscribe"}, {"data", {{"endpoint", phone.endpoint}}}});
   EXPECT_FALSE(is(gone, "error")) << json::serialize(gone);
   EXPECT_TRUE(eventually([&] { return !b_knows(); }, 20s));
 }
@@ -531,9 +527,9 @@ TEST(ClusterStartupTest, BadClusterSettingsStopTheServerWithAReason) {
   TempDir data("pa-data");
   const auto& cert = test_certificate();
   const auto start = [&](std::vector<std::string> cluster_args) {
-    std::vector<std::string> argv{PA_SERVER_BINARY,  "--port",     "0",       "--data-dir",
-                                  data.path().string(), "--tls-cert", cert.cert, "--tls-key",
-                                  cert.key};
+    std::vector<std::string> argv{
+        PA_SERVER_BINARY, "--port",  "0",         "--data-dir", data.path().string(),
+        "--tls-cert",     cert.cert, "--tls-key", cert.key};
     argv.insert(argv.end(), cluster_args.begin(), cluster_args.end());
     return run_command(with_root_flag(argv), {{"PA_AUTH_TOKEN", "test-token-0123456789abcdef"}});
   };
