@@ -75,6 +75,8 @@ if [[ $mode == plain ]]; then scheme=ws http=http tls_args=(--no-tls); fi
 rcli() { redis-cli -p "$redis_port" "$@"; }
 # One field of INFO (e.g. used_memory).
 redis_info() { rcli info all | tr -d '\r' | awk -F: -v k="$1" '$1 == k { print $2 }'; }
+# Calls of a command so far (INFO commandstats: cmdstat_xadd:calls=N,usec=...).
+redis_calls() { rcli info commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:calls=\([0-9]*\).*/\1/p" | grep . || echo 0; }
 
 # start_node NAME: a server in the cluster with its own data dir, project root and port; sets
 # <name>_pid and <name>_port.
@@ -137,8 +139,10 @@ run_case() {
   start_cluster
   subs_port=$b_port
   [[ $where == remote ]] && subs_port=$a_port
-  local mem_before
+  local mem_before xadd_before xread_before
   mem_before=$(redis_info used_memory)
+  xadd_before=$(redis_calls xadd)
+  xread_before=$(redis_calls xread)
   local json
   if ! json=$("$bench_bin" --url "$scheme://127.0.0.1:$b_port/ws" \
     --subscriber-url "$scheme://127.0.0.1:$subs_port/ws" --token "$token" --insecure \
@@ -153,14 +157,19 @@ run_case() {
   local project stream
   project=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["project_id"])' "$json")
   stream="pa:ev:$project"
-  # The project's event stream as the flood left it, and Redis's memory now.
+  # The project's event stream as the flood left it, node a's reply stream (what b sent back
+  # for a's clients: join answers and catch-up pages), Redis's memory and the XADD and XREAD
+  # calls since the start (the joins' few included).
   python3 -c 'import json, sys
 r = json.loads(sys.argv[1])
-r.update(case=sys.argv[2], redis_used_memory_before=int(sys.argv[3]),
-         redis_used_memory_after=int(sys.argv[4]), redis_stream_entries=int(sys.argv[5]),
-         redis_stream_bytes=int(sys.argv[6]) if sys.argv[6].isdigit() else None)
+n = [int(v) if v.isdigit() else None for v in sys.argv[3:]]
+r.update(case=sys.argv[2], redis_used_memory_before=n[0], redis_used_memory_after=n[1],
+         redis_stream_entries=n[2], redis_stream_bytes=n[3], redis_reply_stream_entries=n[4],
+         redis_reply_stream_bytes=n[5], redis_xadd_calls=n[6] - n[7], redis_xread_calls=n[8] - n[9])
 print(json.dumps(r))' "$json" "$where" "$mem_before" "$(redis_info used_memory)" \
-    "$(rcli xlen "$stream")" "$(rcli memory usage "$stream" samples 0)" | tee -a "$results"
+    "$(rcli xlen "$stream")" "$(rcli memory usage "$stream" samples 0)" \
+    "$(rcli xlen pa:reply:a)" "$(rcli memory usage pa:reply:a samples 0)" \
+    "$(redis_calls xadd)" "$xadd_before" "$(redis_calls xread)" "$xread_before" | tee -a "$results"
   stop_all
 }
 
