@@ -15,6 +15,7 @@
 # SERVER_BIN, MODE (tls|plain, default tls), SUBSCRIBERS (100), LINES (unpaced, 20000),
 # PACED_LINES (10000), RATE (paced lines/s, 1000), BYTES (text per line, 300), REPEAT (runs of
 # each case, interleaved, default 1), THREADS (pocket-agent-bench --threads, default nproc).
+# LINES=0 or PACED_LINES=0 leaves that flood out.
 set -euo pipefail
 size=${1:-full}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -175,12 +176,16 @@ print(json.dumps(r))' "$json" "$where" "$mem_before" "$(redis_info used_memory)"
 
 echo "cluster-fanout.sh: $mode, $subscribers subscribers, $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for _ in $(seq "$repeat"); do
-  for where in local remote; do
-    run_case "$where" --lines "$lines" --line-bytes "$bytes"
-  done
-  for where in local remote; do
-    run_case "$where" --lines "$paced_lines" --line-bytes "$bytes" --line-rate "$rate"
-  done
+  if [[ $lines -gt 0 ]]; then
+    for where in local remote; do
+      run_case "$where" --lines "$lines" --line-bytes "$bytes"
+    done
+  fi
+  if [[ $paced_lines -gt 0 ]]; then
+    for where in local remote; do
+      run_case "$where" --lines "$paced_lines" --line-bytes "$bytes" --line-rate "$rate"
+    done
+  fi
 done
 echo "cluster-fanout.sh: done; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
