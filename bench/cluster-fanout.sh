@@ -43,22 +43,25 @@ fi
 for f in "$server_bin" "$bench_bin" "$fake"; do
   [[ -x $f ]] || { echo "cluster-fanout.sh: $f is missing; build it first (make bench-cluster does)" >&2; exit 2; }
 done
-command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
-  { echo "cluster-fanout.sh: needs redis-server and redis-cli (Debian: apt-get install redis-server)" >&2; exit 2; }
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  echo "cluster-fanout.sh: needs redis-server and redis-cli (Debian: apt-get install redis-server)" >&2
+  exit 2
+fi
 
 mkdir -p "$out"
 results="$out/results.jsonl"
 : >"$results"
 work=$(mktemp -d /tmp/pa-cluster-bench.XXXXXX)
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
 
-redis_pid="" a_pid="" b_pid=""
+redis_pid="" a_pid="" b_pid="" a_port="" b_port=""
 stop_all() {
   for pid in $a_pid $b_pid $redis_pid; do kill "$pid" 2>/dev/null || true; done
   for pid in $a_pid $b_pid $redis_pid; do wait "$pid" 2>/dev/null || true; done
   redis_pid="" a_pid="" b_pid=""
 }
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   stop_all
   rm -rf "$work"
@@ -86,11 +89,12 @@ start_node() {
   port=$(free_port)
   data=$(mktemp -d "$work/data-$name.XXXXXX")
   mkdir -p "$work/root-$name"
-  PA_AUTH_TOKEN=$token "$server_bin" --host 127.0.0.1 --port "$port" --data-dir "$data" \
-    "${tls_args[@]}" --claude-binary "$fake" --log-level warn "${load_limits[@]}" \
+  # The token and the cluster secret in the environment, not in argv (ps shows argv).
+  PA_AUTH_TOKEN=$token PA_CLUSTER_SECRET=$secret "$server_bin" --host 127.0.0.1 --port "$port" \
+    --data-dir "$data" "${tls_args[@]}" --claude-binary "$fake" --log-level warn "${load_limits[@]}" \
     ${allow_root[@]+"${allow_root[@]}"} --projects-allowed-roots "$work/root-$name" \
     --cluster-redis-url "redis://127.0.0.1:$redis_port" --cluster-node-name "$name" \
-    --cluster-secret "$secret" >>"$out/server-$name.log" 2>&1 &
+    >>"$out/server-$name.log" 2>&1 &
   printf -v "${name}_pid" %s $!
   printf -v "${name}_port" %s "$port"
   wait_health "$http://127.0.0.1:$port" "$!" ||

@@ -1,5 +1,6 @@
+# shellcheck shell=bash disable=SC2034,SC2154
 # Helpers shared by bench/run-load.sh and bench/cluster-fanout.sh (sourced, not run). Each
-# needs `server_bin` set before it is sourced.
+# needs `server_bin` set before it is sourced; it uses allow_root and load_limits.
 
 # A free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -49,7 +49,7 @@ token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$work/projects"
 export FAKE_CLAUDE_STATE_DIR="$work/fake-state"
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
 
 # start_server tls|plain [flags...]: starts a server with a fresh data dir; sets server_pid and url.
