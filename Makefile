@@ -16,7 +16,7 @@ CMAKE_FLAGS ?=
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: deps build test test-asan test-race fuzz lint fmt certs run install bench load-test clean
+.PHONY: deps build test test-asan test-race fuzz lint fmt certs run install bench load-test bench-cluster clean
 
 deps:
 	@scripts/install-deps.sh
@@ -126,6 +126,14 @@ bench: build
 load-test: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target pa_bench
 	BUILD_DIR=$(BUILD_DIR) bench/run-load.sh full
+
+# Cross-node fan-out (issue 20): a redis-server and two nodes on this machine; a flood on node
+# b's project to 100 subscribers on b, then on a (through Redis), unpaced and paced. A few
+# minutes; needs redis-server. Results in $(BUILD_DIR)/bench-results/cluster/; docs/benchmarks.md,
+# "Cluster fan-out (issue 20)". Not part of `make test` or `make bench`.
+bench-cluster: build
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target pa_bench
+	BUILD_DIR=$(BUILD_DIR) bench/cluster-fanout.sh
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz

@@ -49,12 +49,8 @@ token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$work/projects"
 export FAKE_CLAUDE_STATE_DIR="$work/fake-state"
 
-extra=()
-if [[ $(id -u) -eq 0 ]] && "$server_bin" --help 2>&1 | grep -q -- --allow-root; then
-  extra+=(--allow-root)
-fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$here/common.sh"
 
 # start_server tls|plain [flags...]: starts a server with a fresh data dir; sets server_pid and url.
 start_server() {
@@ -66,18 +62,12 @@ start_server() {
   local tls_args=(--tls-cert "$work/certs/server.crt" --tls-key "$work/certs/server.key")
   local scheme=wss
   if [[ $mode == plain ]]; then tls_args=(--no-tls); scheme=ws; fi
-  # Limits raised for load: connections, per-address connection rate (every client here is
-  # 127.0.0.1), projects and runs; the outbound queue stays bounded (websocket.* defaults).
   PA_AUTH_TOKEN=$token "$server_bin" --host 127.0.0.1 --port "$port" --data-dir "$data" \
-    "${tls_args[@]}" --claude-binary "$fake" --log-level warn \
-    --limits-max-connections 20000 --limits-connection-rate 0 --limits-max-projects 1000 \
-    "${extra[@]}" "$@" >>"$out/server-$mode.log" 2>&1 &
+    "${tls_args[@]}" --claude-binary "$fake" --log-level warn "${load_limits[@]}" \
+    ${allow_root[@]+"${allow_root[@]}"} "$@" >>"$out/server-$mode.log" 2>&1 &
   server_pid=$!
   url="$scheme://127.0.0.1:$port/ws"
-  for _ in $(seq 100); do
-    if curl -sk --max-time 1 "${scheme/ws/http}://127.0.0.1:$port/health" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
+  wait_health "${scheme/ws/http}://127.0.0.1:$port" "$server_pid" && return 0
   echo "run-load.sh: the server did not start; see $out/server-$mode.log" >&2
   exit 1
 }

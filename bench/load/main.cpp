@@ -1,11 +1,14 @@
 // pocket-agent-bench: a load generator that speaks only the public protocol (docs/protocol.md).
 //   pocket-agent-bench --url wss://127.0.0.1:8443/ws --token T --insecure --project-dir /tmp/p
 //       [--server-pid PID] [--json] [--resume] [--threads N] idle fanout rpc history churn
+// fanout across two nodes of a cluster (issue 20; bench/cluster-fanout.sh):
+//   pocket-agent-bench --url <node B> --subscriber-url <node A> --watch-pid redis=PID ... fanout
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -55,6 +58,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--line-rate", o.line_rate, "fanout: lines/s (0 = as fast as possible)")
       ->capture_default_str();
+  std::string subscriber_url;
+  app.add_option("--subscriber-url", subscriber_url,
+                 "fanout: the subscribers connect here instead of --url (another node of a "
+                 "cluster; the driver creates the project and runs the flood on --url's node)");
+  std::string subscriber_token;
+  app.add_option("--subscriber-token", subscriber_token,
+                 "fanout: bearer token for --subscriber-url (default: --token)");
+  std::vector<std::string> watch_pids;
+  app.add_option("--watch-pid", watch_pids,
+                 "fanout: NAME=PID, repeatable: the CPU seconds of that process over the flood "
+                 "are reported as cpu_seconds.NAME");
+  app.add_flag("--keep-project", o.keep_project,
+               "fanout: do not delete the project at the end; its id is reported as project_id");
   app.add_option("--rpc-connections", o.rpc_connections, "rpc: connections")->capture_default_str();
   app.add_option("--rpc-rate", o.rpc_rate, "rpc: requests/s over all connections")
       ->capture_default_str();
@@ -76,6 +92,17 @@ int main(int argc, char** argv) {
     if (const char* env = std::getenv("PA_AUTH_TOKEN")) token = env;
   }
   if (scenarios.empty()) scenarios = {"idle", "fanout", "rpc", "history", "churn"};
+  for (const auto& spec : watch_pids) {
+    const auto eq = spec.find('=');
+    pid_t pid = 0;
+    const char* end = spec.data() + spec.size();
+    if (eq == 0 || eq == std::string::npos ||
+        std::from_chars(spec.data() + eq + 1, end, pid).ptr != end || pid <= 0) {
+      std::cerr << "pocket-agent-bench: --watch-pid wants NAME=PID, got '" << spec << "'\n";
+      return 2;
+    }
+    o.watch_pids[spec.substr(0, eq)] = pid;
+  }
   const auto fd_limit = raise_fd_limit();
   if (!json_out) std::cout << "file descriptor limit: " << fd_limit << "\n";
 
@@ -86,6 +113,12 @@ int main(int argc, char** argv) {
     o.target = Target::parse(url, token, insecure);
     o.target.resume = resume && o.target.tls;
     o.target.resolve(io);
+    if (!subscriber_url.empty()) {
+      o.subscriber_target = Target::parse(
+          subscriber_url, subscriber_token.empty() ? token : subscriber_token, insecure);
+      o.subscriber_target->resume = resume && o.subscriber_target->tls;
+      o.subscriber_target->resolve(io);
+    }
   } catch (const std::exception& e) {
     std::cerr << "pocket-agent-bench: " << e.what() << "\n";
     return 2;

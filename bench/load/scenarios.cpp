@@ -107,16 +107,19 @@ auto on(const std::shared_ptr<Ws>& ws, F&& f) {
   return asio::co_spawn(ws->executor(), std::forward<F>(f), asio::use_awaitable);
 }
 
-// A connection that belongs to `io` (connected on io's thread).
-asio::awaitable<std::shared_ptr<Ws>> connect(asio::io_context& io, const Options& o) {
+// A connection to `target` that belongs to `io` (connected on io's thread).
+asio::awaitable<std::shared_ptr<Ws>> connect(asio::io_context& io, const Target& target) {
   co_return co_await asio::co_spawn(
       io,
-      [&io, &o]() -> asio::awaitable<std::shared_ptr<Ws>> {
-        std::shared_ptr<Ws> ws = make_ws(io, o.target);
+      [&io, &target]() -> asio::awaitable<std::shared_ptr<Ws>> {
+        std::shared_ptr<Ws> ws = make_ws(io, target);
         co_await ws->connect();
         co_return ws;
       },
       asio::use_awaitable);
+}
+asio::awaitable<std::shared_ptr<Ws>> connect(asio::io_context& io, const Options& o) {
+  co_return co_await connect(io, o.target);
 }
 
 // Drops every connection, each on its own thread.
@@ -150,15 +153,16 @@ asio::awaitable<void> delete_project(Pool& pool, const Options& o, std::shared_p
   co_await request(*ws, message("project_delete", id), false);
 }
 
-// Opens `n` connections, at most o.concurrency attempts at a time, spread over the pool's
-// threads: attempt worker w runs on thread w % threads and its connections belong to it.
+// Opens `n` connections to `target`, at most o.concurrency attempts at a time, spread over the
+// pool's threads: attempt worker w runs on thread w % threads and its connections belong to it.
 struct Opened {
   std::vector<std::shared_ptr<Ws>> conns;
   std::size_t failures = 0;
   std::string first_error;
   double seconds = 0;
 };
-asio::awaitable<Opened> open_many(Pool& pool, const Options& o, std::size_t n) {
+asio::awaitable<Opened> open_many(Pool& pool, const Options& o, std::size_t n,
+                                  const Target& target) {
   Opened out;
   out.conns.resize(n);
   std::atomic<std::size_t> next{0};
@@ -171,7 +175,7 @@ asio::awaitable<Opened> open_many(Pool& pool, const Options& o, std::size_t n) {
     spawn(*io, latch, [&, io]() -> asio::awaitable<void> {
       for (std::size_t i = next++; i < n; i = next++) {
         try {
-          out.conns[i] = co_await connect(*io, o);
+          out.conns[i] = co_await connect(*io, target);
         } catch (const std::exception& e) {
           std::lock_guard lock(failure_mutex);
           if (out.failures++ == 0) out.first_error = e.what();
@@ -221,6 +225,26 @@ asio::awaitable<ServerSample> sample_server(Ws& control, const Options& o) {
   s.rss = static_cast<std::uint64_t>(at(res, "memory_mb").to_number<double>() * 1024 * 1024);
   s.health_cpu = at(res, "cpu_percent").to_number<double>();
   co_return s;
+}
+
+// The --watch-pid processes' CPU ticks, by name. Throws when one cannot be read (it is gone, or
+// the pid was wrong): a figure silently missing would read as zero.
+std::map<std::string, ProcSample> sample_watched(const Options& o) {
+  std::map<std::string, ProcSample> out;
+  for (const auto& [name, pid] : o.watch_pids) {
+    auto sample = read_proc(pid);
+    if (!sample)
+      throw std::runtime_error("cannot read /proc/" + std::to_string(pid) + " (" + name + ")");
+    out.emplace(name, *sample);
+  }
+  return out;
+}
+// CPU seconds (utime + stime) of each watched process between two samples.
+json::object watched_cpu_seconds(const std::map<std::string, ProcSample>& before,
+                                 const std::map<std::string, ProcSample>& after) {
+  json::object out;
+  for (const auto& [name, a] : before) out[name] = round3(server_cpu_seconds(a, after.at(name)));
+  return out;
 }
 
 // "#<i> t=<us> ..." inside an agent_message: returns false when the message has no such text.
@@ -275,7 +299,7 @@ asio::awaitable<Result> run_idle(Pool& pool, const Options& o) {
   const auto before = co_await sample_server(*control, o);
 
   const auto cpu_before = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
-  auto opened = co_await open_many(pool, o, o.idle_connections);
+  auto opened = co_await open_many(pool, o, o.idle_connections, o.target);
   const auto cpu_after = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
   // Before any read is pending on another thread.
   const auto resumed = static_cast<std::size_t>(std::count_if(
@@ -356,7 +380,8 @@ asio::awaitable<Result> run_fanout(Pool& pool, const Options& o) {
   auto driver = co_await connect(io, o);
   const std::string project = co_await create_project(*driver, o, "fanout");
 
-  auto opened = co_await open_many(pool, o, o.subscribers);
+  const Target& subscriber_target = o.subscriber_target ? *o.subscriber_target : o.target;
+  auto opened = co_await open_many(pool, o, o.subscribers, subscriber_target);
   if (opened.failures != 0)
     throw std::runtime_error("fanout: connect failed: " + opened.first_error);
   for (auto& ws : opened.conns) {
@@ -413,6 +438,7 @@ asio::awaitable<Result> run_fanout(Pool& pool, const Options& o) {
   if (o.line_rate > 0) prompt += " rate=" + std::to_string(o.line_rate);
   prompt += "]]";
   const auto cpu_before = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
+  const auto watched_before = sample_watched(o);
   const auto start = Clock::now();
   co_await request(*driver, execute_message(project, prompt));
   // The driver is subscribed by its execute: drain it until the run is over.
@@ -420,6 +446,7 @@ asio::awaitable<Result> run_fanout(Pool& pool, const Options& o) {
   co_await readers.wait();
   const double wall = seconds_since(start);
   const auto cpu_after = o.server_pid != 0 ? read_proc(o.server_pid) : std::nullopt;
+  const auto watched_after = sample_watched(o);
 
   // Every reader has ended (the latch's posts order their writes before this).
   std::uint64_t delivered = 0, bytes = 0, out_of_order = 0, complete = 0;
@@ -441,6 +468,8 @@ asio::awaitable<Result> run_fanout(Pool& pool, const Options& o) {
   const double span =
       last_recv > first_emit ? static_cast<double>(last_recv - first_emit) / 1e6 : 0;
   r.fields["tls"] = o.target.tls;
+  r.fields["driver_port"] = o.target.port;
+  r.fields["subscriber_port"] = subscriber_target.port;
   r.fields["subscribers"] = subs.size();
   r.fields["lines"] = o.lines;
   r.fields["line_bytes"] = o.line_bytes;
@@ -462,8 +491,15 @@ asio::awaitable<Result> run_fanout(Pool& pool, const Options& o) {
     r.fields["server_cpu_seconds"] = round3(cpu);
     r.fields["server_cpu_us_per_delivery"] = round3(cpu * 1e6 / static_cast<double>(delivered));
   }
+  // From the execute to the last subscriber's IDLE, like server_cpu_seconds.
+  if (!o.watch_pids.empty())
+    r.fields["cpu_seconds"] = watched_cpu_seconds(watched_before, watched_after);
 
-  co_await delete_project(pool, o, driver, project);
+  if (o.keep_project) {
+    r.fields["project_id"] = project;
+  } else {
+    co_await delete_project(pool, o, driver, project);
+  }
   abort_all(opened.conns);
   co_await driver->close();
   co_await sleep_for(std::chrono::milliseconds(300));
@@ -610,7 +646,7 @@ asio::awaitable<Result> run_rpc(Pool& pool, const Options& o) {
   co_await request(*driver, execute_message(project, "[[fake:flood lines=50 bytes=200]]"));
   co_await wait_idle(pool, o, driver, project);
 
-  auto opened = co_await open_many(pool, o, o.rpc_connections);
+  auto opened = co_await open_many(pool, o, o.rpc_connections, o.target);
   if (opened.failures != 0) throw std::runtime_error("rpc: connect failed: " + opened.first_error);
   const std::size_t n = opened.conns.size();
   std::vector<json::object> kinds;  // no braced list across co_await (GCC 12, see message())

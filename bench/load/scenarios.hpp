@@ -8,6 +8,8 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <map>
+#include <optional>
 #include <string>
 
 #include "client.hpp"
@@ -37,6 +39,15 @@ struct Options {
   std::size_t lines = 10000;
   std::size_t line_bytes = 300;
   std::size_t line_rate = 0;  // lines/s from the fake CLI; 0 = as fast as it can
+  // Where the subscribers connect, when not to `target` (the driver's server, which creates
+  // the project and runs the flood): another node of a cluster (issue 20), which serves them
+  // the owner's broadcasts through Redis.
+  std::optional<Target> subscriber_target;
+  // Processes whose CPU (utime + stime) is reported over the flood, by name (e.g. both nodes
+  // of a cluster and redis-server).
+  std::map<std::string, pid_t> watch_pids;
+  // Leave the project (and what the server keeps of it, e.g. its Redis stream) in place.
+  bool keep_project = false;
 
   // rpc
   std::size_t rpc_connections = 100;
