@@ -78,6 +78,7 @@ void RemoteFeed::remember(const SeqFrame& frame) {
   recent_.push_back(frame);
   while (recent_bytes_ > kRecentBytes && recent_.size() > 1) {
     recent_bytes_ -= size_of(recent_.front());
+    if (known_) window_start_ = recent_.front().seq;
     recent_.pop_front();
   }
 }
@@ -128,6 +129,7 @@ void RemoteFeed::subscribe(std::shared_ptr<Connection> connection, std::uint64_t
                  // already arrived after that goes through the gap check like any broadcast.
                  self->known_ = true;
                  self->last_seq_ = after_seq;
+                 self->window_start_ = after_seq;
                  std::deque<SeqFrame> arrived;
                  arrived.swap(self->recent_);
                  self->recent_bytes_ = 0;
@@ -213,16 +215,46 @@ std::vector<std::shared_ptr<Connection>> RemoteFeed::subscribers() const {
 
 void RemoteFeed::request_catch_up(std::shared_ptr<Connection> connection, std::uint64_t after_seq,
                                   std::size_t max_frames, std::size_t max_bytes) {
-  bool subscribed = false;
-  {
-    std::lock_guard lock(subscribers_mutex_);
-    subscribed = subscribers_.count(connection->id()) != 0;
+  asio::post(strand_, [self = shared_from_this(), connection = std::move(connection), after_seq,
+                       max_frames, max_bytes] {
+    bool subscribed = false;
+    {
+      std::lock_guard lock(self->subscribers_mutex_);
+      subscribed = self->subscribers_.count(connection->id()) != 0;
+    }
+    if (!subscribed) {
+      connection->end_feed(self.get());
+      return;
+    }
+    if (self->known_ && !self->filling_ && after_seq >= self->window_start_) {
+      // On the strand: the broadcasts delivered after this page follow it exactly.
+      connection->deliver_page(self.get(),
+                               self->page_from_window(after_seq, max_frames, max_bytes));
+      return;
+    }
+    self->owner_.catch_up(connection, after_seq, max_frames, max_bytes);
+  });
+}
+
+server::CatchUpPage RemoteFeed::page_from_window(std::uint64_t after_seq, std::size_t max_frames,
+                                                 std::size_t max_bytes) const {
+  server::CatchUpPage page;
+  page.through_seq = std::max(after_seq, last_seq_);
+  page.live = true;
+  std::size_t bytes = 0;
+  for (const auto& frame : recent_) {
+    if (frame.seq <= after_seq || !frame.text) continue;
+    if (!page.frames.empty() &&
+        (page.frames.size() >= max_frames || bytes + frame.text->size() > max_bytes)) {
+      // Full: the page ends before this frame; the subscriber asks again from there.
+      page.through_seq = page.frames.back().first;
+      page.live = false;
+      break;
+    }
+    bytes += frame.text->size();
+    page.frames.emplace_back(frame.seq, frame.text);
   }
-  if (!subscribed) {
-    connection->end_feed(this);
-    return;
-  }
-  owner_.catch_up(connection, after_seq, max_frames, max_bytes);
+  return page;
 }
 
 void RemoteFeed::leave(std::uint64_t connection_id) {

@@ -7,7 +7,9 @@
 // holds what arrives meanwhile, and goes on in order: no gap, no duplicate.
 //
 // Each subscriber's own cursor (SubscriberCursor) still decides what it takes; a subscriber that
-// falls behind asks this feed for pages (request_catch_up), which the owner reads from history.
+// falls behind asks this feed for pages (request_catch_up): from the mirror's own window of
+// recent broadcasts when it reaches back far enough (as Project serves its local subscribers),
+// else from the owner, which reads its history.
 // Every member runs on the mirror's strand (the thread-safe calls post to it).
 #pragma once
 
@@ -94,6 +96,9 @@ class RemoteFeed : public server::Feed, public std::enable_shared_from_this<Remo
   void deliver(const SeqFrame& frame);
   void start_fill();
   void remember(const SeqFrame& frame);
+  // A page from recent_ (the window reaches back to after_seq).
+  server::CatchUpPage page_from_window(std::uint64_t after_seq, std::size_t max_frames,
+                                       std::size_t max_bytes) const;
 
   boost::asio::strand<boost::asio::any_io_executor> strand_;
   const std::string project_id_;
@@ -112,6 +117,9 @@ class RemoteFeed : public server::Feed, public std::enable_shared_from_this<Remo
   static constexpr std::size_t kRecentBytes = 16u << 20;
   std::deque<SeqFrame> recent_;
   std::size_t recent_bytes_ = 0;
+  // recent_ holds every broadcast after this seq (up to last_seq_): a catch-up after it (or
+  // after a later seq) is served from recent_.
+  std::uint64_t window_start_ = 0;
 
   mutable std::mutex subscribers_mutex_;  // for the thread-safe reads
   std::map<std::uint64_t, std::weak_ptr<Connection>> subscribers_;

@@ -25,7 +25,9 @@ constexpr std::size_t kMaxIdBytes = 128;
 constexpr std::size_t kFillEntries = 500;     // history entries per fill answer
 constexpr std::size_t kFillBytes = 4u << 20;  // and about this many bytes
 constexpr std::size_t kMaxPageFrames = 1000;  // a forwarded catch-up page's bounds
-constexpr std::size_t kMaxPageBytes = 8u << 20;
+// Pages travel as one reply stream entry each: kept small, since the stream is trimmed by
+// entries, not bytes (most catch-ups are served by the front's own window, RemoteFeed).
+constexpr std::size_t kMaxPageBytes = 1u << 20;
 // Commands older than the request timeout plus this are not carried out: their sender gave up.
 constexpr std::chrono::seconds kCommandSlack{5};
 

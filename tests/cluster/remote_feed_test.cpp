@@ -26,6 +26,10 @@ class FakeConnection : public server::Connection {
     std::lock_guard lock(mutex_);
     seqs.push_back(seq);
   }
+  void deliver_page(const server::Feed*, server::CatchUpPage page) override {
+    std::lock_guard lock(mutex_);
+    pages.push_back(std::move(page));
+  }
   void feed_joined(const std::shared_ptr<server::Feed>&) override { ++joins; }
   void end_feed(const server::Feed*) override { ++ends; }
   void close(std::uint16_t, std::string) override {}
@@ -33,6 +37,7 @@ class FakeConnection : public server::Connection {
 
   std::vector<std::uint64_t> seqs;
   std::vector<std::string> notices;
+  std::vector<server::CatchUpPage> pages;
   int joins = 0;
   int ends = 0;
 
@@ -159,8 +164,34 @@ TEST_F(RemoteFeedTest, LeavingTellsTheOwnerAndDroppingEndsTheFeed) {
   EXPECT_EQ(feed->subscriber_count(), 0u);
   // A catch-up request of a connection no longer subscribed ends its feed instead.
   feed->request_catch_up(one, 0, 10, 1000);
+  run();
   EXPECT_EQ(one->ends, 1);
   EXPECT_TRUE(catch_ups.empty());
+}
+
+// A subscriber that fell behind is fed from the mirror's own window when it reaches back far
+// enough (no round trip to the owner), in pages; from further back, the owner answers.
+TEST_F(RemoteFeedTest, CatchUpComesFromTheMirrorsWindowWhenItReachesBack) {
+  auto one = std::make_shared<FakeConnection>(1);
+  feed->subscribe(one, 2);
+  for (std::uint64_t seq = 3; seq <= 7; ++seq) feed->on_event(frame(seq, seq - 1));
+  run();
+  feed->request_catch_up(one, 4, 10, 1 << 20);
+  feed->request_catch_up(one, 2, 2, 1 << 20);
+  feed->request_catch_up(one, 1, 10, 1 << 20);  // before the window: the owner's
+  run();
+  ASSERT_EQ(one->pages.size(), 2u);
+  const auto& whole = one->pages[0];
+  ASSERT_EQ(whole.frames.size(), 3u);
+  EXPECT_EQ(whole.frames[0].first, 5u);
+  EXPECT_EQ(whole.through_seq, 7u);
+  EXPECT_TRUE(whole.live);
+  const auto& first_two = one->pages[1];
+  ASSERT_EQ(first_two.frames.size(), 2u);
+  EXPECT_EQ(first_two.frames[1].first, 4u);
+  EXPECT_EQ(first_two.through_seq, 4u);
+  EXPECT_FALSE(first_two.live);
+  EXPECT_EQ(catch_ups, (std::vector<std::uint64_t>{1}));
 }
 
 TEST_F(RemoteFeedTest, NoticesGoToEverySubscriber) {
