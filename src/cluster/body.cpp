@@ -39,6 +39,28 @@ std::optional<bool> get_bool(const json::object& body, std::string_view key) {
   return value->as_bool();
 }
 
+std::optional<SeqFrames> seq_frames(const json::value* frames) {
+  if (!frames || !frames->is_array()) return std::nullopt;
+  SeqFrames list;
+  for (const auto& item : frames->as_array()) {
+    const auto* pair = item.if_array();
+    if (!pair || pair->size() != 2 || !(*pair)[1].is_string()) return std::nullopt;
+    const auto& seq = (*pair)[0];
+    std::uint64_t value = 0;
+    if (seq.is_uint64()) {
+      value = seq.as_uint64();
+    } else if (seq.is_int64() && seq.as_int64() >= 0) {
+      value = static_cast<std::uint64_t>(seq.as_int64());
+    } else {
+      return std::nullopt;
+    }
+    const auto& text = (*pair)[1].as_string();
+    if (!is_client_frame(text)) return std::nullopt;
+    list.emplace_back(value, std::make_shared<const std::string>(text));
+  }
+  return list;
+}
+
 bool is_client_frame(std::string_view text) {
   auto body = parse_body(text);
   if (!body) return false;

@@ -4,9 +4,12 @@
 
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace pa::cluster {
 
@@ -19,5 +22,9 @@ std::optional<std::string> get_string(const boost::json::object& body, std::stri
 std::optional<bool> get_bool(const boost::json::object& body, std::string_view key);
 // Whether `text` is one JSON object with a string "type" (a frame for clients).
 bool is_client_frame(std::string_view text);
+// The [[seq, frame], ...] of a fill or a page: nullopt unless every item is a seq (an integer
+// >= 0) and a client frame.
+using SeqFrames = std::vector<std::pair<std::uint64_t, std::shared_ptr<const std::string>>>;
+std::optional<SeqFrames> seq_frames(const boost::json::value* frames);
 
 }  // namespace pa::cluster

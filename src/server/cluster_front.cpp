@@ -443,20 +443,13 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
   if (kind == "filled") {
     const auto last = cluster::get_u64(body, "last");
     const auto more = cluster::get_bool(body, "more");
-    const auto* frames = body.if_contains("frames");
+    auto frames = cluster::seq_frames(body.if_contains("frames"));
     auto mirror = project ? mirror_of(*project) : nullptr;
-    if (!project || !last || !more || !frames || !frames->is_array())
+    if (!project || !last || !more || !frames)
       return (void)refuse(&message, stream, "a malformed fill");
     if (!mirror || mirror->node() != message.from) return;
     std::vector<cluster::SeqFrame> list;
-    for (const auto& item : frames->as_array()) {
-      if (!item.is_array() || item.as_array().size() != 2 || !item.as_array()[0].is_number() ||
-          !item.as_array()[1].is_string() ||
-          !cluster::is_client_frame(item.as_array()[1].as_string()))
-        return (void)refuse(&message, stream, "a malformed frame in a fill");
-      list.push_back({item.as_array()[0].to_number<std::uint64_t>(), std::nullopt,
-                      std::make_shared<const std::string>(item.as_array()[1].as_string())});
-    }
+    for (auto& [seq, text] : *frames) list.push_back({seq, std::nullopt, std::move(text)});
     mirror->on_fill(std::move(list), *last, *more);
     return;
   }
@@ -499,22 +492,15 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
   if (kind == "page") {
     const auto through = cluster::get_u64(body, "through");
     const auto live = cluster::get_bool(body, "live");
-    const auto* frames = body.if_contains("frames");
+    auto frames = cluster::seq_frames(body.if_contains("frames"));
     auto mirror = project ? mirror_of(*project) : nullptr;
-    if (!project || !through || !live || !frames || !frames->is_array())
+    if (!project || !through || !live || !frames)
       return (void)refuse(&message, stream, "a malformed page");
     if (!mirror) return;
     CatchUpPage page;
     page.through_seq = *through;
     page.live = *live;
-    for (const auto& item : frames->as_array()) {
-      if (!item.is_array() || item.as_array().size() != 2 || !item.as_array()[0].is_number() ||
-          !item.as_array()[1].is_string() ||
-          !cluster::is_client_frame(item.as_array()[1].as_string()))
-        return (void)refuse(&message, stream, "a malformed frame in a page");
-      page.frames.emplace_back(item.as_array()[0].to_number<std::uint64_t>(),
-                               std::make_shared<const std::string>(item.as_array()[1].as_string()));
-    }
+    page.frames = std::move(*frames);
     connection->deliver_page(mirror.get(), std::move(page));
     mirror->after_page(connection, *through, *live);
     return;

@@ -88,22 +88,22 @@ void ClusterNode::start() {
     return node ? node->make_connection() : nullptr;
   };
   spdlog::info("cluster: node {} joins the cluster on {}", name_, url_.redacted());
+  // A reader whose entries go to `handle` of this node (while it lives).
+  using Handle = void (ClusterNode::*)(const std::string&, const std::string&, const redis::Reply&);
+  const auto reader = [&](const char* name, Handle handle) {
+    return std::make_shared<cluster::StreamReader>(
+        io_.get_executor(), factory, name,
+        [weak = std::weak_ptr<ClusterNode>(self), handle](
+            const std::string& stream, const std::string& id, const redis::Reply& fields) {
+          if (auto node = weak.lock()) ((*node).*handle)(stream, id, fields);
+        });
+  };
   link_ = std::make_shared<cluster::RedisLink>(io_.get_executor(), factory, "commands");
-  replies_ = std::make_shared<cluster::StreamReader>(
-      io_.get_executor(), factory, "replies",
-      [weak = std::weak_ptr<ClusterNode>(self)](const std::string& stream, const std::string& id,
-                                                const redis::Reply& fields) {
-        if (auto node = weak.lock()) node->on_reply(stream, id, fields);
-      });
+  replies_ = reader("replies", &ClusterNode::on_reply);
   replies_->on_reconnect([weak = std::weak_ptr<ClusterNode>(self)] {
     if (auto node = weak.lock()) node->resync_mirrors();
   });
-  commands_ = std::make_shared<cluster::StreamReader>(
-      io_.get_executor(), factory, "commands",
-      [weak = std::weak_ptr<ClusterNode>(self)](const std::string& stream, const std::string& id,
-                                                const redis::Reply& fields) {
-        if (auto node = weak.lock()) node->on_command(stream, id, fields);
-      });
+  commands_ = reader("command group", &ClusterNode::on_command);
   link_->start([weak = std::weak_ptr<ClusterNode>(self)] {
     if (auto node = weak.lock()) node->on_command_link_up();
   });

@@ -117,6 +117,32 @@ class ClusterTest : public ::testing::Test {
         20s);
   }
 
+  // Nodes a and b; a project on b that a client on a joined (and b's creator is subscribed to).
+  struct RemoteSubscriber {
+    std::unique_ptr<WsClient> on_a, on_b;
+    std::string id;
+    std::int64_t joined_at = 0;  // the last_seq of a's project_joined
+  };
+  RemoteSubscriber remote_subscriber() {
+    start_node("a");
+    start_node("b");
+    RemoteSubscriber r{client_of("a"), client_of("b"), {}, 0};
+    if (!sees_up(*r.on_a, {"b"})) {
+      ADD_FAILURE() << "node a never saw node b";
+      return r;
+    }
+    const auto id = create_on(*r.on_b, "b", "repo");
+    const auto joined =
+        r.on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
+    if (!is(joined, "project_joined")) {
+      ADD_FAILURE() << json::serialize(joined);
+      return r;
+    }
+    r.id = id;
+    r.joined_at = data(joined).at("last_seq").as_int64();
+    return r;
+  }
+
   std::string create_on(WsClient& client, const std::string& owner, const std::string& dir) {
     const auto path = nodes_.at(owner).root->path() / dir;
     fs::create_directories(path);
@@ -281,15 +307,8 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
 // Must show 2: B is SIGKILLed during a run; A shows B's projects UNAVAILABLE; B restarts, the run
 // (which outlived it, issue 10) and A's subscriber go on with no gap.
 TEST_F(ClusterTest, AKilledOwnerIsUnavailableAndItsRunContinuesWhenItReturns) {
-  start_node("a");
-  start_node("b");
-  auto on_a = client_of("a");
-  auto on_b = client_of("b");
-  ASSERT_TRUE(sees_up(*on_a, {"b"}));
-  const auto id = create_on(*on_b, "b", "repo");
-  const auto joined = on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
-  ASSERT_TRUE(is(joined, "project_joined")) << json::serialize(joined);
-  const auto joined_at = data(joined).at("last_seq").as_int64();
+  auto [on_a, on_b, id, joined_at] = remote_subscriber();
+  ASSERT_FALSE(id.empty());
   const auto started = execute(*on_a, id, "[[fake:drip lines=60 interval_ms=100]]");
   ASSERT_TRUE(is_state(started, "EXECUTING"));
   std::vector<Json> received{started};
@@ -333,15 +352,8 @@ TEST_F(ClusterTest, AKilledOwnerIsUnavailableAndItsRunContinuesWhenItReturns) {
 // Must show 3: Redis restarts (losing everything: no persistence) during a run; the remote
 // subscriber misses no line, the local one is unaffected.
 TEST_F(ClusterTest, ARedisRestartLosesNoLine) {
-  start_node("a");
-  start_node("b");
-  auto on_a = client_of("a");
-  auto on_b = client_of("b");
-  ASSERT_TRUE(sees_up(*on_a, {"b"}));
-  const auto id = create_on(*on_b, "b", "repo");
-  const auto joined = on_a->request(Json{{"type", "project_join"}, {"data", {{"project_id", id}}}});
-  ASSERT_TRUE(is(joined, "project_joined")) << json::serialize(joined);
-  const auto joined_at = data(joined).at("last_seq").as_int64();
+  auto [on_a, on_b, id, joined_at] = remote_subscriber();
+  ASSERT_FALSE(id.empty());
   const auto started = execute(*on_b, id, "[[fake:drip lines=60 interval_ms=80]]");
   ASSERT_TRUE(is_state(started, "EXECUTING"));
   std::vector<Json> received;
