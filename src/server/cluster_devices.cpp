@@ -15,6 +15,7 @@
 #include <future>
 
 #include "cluster/body.hpp"
+#include "cluster/keys.hpp"
 #include "common/hex.hpp"
 #include "protocol/clock.hpp"
 #include "server/cluster_node.hpp"
@@ -26,8 +27,8 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 namespace {
-constexpr std::string_view kDevices = "pa:devices";
-constexpr std::string_view kRevoked = "pa:devices:revoked";
+using cluster::keys::kDevices;
+constexpr std::string_view kRevoked = cluster::keys::kRevokedDevices;
 
 // The signed value of a shared device, and back.
 json::object device_value(const devices::StoredDevice& stored) {
@@ -164,7 +165,7 @@ constexpr std::size_t kMaxSharedCodes = 1000;
 std::string pairing_key(const std::string& code) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(code.data()), code.size(), digest);
-  return "pa:pair:" +
+  return std::string(cluster::keys::kPairingCodePrefix) +
          common::to_hex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 }  // namespace
@@ -217,7 +218,8 @@ std::variant<devices::Redeemed, devices::Refusal> ClusterNode::redeem_pairing_co
   if (reply->type != redis::Reply::Type::kString) return local;
   const auto text = open_value(key, reply->str);
   if (!text) {
-    refuse(nullptr, "pa:pair:*", "a pairing code not signed with this cluster's secret");
+    refuse(nullptr, std::string(cluster::keys::kPairingCodePrefix) + "*",
+           "a pairing code not signed with this cluster's secret");
     return local;
   }
   auto inner = cluster::parse_body(*text);

@@ -33,7 +33,6 @@ struct ClusterNode::Pending {
 };
 
 namespace {
-constexpr std::string_view kEventStreamPrefix = "pa:ev:";
 constexpr std::size_t kMaxIdBytes = 128;
 
 protocol::Error unavailable(const std::string& node, const std::string& project_id,
@@ -401,7 +400,7 @@ void ClusterNode::drop_idle_mirrors() {
 void ClusterNode::on_reply(const std::string& stream, const std::string& id,
                            const redis::Reply& fields) {
   (void)id;
-  if (stream.rfind(kEventStreamPrefix, 0) == 0) {
+  if (stream.rfind(keys::kEventsPrefix, 0) == 0) {
     on_event(stream, fields);
     return;
   }
@@ -517,7 +516,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
 }
 
 void ClusterNode::on_event(const std::string& stream, const redis::Reply& fields) {
-  const std::string project_id = stream.substr(kEventStreamPrefix.size());
+  const std::string project_id = stream.substr(keys::kEventsPrefix.size());
   auto mirror = mirror_of(project_id);
   if (!mirror) return;
   std::string why;

@@ -14,6 +14,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "cluster/body.hpp"
+#include "cluster/keys.hpp"
 #include "common/atomic_file.hpp"
 #include "common/hex.hpp"
 #include "common/private_file.hpp"
@@ -29,9 +30,9 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 namespace {
-constexpr std::string_view kVapid = "pa:vapid";
-constexpr std::string_view kPush = "pa:push";
-constexpr std::string_view kPushGone = "pa:push:gone";
+constexpr std::string_view kVapid = cluster::keys::kVapidKey;
+constexpr std::string_view kPush = cluster::keys::kPushSubscriptions;
+constexpr std::string_view kPushGone = cluster::keys::kPushRemoved;
 
 std::string endpoint_id(const std::string& endpoint) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
