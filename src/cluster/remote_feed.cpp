@@ -164,19 +164,23 @@ void RemoteFeed::drop(std::uint64_t connection_id) {
       connection = it->second.lock();
       self->subscribers_.erase(it);
     }
+    self->asked_.erase(connection_id);
     if (connection) connection->end_feed(self.get());
   });
 }
 
 void RemoteFeed::after_page(std::shared_ptr<Connection> connection, std::uint64_t through_seq,
                             bool live) {
-  if (!live) return;
-  asio::post(strand_, [self = shared_from_this(), connection = std::move(connection), through_seq] {
-    const std::shared_ptr<server::Feed> feed = self;
-    for (const auto& frame : self->recent_) {
-      if (frame.seq > through_seq) connection->send_seq(feed, frame.seq, frame.text, false);
-    }
-  });
+  asio::post(strand_,
+             [self = shared_from_this(), connection = std::move(connection), through_seq, live] {
+               self->asked_.erase(connection->id());
+               if (!live) return;
+               const std::shared_ptr<server::Feed> feed = self;
+               for (const auto& frame : self->recent_) {
+                 if (frame.seq > through_seq)
+                   connection->send_seq(feed, frame.seq, frame.text, false);
+               }
+             });
 }
 
 void RemoteFeed::notice(SharedText text) {
@@ -190,6 +194,15 @@ void RemoteFeed::notice(SharedText text) {
 
 void RemoteFeed::resync() {
   asio::post(strand_, [self = shared_from_this()] {
+    for (auto it = self->asked_.begin(); it != self->asked_.end();) {
+      if (auto connection = it->second.connection.lock()) {
+        self->owner_.catch_up(connection, it->second.after_seq, it->second.max_frames,
+                              it->second.max_bytes);
+        ++it;
+      } else {
+        it = self->asked_.erase(it);
+      }
+    }
     if (!self->known_) return;
     if (self->filling_) {
       self->owner_.fill(self->last_seq_);  // the earlier ask may be lost
@@ -232,6 +245,7 @@ void RemoteFeed::request_catch_up(std::shared_ptr<Connection> connection, std::u
                                self->page_from_window(after_seq, max_frames, max_bytes));
       return;
     }
+    self->asked_[connection->id()] = {connection, after_seq, max_frames, max_bytes};
     self->owner_.catch_up(connection, after_seq, max_frames, max_bytes);
   });
 }
@@ -264,6 +278,7 @@ void RemoteFeed::leave(std::uint64_t connection_id) {
       std::lock_guard lock(self->subscribers_mutex_);
       erased = self->subscribers_.erase(connection_id);
     }
+    self->asked_.erase(connection_id);
     if (erased) self->owner_.left(connection_id);
   });
 }

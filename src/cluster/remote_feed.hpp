@@ -75,11 +75,13 @@ class RemoteFeed : public server::Feed, public std::enable_shared_from_this<Remo
   void drop(std::uint64_t connection_id);
   // A page the owner read for a subscriber (request_catch_up) was given to it: when the page was
   // live, the broadcasts after it that already arrived here go to it again (its cursor drops the
-  // ones it has), since they may have come before the page and been declined.
+  // ones it has), since they may have come before the page and been declined. The subscriber no
+  // longer waits for a page.
   void after_page(std::shared_ptr<Connection> connection, std::uint64_t through_seq, bool live);
   // A message without seq for every subscriber (the owner is unavailable, ...).
   void notice(SharedText text);
-  // The owner came back or Redis did: ask for what may have been missed.
+  // The owner came back or Redis did: ask for what may have been missed, and again for the
+  // pages subscribers wait for (a page lost in Redis would leave its subscriber waiting).
   void resync();
 
   // Thread-safe reads for the cluster's bookkeeping.
@@ -120,6 +122,15 @@ class RemoteFeed : public server::Feed, public std::enable_shared_from_this<Remo
   // recent_ holds every broadcast after this seq (up to last_seq_): a catch-up after it (or
   // after a later seq) is served from recent_.
   std::uint64_t window_start_ = 0;
+
+  // Subscribers waiting for a page the owner reads (by connection id).
+  struct AskedPage {
+    std::weak_ptr<Connection> connection;
+    std::uint64_t after_seq = 0;
+    std::size_t max_frames = 0;
+    std::size_t max_bytes = 0;
+  };
+  std::map<std::uint64_t, AskedPage> asked_;
 
   mutable std::mutex subscribers_mutex_;  // for the thread-safe reads
   std::map<std::uint64_t, std::weak_ptr<Connection>> subscribers_;

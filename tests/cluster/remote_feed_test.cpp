@@ -192,6 +192,15 @@ TEST_F(RemoteFeedTest, CatchUpComesFromTheMirrorsWindowWhenItReachesBack) {
   EXPECT_EQ(first_two.through_seq, 4u);
   EXPECT_FALSE(first_two.live);
   EXPECT_EQ(catch_ups, (std::vector<std::uint64_t>{1}));
+
+  // The owner's page may be lost (a Redis restart): a resync asks for it again, until it came.
+  feed->resync();
+  run();
+  EXPECT_EQ(catch_ups, (std::vector<std::uint64_t>{1, 1}));
+  feed->after_page(one, 7, true);
+  feed->resync();
+  run();
+  EXPECT_EQ(catch_ups, (std::vector<std::uint64_t>{1, 1}));
 }
 
 TEST_F(RemoteFeedTest, NoticesGoToEverySubscriber) {
