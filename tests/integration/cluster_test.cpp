@@ -304,6 +304,37 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
   EXPECT_EQ(error_code(missing), "PROJECT_NOT_FOUND") << json::serialize(missing);
 }
 
+// Steering another node's run from A: a follow-up queued into it, an interrupt, a kill: each
+// answered as the owner answers its own clients.
+TEST_F(ClusterTest, ARemoteClientQueuesInterruptsAndKillsAnotherNodesRun) {
+  auto [on_a, on_b, id, joined_at] = remote_subscriber();
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(is_state(execute(*on_a, id, "[[fake:hang]]"), "EXECUTING"));
+  const auto queued =
+      on_a->request(Json{{"type", "execute"},
+                         {"project_id", id},
+                         {"data", {{"prompt", "[[fake:text]]"}, {"mode", "queue"}}}});
+  EXPECT_TRUE(is(queued, "prompt_queued")) << json::serialize(queued);
+  const auto interrupted =
+      on_a->request(Json{{"type", "agent_interrupt"}, {"project_id", id}}, 30s);
+  ASSERT_TRUE(is_state(interrupted, "IDLE")) << json::serialize(interrupted);
+  EXPECT_EQ(str(data(interrupted).at("ended").as_object(), "reason"), "interrupted");
+
+  ASSERT_TRUE(is_state(execute(*on_a, id, "[[fake:hang]]"), "EXECUTING"));
+  const auto killed = on_a->request(Json{{"type", "agent_kill"}, {"project_id", id}}, 30s);
+  ASSERT_TRUE(is_state(killed, "IDLE")) << json::serialize(killed);
+  EXPECT_EQ(str(data(killed).at("ended").as_object(), "reason"), "killed");
+  // B's own client saw the same ends.
+  const auto ended = on_b->read_until(
+      [](const Json& m) {
+        return is_idle(m) && data(m).contains("ended") &&
+               str(data(m).at("ended").as_object(), "reason") == "killed";
+      },
+      30s);
+  EXPECT_TRUE(ended);
+  (void)joined_at;
+}
+
 // Must show 2: B is SIGKILLed during a run; A shows B's projects UNAVAILABLE; B restarts, the run
 // (which outlived it, issue 10) and A's subscriber go on with no gap.
 TEST_F(ClusterTest, AKilledOwnerIsUnavailableAndItsRunContinuesWhenItReturns) {
