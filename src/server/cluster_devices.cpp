@@ -18,7 +18,7 @@
 #include "cluster/keys.hpp"
 #include "common/hex.hpp"
 #include "protocol/clock.hpp"
-#include "server/cluster_node.hpp"
+#include "server/cluster_shared.hpp"
 #include "server/hub.hpp"
 
 namespace pa::server {
@@ -55,20 +55,20 @@ std::optional<devices::StoredDevice> device_of(const json::object& value) {
 }
 }  // namespace
 
-void ClusterNode::device_changed() {
+void ClusterShared::device_changed() {
   asio::post(hub_.pool_, [self = shared_from_this()] {
     for (const auto& stored : self->hub_.devices_.stored()) self->publish_device(stored);
   });
 }
 
-void ClusterNode::publish_device(const devices::StoredDevice& stored) {
+void ClusterShared::publish_device(const devices::StoredDevice& stored) {
   const std::string text = json::serialize(device_value(stored));
   const std::string key = std::string(kDevices) + ":" + stored.device.device_id;
   link_->command({"HSET", std::string(kDevices), stored.device.device_id, signed_value(key, text)},
                  [](std::error_code, redis::Reply) {});
 }
 
-void ClusterNode::device_revoked(const std::string& device_id) {
+void ClusterShared::device_revoked(const std::string& device_id) {
   const std::string text = json::serialize(
       json::object{{"device_id", device_id},
                    {"revoked_at", protocol::format_rfc3339(std::chrono::system_clock::now())}});
@@ -78,7 +78,7 @@ void ClusterNode::device_revoked(const std::string& device_id) {
   link_->command({"HDEL", std::string(kDevices), device_id}, [](std::error_code, redis::Reply) {});
 }
 
-void ClusterNode::sync_devices() {
+void ClusterShared::sync_devices() {
   // Both hashes in one pipeline; then the store is changed on the blocking pool (file writes).
   auto shared = std::make_shared<redis::Reply>();
   link_->command({"HGETALL", std::string(kDevices)},
@@ -96,9 +96,8 @@ void ClusterNode::sync_devices() {
                           const std::string& value) -> std::optional<json::object> {
       const auto text = self->open_value(std::string(hash) + ":" + id, value);
       if (!text) {
-        self->refuse(
-            nullptr, std::string(hash),
-            "the value of " + id.substr(0, 64) + " is not signed with this cluster's secret");
+        self->refuse(std::string(hash), "the value of " + id.substr(0, 64) +
+                                            " is not signed with this cluster's secret");
         return std::nullopt;
       }
       auto inner = cluster::parse_body(*text);
@@ -122,8 +121,8 @@ void ClusterNode::sync_devices() {
   });
 }
 
-void ClusterNode::apply_devices(std::vector<devices::StoredDevice> shared,
-                                std::set<std::string> revoked) {
+void ClusterShared::apply_devices(std::vector<devices::StoredDevice> shared,
+                                  std::set<std::string> revoked) {
   auto& store = hub_.devices_;
   for (const auto& id : revoked) {
     const auto device = store.find(id);
@@ -170,9 +169,9 @@ std::string pairing_key(const std::string& code) {
 }
 }  // namespace
 
-void ClusterNode::share_pairing_code(const std::string& code, devices::Role role,
-                                     const std::string& name,
-                                     std::chrono::system_clock::time_point expires_at) {
+void ClusterShared::share_pairing_code(const std::string& code, devices::Role role,
+                                       const std::string& name,
+                                       std::chrono::system_clock::time_point expires_at) {
   const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(
       expires_at - std::chrono::system_clock::now());
   if (ttl.count() <= 0) return;
@@ -188,7 +187,7 @@ void ClusterNode::share_pairing_code(const std::string& code, devices::Role role
                  });
 }
 
-std::variant<devices::Redeemed, devices::Refusal> ClusterNode::redeem_pairing_code(
+std::variant<devices::Redeemed, devices::Refusal> ClusterShared::redeem_pairing_code(
     const std::string& code, std::variant<devices::Redeemed, devices::Refusal> local) {
   const auto* refusal = std::get_if<devices::Refusal>(&local);
   // Only a code this node redeemed, or one it does not know, is the cluster's business.
@@ -218,7 +217,7 @@ std::variant<devices::Redeemed, devices::Refusal> ClusterNode::redeem_pairing_co
   if (reply->type != redis::Reply::Type::kString) return local;
   const auto text = open_value(key, reply->str);
   if (!text) {
-    refuse(nullptr, std::string(cluster::keys::kPairingCodePrefix) + "*",
+    refuse(std::string(cluster::keys::kPairingCodePrefix) + "*",
            "a pairing code not signed with this cluster's secret");
     return local;
   }

@@ -56,6 +56,7 @@ ClusterNode::ClusterNode(asio::io_context& io, const config::Config& config, Hub
         if (!url) throw std::runtime_error("cluster.redis_url: " + error);
         return *url;
       }()),
+      shared_(std::make_shared<ClusterShared>(hub, config, signer_)),
       strand_(asio::make_strand(io)),
       tick_timer_(strand_) {
   if (!valid_node_name(name_)) {
@@ -74,18 +75,24 @@ ClusterNode::ClusterNode(asio::io_context& io, const config::Config& config, Hub
 
 ClusterNode::~ClusterNode() = default;
 
-std::shared_ptr<redis::Connection> ClusterNode::make_connection() {
+std::shared_ptr<redis::Connection> ClusterNode::make_connection(
+    boost::asio::any_io_executor executor) {
   redis::ClientOptions options;
   options.tls_ca_file = config_.cluster.tls_ca_file;
   options.tls_context = tls_context_;
-  return redis::Connection::create(io_.get_executor(), url_, options);
+  return redis::Connection::create(std::move(executor), url_, options);
+}
+
+void ClusterNode::share_vapid_key() {
+  shared_->share_vapid_key(
+      [this](boost::asio::any_io_executor executor) { return make_connection(executor); });
 }
 
 void ClusterNode::start() {
   auto self = shared_from_this();
   const auto factory = [weak = std::weak_ptr<ClusterNode>(self)] {
     auto node = weak.lock();
-    return node ? node->make_connection() : nullptr;
+    return node ? node->make_connection(node->io_.get_executor()) : nullptr;
   };
   spdlog::info("cluster: node {} joins the cluster on {}", name_, url_.redacted());
   // A reader whose entries go to `handle` of this node (while it lives).
@@ -99,6 +106,7 @@ void ClusterNode::start() {
         });
   };
   link_ = std::make_shared<cluster::RedisLink>(io_.get_executor(), factory, "commands");
+  shared_->set_link(link_);
   replies_ = reader("replies", &ClusterNode::on_reply);
   replies_->on_reconnect([weak = std::weak_ptr<ClusterNode>(self)] {
     if (auto node = weak.lock()) node->resync_mirrors();
@@ -168,8 +176,9 @@ void ClusterNode::resync_mirrors() {
 }
 
 void ClusterNode::stop() {
-  std::promise<void> gone;
-  auto future = gone.get_future();
+  // Shared: the answer may come after the wait below gave up.
+  auto gone = std::make_shared<std::promise<void>>();
+  auto future = gone->get_future();
   asio::post(strand_, [self = shared_from_this()] {
     self->stopped_ = true;
     self->tick_timer_.cancel();
@@ -178,7 +187,7 @@ void ClusterNode::stop() {
   // rather than when its key expires.
   if (link_) {
     link_->command({"DEL", keys::node(name_)},
-                   [&gone](std::error_code, redis::Reply) { gone.set_value(); });
+                   [gone](std::error_code, redis::Reply) { gone->set_value(); });
     future.wait_for(std::chrono::seconds(2));
   }
   if (replies_) replies_->stop();
@@ -210,8 +219,7 @@ void ClusterNode::tick() {
       [](std::error_code, redis::Reply) {});
   link_->command({"SADD", std::string(keys::kNodes), name_}, [](std::error_code, redis::Reply) {});
   publish_directory();
-  sync_devices();
-  sync_subscriptions();
+  shared_->sync();
   check_nodes();
   drop_idle_mirrors();
   schedule_tick();

@@ -7,6 +7,7 @@
 //  - as a front, it lists every node's projects, forwards its clients' requests on another
 //    node's projects to that node and passes the answers back (pa:reply:<name>), and feeds its
 //    clients that joined such a project from a RemoteFeed reading the project's event stream.
+// What every node shares besides projects (devices, pairing codes, push) is ClusterShared's.
 // Every node-to-node message is signed with the cluster secret (NodeSigner); what fails the
 // check is refused and logged. Commands are checked like client input (the owner parses the
 // forwarded message exactly as if its own client had sent it).
@@ -31,10 +32,8 @@
 #include "cluster/remote_feed.hpp"
 #include "cluster/stream_reader.hpp"
 #include "config/config.hpp"
-#include "devices/device_store.hpp"
-#include "devices/pairing.hpp"
-#include "notify/subscription_store.hpp"
 #include "projects/project_info.hpp"
+#include "server/cluster_shared.hpp"
 #include "server/remote_client.hpp"
 #include "server/request.hpp"
 
@@ -84,26 +83,10 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   void project_changed(const projects::ProjectInfo& info);
   void project_removed(const std::string& project_id);
 
-  // --- what every node shares (cluster_devices.cpp) ---------------------------------------
-  // A device was paired or renamed here: the others take it now (and at every heartbeat).
-  void device_changed();
-  // A device was revoked here: every node refuses its token from its next heartbeat on.
-  void device_revoked(const std::string& device_id);
-
-  // A pairing code made here may be redeemed on any node (once, on one of them).
-  void share_pairing_code(const std::string& code, devices::Role role, const std::string& name,
-                          std::chrono::system_clock::time_point expires_at);
-  // POST /pair's answer with the cluster's say (blocking, on the blocking pool; waits for Redis
-  // at most 2 s): a code this node does not know may be another node's; a code it redeemed
-  // must not have been used on another node meanwhile.
-  std::variant<devices::Redeemed, devices::Refusal> redeem_pairing_code(
-      const std::string& code, std::variant<devices::Redeemed, devices::Refusal> local);
-
-  // Notifications (cluster_notify.cpp). Start-up, blocking, before the notifier is made: this
-  // node takes the cluster's Web Push key (or gives it its own, if it is the first).
+  // What every node shares besides projects: devices, pairing codes, push (cluster_shared.hpp).
+  ClusterShared& shared() { return *shared_; }
+  // Start-up, blocking, before the notifier is made: ClusterShared::share_vapid_key.
   void share_vapid_key();
-  // After the notifier is made: its subscriptions become the cluster's.
-  void watch_subscriptions();
 
   // For health: {"node", "redis": "up"|"down", "nodes": [{name, state}]}.
   boost::json::object health() const;
@@ -124,7 +107,7 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   using Who = boost::json::object;  // who a forwarded request is from (see who_of)
 
   // Redis
-  std::shared_ptr<redis::Connection> make_connection();
+  std::shared_ptr<redis::Connection> make_connection(boost::asio::any_io_executor executor);
   void on_command_link_up();
   // After a Redis connection came back: every mirror asks its owner for what it may have missed.
   void resync_mirrors();
@@ -177,19 +160,6 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   void publish_event(const std::string& project_id, std::uint64_t seq,
                      std::optional<std::uint64_t> prev, const protocol::SharedText& frame);
 
-  // Devices: this node's and the cluster's made the same (on the blocking pool).
-  void sync_devices();
-  void apply_devices(std::vector<devices::StoredDevice> shared, std::set<std::string> revoked);
-  void publish_device(const devices::StoredDevice& device);
-
-  // Push subscriptions: this node's and the cluster's made the same.
-  void sync_subscriptions();
-  void publish_subscription(const notify::StoredSubscription& subscription);
-  void subscription_removed(const std::string& endpoint);
-  // A value kept in Redis under `key` with its MAC, and its text back if the MAC is right.
-  std::string signed_value(std::string_view key, const std::string& text) const;
-  std::optional<std::string> open_value(std::string_view key, const std::string& value) const;
-
   bool refuse(const cluster::NodeMessage* message, const std::string& stream,
               const std::string& why);
 
@@ -201,6 +171,7 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   const cluster::NodeSigner signer_;
   const redis::RedisUrl url_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;  // rediss:// only
+  const std::shared_ptr<ClusterShared> shared_;
 
   std::shared_ptr<cluster::RedisLink> link_;         // ordinary commands
   std::shared_ptr<cluster::StreamReader> replies_;   // pa:reply:<name> + mirrored events
@@ -220,7 +191,6 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   std::set<std::string> unsent_events_;  // projects whose event could not be written
   std::set<std::pair<std::string, std::uint64_t>> unsent_closes_;  // {owner, connection id}
   bool replies_started_ = false;
-  std::set<std::string> shared_codes_;  // keys of pairing codes made here and put in Redis
 };
 
 }  // namespace pa::server

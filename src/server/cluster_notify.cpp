@@ -21,7 +21,7 @@
 #include "notify/notifier.hpp"
 #include "notify/vapid_key_file.hpp"
 #include "protocol/clock.hpp"
-#include "server/cluster_node.hpp"
+#include "server/cluster_shared.hpp"
 #include "server/hub.hpp"
 
 namespace pa::server {
@@ -47,12 +47,25 @@ std::string trimmed(std::string text) {
 }
 }  // namespace
 
-std::string ClusterNode::signed_value(std::string_view key, const std::string& text) const {
+ClusterShared::ClusterShared(Hub& hub, const config::Config& config,
+                             const cluster::NodeSigner& signer)
+    : hub_(hub), config_(config), signer_(signer) {}
+
+void ClusterShared::sync() {
+  sync_devices();
+  sync_subscriptions();
+}
+
+void ClusterShared::refuse(std::string_view key, const std::string& why) {
+  spdlog::warn("cluster: refused an entry on {}: {}", key, why);
+}
+
+std::string ClusterShared::signed_value(std::string_view key, const std::string& text) const {
   return json::serialize(json::object{{"v", text}, {"mac", signer_.sign(key, text)}});
 }
 
-std::optional<std::string> ClusterNode::open_value(std::string_view key,
-                                                   const std::string& value) const {
+std::optional<std::string> ClusterShared::open_value(std::string_view key,
+                                                     const std::string& value) const {
   auto outer = cluster::parse_body(value, 64u << 10);
   const auto text = outer ? cluster::get_string(*outer, "v", 32u << 10) : std::nullopt;
   const auto mac = outer ? cluster::get_string(*outer, "mac", 128) : std::nullopt;
@@ -60,7 +73,7 @@ std::optional<std::string> ClusterNode::open_value(std::string_view key,
   return text;
 }
 
-void ClusterNode::share_vapid_key() {
+void ClusterShared::share_vapid_key(const ConnectionFactory& connect) {
   // Start-up, before the notifier reads the key and before the I/O threads run: one exchange
   // with Redis on an io_context of its own.
   bool created = false;
@@ -68,10 +81,7 @@ void ClusterNode::share_vapid_key() {
   const auto path = notify::vapid_key_path(config_.data.dir);
   const std::string local = trimmed(common::read_private_file(path, 4096));
   asio::io_context io;
-  redis::ClientOptions options;
-  options.tls_context = tls_context_;
-  options.tls_ca_file = config_.cluster.tls_ca_file;
-  auto connection = redis::Connection::create(io.get_executor(), url_, options);
+  auto connection = connect(io.get_executor());
   std::optional<std::string> shared;
   bool forged = false;
   connection->connect([&](std::error_code ec) {
@@ -113,7 +123,7 @@ void ClusterNode::share_vapid_key() {
       "subscriptions made with its old key (if any) have to be made again");
 }
 
-void ClusterNode::watch_subscriptions() {
+void ClusterShared::watch_subscriptions() {
   hub_.notifier_->on_change([weak = weak_from_this()](const std::string& endpoint,
                                                       const notify::StoredSubscription* now) {
     auto self = weak.lock();
@@ -126,7 +136,7 @@ void ClusterNode::watch_subscriptions() {
   });
 }
 
-void ClusterNode::publish_subscription(const notify::StoredSubscription& subscription) {
+void ClusterShared::publish_subscription(const notify::StoredSubscription& subscription) {
   const std::string id = endpoint_id(subscription.keys.endpoint);
   const std::string key = std::string(kPush) + ":" + id;
   link_->command({"HSET", std::string(kPush), id,
@@ -136,7 +146,7 @@ void ClusterNode::publish_subscription(const notify::StoredSubscription& subscri
   link_->command({"HDEL", std::string(kPushGone), id}, [](std::error_code, redis::Reply) {});
 }
 
-void ClusterNode::subscription_removed(const std::string& endpoint) {
+void ClusterShared::subscription_removed(const std::string& endpoint) {
   const std::string id = endpoint_id(endpoint);
   const std::string key = std::string(kPushGone) + ":" + id;
   const std::string text = json::serialize(
@@ -146,7 +156,7 @@ void ClusterNode::subscription_removed(const std::string& endpoint) {
   link_->command({"HDEL", std::string(kPush), id}, [](std::error_code, redis::Reply) {});
 }
 
-void ClusterNode::sync_subscriptions() {
+void ClusterShared::sync_subscriptions() {
   auto shared = std::make_shared<redis::Reply>();
   link_->command({"HGETALL", std::string(kPush)}, [shared](std::error_code ec, redis::Reply reply) {
     if (!ec) *shared = std::move(reply);
@@ -161,8 +171,7 @@ void ClusterNode::sync_subscriptions() {
       if (self->open_value(std::string(kPushGone) + ":" + id, gone.elements[i + 1].str)) {
         removed.insert(id);
       } else {
-        self->refuse(nullptr, std::string(kPushGone),
-                     "a value not signed with this cluster's secret");
+        self->refuse(std::string(kPushGone), "a value not signed with this cluster's secret");
       }
     }
     std::map<std::string, notify::StoredSubscription> subscriptions;
@@ -173,8 +182,7 @@ void ClusterNode::sync_subscriptions() {
       auto entry = text ? cluster::parse_body(*text) : std::nullopt;
       auto subscription = entry ? notify::subscription_from_json(*entry) : std::nullopt;
       if (!subscription || endpoint_id(subscription->keys.endpoint) != id) {
-        self->refuse(nullptr, std::string(kPush),
-                     "a subscription not signed with this cluster's secret");
+        self->refuse(std::string(kPush), "a subscription not signed with this cluster's secret");
         continue;
       }
       subscriptions.emplace(id, std::move(*subscription));

@@ -128,7 +128,7 @@ PairAnswer Hub::pair_device(std::string_view body, std::string_view remote_addre
   }
   const auto now = std::chrono::system_clock::now();
   auto redeemed = pairing_.redeem(*code, remote_address, now);
-  if (cluster_) redeemed = cluster_->redeem_pairing_code(*code, std::move(redeemed));
+  if (cluster_) redeemed = cluster_->shared().redeem_pairing_code(*code, std::move(redeemed));
   if (const auto* refusal = std::get_if<devices::Refusal>(&redeemed)) {
     auto answer = pair_refusal(refusal->status, refusal->reason, refusal_message(*refusal));
     answer.retry_after = refusal->retry_after;
@@ -151,7 +151,7 @@ PairAnswer Hub::pair_device(std::string_view body, std::string_view remote_addre
                         "the server could not save the device (" + added.error.message() +
                             "); an admin checks the data directory and makes a new code");
   }
-  if (cluster_) cluster_->device_changed();  // the other nodes take its token too
+  if (cluster_) cluster_->shared().device_changed();  // the other nodes take its token too
   ops::log_event(spdlog::level::info, "Device paired",
                  json::object{{"device_id", added.device.device_id},
                               {"device_name", added.device.name},
@@ -194,7 +194,8 @@ void Hub::handle_device_pair(Request request) {
   }
   const auto code = pairing_.create(*role, name.value_or(""), std::chrono::system_clock::now());
   // Behind a load balancer the device may redeem it on another node.
-  if (cluster_) cluster_->share_pairing_code(code.code, *role, name.value_or(""), code.expires_at);
+  if (cluster_)
+    cluster_->shared().share_pairing_code(code.code, *role, name.value_or(""), code.expires_at);
   const auto& who = request.connection->identity();
   ops::log_event(spdlog::level::info, "Pairing code made",
                  json::object{{"role", devices::role_name(*role)},
@@ -251,7 +252,7 @@ void Hub::handle_device_rename(Request request) {
                                   json::object{{"file", "devices.json"}}));
       return;
     }
-    if (self->cluster_) self->cluster_->device_changed();
+    if (self->cluster_) self->cluster_->shared().device_changed();
     r.reply("device_renamed", json::object{{"device_id", device_id}, {"name", name}});
   });
 }
@@ -275,7 +276,8 @@ void Hub::handle_device_revoke(Request request) {
                                   json::object{{"device_id", device_id}}));
       return;
     }
-    if (self->cluster_) self->cluster_->device_revoked(device_id);  // every node refuses it
+    if (self->cluster_)
+      self->cluster_->shared().device_revoked(device_id);  // every node refuses it
     const auto& who = r.connection->identity();
     self->end_device(*device, who.is_device() ? json::value(who.device_id) : json::value(nullptr));
     if (ec) {

@@ -127,10 +127,10 @@ Hub::Hub(asio::io_context& io, config::Config config)
                                std::filesystem::perm_options::replace, ec);
   std::string self_exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   std::vector<std::string> notes;
-  if (cluster_) cluster_->share_vapid_key();  // every node pushes with the same key
+  if (cluster_) cluster_->share_vapid_key();  // every node pushes with the same key (start-up)
   notifier_ =
       notify::Notifier::create(io_.get_executor(), pool_.get_executor(), config_, metrics_, notes);
-  if (cluster_) cluster_->watch_subscriptions();
+  if (cluster_) cluster_->shared().watch_subscriptions();
   for (const auto& note : notes) spdlog::info("notifications: {}", note);
   storage_problems_.on_first_failure(
       [notifier = notifier_, url = config_.notify.console_url](const ops::StorageProblem& problem) {

@@ -122,6 +122,7 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
 
  private:
   friend class ClusterNode;
+  friend class ClusterShared;
   using Handler = void (Hub::*)(Request);
   // Runs the handler of a request whose type and role were checked (on_message, and the
   // cluster for a project it found is not another node's).
