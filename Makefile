@@ -51,7 +51,7 @@ test-race: deps
 # libFuzzer targets (fuzz/, clang + ASan + UBSan) in build-fuzz, each run for FUZZ_SECONDS on a
 # scratch copy of its seed corpus (fuzz/corpus/<name>); a crash fails the target. See fuzz/README.md.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := envelope:65536 cli_line:65536 config:16384
+FUZZ_TARGETS := envelope:65536 cli_line:65536 config:16384 node_message:65536
 fuzz: deps
 	@[[ -f build-fuzz/build.ninja ]] || CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPA_BUILD_FUZZ=ON -DPA_BUILD_TESTS=OFF -DPA_BUILD_BENCH=OFF
