@@ -397,9 +397,8 @@ void ClusterNode::drop_idle_mirrors() {
 
 // --- what comes back --------------------------------------------------------------------------
 
-void ClusterNode::on_reply(const std::string& stream, const std::string& id,
+void ClusterNode::on_reply(const std::string& stream, const std::string& /*id*/,
                            const redis::Reply& fields) {
-  (void)id;
   if (stream.rfind(keys::kEventsPrefix, 0) == 0) {
     on_event(stream, fields);
     return;
@@ -425,7 +424,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
   if (kind == "wake") return;
   if (kind == "done") {
     const auto rid = cluster::get_string(body, "rid", 64);
-    if (!rid) return (void)refuse(&message, stream, "done without rid");
+    if (!rid) return refuse(&message, stream, "done without rid");
     std::shared_ptr<Pending> pending;
     {
       std::lock_guard lock(mutex_);
@@ -444,8 +443,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
     const auto more = cluster::get_bool(body, "more");
     auto frames = cluster::seq_frames(body.if_contains("frames"));
     auto mirror = project ? mirror_of(*project) : nullptr;
-    if (!project || !last || !more || !frames)
-      return (void)refuse(&message, stream, "a malformed fill");
+    if (!project || !last || !more || !frames) return refuse(&message, stream, "a malformed fill");
     if (!mirror || mirror->node() != message.from) return;
     std::vector<cluster::SeqFrame> list;
     for (auto& [seq, text] : *frames) list.push_back({seq, std::nullopt, std::move(text)});
@@ -453,12 +451,12 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
     return;
   }
   const auto conn = cluster::get_u64(body, "conn");
-  if (!conn) return (void)refuse(&message, stream, kind + " without conn");
+  if (!conn) return refuse(&message, stream, kind + " without conn");
   auto connection = hub_.connections_.find(*conn);
   if (!connection) return;  // closed meanwhile
   if (kind == "frame" || kind == "seq") {
     if (!cluster::is_client_frame(message.frame))
-      return (void)refuse(&message, stream, "a frame that is not a JSON message");
+      return refuse(&message, stream, "a frame that is not a JSON message");
     auto text = std::make_shared<const std::string>(message.frame);
     const auto seq = cluster::get_u64(body, "seq");
     auto mirror = project ? mirror_of(*project) : nullptr;
@@ -471,7 +469,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
   }
   if (kind == "joined") {
     const auto last_seq = cluster::get_u64(body, "last_seq");
-    if (!project || !last_seq) return (void)refuse(&message, stream, "a malformed join");
+    if (!project || !last_seq) return refuse(&message, stream, "a malformed join");
     {
       std::lock_guard lock(mutex_);
       auto& entry = directory_[*project];
@@ -484,7 +482,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
     return;
   }
   if (kind == "end") {
-    if (!project) return (void)refuse(&message, stream, "end without project");
+    if (!project) return refuse(&message, stream, "end without project");
     if (auto mirror = mirror_of(*project)) mirror->drop(*conn);
     return;
   }
@@ -494,7 +492,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
     auto frames = cluster::seq_frames(body.if_contains("frames"));
     auto mirror = project ? mirror_of(*project) : nullptr;
     if (!project || !through || !live || !frames)
-      return (void)refuse(&message, stream, "a malformed page");
+      return refuse(&message, stream, "a malformed page");
     if (!mirror) return;
     CatchUpPage page;
     page.through_seq = *through;
@@ -508,7 +506,7 @@ void ClusterNode::handle_reply(const cluster::NodeMessage& message, const json::
     const auto code = cluster::get_u64(body, "code");
     const auto reason = cluster::get_string(body, "reason", 123);
     if (!code || *code < 1000 || *code > 4999 || !reason)
-      return (void)refuse(&message, stream, "a malformed close");
+      return refuse(&message, stream, "a malformed close");
     connection->close(static_cast<std::uint16_t>(*code), *reason);
     return;
   }
@@ -521,18 +519,18 @@ void ClusterNode::on_event(const std::string& stream, const redis::Reply& fields
   if (!mirror) return;
   std::string why;
   auto message = signer_.open(stream, fields, why);
-  if (!message) return (void)refuse(nullptr, stream, why);
+  if (!message) return refuse(nullptr, stream, why);
   if (message->from != mirror->node())
-    return (void)refuse(&*message, stream, "an event from a node that does not own the project");
+    return refuse(&*message, stream, "an event from a node that does not own the project");
   auto body = cluster::parse_body(message->body, 4096);
   const auto seq = body ? cluster::get_u64(*body, "seq") : std::nullopt;
-  if (message->kind != "ev" || !seq) return (void)refuse(&*message, stream, "a malformed event");
+  if (message->kind != "ev" || !seq) return refuse(&*message, stream, "a malformed event");
   cluster::SeqFrame frame;
   frame.seq = *seq;
   frame.prev = cluster::get_u64(*body, "prev");
   if (!message->frame.empty()) {
     if (!cluster::is_client_frame(message->frame))
-      return (void)refuse(&*message, stream, "an event that is not a JSON message");
+      return refuse(&*message, stream, "an event that is not a JSON message");
     frame.text = std::make_shared<const std::string>(std::move(message->frame));
   }
   mirror->on_event(std::move(frame));

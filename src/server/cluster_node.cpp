@@ -406,11 +406,10 @@ void ClusterNode::send_reply(const std::string& node, const std::string& to_boot
        kControlStreamMaxlen);
 }
 
-bool ClusterNode::refuse(const cluster::NodeMessage* message, const std::string& stream,
+void ClusterNode::refuse(const cluster::NodeMessage* message, const std::string& stream,
                          const std::string& why) {
   spdlog::warn("cluster: refused an entry on {}{}: {}", stream,
                message ? " from node " + message->from.substr(0, 64) : std::string(), why);
-  return false;
 }
 
 }  // namespace pa::server

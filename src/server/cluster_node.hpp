@@ -160,7 +160,7 @@ class ClusterNode : public std::enable_shared_from_this<ClusterNode> {
   void publish_event(const std::string& project_id, std::uint64_t seq,
                      std::optional<std::uint64_t> prev, const protocol::SharedText& frame);
 
-  bool refuse(const cluster::NodeMessage* message, const std::string& stream,
+  void refuse(const cluster::NodeMessage* message, const std::string& stream,
               const std::string& why);
 
   boost::asio::io_context& io_;

@@ -66,21 +66,20 @@ void ClusterNode::publish_event(const std::string& project_id, std::uint64_t seq
        });
 }
 
-void ClusterNode::on_command(const std::string& stream, const std::string& id,
+void ClusterNode::on_command(const std::string& stream, const std::string& /*id*/,
                              const redis::Reply& fields) {
-  (void)id;
   std::string why;
   auto message = signer_.open(stream, fields, why);
-  if (!message) return (void)refuse(nullptr, stream, why);
+  if (!message) return refuse(nullptr, stream, why);
   const auto age = std::chrono::milliseconds(cluster::unix_ms_now() - message->ts_ms);
   if (age > config_.cluster.request_timeout + kCommandSlack ||
       age < -(config_.cluster.request_timeout + kCommandSlack)) {
     // Its sender gave up long ago (or the clocks disagree by more than the timeout).
-    return (void)refuse(&*message, stream,
-                        "a stale command (" + std::to_string(age.count() / 1000) + " s old)");
+    return refuse(&*message, stream,
+                  "a stale command (" + std::to_string(age.count() / 1000) + " s old)");
   }
   auto body = cluster::parse_body(message->body);
-  if (!body) return (void)refuse(&*message, stream, "the body is not a JSON object");
+  if (!body) return refuse(&*message, stream, "the body is not a JSON object");
   handle_command(*message, std::move(*body));
 }
 
@@ -150,7 +149,7 @@ void ClusterNode::handle_command(const cluster::NodeMessage& message, json::obje
   if (kind == "fill") return answer_fill(message, body);
   if (kind == "closed") {
     const auto conn = cluster::get_u64(body, "conn");
-    if (!conn) return (void)refuse(&message, stream, "closed without conn");
+    if (!conn) return refuse(&message, stream, "closed without conn");
     std::shared_ptr<RemoteClient> client;
     {
       std::lock_guard lock(mutex_);
@@ -165,7 +164,7 @@ void ClusterNode::handle_command(const cluster::NodeMessage& message, json::obje
   const auto project_id = cluster::get_string(body, "project", kMaxIdBytes);
   if (kind == "leave") {
     const auto conn = cluster::get_u64(body, "conn");
-    if (!conn || !project_id) return (void)refuse(&message, stream, "a malformed leave");
+    if (!conn || !project_id) return refuse(&message, stream, "a malformed leave");
     if (auto client = find_client(message.from, *conn)) {
       if (auto feed = client->joined(*project_id)) feed->leave(client->id());
     }
@@ -173,11 +172,11 @@ void ClusterNode::handle_command(const cluster::NodeMessage& message, json::obje
   }
   const auto* who = body.if_contains("who");
   auto client = who && who->is_object() ? client_for(message, who->as_object()) : nullptr;
-  if (!client) return (void)refuse(&message, stream, kind + " without a valid sender");
+  if (!client) return refuse(&message, stream, kind + " without a valid sender");
   if (kind == "req") {
     const auto rid = cluster::get_string(body, "rid", 64);
     const auto text = cluster::get_string(body, "text", config_.limits.message_size);
-    if (!rid || !text) return (void)refuse(&message, stream, "a malformed request");
+    if (!rid || !text) return refuse(&message, stream, "a malformed request");
     // Exactly as if the client were this node's own: parsed, checked and answered the same way.
     hub_.on_message(
         client, *text,
@@ -189,7 +188,7 @@ void ClusterNode::handle_command(const cluster::NodeMessage& message, json::obje
   }
   auto project = project_id ? hub_.find_project(*project_id) : nullptr;
   if (kind == "resub") {
-    if (!project_id) return (void)refuse(&message, stream, "resub without project");
+    if (!project_id) return refuse(&message, stream, "resub without project");
     if (!project) {
       client->end_feed_of(*project_id);
       return;
@@ -204,7 +203,7 @@ void ClusterNode::handle_command(const cluster::NodeMessage& message, json::obje
     const auto max_frames = cluster::get_u64(body, "max_frames");
     const auto max_bytes = cluster::get_u64(body, "max_bytes");
     if (!project_id || !after || !max_frames || !max_bytes)
-      return (void)refuse(&message, stream, "a malformed catch_up");
+      return refuse(&message, stream, "a malformed catch_up");
     if (!project) {
       client->end_feed_of(*project_id);
       return;
@@ -219,8 +218,7 @@ void ClusterNode::handle_command(const cluster::NodeMessage& message, json::obje
 void ClusterNode::answer_fill(const cluster::NodeMessage& message, const json::object& body) {
   const auto project_id = cluster::get_string(body, "project", kMaxIdBytes);
   const auto after = cluster::get_u64(body, "after");
-  if (!project_id || !after)
-    return (void)refuse(&message, keys::commands(name_), "a malformed fill");
+  if (!project_id || !after) return refuse(&message, keys::commands(name_), "a malformed fill");
   auto project = hub_.find_project(*project_id);
   const auto answer = [weak = weak_from_this(), node = message.from, boot = message.boot,
                        id = *project_id](json::array frames, std::uint64_t last, bool more) {

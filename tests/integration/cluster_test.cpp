@@ -307,7 +307,10 @@ TEST_F(ClusterTest, AClientOnOneNodeUsesAnotherNodesProjectLikeItsOwnClients) {
 // Steering another node's run from A: a follow-up queued into it, an interrupt, a kill: each
 // answered as the owner answers its own clients.
 TEST_F(ClusterTest, ARemoteClientQueuesInterruptsAndKillsAnotherNodesRun) {
-  auto [on_a, on_b, id, joined_at] = remote_subscriber();
+  const auto nodes = remote_subscriber();
+  WsClient* on_a = nodes.on_a.get();
+  WsClient* on_b = nodes.on_b.get();
+  const std::string& id = nodes.id;
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(is_state(execute(*on_a, id, "[[fake:hang]]"), "EXECUTING"));
   const auto queued =
@@ -332,7 +335,6 @@ TEST_F(ClusterTest, ARemoteClientQueuesInterruptsAndKillsAnotherNodesRun) {
       },
       30s);
   EXPECT_TRUE(ended);
-  (void)joined_at;
 }
 
 // Must show 2: B is SIGKILLed during a run; A shows B's projects UNAVAILABLE; B restarts, the run
