@@ -145,7 +145,7 @@ void RemoteFeed::subscribe(std::shared_ptr<Connection> connection, std::uint64_t
                  if (frame.seq > after_seq && frame.seq <= self->last_seq_)
                    connection->send_seq(feed, frame.seq, frame.text, false);
                }
-               if (!self->recent_.empty() && self->recent_.front().prev.value_or(0) > after_seq) {
+               if (after_seq < self->window_start_) {
                  spdlog::warn(
                      "cluster: project {}: a subscriber joined further back than the broadcasts "
                      "kept here; it catches up with get_messages",
